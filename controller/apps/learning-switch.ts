@@ -1,0 +1,93 @@
+// L2 learning switch for all traffic the migration logic does not own (ARP included):
+// learns source MACs per datapath, installs exact (in_port, eth_src, eth_dst) flows with idle
+// timeouts for known destinations, and floods the rest. Also keeps an IP → MAC/port table from
+// what it sees, which the handoff engine uses to find backends.
+import { OFPP, OFP_NO_BUFFER, OFPPR, OFPPS, OFPPC, OFPFF, flowMod } from '../openflow/index.ts';
+import type { ParsedFrame } from '../packet/index.ts';
+import type { SwitchConnection } from '../datapath/switch-connection.ts';
+import { dpidString } from '../datapath/switch-connection.ts';
+import { APP_ID, appCookie, COOKIE_APP_MASK } from '../cookies.ts';
+import type { App, PacketIn, PortStatus } from './app.ts';
+import type { Logger } from '../log.ts';
+
+export interface LearningOptions { idleTimeout: number; hardTimeout: number; priority: number }
+export interface HostLocation { mac: string; dpid: string; port: number; seen: number }
+
+const COOKIE = appCookie(APP_ID.learning);
+
+function isMulticast(mac: string): boolean { return (parseInt(mac.slice(0, 2), 16) & 1) === 1; }
+
+export class LearningSwitch implements App {
+  readonly name = 'learning-switch';
+  /** dpid → (mac → port) */
+  private readonly macs = new Map<string, Map<string, number>>();
+  /** ipv4 → where its owner was last seen */
+  readonly hosts = new Map<string, HostLocation>();
+  private static readonly MAX_MACS = 65536;
+
+  constructor(private readonly opts: LearningOptions, private readonly log: Logger) {}
+
+  switchGone(sw: SwitchConnection): void {
+    const key = sw.features ? dpidString(sw.features.datapathId) : '';
+    this.macs.delete(key);
+  }
+
+  portForMac(dpid: string, mac: string): number | undefined { return this.macs.get(dpid)?.get(mac); }
+
+  packetIn(sw: SwitchConnection, pi: PacketIn, frame: ParsedFrame | undefined): boolean {
+    if (!frame || !sw.features) return false;
+    const inPort = pi.match.inPort;
+    if (inPort === undefined) return false;
+    const dpid = dpidString(sw.features.datapathId);
+    let table = this.macs.get(dpid);
+    if (!table) this.macs.set(dpid, (table = new Map()));
+    const { src, dst } = frame.eth;
+
+    if (!isMulticast(src)) {
+      const known = table.get(src);
+      if (known !== inPort) {
+        if (known !== undefined) {
+          // The host moved: flows that send to its old port are wrong now.
+          this.log.info('MAC moved', { dpid, mac: src, from: known, to: inPort });
+          sw.send(flowMod({ command: 'delete', tableId: 0, cookie: COOKIE, cookieMask: COOKIE_APP_MASK, match: { ethDst: src }, outPort: OFPP.ANY }));
+        }
+        if (table.size >= LearningSwitch.MAX_MACS) table.delete(table.keys().next().value!);
+        table.set(src, inPort);
+      }
+      const ip = frame.arp?.senderIp ?? frame.ipv4?.src;
+      if (ip && ip !== '0.0.0.0') this.hosts.set(ip, { mac: src, dpid, port: inPort, seen: Date.now() });
+    }
+
+    const outPort = isMulticast(dst) ? undefined : table.get(dst);
+    if (outPort === undefined) {
+      this.packetOut(sw, pi, OFPP.FLOOD);
+      return true;
+    }
+    if (outPort === inPort) return true; // would hairpin: drop, as a real bridge does
+    sw.send(flowMod({
+      command: 'add', tableId: 0, priority: this.opts.priority, cookie: COOKIE,
+      idleTimeout: this.opts.idleTimeout, hardTimeout: this.opts.hardTimeout, flags: OFPFF.SEND_FLOW_REM,
+      match: { inPort, ethSrc: src, ethDst: dst },
+      instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: outPort }] }],
+    }));
+    this.packetOut(sw, pi, outPort);
+    return true;
+  }
+
+  portStatus(sw: SwitchConnection, msg: PortStatus): void {
+    const down = msg.reason === OFPPR.DELETE || (msg.port.state & OFPPS.LINK_DOWN) !== 0 || (msg.port.config & OFPPC.PORT_DOWN) !== 0;
+    if (!down || !sw.features) return;
+    const dpid = dpidString(sw.features.datapathId);
+    const table = this.macs.get(dpid);
+    if (table) for (const [mac, port] of table) if (port === msg.port.portNo) table.delete(mac);
+    sw.send(flowMod({ command: 'delete', tableId: 0, cookie: COOKIE, cookieMask: COOKIE_APP_MASK, match: {}, outPort: msg.port.portNo }));
+  }
+
+  private packetOut(sw: SwitchConnection, pi: PacketIn, port: number): void {
+    const buffered = pi.bufferId !== OFP_NO_BUFFER;
+    sw.send({
+      type: 'packet_out', xid: 0, bufferId: pi.bufferId, inPort: pi.match.inPort ?? OFPP.CONTROLLER,
+      actions: [{ type: 'output', port }], data: buffered ? Buffer.alloc(0) : pi.data,
+    });
+  }
+}

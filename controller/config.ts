@@ -1,0 +1,81 @@
+// Controller configuration: defaults, and validation that names the offending key.
+// A tiny declarative schema (no dependency): every field has a checker; unknown keys are errors,
+// because a misspelt key silently falling back to a default is worse than refusing to start.
+import { readFileSync } from 'node:fs';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts';
+
+export interface ControllerConfig {
+  listen: { host: string; port: number };
+  log: { level: LogLevel; format: LogFormat };
+  switch: { echoIntervalMs: number; deadTimeoutMs: number; requestTimeoutMs: number };
+  learning: { idleTimeout: number; hardTimeout: number; priority: number };
+}
+
+export const DEFAULT_CONFIG: ControllerConfig = {
+  listen: { host: '0.0.0.0', port: 6653 },
+  log: { level: 'info', format: 'text' },
+  switch: { echoIntervalMs: 5000, deadTimeoutMs: 15000, requestTimeoutMs: 10000 },
+  learning: { idleTimeout: 60, hardTimeout: 0, priority: 10 },
+};
+
+export class ConfigError extends Error {
+  constructor(readonly key: string, detail: string, readonly file?: string) {
+    super(`${file ? file + ': ' : ''}invalid config at '${key}': ${detail}`);
+  }
+}
+
+type Checker = (v: unknown, key: string) => unknown;
+
+const int = (min: number, max: number): Checker => (v, key) => {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(key, `expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  return v;
+};
+const oneOf = (values: readonly string[]): Checker => (v, key) => {
+  if (typeof v !== 'string' || !values.includes(v)) throw new ConfigError(key, `expected one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+  return v;
+};
+const host: Checker = (v, key) => {
+  if (typeof v !== 'string' || v.length === 0 || /\s/.test(v)) throw new ConfigError(key, `expected a host name or address, got ${JSON.stringify(v)}`);
+  return v;
+};
+
+type Schema = { [k: string]: Checker | Schema };
+
+const SCHEMA: Schema = {
+  listen: { host, port: int(0, 65535) },
+  log: { level: oneOf(LOG_LEVELS), format: oneOf(['json', 'text']) },
+  switch: { echoIntervalMs: int(100, 3_600_000), deadTimeoutMs: int(200, 3_600_000), requestTimeoutMs: int(100, 3_600_000) },
+  learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
+};
+
+function merge(schema: Schema, defaults: Record<string, unknown>, input: unknown, path: string): Record<string, unknown> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ConfigError(path || '(root)', `expected an object, got ${JSON.stringify(input)}`);
+  const out: Record<string, unknown> = { ...defaults };
+  for (const [k, v] of Object.entries(input)) {
+    const key = path ? `${path}.${k}` : k;
+    const spec = schema[k];
+    if (spec === undefined) throw new ConfigError(key, `unknown key (known: ${Object.keys(schema).join(', ')})`);
+    out[k] = typeof spec === 'function' ? spec(v, key) : merge(spec, defaults[k] as Record<string, unknown>, v, key);
+  }
+  return out;
+}
+
+/** Validates a parsed config object, filling in defaults. Throws ConfigError naming the bad key. */
+export function parseConfig(input: unknown): ControllerConfig {
+  const cfg = merge(SCHEMA, DEFAULT_CONFIG as unknown as Record<string, unknown>, input ?? {}, '') as unknown as ControllerConfig;
+  if (cfg.switch.deadTimeoutMs <= cfg.switch.echoIntervalMs) {
+    throw new ConfigError('switch.deadTimeoutMs', `must be larger than switch.echoIntervalMs (${cfg.switch.echoIntervalMs})`);
+  }
+  return cfg;
+}
+
+export function loadConfigFile(path: string): ControllerConfig {
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) { throw new ConfigError('(file)', `cannot read: ${(e as Error).message}`, path); }
+  let json: unknown;
+  try { json = JSON.parse(text); } catch (e) { throw new ConfigError('(file)', `not valid JSON: ${(e as Error).message}`, path); }
+  try { return parseConfig(json); } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(e.key, e.message.replace(/^invalid config at '[^']*': /, ''), path);
+    throw e;
+  }
+}

@@ -1,0 +1,252 @@
+// One OpenFlow 1.3 channel to one switch: framing, version negotiation, features, echo keepalive
+// both ways with a dead-switch timeout, xid-correlated requests, barriers that surface OFPT_ERRORs
+// to the caller, and back-pressure (reading pauses while the switch is not draining our writes).
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import {
+  OFP_VERSION, OFPET, OFPBRC, OFPHFC, decodeMessage, encodeMessage, errorCodeName, errorTypeName, splitMessages,
+  type OfpMessage,
+} from '../openflow/index.ts';
+import type { Logger } from '../log.ts';
+
+export interface ChannelOptions { echoIntervalMs: number; deadTimeoutMs: number; requestTimeoutMs: number }
+
+export interface SwitchFeatures { datapathId: bigint; nBuffers: number; nTables: number; auxiliaryId: number; capabilities: number }
+
+/** An OFPT_ERROR the switch sent in response to one of our messages. */
+export class OpenFlowError extends Error {
+  constructor(readonly errType: number, readonly code: number, readonly data: Buffer, readonly request?: OfpMessage) {
+    super(`switch rejected ${request?.type ?? 'a message'}: ${errorTypeName(errType)}/${errorCodeName(errType, code)}`);
+  }
+}
+
+type Pending = { resolve: (m: OfpMessage[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; parts: OfpMessage[]; request: OfpMessage };
+
+const OFPMPF_REPLY_MORE = 1;
+const REPLY_TYPES: Partial<Record<OfpMessage['type'], OfpMessage['type']>> = {
+  echo_request: 'echo_reply', features_request: 'features_reply', get_config_request: 'get_config_reply',
+  barrier_request: 'barrier_reply', multipart_request: 'multipart_reply', role_request: 'role_reply',
+};
+
+/**
+ * Events: 'ready' (features), 'message' (msg, every decoded message not consumed as a reply),
+ * 'ofp_error' (OpenFlowError for an error nobody was waiting for), 'close' (reason: string).
+ */
+export class SwitchConnection extends EventEmitter {
+  private rx: Buffer = Buffer.alloc(0);
+  private nextXid = 1;
+  private readonly pending = new Map<number, Pending>();
+  /** xids of fire-and-forget messages sent since the last barrier, so a later error can name its request. */
+  private readonly unconfirmed = new Map<number, OfpMessage>();
+  private readonly errorsSinceBarrier = new Map<number, OpenFlowError>();
+  private lastRx = Date.now();
+  private echoTimer?: NodeJS.Timeout;
+  private closed = false;
+  features?: SwitchFeatures;
+  readonly remote: string;
+
+  constructor(private readonly socket: Socket, private readonly opts: ChannelOptions, private readonly log: Logger) {
+    super();
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('close', () => this.shutdown('connection closed by switch'));
+    socket.on('error', (e) => this.shutdown(`socket error: ${e.message}`));
+    socket.on('drain', () => socket.resume());
+  }
+
+  get connected(): boolean { return !this.closed; }
+  get datapathId(): bigint | undefined { return this.features?.datapathId; }
+
+  /** Version negotiation and features; resolves once the switch is usable. */
+  async handshake(): Promise<SwitchFeatures> {
+    const hello = new Promise<OfpMessage>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no HELLO from switch')), this.opts.requestTimeoutMs);
+      this.once('hello', (m: OfpMessage) => { clearTimeout(t); resolve(m); });
+      this.once('close', (why: string) => { clearTimeout(t); reject(new Error(why)); });
+    });
+    this.send({ type: 'hello', xid: this.allocXid(), versions: [OFP_VERSION] });
+    const theirs = await hello;
+    if (theirs.type !== 'hello') throw new Error('unexpected first message');
+    // Without a bitmap the negotiated version is min(ours, theirs); with one, 1.3 must be in it.
+    const ok = theirs.versions ? theirs.versions.includes(OFP_VERSION) : this.peerVersion >= OFP_VERSION;
+    if (!ok) {
+      this.send({ type: 'error', xid: theirs.xid, errType: OFPET.HELLO_FAILED, code: OFPHFC.INCOMPATIBLE, data: Buffer.from('OpenFlow 1.3 required') });
+      this.close('no common OpenFlow version (1.3 required)');
+      throw new Error('switch does not speak OpenFlow 1.3');
+    }
+    const [reply] = await this.request({ type: 'features_request', xid: 0 });
+    if (reply.type !== 'features_reply') throw new Error('bad features reply');
+    this.features = { datapathId: reply.datapathId, nBuffers: reply.nBuffers, nTables: reply.nTables, auxiliaryId: reply.auxiliaryId, capabilities: reply.capabilities };
+    this.startKeepalive();
+    this.emit('ready', this.features);
+    return this.features;
+  }
+
+  allocXid(): number {
+    const x = this.nextXid;
+    this.nextXid = (this.nextXid % 0xfffffff0) + 1;
+    return x;
+  }
+
+  /** Sends a message; returns its xid. Errors for it are reported by the next barrier(). */
+  send(msg: OfpMessage): number {
+    if (this.closed) throw new Error(`switch ${this.describe()} is disconnected`);
+    if (msg.xid === 0) msg = { ...msg, xid: this.allocXid() };
+    if (!REPLY_TYPES[msg.type] && msg.type !== 'hello' && msg.type !== 'echo_reply' && msg.type !== 'error') {
+      this.unconfirmed.set(msg.xid, msg);
+      // Bounded: callers that never barrier (plain packet-outs) must not grow this map forever.
+      if (this.unconfirmed.size > 4096) this.unconfirmed.delete(this.unconfirmed.keys().next().value!);
+    }
+    const bytes = encodeMessage(msg);
+    // Back-pressure: stop reading (and so stop generating more work) until the switch drains our output.
+    if (!this.socket.write(bytes)) this.socket.pause();
+    return msg.xid;
+  }
+
+  /** Sends a request and resolves with its reply (all parts of a multipart reply). */
+  request(msg: OfpMessage): Promise<OfpMessage[]> {
+    if (!REPLY_TYPES[msg.type]) return Promise.reject(new Error(`${msg.type} has no reply`));
+    if (this.closed) return Promise.reject(new Error(`switch ${this.describe()} is disconnected`));
+    const xid = msg.xid === 0 ? this.allocXid() : msg.xid;
+    const req = { ...msg, xid } as OfpMessage;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(xid);
+        reject(new Error(`${msg.type} xid ${xid} to ${this.describe()}: no reply within ${this.opts.requestTimeoutMs} ms`));
+      }, this.opts.requestTimeoutMs);
+      this.pending.set(xid, { resolve, reject, timer, parts: [], request: req });
+      this.send(req);
+    });
+  }
+
+  /**
+   * Barrier: resolves when the switch has processed everything sent before it. Rejects with the
+   * first OpenFlowError any of those messages caused, so the caller of a batch learns of it.
+   */
+  async barrier(): Promise<void> {
+    const covered = new Set(this.unconfirmed.keys());
+    this.unconfirmed.clear();
+    try {
+      await this.request({ type: 'barrier_request', xid: 0 });
+    } finally {
+      // Errors arrive before the barrier reply (the switch processes in order).
+      const errors = [...covered].map((x) => this.errorsSinceBarrier.get(x)).filter((e): e is OpenFlowError => !!e);
+      for (const x of covered) this.errorsSinceBarrier.delete(x);
+      if (errors.length > 0) throw errors[0];
+    }
+  }
+
+  /** Sends a batch followed by a barrier; rejects with the first error the batch caused. */
+  async transact(msgs: OfpMessage[]): Promise<void> {
+    for (const m of msgs) this.send(m);
+    await this.barrier();
+  }
+
+  close(reason = 'closed by controller'): void {
+    this.socket.destroy();
+    this.shutdown(reason);
+  }
+
+  describe(): string { return this.features ? dpidString(this.features.datapathId) : this.remote; }
+
+  private peerVersion = 0;
+
+  private onData(d: Buffer): void {
+    this.lastRx = Date.now();
+    this.rx = this.rx.length ? Buffer.concat([this.rx, d]) : d;
+    const split = splitMessages(this.rx);
+    if (!split.ok) {
+      // A header with length < 8 desynchronises the stream for good: nothing after it can be framed.
+      this.log.error('unframeable data from switch, closing', { remote: this.remote, error: split.error.message });
+      this.close(`framing error: ${split.error.message}`);
+      return;
+    }
+    this.rx = split.value.rest;
+    for (const raw of split.value.messages) {
+      if (this.closed) return;
+      this.onMessage(raw);
+    }
+  }
+
+  private onMessage(raw: Buffer): void {
+    const version = raw[0];
+    const xid = raw.readUInt32BE(4);
+    if (raw[1] === 0 /* OFPT_HELLO */ && this.peerVersion === 0) this.peerVersion = version;
+    const res = decodeMessage(raw);
+    if (!res.ok) {
+      // One bad message must not take the channel down: report it to the switch and the log, go on.
+      this.log.warn('malformed OpenFlow message from switch', { dpid: this.describe(), xid, error: res.error.message, bytes: raw.subarray(0, 64).toString('hex') });
+      this.emit('malformed', res.error);
+      if (version === OFP_VERSION) {
+        this.send({ type: 'error', xid, errType: OFPET.BAD_REQUEST, code: res.error.kind === 'bad_length' || res.error.kind === 'truncated' ? OFPBRC.BAD_LEN : OFPBRC.BAD_TYPE, data: raw.subarray(0, 64) });
+      }
+      return;
+    }
+    const msg = res.value;
+    switch (msg.type) {
+      case 'hello': this.emit('hello', msg); return;
+      case 'echo_request': this.send({ type: 'echo_reply', xid: msg.xid, data: msg.data }); return;
+      case 'error': this.onError(msg); return;
+      case 'unknown':
+        this.send({ type: 'error', xid: msg.xid, errType: OFPET.BAD_REQUEST, code: OFPBRC.BAD_TYPE, data: raw.subarray(0, 64) });
+        return;
+      default: break;
+    }
+    const p = this.pending.get(msg.xid);
+    if (p && REPLY_TYPES[p.request.type] === msg.type) {
+      p.parts.push(msg);
+      if (msg.type === 'multipart_reply' && (msg.flags & OFPMPF_REPLY_MORE)) return;
+      clearTimeout(p.timer);
+      this.pending.delete(msg.xid);
+      p.resolve(p.parts);
+      return;
+    }
+    this.emit('message', msg);
+  }
+
+  private onError(msg: Extract<OfpMessage, { type: 'error' }>): void {
+    const p = this.pending.get(msg.xid);
+    const err = new OpenFlowError(msg.errType, msg.code, msg.data, p?.request ?? this.unconfirmed.get(msg.xid));
+    if (p) {
+      clearTimeout(p.timer);
+      this.pending.delete(msg.xid);
+      p.reject(err);
+      return;
+    }
+    if (this.unconfirmed.has(msg.xid)) {
+      this.errorsSinceBarrier.set(msg.xid, err);
+      // Bound: errors for messages nobody ever barriers on must not accumulate forever.
+      if (this.errorsSinceBarrier.size > 1024) this.errorsSinceBarrier.delete(this.errorsSinceBarrier.keys().next().value!);
+    }
+    this.log.warn('OpenFlow error from switch', { dpid: this.describe(), xid: msg.xid, type: errorTypeName(msg.errType), code: errorCodeName(msg.errType, msg.code) });
+    this.emit('ofp_error', err);
+  }
+
+  private startKeepalive(): void {
+    this.echoTimer = setInterval(() => {
+      const idle = Date.now() - this.lastRx;
+      if (idle >= this.opts.deadTimeoutMs) {
+        this.log.warn('switch silent, declaring it dead', { dpid: this.describe(), idleMs: idle });
+        this.close(`no message for ${idle} ms`);
+        return;
+      }
+      if (idle >= this.opts.echoIntervalMs) this.request({ type: 'echo_request', xid: 0, data: Buffer.alloc(0) }).catch(() => { /* dead-timeout handles it */ });
+    }, Math.min(this.opts.echoIntervalMs, 1000));
+    this.echoTimer.unref();
+  }
+
+  private shutdown(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.echoTimer) clearInterval(this.echoTimer);
+    for (const [, p] of this.pending) { clearTimeout(p.timer); p.reject(new Error(`switch ${this.describe()} disconnected: ${reason}`)); }
+    this.pending.clear();
+    this.unconfirmed.clear();
+    this.errorsSinceBarrier.clear();
+    this.socket.destroy();
+    this.emit('close', reason);
+  }
+}
+
+export function dpidString(dpid: bigint): string { return dpid.toString(16).padStart(16, '0'); }
