@@ -3,12 +3,16 @@
 // because a misspelt key silently falling back to a default is worse than refusing to start.
 import { readFileSync } from 'node:fs';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts';
+import { ConfigError } from './config-error.ts';
+import { parseServices, type ServiceConfig } from './handoff/service-config.ts';
 
 export interface ControllerConfig {
   listen: { host: string; port: number };
   log: { level: LogLevel; format: LogFormat };
   switch: { echoIntervalMs: number; deadTimeoutMs: number; requestTimeoutMs: number };
   learning: { idleTimeout: number; hardTimeout: number; priority: number };
+  handoff: { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number };
+  services: ServiceConfig[];
 }
 
 export const DEFAULT_CONFIG: ControllerConfig = {
@@ -16,13 +20,11 @@ export const DEFAULT_CONFIG: ControllerConfig = {
   log: { level: 'info', format: 'text' },
   switch: { echoIntervalMs: 5000, deadTimeoutMs: 15000, requestTimeoutMs: 10000 },
   learning: { idleTimeout: 60, hardTimeout: 0, priority: 10 },
+  handoff: { maxConnections: 100000, handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000 },
+  services: [],
 };
 
-export class ConfigError extends Error {
-  constructor(readonly key: string, detail: string, readonly file?: string) {
-    super(`${file ? file + ': ' : ''}invalid config at '${key}': ${detail}`);
-  }
-}
+export { ConfigError };
 
 type Checker = (v: unknown, key: string) => unknown;
 
@@ -46,6 +48,8 @@ const SCHEMA: Schema = {
   log: { level: oneOf(LOG_LEVELS), format: oneOf(['json', 'text']) },
   switch: { echoIntervalMs: int(100, 3_600_000), deadTimeoutMs: int(200, 3_600_000), requestTimeoutMs: int(100, 3_600_000) },
   learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
+  handoff: { maxConnections: int(1, 10_000_000), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000) },
+  services: (v, key) => parseServices(v, key),
 };
 
 function merge(schema: Schema, defaults: Record<string, unknown>, input: unknown, path: string): Record<string, unknown> {

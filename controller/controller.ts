@@ -6,6 +6,7 @@ import { parseFrame } from './packet/index.ts';
 import { OpenFlowServer } from './datapath/openflow-server.ts';
 import { dpidString, type SwitchConnection } from './datapath/switch-connection.ts';
 import { LearningSwitch } from './apps/learning-switch.ts';
+import { HandoffEngine } from './handoff/handoff-engine.ts';
 import { APP_ID, appCookie } from './cookies.ts';
 import type { App } from './apps/app.ts';
 import type { ControllerConfig } from './config.ts';
@@ -20,6 +21,7 @@ const OFPC_FRAG_NORMAL = 0;
 export class Controller extends EventEmitter {
   readonly server: OpenFlowServer;
   readonly learning: LearningSwitch;
+  readonly engine: HandoffEngine;
   private readonly apps: App[] = [];
   readonly stats = { packetIns: 0, unparsedPacketIns: 0, unclaimedPacketIns: 0, appErrors: 0 };
 
@@ -27,8 +29,9 @@ export class Controller extends EventEmitter {
     super();
     this.server = new OpenFlowServer({ ...config.listen, ...config.switch }, log.child({ component: 'openflow' }));
     this.learning = new LearningSwitch(config.learning, log.child({ component: 'learning' }));
+    this.engine = new HandoffEngine(config.services, config.handoff, this.learning, log.child({ component: 'handoff' }));
     // Migration apps first; the learning switch takes whatever they leave.
-    this.apps.push(...apps, this.learning);
+    this.apps.push(this.engine, ...apps, this.learning);
     this.server.on('switch_connected', (sw: SwitchConnection) => { this.prepare(sw).catch((e) => this.log.error('switch setup failed', { dpid: sw.describe(), error: (e as Error).message })); });
     this.server.on('switch_disconnected', (sw: SwitchConnection, reason: string) => {
       for (const app of this.apps) this.guard(app, () => app.switchGone?.(sw, reason));

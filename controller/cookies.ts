@@ -6,3 +6,15 @@ export const APP_ID = { core: 0x01n, learning: 0x02n, intercept: 0x03n, connecti
 
 export function appCookie(app: bigint, low = 0n): bigint { return (app << COOKIE_APP_SHIFT) | (low & ((1n << COOKIE_APP_SHIFT) - 1n)); }
 export function cookieApp(cookie: bigint): bigint { return cookie >> COOKIE_APP_SHIFT; }
+
+/** Per-connection cookies: app byte, a role byte (which of the connection's flows), a 48-bit id. */
+export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n } as const;
+const ROLE_SHIFT = 48n;
+const ID_MASK = (1n << ROLE_SHIFT) - 1n;
+export function connCookie(id: number, role: bigint = CONN_ROLE.main): bigint { return appCookie(APP_ID.connection, (role << ROLE_SHIFT) | (BigInt(id) & ID_MASK)); }
+/** Mask that selects every flow of one connection whatever its role. */
+export const CONN_COOKIE_MASK = COOKIE_APP_MASK | ID_MASK;
+export function connIdOf(cookie: bigint): number | undefined {
+  return cookieApp(cookie) === APP_ID.connection ? Number(cookie & ID_MASK) : undefined;
+}
+export function connRoleOf(cookie: bigint): bigint { return (cookie >> ROLE_SHIFT) & 0xffn; }

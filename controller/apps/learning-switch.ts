@@ -2,6 +2,7 @@
 // learns source MACs per datapath, installs exact (in_port, eth_src, eth_dst) flows with idle
 // timeouts for known destinations, and floods the rest. Also keeps an IP → MAC/port table from
 // what it sees, which the handoff engine uses to find backends.
+import { EventEmitter } from 'node:events';
 import { OFPP, OFP_NO_BUFFER, OFPPR, OFPPS, OFPPC, OFPFF, flowMod } from '../openflow/index.ts';
 import type { ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
@@ -17,7 +18,8 @@ const COOKIE = appCookie(APP_ID.learning);
 
 function isMulticast(mac: string): boolean { return (parseInt(mac.slice(0, 2), 16) & 1) === 1; }
 
-export class LearningSwitch implements App {
+/** Events: 'host' (ip, HostLocation) when an address is first seen or moves. */
+export class LearningSwitch extends EventEmitter implements App {
   readonly name = 'learning-switch';
   /** dpid → (mac → port) */
   private readonly macs = new Map<string, Map<string, number>>();
@@ -25,7 +27,7 @@ export class LearningSwitch implements App {
   readonly hosts = new Map<string, HostLocation>();
   private static readonly MAX_MACS = 65536;
 
-  constructor(private readonly opts: LearningOptions, private readonly log: Logger) {}
+  constructor(private readonly opts: LearningOptions, private readonly log: Logger) { super(); }
 
   switchGone(sw: SwitchConnection): void {
     const key = sw.features ? dpidString(sw.features.datapathId) : '';
@@ -33,6 +35,14 @@ export class LearningSwitch implements App {
   }
 
   portForMac(dpid: string, mac: string): number | undefined { return this.macs.get(dpid)?.get(mac); }
+
+  /** Also called by apps that claim packets (the learning switch never sees those). */
+  learnHost(ip: string, loc: HostLocation): void {
+    const old = this.hosts.get(ip);
+    if (!old && this.hosts.size >= LearningSwitch.MAX_MACS) this.hosts.delete(this.hosts.keys().next().value!);
+    this.hosts.set(ip, loc);
+    if (!old || old.mac !== loc.mac || old.port !== loc.port || old.dpid !== loc.dpid) this.emit('host', ip, loc);
+  }
 
   packetIn(sw: SwitchConnection, pi: PacketIn, frame: ParsedFrame | undefined): boolean {
     if (!frame || !sw.features) return false;
@@ -55,7 +65,7 @@ export class LearningSwitch implements App {
         table.set(src, inPort);
       }
       const ip = frame.arp?.senderIp ?? frame.ipv4?.src;
-      if (ip && ip !== '0.0.0.0') this.hosts.set(ip, { mac: src, dpid, port: inPort, seen: Date.now() });
+      if (ip && ip !== '0.0.0.0') this.learnHost(ip, { mac: src, dpid, port: inPort, seen: Date.now() });
     }
 
     const outPort = isMulticast(dst) ? undefined : table.get(dst);

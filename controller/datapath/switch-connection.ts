@@ -125,12 +125,13 @@ export class SwitchConnection extends EventEmitter {
    * first OpenFlowError any of those messages caused, so the caller of a batch learns of it.
    */
   async barrier(): Promise<void> {
+    // Errors arrive before the barrier reply (the switch processes in order), while these xids
+    // are still in `unconfirmed`, so onError can attribute them.
     const covered = new Set(this.unconfirmed.keys());
-    this.unconfirmed.clear();
     try {
       await this.request({ type: 'barrier_request', xid: 0 });
     } finally {
-      // Errors arrive before the barrier reply (the switch processes in order).
+      for (const x of covered) this.unconfirmed.delete(x);
       const errors = [...covered].map((x) => this.errorsSinceBarrier.get(x)).filter((e): e is OpenFlowError => !!e);
       for (const x of covered) this.errorsSinceBarrier.delete(x);
       if (errors.length > 0) throw errors[0];
@@ -219,7 +220,8 @@ export class SwitchConnection extends EventEmitter {
       // Bound: errors for messages nobody ever barriers on must not accumulate forever.
       if (this.errorsSinceBarrier.size > 1024) this.errorsSinceBarrier.delete(this.errorsSinceBarrier.keys().next().value!);
     }
-    this.log.warn('OpenFlow error from switch', { dpid: this.describe(), xid: msg.xid, type: errorTypeName(msg.errType), code: errorCodeName(msg.errType, msg.code) });
+    // A covered request's caller gets the error from barrier(); only orphan errors are warnings.
+    this.log.log(this.unconfirmed.has(msg.xid) ? 'debug' : 'warn', 'OpenFlow error from switch', { dpid: this.describe(), xid: msg.xid, type: errorTypeName(msg.errType), code: errorCodeName(msg.errType, msg.code) });
     this.emit('ofp_error', err);
   }
 

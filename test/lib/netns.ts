@@ -12,8 +12,8 @@ export class Host {
   exec(argv: string[], opts: RunOptions = {}): Promise<RunResult> { return run('ip', ['netns', 'exec', this.ns, ...argv], opts); }
 
   /** A background process inside the namespace; killed by TestNet.destroy() if still running. */
-  spawn(argv: string[]): ChildProcess {
-    const child = start('ip', ['netns', 'exec', this.ns, ...argv]);
+  spawn(argv: string[], opts: { stdin?: 'pipe' | 'ignore' } = {}): ChildProcess {
+    const child = start('ip', ['netns', 'exec', this.ns, ...argv], { stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'] });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     return child;

@@ -1,0 +1,156 @@
+// Pure "flow plan": the OpenFlow messages that implement each handoff step. No I/O, so every
+// flow the engine installs can be checked in unit tests (and by ovs-ofctl in the cross-checks).
+import { flowMod, seqShiftAction, OFPP, OFPTT, OFPFF, OFPCML_NO_BUFFER, type Action, type Match, type OfpMessage } from '../openflow/index.ts';
+import { APP_ID, appCookie, connCookie, CONN_ROLE, CONN_COOKIE_MASK } from '../cookies.ts';
+
+export const PRIORITY = { intercept: 100, connection: 200, connectionFlags: 210, freeze: 300 } as const;
+export const PROBE_TABLE = 253;
+const ETH_IPV4 = 0x0800;
+const IPPROTO_TCP = 6;
+const TCP_FIN = 0x01;
+const TCP_RST = 0x04;
+/** Enough of a FIN/RST copy to read the headers; the controller needs no payload. */
+const FLAG_COPY_LEN = 128;
+const ALL_ONES = 0xffffffffffffffffn;
+
+export type SwitchMode = 'fastpath' | 'relay';
+export interface L2L4 { mac: string; ip: string; port: number }
+export interface Attached extends L2L4 { ofport: number }
+
+export interface ConnectionFlowSpec {
+  /** The connection's id; cookies carry it (and the flow's role) so FLOW_REMOVED and packet-ins name it. */
+  id: number;
+  idleTimeout: number;
+  client: Attached;
+  /** What the client believes it talks to (server 1's MAC, the service address and port). */
+  service: L2L4;
+  backend: Attached;
+  /** Added to the client's ack (and SACK edges) to land in the backend's sequence space. */
+  ackDelta: number;
+  mode: SwitchMode;
+  mirrorPort?: number;
+}
+
+export function interceptCookie(serviceIndex: number): bigint { return appCookie(APP_ID.intercept, BigInt(serviceIndex)); }
+
+export function clientToServiceMatch(s: ConnectionFlowSpec | { client: Attached; service: L2L4 }): Match {
+  return { inPort: s.client.ofport, ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: s.client.ip, ipv4Dst: s.service.ip, tcpSrc: s.client.port, tcpDst: s.service.port };
+}
+
+export function backendToClientMatch(s: ConnectionFlowSpec): Match {
+  return { inPort: s.backend.ofport, ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: s.backend.ip, ipv4Dst: s.client.ip, tcpSrc: s.backend.port, tcpDst: s.client.port };
+}
+
+function isServiceItself(s: ConnectionFlowSpec): boolean {
+  return s.backend.ip === s.service.ip && s.backend.port === s.service.port && s.backend.mac === s.service.mac && (s.ackDelta >>> 0) === 0;
+}
+
+/** Client → backend: NAT to the backend and shift the ack into its sequence space. */
+export function clientToBackendActions(s: ConnectionFlowSpec): Action[] {
+  const out: Action[] = [];
+  if (s.mirrorPort !== undefined) out.push({ type: 'output', port: s.mirrorPort });
+  if (!isServiceItself(s)) {
+    out.push({ type: 'set_field', field: { ethDst: s.backend.mac } });
+    if (s.backend.ip !== s.service.ip) out.push({ type: 'set_field', field: { ipv4Dst: s.backend.ip } });
+    if (s.backend.port !== s.service.port) out.push({ type: 'set_field', field: { tcpDst: s.backend.port } });
+    if ((s.ackDelta >>> 0) !== 0) out.push(seqShiftAction('ack', s.ackDelta));
+  }
+  out.push({ type: 'output', port: s.backend.ofport });
+  return out;
+}
+
+/** Backend → client: make it look like the service and shift seq back into the client's view. */
+export function backendToClientActions(s: ConnectionFlowSpec): Action[] {
+  const out: Action[] = [];
+  if (!isServiceItself(s)) {
+    out.push({ type: 'set_field', field: { ethSrc: s.service.mac } });
+    if (s.backend.ip !== s.service.ip) out.push({ type: 'set_field', field: { ipv4Src: s.service.ip } });
+    if (s.backend.port !== s.service.port) out.push({ type: 'set_field', field: { tcpSrc: s.service.port } });
+    if ((s.ackDelta >>> 0) !== 0) out.push(seqShiftAction('seq', -s.ackDelta));
+  }
+  out.push({ type: 'output', port: s.client.ofport });
+  return out;
+}
+
+const toController = (maxLen = OFPCML_NO_BUFFER): Action => ({ type: 'output', port: OFPP.CONTROLLER, maxLen });
+
+function add(spec: ConnectionFlowSpec, priority: number, match: Match, actions: Action[], role: bigint = CONN_ROLE.main): OfpMessage {
+  return flowMod({
+    command: 'add', priority, cookie: connCookie(spec.id, role), idleTimeout: spec.idleTimeout, flags: OFPFF.SEND_FLOW_REM,
+    match, instructions: [{ type: 'apply_actions', actions }],
+  });
+}
+
+/**
+ * The connection's flows. Fast path: both directions rewritten in the switch, plus FIN/RST copies
+ * to the controller for teardown. Relay: both directions go through the controller.
+ */
+export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
+  const c2s = clientToServiceMatch(s);
+  const s2c = backendToClientMatch(s);
+  if (s.mode === 'relay') return [add(s, PRIORITY.connection, c2s, [toController()]), add(s, PRIORITY.connection, s2c, [toController()])];
+  const c2sActions = clientToBackendActions(s);
+  const s2cActions = backendToClientActions(s);
+  const flows = [add(s, PRIORITY.connection, c2s, c2sActions), add(s, PRIORITY.connection, s2c, s2cActions)];
+  for (const flag of [TCP_FIN, TCP_RST]) {
+    flows.push(add(s, PRIORITY.connectionFlags, { ...c2s, tcpFlags: { value: flag, mask: flag } }, [...c2sActions, toController(FLAG_COPY_LEN)], CONN_ROLE.flags));
+    flows.push(add(s, PRIORITY.connectionFlags, { ...s2c, tcpFlags: { value: flag, mask: flag } }, [...s2cActions, toController(FLAG_COPY_LEN)], CONN_ROLE.flags));
+  }
+  return flows;
+}
+
+/** Mid-stream move: the client's packets come to the controller until the next data segment. */
+export function freezeFlow(spec: { id: number; client: Attached; service: L2L4 }): OfpMessage {
+  return flowMod({
+    command: 'add', priority: PRIORITY.freeze, cookie: connCookie(spec.id, CONN_ROLE.freeze), hardTimeout: 60,
+    match: clientToServiceMatch(spec), instructions: [{ type: 'apply_actions', actions: [toController()] }],
+  });
+}
+
+export function deleteFreezeFlow(spec: { id: number; client: Attached; service: L2L4 }): OfpMessage {
+  return flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freeze, cookie: connCookie(spec.id, CONN_ROLE.freeze), cookieMask: ALL_ONES, match: clientToServiceMatch(spec) });
+}
+
+/** Every flow of one connection, whatever its role, in every table. */
+export function deleteConnectionFlows(id: number): OfpMessage {
+  return flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id), cookieMask: CONN_COOKIE_MASK, match: {} });
+}
+
+/** The backend → client flows of an old backend, once a connection has moved away from it. */
+export function deleteBackendFlows(id: number, old: { backend: L2L4; client: L2L4 }): OfpMessage {
+  return flowMod({
+    command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id), cookieMask: CONN_COOKIE_MASK,
+    match: { ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: old.backend.ip, ipv4Dst: old.client.ip, tcpSrc: old.backend.port, tcpDst: old.client.port },
+  });
+}
+
+export interface InterceptSpec { index: number; service: { ip: string; port: number }; backends: { ip: string; port: number }[] }
+
+/** Service traffic (client → service, and anything from a backend's service port) to the controller. */
+export function interceptFlows(s: InterceptSpec): OfpMessage[] {
+  const cookie = interceptCookie(s.index);
+  const mk = (match: Match) => flowMod({ command: 'add', priority: PRIORITY.intercept, cookie, match, instructions: [{ type: 'apply_actions', actions: [toController()] }] });
+  const flows = [mk({ ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Dst: s.service.ip, tcpDst: s.service.port })];
+  const seen = new Set<string>();
+  for (const b of s.backends) {
+    const k = `${b.ip}:${b.port}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    flows.push(mk({ ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: b.ip, tcpSrc: b.port }));
+  }
+  return flows;
+}
+
+export function deleteInterceptFlows(index: number): OfpMessage {
+  return flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: interceptCookie(index), cookieMask: ALL_ONES, match: {} });
+}
+
+/** A flow using inc_tcp_seq in a scratch table: the switch rejects it unless it has the patch. */
+export function probeFlows(): { add: OfpMessage; remove: OfpMessage } {
+  const cookie = appCookie(APP_ID.core, 0xbeefn);
+  const match: Match = { ethType: ETH_IPV4, ipProto: IPPROTO_TCP };
+  return {
+    add: flowMod({ command: 'add', tableId: PROBE_TABLE, priority: 1, cookie, match, instructions: [{ type: 'apply_actions', actions: [seqShiftAction('seq', 1)] }] }),
+    remove: flowMod({ command: 'delete', tableId: PROBE_TABLE, cookie, cookieMask: ALL_ONES, match: {} }),
+  };
+}

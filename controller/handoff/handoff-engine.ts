@@ -1,0 +1,671 @@
+// The handoff engine (DESIGN.md §2): intercepts service connections, holds the client's first
+// data segment until a verdict, and either forwards the connection to server 1 or replays its
+// handshake to another backend and splices the two halves with NAT + seq/ack shifting flows.
+// Later moves (mid-stream, back, chains) reuse the same replay at the next client data segment.
+import { EventEmitter } from 'node:events';
+import { OFPP, OFP_NO_BUFFER, OFPET, type OfpMessage } from '../openflow/index.ts';
+import {
+  buildArpFrame, rewriteEthDst, rewriteEthSrc, rewriteIpv4Dst, rewriteIpv4Src, rewriteL4DstPort, rewriteL4SrcPort,
+  parseFrame, shiftTcpAck, shiftTcpSeq, seqAdd, seqSub, type ParsedFrame,
+} from '../packet/index.ts';
+import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/switch-connection.ts';
+import { connIdOf, connRoleOf, CONN_ROLE, cookieApp, APP_ID } from '../cookies.ts';
+import type { App, FlowRemoved, PacketIn } from '../apps/app.ts';
+import type { LearningSwitch } from '../apps/learning-switch.ts';
+import type { Logger } from '../log.ts';
+import { ConnectionTable, clientKey, tupleKey, type Connection, type Phase } from './connection.ts';
+import {
+  connectionFlows, deleteBackendFlows, deleteConnectionFlows, deleteFreezeFlow, deleteInterceptFlows, freezeFlow,
+  interceptFlows, probeFlows, type Attached, type ConnectionFlowSpec, type SwitchMode,
+} from './flow-plan.ts';
+import { applySynPolicy, compareSynAcks, summarise } from './option-policy.ts';
+import { replayAck, replaySyn, resetFor } from './segments.ts';
+import { initialTrack, observe, bothFinSent, type Direction } from './tcp-state.ts';
+import { parseBackend, type BackendConfig, type ServiceConfig, type Verdict } from './service-config.ts';
+
+export interface EngineOptions { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number }
+
+export interface VerdictRequest { verdict: Verdict; source: string; target?: string; sid?: number; seq?: number }
+
+/** The controller's own MAC for ARP probes (locally administered). */
+const CONTROLLER_MAC = '02:00:00:00:00:fe';
+const MAX_QUEUE = 32;
+const REPLAY_TRIES = 3;
+const FREEZE_TIMEOUT_MS = 30000;
+
+export class EngineError extends Error {
+  constructor(readonly status: number, message: string) { super(message); }
+}
+
+/**
+ * Events (all carry plain snapshots from `describe()`):
+ * 'conn_opened', 'conn_state' (c, from, to), 'held', 'verdict', 'forwarded', 'migrated',
+ * 'migration_failed', 'conn_closed', 'switch_mode' (dpid, mode), 'held_frame' (c, frame) for inspectors.
+ */
+export class HandoffEngine extends EventEmitter implements App {
+  readonly name = 'handoff';
+  readonly table: ConnectionTable;
+  private readonly services: ServiceConfig[];
+  private readonly byServiceAddr = new Map<string, ServiceConfig>();
+  private readonly modes = new Map<string, SwitchMode>();
+  private readonly switches = new Map<string, SwitchConnection>();
+  private readonly seenAlerts = new Set<string>();
+  readonly stats = { intercepted: 0, forwarded: 0, migrated: 0, migrationFailures: 0, closed: 0, refusedFull: 0, droppedStray: 0, relayed: 0, alertsUnknownConn: 0, alertsDuplicate: 0 };
+  private fullWarned = 0;
+
+  constructor(services: ServiceConfig[], private readonly opts: EngineOptions, private readonly learning: LearningSwitch, private readonly log: Logger) {
+    super();
+    this.services = services.map((s) => structuredClone(s));
+    for (const s of this.services) this.byServiceAddr.set(`${s.address}:${s.port}`, s);
+    this.table = new ConnectionTable(opts.maxConnections);
+  }
+
+  // ---------------------------------------------------------------- switches
+
+  async switchReady(sw: SwitchConnection): Promise<void> {
+    const dpid = dpidString(sw.features!.datapathId);
+    this.switches.set(dpid, sw);
+    const mode = await this.probe(sw);
+    this.modes.set(dpid, mode);
+    this.log.info(mode === 'fastpath' ? 'switch has inc/dec_tcp_seq/ack: migrated connections stay in the datapath' : 'switch lacks inc/dec_tcp_seq/ack: migrated connections are relayed through the controller (slow)', { dpid, mode });
+    this.emit('switch_mode', dpid, mode);
+    await sw.transact(this.services.flatMap((s, i) => this.interceptFor(s, i)));
+  }
+
+  switchGone(sw: SwitchConnection, reason: string): void {
+    for (const [dpid, s] of this.switches) if (s === sw) { this.switches.delete(dpid); this.modes.delete(dpid); }
+    for (const c of [...this.table.all()]) if (c.sw === sw) this.finish(c, `switch disconnected: ${reason}`, false);
+  }
+
+  modeOf(dpid: string): SwitchMode | undefined { return this.modes.get(dpid); }
+
+  /** Flow-Mod with inc_tcp_seq in a scratch table plus a Barrier: an error means an unpatched switch. */
+  private async probe(sw: SwitchConnection): Promise<SwitchMode> {
+    const p = probeFlows();
+    try {
+      await sw.transact([p.add]);
+      await sw.transact([p.remove]);
+      return 'fastpath';
+    } catch (e) {
+      if (e instanceof OpenFlowError && e.errType === OFPET.BAD_ACTION) return 'relay';
+      throw e;
+    }
+  }
+
+  private interceptFor(s: ServiceConfig, index: number): OfpMessage[] {
+    return interceptFlows({ index, service: { ip: s.address, port: s.port }, backends: s.backends.map((b) => ({ ip: b.address, port: b.port })) });
+  }
+
+  // ---------------------------------------------------------------- services and backends (runtime)
+
+  listServices(): ServiceConfig[] { return this.services; }
+  service(name: string): ServiceConfig | undefined { return this.services.find((s) => s.name === name); }
+
+  async addBackend(serviceName: string, input: unknown): Promise<BackendConfig> {
+    const s = this.service(serviceName);
+    if (!s) throw new EngineError(404, `no service named '${serviceName}'`);
+    let b: BackendConfig;
+    try { b = parseBackend(input, 'backend'); } catch (e) { throw new EngineError(400, (e as Error).message); }
+    if (s.backends.some((x) => x.name === b.name)) throw new EngineError(409, `service '${serviceName}' already has a backend named '${b.name}'`);
+    s.backends.push(b);
+    await this.reinstallIntercept(s);
+    this.log.info('backend added', { service: s.name, backend: b.name, address: `${b.address}:${b.port}` });
+    return b;
+  }
+
+  async removeBackend(serviceName: string, backendName: string): Promise<void> {
+    const s = this.service(serviceName);
+    if (!s) throw new EngineError(404, `no service named '${serviceName}'`);
+    const i = s.backends.findIndex((b) => b.name === backendName);
+    if (i < 0) throw new EngineError(404, `service '${serviceName}' has no backend named '${backendName}'`);
+    if (s.primary === backendName) throw new EngineError(409, `'${backendName}' is the service's primary backend`);
+    const busy = [...this.table.all()].filter((c) => c.service === s && c.backendName === backendName && c.phase !== 'closed');
+    if (busy.length) throw new EngineError(409, `'${backendName}' still serves ${busy.length} connection(s); migrate them first`);
+    s.backends.splice(i, 1);
+    if (s.migrateTo === backendName) s.migrateTo = s.backends.find((b) => b.name !== s.primary)?.name;
+    for (const [sid, name] of Object.entries(s.sidBackends)) if (name === backendName) delete s.sidBackends[sid];
+    await this.reinstallIntercept(s);
+    this.log.info('backend removed', { service: s.name, backend: backendName });
+  }
+
+  private async reinstallIntercept(s: ServiceConfig): Promise<void> {
+    const index = this.services.indexOf(s);
+    await Promise.all([...this.switches.values()].map((sw) => sw.transact([deleteInterceptFlows(index), ...this.interceptFor(s, index)])));
+  }
+
+  // ---------------------------------------------------------------- packet-in
+
+  packetIn(sw: SwitchConnection, pi: PacketIn, frame: ParsedFrame | undefined): boolean {
+    const tcp = frame?.tcp;
+    const ip = frame?.ipv4;
+    if (!frame || !tcp || !ip || !sw.features) return false;
+    const inPort = pi.match.inPort;
+    if (inPort === undefined) return false;
+
+    const c2s = this.table.byClientTuple(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort));
+    if (c2s && c2s.sw === sw) { this.fromClient(c2s, pi, frame, inPort); return true; }
+    const s2c = this.table.byBackendTuple(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort));
+    if (s2c && s2c.sw === sw) { this.fromBackend(s2c, pi, frame, inPort); return true; }
+
+    const service = this.byServiceAddr.get(`${ip.dst}:${tcp.dstPort}`);
+    if (service && tcp.flagSet.syn && !tcp.flagSet.ack) return this.newConnection(sw, service, frame, inPort);
+    // Anything else (traffic of connections this controller does not track) is plain forwarding.
+    return false;
+  }
+
+  private newConnection(sw: SwitchConnection, service: ServiceConfig, frame: ParsedFrame, inPort: number): boolean {
+    if (this.table.full) {
+      this.stats.refusedFull++;
+      if (Date.now() - this.fullWarned > 10000) { this.fullWarned = Date.now(); this.log.warn('connection table full; new connections are forwarded without interception', { max: this.table.max }); }
+      return false;
+    }
+    const dpid = dpidString(sw.features!.datapathId);
+    const mode = this.modes.get(dpid) ?? 'relay';
+    const primary = service.backends.find((b) => b.name === service.primary)!;
+    const tcp = frame.tcp!;
+    const ip = frame.ipv4!;
+    const synOut = applySynPolicy(frame.raw, service.options);
+    if (!synOut.ok) {
+      this.log.warn('cannot apply the option policy to a SYN; forwarding it untouched', { error: synOut.error.message });
+    }
+    const syn = synOut.ok ? synOut.value : Buffer.from(frame.raw);
+    const backendPort = primary.switchPort ?? this.learning.portForMac(dpid, frame.eth.dst) ?? OFPP.FLOOD;
+    const id = this.table.allocId();
+    const c: Connection = {
+      id, service, sw, dpid, mode,
+      client: { mac: frame.eth.src, ip: ip.src, port: tcp.srcPort, ofport: inPort },
+      serviceL2: { mac: frame.eth.dst, ip: ip.dst, port: tcp.dstPort },
+      backend: { mac: frame.eth.dst, ip: primary.address, port: primary.port, ofport: backendPort },
+      backendName: primary.name,
+      phase: 'handshake', track: observe(initialTrack(), 'c2s', segInfo(frame)),
+      syn, synParsed: reparse(syn) ?? frame, isnClient: tcp.seq, ackDelta: 0, queue: [], retired: [],
+      createdAt: Date.now(), migrations: 0, timers: {},
+    };
+    this.table.add(c);
+    this.learning.learnHost(ip.src, { mac: frame.eth.src, dpid, port: inPort, seen: Date.now() });
+    this.stats.intercepted++;
+    this.armIdle(c, this.opts.handshakeTimeoutMs);
+    this.emit('conn_opened', this.describe(c));
+    this.packetOut(c, syn, c.backend.ofport, inPort);
+    return true;
+  }
+
+  private fromClient(c: Connection, pi: PacketIn, frame: ParsedFrame, inPort: number): void {
+    const tcp = frame.tcp!;
+    const seg = segInfo(frame);
+    const role = this.flowRole(pi, c);
+    // Flag copies from installed flows were already forwarded by the switch: only learn from them.
+    if (role === 'copy') { this.trackSegment(c, 'c2s', frame); return; }
+    if (tcp.flagSet.syn && !tcp.flagSet.ack) {
+      if (tcp.seq === c.isnClient && (c.phase === 'handshake')) { this.packetOut(c, c.syn, c.backend.ofport, inPort); return; }
+      if (c.phase === 'closing' || c.phase === 'closed' || tcp.seq !== c.isnClient) {
+        // A new connection reusing the 4-tuple: forget the old one.
+        this.finish(c, 'replaced by a new SYN on the same address/port pair', true);
+        this.packetIn(c.sw, pi, frame);
+        return;
+      }
+      return; // retransmitted SYN after the handshake: stale
+    }
+    this.trackSegment(c, 'c2s', frame);
+    switch (c.phase) {
+      case 'handshake':
+      case 'established':
+        if (seg.payloadLength === 0 || seg.rst) { this.packetOut(c, frame.raw, c.backend.ofport, inPort); if (c.phase === 'handshake' && tcp.flagSet.ack) this.setPhase(c, 'established'); return; }
+        this.hold(c, frame);
+        return;
+      case 'held':
+      case 'replaying':
+        if (c.held && tcp.seq === c.held.seq) {
+          // Retransmission of the held segment: keep one copy (the longest), forward none.
+          if (seg.payloadLength > c.held.len) c.held = heldOf(frame);
+          return;
+        }
+        if (seg.payloadLength === 0 && !seg.fin && !seg.rst) return; // pure ACKs carry nothing the backend needs yet
+        if (c.queue.length < MAX_QUEUE && !c.queue.some((q) => q.equals(frame.raw))) c.queue.push(Buffer.from(frame.raw));
+        return;
+      case 'freezing':
+        if (seg.payloadLength > 0) { this.hold(c, frame); return; }
+        this.relayToBackend(c, frame.raw);
+        return;
+      case 'forwarded':
+      case 'closing':
+        if (role === 'intercept' && c.mode === 'fastpath') { this.packetOut(c, frame.raw, OFPP.TABLE, inPort); return; }
+        this.relayToBackend(c, frame.raw);
+        return;
+      case 'closed': return;
+    }
+  }
+
+  private fromBackend(c: Connection, pi: PacketIn, frame: ParsedFrame, inPort: number): void {
+    const tcp = frame.tcp!;
+    const ip = frame.ipv4!;
+    const role = this.flowRole(pi, c);
+    if (role === 'copy') { this.trackSegment(c, 's2c', frame); return; }
+    const fromTarget = c.replay && ip.src === c.replay.target.ip && tcp.srcPort === c.replay.target.port;
+    if (fromTarget) { this.fromTarget(c, frame, inPort); return; }
+    const fromCurrent = ip.src === c.backend.ip && tcp.srcPort === c.backend.port;
+    if (!fromCurrent || c.phase === 'replaying') {
+      // A retired backend (or server 1 while its successor is being set up) must never reach the client.
+      this.stats.droppedStray++;
+      this.log.debug('dropped a segment from a backend the connection has left', { conn: c.id, from: `${ip.src}:${tcp.srcPort}` });
+      return;
+    }
+    if (c.phase === 'handshake' && tcp.flagSet.syn && tcp.flagSet.ack) {
+      c.backend = { ...c.backend, mac: frame.eth.src, ofport: inPort };
+      if (!c.acceptedSynAck) c.acceptedSynAck = summarise(tcp.options);
+      this.learning.learnHost(ip.src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
+    }
+    this.trackSegment(c, 's2c', frame);
+    if ((c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing') && role === 'intercept' && c.mode === 'fastpath') {
+      this.packetOut(c, frame.raw, OFPP.TABLE, inPort);
+      return;
+    }
+    this.relayToClient(c, frame.raw);
+  }
+
+  /** Which flow sent this packet-in: a flag copy (already forwarded), the relay/freeze flows, or interception. */
+  private flowRole(pi: PacketIn, c: Connection): 'copy' | 'flow' | 'intercept' {
+    if (connIdOf(pi.cookie) !== c.id) return 'intercept';
+    if (c.mode === 'fastpath' && connRoleOf(pi.cookie) === CONN_ROLE.flags) return 'copy';
+    return 'flow';
+  }
+
+  // ---------------------------------------------------------------- holding and verdicts
+
+  private hold(c: Connection, frame: ParsedFrame): void {
+    c.held = heldOf(frame);
+    c.queue = [];
+    if (c.phase === 'freezing') {
+      // Mid-stream: the move was decided already; this segment is the boundary it happens at.
+      this.clearTimer(c, 'freeze');
+      this.setPhase(c, 'held');
+      this.emit('held', this.describe(c));
+      this.startMove(c);
+      return;
+    }
+    this.setPhase(c, 'held');
+    this.clearTimer(c, 'idle');
+    if (c.service.mirrorPort !== undefined) this.packetOut(c, frame.raw, c.service.mirrorPort, c.client.ofport);
+    c.timers.verdict = setTimeout(() => {
+      c.timers.verdict = undefined;
+      if (c.phase !== 'held' || c.move) return;
+      this.log.info('no verdict in time, applying the default', { conn: c.id, verdict: c.service.defaultVerdict });
+      this.applyVerdict(c, { verdict: c.service.defaultVerdict, source: 'timeout' });
+    }, c.service.verdictTimeoutMs);
+    this.emit('held', this.describe(c));
+    this.emit('held_frame', this.describe(c), frame);
+  }
+
+  /** Entry point for analyzers and the API: a verdict about a connection. */
+  verdict(connId: number, req: VerdictRequest): void {
+    const c = this.table.get(connId);
+    if (!c) throw new EngineError(404, `no connection ${connId}`);
+    this.applyVerdict(c, req);
+  }
+
+  /** A verdict for the connection a packet belongs to (client → service tuple, either orientation). */
+  verdictForFlow(flow: { srcIp: string; srcPort: number; dstIp: string; dstPort: number }, req: VerdictRequest): Connection | undefined {
+    const c = this.table.byClientTuple(tupleKey(flow.srcIp, flow.srcPort, flow.dstIp, flow.dstPort))
+      ?? this.table.byClientTuple(tupleKey(flow.dstIp, flow.dstPort, flow.srcIp, flow.srcPort));
+    if (!c) { this.stats.alertsUnknownConn++; return undefined; }
+    const dedupe = `${c.id}:${req.sid ?? ''}:${req.seq ?? ''}:${req.verdict}`;
+    if (this.seenAlerts.has(dedupe)) { this.stats.alertsDuplicate++; return c; }
+    this.seenAlerts.add(dedupe);
+    if (this.seenAlerts.size > 10000) this.seenAlerts.delete(this.seenAlerts.values().next().value!);
+    this.applyVerdict(c, req);
+    return c;
+  }
+
+  private applyVerdict(c: Connection, req: VerdictRequest): void {
+    c.lastVerdict = { verdict: req.verdict, source: req.source, sid: req.sid, at: Date.now() };
+    this.emit('verdict', this.describe(c), req);
+    if (c.phase === 'held' && !c.move) {
+      this.clearTimer(c, 'verdict');
+      if (req.verdict === 'FORWARD') { this.forward(c); return; }
+      const target = this.targetFor(c, req);
+      if (!target) { this.log.warn('MIGRATE verdict but no target backend; forwarding', { conn: c.id }); this.forward(c); return; }
+      c.move = { target, reason: `${req.source} verdict`, requestedAt: Date.now(), sid: req.sid, midStream: false };
+      this.startMove(c);
+      return;
+    }
+    if (req.verdict === 'MIGRATE' && c.phase === 'forwarded' && c.service.midStream) {
+      const target = this.targetFor(c, req);
+      if (target && target.name !== c.backendName) this.requestMove(c, target, `${req.source} verdict`, req.sid);
+      return;
+    }
+    this.log.debug('verdict ignored in this phase', { conn: c.id, phase: c.phase, verdict: req.verdict });
+  }
+
+  private targetFor(c: Connection, req: VerdictRequest): BackendConfig | undefined {
+    const name = req.target ?? (req.sid !== undefined ? c.service.sidBackends[String(req.sid)] : undefined) ?? c.service.migrateTo;
+    return c.service.backends.find((b) => b.name === name);
+  }
+
+  /** API: move a connection to another backend, now (held) or at its next client data segment. */
+  migrate(connId: number, targetName: string): Connection {
+    const c = this.table.get(connId);
+    if (!c) throw new EngineError(404, `no connection ${connId}`);
+    const target = c.service.backends.find((b) => b.name === targetName);
+    if (!target) throw new EngineError(404, `service '${c.service.name}' has no backend named '${targetName}'`);
+    if (target.name === c.backendName && c.phase !== 'held') throw new EngineError(409, `connection ${connId} is already on '${targetName}'`);
+    if (c.phase === 'held' && !c.move) { this.applyVerdict(c, { verdict: 'MIGRATE', source: 'api', target: targetName }); return c; }
+    if (c.phase !== 'forwarded') throw new EngineError(409, `connection ${connId} is ${c.phase}; it can move once forwarded`);
+    if (!c.service.midStream) throw new EngineError(409, `service '${c.service.name}' does not allow mid-stream migration`);
+    this.requestMove(c, target, 'api');
+    return c;
+  }
+
+  /** API: move every forwarded connection of a service. */
+  migrateService(serviceName: string, targetName: string): Connection[] {
+    const s = this.service(serviceName);
+    if (!s) throw new EngineError(404, `no service named '${serviceName}'`);
+    if (!s.backends.some((b) => b.name === targetName)) throw new EngineError(404, `service '${serviceName}' has no backend named '${targetName}'`);
+    const moved: Connection[] = [];
+    for (const c of this.table.all()) {
+      if (c.service !== s || c.backendName === targetName) continue;
+      if (c.phase === 'forwarded' || (c.phase === 'held' && !c.move)) { this.migrate(c.id, targetName); moved.push(c); }
+    }
+    return moved;
+  }
+
+  private requestMove(c: Connection, target: BackendConfig, reason: string, sid?: number): void {
+    c.move = { target, reason, requestedAt: Date.now(), sid, midStream: true };
+    this.setPhase(c, 'freezing');
+    c.timers.freeze = setTimeout(() => {
+      c.timers.freeze = undefined;
+      if (c.phase !== 'freezing') return;
+      this.log.info('no client data segment to migrate at; move cancelled', { conn: c.id });
+      this.failMove(c, 'no client data segment arrived within the freeze timeout');
+    }, FREEZE_TIMEOUT_MS);
+    if (c.mode === 'fastpath') this.send(c, [freezeFlow(this.flowIdentity(c))]);
+  }
+
+  private forward(c: Connection): void {
+    this.installAndRelease(c, 'forwarded').then(() => {
+      this.stats.forwarded++;
+      this.emit('forwarded', this.describe(c));
+    }, (e) => this.log.error('installing forwarding flows failed', { conn: c.id, error: (e as Error).message }));
+  }
+
+  // ---------------------------------------------------------------- the move
+
+  private async startMove(c: Connection): Promise<void> {
+    const move = c.move!;
+    const held = c.held!;
+    const t = move.target;
+    if (t.name === c.backendName) { c.move = undefined; await this.installAndRelease(c, 'forwarded').catch(() => undefined); return; }
+    let target: Attached;
+    try { target = await this.locate(c, t); } catch (e) { this.failMove(c, (e as Error).message); return; }
+    if (c.phase !== 'held') return;
+    const isn = seqSub(held.seq, 1);
+    const syn = replaySyn(c.synParsed, c.client, target, isn);
+    c.replay = { target, targetName: t.name, isn, syn, tries: 0 };
+    this.table.indexBackend(c, target);
+    this.setPhase(c, 'replaying');
+    this.sendReplaySyn(c);
+  }
+
+  private sendReplaySyn(c: Connection): void {
+    const r = c.replay!;
+    r.tries++;
+    this.packetOut(c, r.syn, r.target.ofport, c.client.ofport);
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      if (c.phase !== 'replaying' || c.replay !== r || r.targetIsn !== undefined) return;
+      if (r.tries >= REPLAY_TRIES) { this.failMove(c, `no SYN-ACK from ${r.targetName} after ${r.tries} SYNs`); return; }
+      this.sendReplaySyn(c);
+    }, this.opts.replayTimeoutMs * r.tries);
+  }
+
+  private fromTarget(c: Connection, frame: ParsedFrame, inPort: number): void {
+    const r = c.replay!;
+    const tcp = frame.tcp!;
+    if (tcp.flagSet.rst) { this.failMove(c, `${r.targetName} refused the connection (RST)`); return; }
+    if (!(tcp.flagSet.syn && tcp.flagSet.ack)) return;
+    if (r.targetIsn !== undefined) { if (r.ack) this.packetOut(c, r.ack, r.target.ofport, c.client.ofport); return; }
+    if (tcp.ack !== seqAdd(r.isn, 1)) { this.log.debug('SYN-ACK from target acknowledges something else', { conn: c.id }); return; }
+    r.target = { ...r.target, mac: frame.eth.src, ofport: inPort };
+    const theirs = summarise(tcp.options);
+    const problems = c.acceptedSynAck ? compareSynAcks(c.acceptedSynAck, theirs) : [];
+    if (problems.length) {
+      const detail = problems.map((p) => `${p.option}: ${String(p.original)} vs ${String(p.target)} (${p.why})`).join('; ');
+      if (c.service.options.mismatch === 'refuse') {
+        this.packetOut(c, resetFor(c.client, r.target, seqAdd(r.isn, 1)), r.target.ofport, c.client.ofport);
+        this.failMove(c, `target's TCP options differ: ${detail}`);
+        return;
+      }
+      this.log.warn('target TCP options differ; migrating anyway (policy: warn)', { conn: c.id, detail });
+    }
+    const held = c.held!;
+    r.targetIsn = tcp.seq;
+    r.ack = replayAck(c.client, r.target, held.seq, seqAdd(tcp.seq, 1), held.window);
+    this.packetOut(c, r.ack, r.target.ofport, c.client.ofport);
+    if (r.timer) { clearTimeout(r.timer); r.timer = undefined; }
+    this.splice(c).catch((e) => this.failMove(c, `installing migrated flows failed: ${(e as Error).message}`));
+  }
+
+  /** The target's leg exists: install its flows, release the held segment, reset the old backend. */
+  private async splice(c: Connection): Promise<void> {
+    const r = c.replay!;
+    const held = c.held!;
+    const old = { backend: c.backend, name: c.backendName, client: c.client };
+    // The client's ack (server-1 space as the client sees it) must land on target ISN + 1.
+    const ackDelta = seqSub(seqAdd(r.targetIsn!, 1), held.ack);
+    const wasFrozen = c.move?.midStream;
+    c.backend = r.target;
+    c.backendName = r.targetName;
+    c.ackDelta = ackDelta;
+    c.retired.push(tupleKey(old.backend.ip, old.backend.port, c.client.ip, c.client.port));
+    const extra: OfpMessage[] = [deleteBackendFlows(c.id, old)];
+    if (wasFrozen && c.mode === 'fastpath') extra.push(deleteFreezeFlow(this.flowIdentity(c)));
+    await this.installAndRelease(c, 'forwarded', extra);
+    // seq == the old backend's RCV.NXT exactly: the held segment never reached it.
+    this.packetOut(c, resetFor(c.client, old.backend, held.seq), old.backend.ofport, c.client.ofport);
+    const latencyMs = Date.now() - (c.move?.requestedAt ?? Date.now());
+    c.migrations++;
+    this.stats.migrated++;
+    const move = c.move;
+    c.move = undefined;
+    c.replay = undefined;
+    this.log.info('connection migrated', { conn: c.id, from: old.name, to: c.backendName, ackDelta, latencyMs, midStream: !!move?.midStream });
+    this.emit('migrated', this.describe(c), { from: old.name, to: c.backendName, latencyMs, midStream: !!move?.midStream, sid: move?.sid });
+  }
+
+  private failMove(c: Connection, why: string): void {
+    this.stats.migrationFailures++;
+    const move = c.move;
+    const r = c.replay;
+    if (r?.timer) clearTimeout(r.timer);
+    c.move = undefined;
+    c.replay = undefined;
+    this.log.warn('migration failed; the connection stays where it was', { conn: c.id, to: move?.target.name, why });
+    this.emit('migration_failed', this.describe(c), { to: move?.target.name, why });
+    if (c.phase === 'closed') return;
+    const undo: OfpMessage[] = move?.midStream && c.mode === 'fastpath' ? [deleteFreezeFlow(this.flowIdentity(c))] : [];
+    if (c.held || c.phase === 'replaying') this.installAndRelease(c, 'forwarded', undo).catch((e) => this.log.error('restoring flows failed', { conn: c.id, error: (e as Error).message }));
+    else { if (undo.length) this.send(c, undo); this.setPhase(c, 'forwarded'); }
+  }
+
+  /** Installs the connection's flows for its current backend, then releases what was held. */
+  private async installAndRelease(c: Connection, phase: Phase, extra: OfpMessage[] = []): Promise<void> {
+    const spec = this.flowSpec(c);
+    await c.sw.transact([...connectionFlows(spec), ...extra]);
+    if (c.phase === 'closed') return;
+    this.setPhase(c, phase);
+    this.clearTimer(c, 'idle');
+    const out = [...(c.held ? [c.held.frame] : []), ...c.queue];
+    c.held = undefined;
+    c.queue = [];
+    for (const f of out) {
+      if (c.mode === 'fastpath') this.packetOut(c, f, OFPP.TABLE, c.client.ofport);
+      else this.relayToBackend(c, f);
+    }
+  }
+
+  private flowIdentity(c: Connection): { id: number; client: Attached; service: { mac: string; ip: string; port: number } } {
+    return { id: c.id, client: c.client, service: c.serviceL2 };
+  }
+
+  flowSpec(c: Connection): ConnectionFlowSpec {
+    return {
+      id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
+      ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? c.service.mirrorPort : undefined,
+    };
+  }
+
+  /** Where a backend is: config, what the switch has shown us, or an ARP probe. */
+  private async locate(c: Connection, b: BackendConfig): Promise<Attached> {
+    const seen = this.learning.hosts.get(b.address);
+    const known = seen && seen.dpid === c.dpid ? seen : undefined;
+    const mac = b.mac ?? known?.mac;
+    const port = b.switchPort ?? (mac ? this.learning.portForMac(c.dpid, mac) : undefined) ?? known?.port;
+    if (mac && port !== undefined) return { mac, ip: b.address, port: b.port, ofport: port };
+    const found = new Promise<Attached>((resolve, reject) => {
+      const onHost = (ip: string, loc: { mac: string; port: number; dpid: string }) => {
+        if (ip !== b.address || loc.dpid !== c.dpid) return;
+        clearTimeout(t);
+        this.learning.off('host', onHost);
+        resolve({ mac: b.mac ?? loc.mac, ip: b.address, port: b.port, ofport: b.switchPort ?? loc.port });
+      };
+      const t = setTimeout(() => { this.learning.off('host', onHost); reject(new Error(`backend ${b.name} (${b.address}) did not answer ARP`)); }, 1000);
+      this.learning.on('host', onHost);
+    });
+    const probe = buildArpFrame({ op: 'request', ethSrc: CONTROLLER_MAC, senderMac: CONTROLLER_MAC, senderIp: '0.0.0.0', targetIp: b.address });
+    this.packetOut(c, probe, OFPP.FLOOD, OFPP.CONTROLLER);
+    return found;
+  }
+
+  // ---------------------------------------------------------------- relaying (stock switches, and stragglers)
+
+  private relayToBackend(c: Connection, raw: Buffer): void {
+    const f = Buffer.from(raw);
+    const b = c.backend;
+    if (!(b.ip === c.serviceL2.ip && b.port === c.serviceL2.port && (c.ackDelta >>> 0) === 0)) {
+      const ok = rewriteEthDst(f, b.mac).ok && rewriteIpv4Dst(f, b.ip).ok && rewriteL4DstPort(f, b.port).ok && shiftTcpAck(f, c.ackDelta).ok;
+      if (!ok) { this.log.debug('cannot rewrite a client segment; dropped', { conn: c.id }); return; }
+    }
+    this.stats.relayed++;
+    this.packetOut(c, f, b.ofport, c.client.ofport);
+  }
+
+  private relayToClient(c: Connection, raw: Buffer): void {
+    const f = Buffer.from(raw);
+    const b = c.backend;
+    if (!(b.ip === c.serviceL2.ip && b.port === c.serviceL2.port && (c.ackDelta >>> 0) === 0)) {
+      const ok = rewriteEthSrc(f, c.serviceL2.mac).ok && rewriteIpv4Src(f, c.serviceL2.ip).ok && rewriteL4SrcPort(f, c.serviceL2.port).ok && shiftTcpSeq(f, -c.ackDelta).ok;
+      if (!ok) { this.log.debug('cannot rewrite a backend segment; dropped', { conn: c.id }); return; }
+    }
+    this.stats.relayed++;
+    this.packetOut(c, f, c.client.ofport, b.ofport);
+  }
+
+  // ---------------------------------------------------------------- teardown
+
+  private trackSegment(c: Connection, dir: Direction, frame: ParsedFrame): void {
+    const before = c.track;
+    c.track = observe(c.track, dir, segInfo(frame));
+    if (before.client !== c.track.client || before.server !== c.track.server) this.emit('tcp_state', this.describe(c), dir);
+    if (c.phase === 'closing' || c.phase === 'closed') return;
+    if (frame.tcp!.flagSet.rst || bothFinSent(c.track)) this.closeSoon(c, frame.tcp!.flagSet.rst ? 'reset' : 'closed by both ends');
+  }
+
+  private closeSoon(c: Connection, why: string): void {
+    if (c.replay || c.move) { this.failMove(c, `connection ${why} during the move`); }
+    this.setPhase(c, 'closing');
+    this.clearTimer(c, 'verdict');
+    this.clearTimer(c, 'idle');
+    // The final ACKs (or the RST itself) still have to cross the switch before the flows go.
+    c.timers.close = setTimeout(() => this.finish(c, why, true), this.opts.closeGraceMs);
+  }
+
+  flowRemoved(sw: SwitchConnection, msg: FlowRemoved): void {
+    if (cookieApp(msg.cookie) !== APP_ID.connection || connRoleOf(msg.cookie) !== CONN_ROLE.main) return;
+    const id = connIdOf(msg.cookie);
+    const c = id === undefined ? undefined : this.table.get(id);
+    if (!c || c.sw !== sw || c.phase === 'closed') return;
+    // reason 0 = idle timeout: the connection went quiet without FIN/RST reaching us.
+    if (msg.reason === 0 && c.phase === 'forwarded') this.finish(c, 'idle timeout', true);
+  }
+
+  /** Frees everything the connection holds: its flows, timers and table entries. */
+  private finish(c: Connection, why: string, removeFlows: boolean): void {
+    if (c.phase === 'closed') return;
+    for (const k of Object.keys(c.timers) as (keyof Connection['timers'])[]) this.clearTimer(c, k);
+    if (c.replay?.timer) clearTimeout(c.replay.timer);
+    this.setPhase(c, 'closed');
+    this.table.remove(c);
+    if (removeFlows && c.sw.connected) this.send(c, [deleteConnectionFlows(c.id)]);
+    this.stats.closed++;
+    this.emit('conn_closed', this.describe(c), why);
+  }
+
+  private armIdle(c: Connection, ms: number): void {
+    this.clearTimer(c, 'idle');
+    c.timers.idle = setTimeout(() => {
+      c.timers.idle = undefined;
+      if (c.phase === 'handshake') { this.finish(c, 'handshake did not complete', true); return; }
+      if (c.phase === 'established') {
+        // Client connected but sends nothing (server-speaks-first protocols): stop intercepting.
+        this.log.info('no client data; forwarding without a verdict', { conn: c.id });
+        this.forward(c);
+      }
+    }, ms);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private setPhase(c: Connection, to: Phase): void {
+    const from = c.phase;
+    if (from === to) return;
+    c.phase = to;
+    if (to === 'established') this.armIdle(c, this.opts.handshakeTimeoutMs);
+    this.emit('conn_state', this.describe(c), from, to);
+  }
+
+  private clearTimer(c: Connection, k: keyof Connection['timers']): void {
+    const t = c.timers[k];
+    if (t) { clearTimeout(t); c.timers[k] = undefined; }
+  }
+
+  private packetOut(c: Connection, frame: Buffer, port: number, inPort: number): void {
+    this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'output', port }], data: frame }]);
+  }
+
+  private send(c: Connection, msgs: OfpMessage[]): void {
+    if (!c.sw.connected) return;
+    try { for (const m of msgs) c.sw.send(m); } catch (e) { this.log.warn('send to switch failed', { conn: c.id, error: (e as Error).message }); }
+  }
+
+  describe(c: Connection): ConnectionView {
+    return {
+      id: c.id, service: c.service.name, dpid: c.dpid, mode: c.mode, phase: c.phase,
+      client: `${c.client.ip}:${c.client.port}`, serviceAddress: `${c.serviceL2.ip}:${c.serviceL2.port}`,
+      backend: c.backendName, backendAddress: `${c.backend.ip}:${c.backend.port}`,
+      ackDelta: c.ackDelta >>> 0, migrations: c.migrations, tcp: { client: c.track.client, server: c.track.server },
+      createdAt: c.createdAt, lastVerdict: c.lastVerdict,
+    };
+  }
+
+  connections(): ConnectionView[] { return [...this.table.all()].map((c) => this.describe(c)); }
+}
+
+export interface ConnectionView {
+  id: number; service: string; dpid: string; mode: SwitchMode; phase: Phase;
+  client: string; serviceAddress: string; backend: string; backendAddress: string;
+  ackDelta: number; migrations: number; tcp: { client: string; server: string }; createdAt: number;
+  lastVerdict?: { verdict: string; source: string; sid?: number; at: number };
+}
+
+function segInfo(f: ParsedFrame) {
+  const t = f.tcp!;
+  return { syn: t.flagSet.syn, ack: t.flagSet.ack, fin: t.flagSet.fin, rst: t.flagSet.rst, seq: t.seq, ackNo: t.ack, payloadLength: f.payload.length };
+}
+
+function heldOf(f: ParsedFrame) {
+  return { frame: Buffer.from(f.raw), seq: f.tcp!.seq, ack: f.tcp!.ack, len: f.payload.length, window: f.tcp!.window, heldAt: Date.now() };
+}
+
+function reparse(buf: Buffer): ParsedFrame | undefined {
+  const r = parseFrame(buf);
+  return r.ok ? r.value : undefined;
+}

@@ -1,0 +1,155 @@
+// Services and their backends, as configured and as changed at run time.
+// Validation names the offending key (services[0].backends[1].address) like the rest of the config.
+import { ConfigError } from '../config-error.ts';
+
+export type Verdict = 'MIGRATE' | 'FORWARD';
+
+export interface BackendConfig {
+  name: string;
+  address: string;
+  port: number;
+  /** Optional: learned from ARP/traffic when absent. */
+  mac?: string;
+  /** Optional OpenFlow port number on the switch; learned when absent. */
+  switchPort?: number;
+}
+
+export interface OptionPolicy {
+  /** 'strip' (default): remove TCP timestamps from the client's SYN so PAWS cannot stall a migrated connection. */
+  timestamps: 'strip' | 'keep';
+  /** 'keep' (default): SACK blocks are shifted with the ack (patched switch or relay); 'strip' removes SACK-permitted. */
+  sack: 'keep' | 'strip';
+  /** What to do when the target's SYN-ACK differs from server 1's in window scale or has a smaller MSS. */
+  mismatch: 'refuse' | 'warn';
+}
+
+export interface ServiceConfig {
+  name: string;
+  address: string;
+  port: number;
+  /** The backend connections reach first; its address:port must be the service's. */
+  primary: string;
+  backends: BackendConfig[];
+  defaultVerdict: Verdict;
+  verdictTimeoutMs: number;
+  /** Backend a MIGRATE verdict moves a connection to, unless the alert's sid selects another. */
+  migrateTo?: string;
+  /** Rule sid → backend name (per-rule targets). */
+  sidBackends: Record<string, string>;
+  options: OptionPolicy;
+  /** idle_timeout of per-connection flows, seconds. */
+  idleTimeout: number;
+  /** Allow migrations after the first segment (API or later alerts). */
+  midStream: boolean;
+  /** Switch port that mirrors held segments (and, with mirrorAll, all service traffic) to an IDS. */
+  mirrorPort?: number;
+  mirrorAll: boolean;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+type Obj = Record<string, unknown>;
+
+function obj(v: unknown, key: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(key, `expected an object, got ${JSON.stringify(v)}`);
+  return v as Obj;
+}
+function only(o: Obj, key: string, known: string[]): void {
+  for (const k of Object.keys(o)) if (!known.includes(k)) throw new ConfigError(`${key}.${k}`, `unknown key (known: ${known.join(', ')})`);
+}
+function str(v: unknown, key: string, re: RegExp, what: string): string {
+  if (typeof v !== 'string' || !re.test(v)) throw new ConfigError(key, `expected ${what}, got ${JSON.stringify(v)}`);
+  return v;
+}
+function int(v: unknown, key: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(key, `expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  return v;
+}
+function oneOf<T extends string>(v: unknown, key: string, values: readonly T[]): T {
+  if (typeof v !== 'string' || !values.includes(v as T)) throw new ConfigError(key, `expected one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
+function bool(v: unknown, key: string): boolean {
+  if (typeof v !== 'boolean') throw new ConfigError(key, `expected true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function parseBackend(v: unknown, key: string): BackendConfig {
+  const o = obj(v, key);
+  only(o, key, ['name', 'address', 'port', 'mac', 'switchPort']);
+  const b: BackendConfig = {
+    name: str(o.name, `${key}.name`, NAME, 'a name of letters, digits, _ . -'),
+    address: str(o.address, `${key}.address`, IPV4, 'an IPv4 address'),
+    port: int(o.port, `${key}.port`, 1, 65535),
+  };
+  if (o.mac !== undefined) b.mac = str(typeof o.mac === 'string' ? o.mac.toLowerCase() : o.mac, `${key}.mac`, MAC, 'a MAC address aa:bb:cc:dd:ee:ff');
+  if (o.switchPort !== undefined) b.switchPort = int(o.switchPort, `${key}.switchPort`, 1, 0xffffff00);
+  return b;
+}
+
+export function parseService(v: unknown, key: string): ServiceConfig {
+  const o = obj(v, key);
+  only(o, key, ['name', 'address', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'mirrorPort', 'mirrorAll']);
+  if (!Array.isArray(o.backends) || o.backends.length === 0) throw new ConfigError(`${key}.backends`, 'expected a non-empty array of backends');
+  const backends = o.backends.map((b, i) => parseBackend(b, `${key}.backends[${i}]`));
+  const names = new Set<string>();
+  backends.forEach((b, i) => {
+    if (names.has(b.name)) throw new ConfigError(`${key}.backends[${i}].name`, `duplicate backend name '${b.name}'`);
+    names.add(b.name);
+  });
+  const address = str(o.address, `${key}.address`, IPV4, 'an IPv4 address');
+  const port = int(o.port, `${key}.port`, 1, 65535);
+  const primary = o.primary === undefined ? backends[0].name : str(o.primary, `${key}.primary`, NAME, 'a backend name');
+  const pb = backends.find((b) => b.name === primary);
+  if (!pb) throw new ConfigError(`${key}.primary`, `no backend named '${primary}'`);
+  if (pb.address !== address || pb.port !== port) {
+    throw new ConfigError(`${key}.primary`, `backend '${primary}' is ${pb.address}:${pb.port}, but connections reach the primary on the service address ${address}:${port}`);
+  }
+  const optIn = o.options === undefined ? {} : obj(o.options, `${key}.options`);
+  only(optIn, `${key}.options`, ['timestamps', 'sack', 'mismatch']);
+  const options: OptionPolicy = {
+    timestamps: optIn.timestamps === undefined ? 'strip' : oneOf(optIn.timestamps, `${key}.options.timestamps`, ['strip', 'keep'] as const),
+    sack: optIn.sack === undefined ? 'keep' : oneOf(optIn.sack, `${key}.options.sack`, ['keep', 'strip'] as const),
+    mismatch: optIn.mismatch === undefined ? 'refuse' : oneOf(optIn.mismatch, `${key}.options.mismatch`, ['refuse', 'warn'] as const),
+  };
+  const sidIn = o.sidBackends === undefined ? {} : obj(o.sidBackends, `${key}.sidBackends`);
+  const sidBackends: Record<string, string> = {};
+  for (const [sid, name] of Object.entries(sidIn)) {
+    if (!/^\d{1,10}$/.test(sid)) throw new ConfigError(`${key}.sidBackends.${sid}`, 'keys must be rule sids (numbers)');
+    if (typeof name !== 'string' || !names.has(name)) throw new ConfigError(`${key}.sidBackends.${sid}`, `no backend named ${JSON.stringify(name)}`);
+    sidBackends[sid] = name;
+  }
+  let migrateTo: string | undefined;
+  if (o.migrateTo !== undefined) {
+    migrateTo = str(o.migrateTo, `${key}.migrateTo`, NAME, 'a backend name');
+    if (!names.has(migrateTo)) throw new ConfigError(`${key}.migrateTo`, `no backend named '${migrateTo}'`);
+  } else {
+    migrateTo = backends.find((b) => b.name !== primary)?.name;
+  }
+  return {
+    name: str(o.name, `${key}.name`, NAME, 'a name of letters, digits, _ . -'),
+    address, port, primary, backends,
+    defaultVerdict: o.defaultVerdict === undefined ? 'FORWARD' : oneOf(o.defaultVerdict, `${key}.defaultVerdict`, ['MIGRATE', 'FORWARD'] as const),
+    verdictTimeoutMs: o.verdictTimeoutMs === undefined ? 2000 : int(o.verdictTimeoutMs, `${key}.verdictTimeoutMs`, 1, 600000),
+    migrateTo, sidBackends, options,
+    idleTimeout: o.idleTimeout === undefined ? 300 : int(o.idleTimeout, `${key}.idleTimeout`, 1, 65535),
+    midStream: o.midStream === undefined ? true : bool(o.midStream, `${key}.midStream`),
+    mirrorPort: o.mirrorPort === undefined ? undefined : int(o.mirrorPort, `${key}.mirrorPort`, 1, 0xffffff00),
+    mirrorAll: o.mirrorAll === undefined ? false : bool(o.mirrorAll, `${key}.mirrorAll`),
+  };
+}
+
+export function parseServices(v: unknown, key = 'services'): ServiceConfig[] {
+  if (!Array.isArray(v)) throw new ConfigError(key, 'expected an array of services');
+  const list = v.map((s, i) => parseService(s, `${key}[${i}]`));
+  const seen = new Map<string, number>();
+  list.forEach((s, i) => {
+    const k = `${s.address}:${s.port}`;
+    if (seen.has(k)) throw new ConfigError(`${key}[${i}]`, `service address ${k} already used by ${key}[${seen.get(k)}]`);
+    if (list.findIndex((x) => x.name === s.name) !== i) throw new ConfigError(`${key}[${i}].name`, `duplicate service name '${s.name}'`);
+    seen.set(k, i);
+  });
+  return list;
+}
