@@ -11,7 +11,7 @@ export interface ControllerConfig {
   log: { level: LogLevel; format: LogFormat };
   switch: { echoIntervalMs: number; deadTimeoutMs: number; requestTimeoutMs: number };
   learning: { idleTimeout: number; hardTimeout: number; priority: number };
-  handoff: { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number };
+  handoff: { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number };
   services: ServiceConfig[];
 }
 
@@ -20,7 +20,7 @@ export const DEFAULT_CONFIG: ControllerConfig = {
   log: { level: 'info', format: 'text' },
   switch: { echoIntervalMs: 5000, deadTimeoutMs: 15000, requestTimeoutMs: 10000 },
   learning: { idleTimeout: 60, hardTimeout: 0, priority: 10 },
-  handoff: { maxConnections: 100000, handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000 },
+  handoff: { maxConnections: 100000, handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100 },
   services: [],
 };
 
@@ -48,7 +48,7 @@ const SCHEMA: Schema = {
   log: { level: oneOf(LOG_LEVELS), format: oneOf(['json', 'text']) },
   switch: { echoIntervalMs: int(100, 3_600_000), deadTimeoutMs: int(200, 3_600_000), requestTimeoutMs: int(100, 3_600_000) },
   learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
-  handoff: { maxConnections: int(1, 10_000_000), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000) },
+  handoff: { maxConnections: int(1, 10_000_000), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000) },
   services: (v, key) => parseServices(v, key),
 };
 

@@ -67,6 +67,8 @@ export interface Connection {
   move?: MoveRequest;
   replay?: Replay;
   retired: string[];
+  /** A freeze flow (mid-stream move) is installed and must be removed after the move. */
+  frozenByFlow?: boolean;
   createdAt: number;
   migrations: number;
   lastVerdict?: { verdict: string; source: string; sid?: number; at: number };

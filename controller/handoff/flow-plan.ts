@@ -81,14 +81,19 @@ function add(spec: ConnectionFlowSpec, priority: number, match: Match, actions: 
   });
 }
 
+/** A stock switch can do the NAT part itself; only a sequence shift needs the controller. */
+export function needsRelay(s: Pick<ConnectionFlowSpec, 'mode' | 'ackDelta'>): boolean {
+  return s.mode === 'relay' && (s.ackDelta >>> 0) !== 0;
+}
+
 /**
  * The connection's flows. Fast path: both directions rewritten in the switch, plus FIN/RST copies
- * to the controller for teardown. Relay: both directions go through the controller.
+ * to the controller for teardown. Relay (stock switch with a shift): both directions go through the controller.
  */
 export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
   const c2s = clientToServiceMatch(s);
   const s2c = backendToClientMatch(s);
-  if (s.mode === 'relay') return [add(s, PRIORITY.connection, c2s, [toController()]), add(s, PRIORITY.connection, s2c, [toController()])];
+  if (needsRelay(s)) return [add(s, PRIORITY.connection, c2s, [toController()]), add(s, PRIORITY.connection, s2c, [toController()])];
   const c2sActions = clientToBackendActions(s);
   const s2cActions = backendToClientActions(s);
   const flows = [add(s, PRIORITY.connection, c2s, c2sActions), add(s, PRIORITY.connection, s2c, s2cActions)];

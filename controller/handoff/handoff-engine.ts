@@ -15,15 +15,15 @@ import type { LearningSwitch } from '../apps/learning-switch.ts';
 import type { Logger } from '../log.ts';
 import { ConnectionTable, clientKey, tupleKey, type Connection, type Phase } from './connection.ts';
 import {
-  connectionFlows, deleteBackendFlows, deleteConnectionFlows, deleteFreezeFlow, deleteInterceptFlows, freezeFlow,
-  interceptFlows, probeFlows, type Attached, type ConnectionFlowSpec, type SwitchMode,
+  connectionFlows, deleteConnectionFlows, deleteFreezeFlow, deleteInterceptFlows, freezeFlow,
+  interceptFlows, needsRelay, probeFlows, type Attached, type ConnectionFlowSpec, type SwitchMode,
 } from './flow-plan.ts';
 import { applySynPolicy, compareSynAcks, summarise } from './option-policy.ts';
 import { replayAck, replaySyn, resetFor } from './segments.ts';
 import { initialTrack, observe, bothFinSent, type Direction } from './tcp-state.ts';
 import { parseBackend, type BackendConfig, type ServiceConfig, type Verdict } from './service-config.ts';
 
-export interface EngineOptions { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number }
+export interface EngineOptions { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number }
 
 export interface VerdictRequest { verdict: Verdict; source: string; target?: string; sid?: number; seq?: number }
 
@@ -229,7 +229,9 @@ export class HandoffEngine extends EventEmitter implements App {
         return;
       case 'forwarded':
       case 'closing':
-        if (role === 'intercept' && c.mode === 'fastpath') { this.packetOut(c, frame.raw, OFPP.TABLE, inPort); return; }
+        // A packet that raced the flow change (stale datapath cache) goes back through the table,
+        // which now has the connection's flows; relayed connections are rewritten here instead.
+        if (!this.relayed(c)) { this.packetOut(c, frame.raw, OFPP.TABLE, inPort); return; }
         this.relayToBackend(c, frame.raw);
         return;
       case 'closed': return;
@@ -256,7 +258,7 @@ export class HandoffEngine extends EventEmitter implements App {
       this.learning.learnHost(ip.src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
     }
     this.trackSegment(c, 's2c', frame);
-    if ((c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing') && role === 'intercept' && c.mode === 'fastpath') {
+    if ((c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing') && !this.relayed(c)) {
       this.packetOut(c, frame.raw, OFPP.TABLE, inPort);
       return;
     }
@@ -266,7 +268,7 @@ export class HandoffEngine extends EventEmitter implements App {
   /** Which flow sent this packet-in: a flag copy (already forwarded), the relay/freeze flows, or interception. */
   private flowRole(pi: PacketIn, c: Connection): 'copy' | 'flow' | 'intercept' {
     if (connIdOf(pi.cookie) !== c.id) return 'intercept';
-    if (c.mode === 'fastpath' && connRoleOf(pi.cookie) === CONN_ROLE.flags) return 'copy';
+    if (connRoleOf(pi.cookie) === CONN_ROLE.flags) return 'copy';
     return 'flow';
   }
 
@@ -330,7 +332,9 @@ export class HandoffEngine extends EventEmitter implements App {
     }
     if (req.verdict === 'MIGRATE' && c.phase === 'forwarded' && c.service.midStream) {
       const target = this.targetFor(c, req);
-      if (target && target.name !== c.backendName) this.requestMove(c, target, `${req.source} verdict`, req.sid);
+      if (target && target.name !== c.backendName) {
+        this.requestMove(c, target, `${req.source} verdict`, req.sid).catch((e) => this.failMove(c, `freezing the connection failed: ${(e as Error).message}`));
+      }
       return;
     }
     this.log.debug('verdict ignored in this phase', { conn: c.id, phase: c.phase, verdict: req.verdict });
@@ -341,43 +345,49 @@ export class HandoffEngine extends EventEmitter implements App {
     return c.service.backends.find((b) => b.name === name);
   }
 
-  /** API: move a connection to another backend, now (held) or at its next client data segment. */
-  migrate(connId: number, targetName: string): Connection {
+  /**
+   * API: move a connection to another backend, now (held) or at its next client data segment.
+   * Resolves once the switch sends the client's packets to the controller (freeze in place).
+   */
+  async migrate(connId: number, targetName: string): Promise<ConnectionView> {
     const c = this.table.get(connId);
     if (!c) throw new EngineError(404, `no connection ${connId}`);
     const target = c.service.backends.find((b) => b.name === targetName);
     if (!target) throw new EngineError(404, `service '${c.service.name}' has no backend named '${targetName}'`);
     if (target.name === c.backendName && c.phase !== 'held') throw new EngineError(409, `connection ${connId} is already on '${targetName}'`);
-    if (c.phase === 'held' && !c.move) { this.applyVerdict(c, { verdict: 'MIGRATE', source: 'api', target: targetName }); return c; }
+    if (c.phase === 'held' && !c.move) { this.applyVerdict(c, { verdict: 'MIGRATE', source: 'api', target: targetName }); return this.describe(c); }
     if (c.phase !== 'forwarded') throw new EngineError(409, `connection ${connId} is ${c.phase}; it can move once forwarded`);
     if (!c.service.midStream) throw new EngineError(409, `service '${c.service.name}' does not allow mid-stream migration`);
-    this.requestMove(c, target, 'api');
-    return c;
+    await this.requestMove(c, target, 'api');
+    return this.describe(c);
   }
 
-  /** API: move every forwarded connection of a service. */
-  migrateService(serviceName: string, targetName: string): Connection[] {
+  /** API: move every forwarded (or held) connection of a service. */
+  async migrateService(serviceName: string, targetName: string): Promise<ConnectionView[]> {
     const s = this.service(serviceName);
     if (!s) throw new EngineError(404, `no service named '${serviceName}'`);
     if (!s.backends.some((b) => b.name === targetName)) throw new EngineError(404, `service '${serviceName}' has no backend named '${targetName}'`);
-    const moved: Connection[] = [];
-    for (const c of this.table.all()) {
-      if (c.service !== s || c.backendName === targetName) continue;
-      if (c.phase === 'forwarded' || (c.phase === 'held' && !c.move)) { this.migrate(c.id, targetName); moved.push(c); }
-    }
-    return moved;
+    const todo = [...this.table.all()].filter((c) => c.service === s && c.backendName !== targetName && (c.phase === 'forwarded' || (c.phase === 'held' && !c.move)));
+    return Promise.all(todo.map((c) => this.migrate(c.id, targetName)));
   }
 
-  private requestMove(c: Connection, target: BackendConfig, reason: string, sid?: number): void {
+  private async requestMove(c: Connection, target: BackendConfig, reason: string, sid?: number): Promise<void> {
     c.move = { target, reason, requestedAt: Date.now(), sid, midStream: true };
     this.setPhase(c, 'freezing');
+    // Barrier: once it returns, the client's next segment cannot slip past to the old backend.
+    if (!this.relayed(c)) {
+      c.frozenByFlow = true;
+      await c.sw.transact([freezeFlow(this.flowIdentity(c))]);
+      // OVS answers the barrier once its flow table changed, but revalidates the datapath's cached
+      // megaflows asynchronously: for a moment the client's packets can still take the old path.
+      await new Promise((r) => setTimeout(r, this.opts.revalidateMs));
+    }
     c.timers.freeze = setTimeout(() => {
       c.timers.freeze = undefined;
       if (c.phase !== 'freezing') return;
       this.log.info('no client data segment to migrate at; move cancelled', { conn: c.id });
       this.failMove(c, 'no client data segment arrived within the freeze timeout');
     }, FREEZE_TIMEOUT_MS);
-    if (c.mode === 'fastpath') this.send(c, [freezeFlow(this.flowIdentity(c))]);
   }
 
   private forward(c: Connection): void {
@@ -451,14 +461,12 @@ export class HandoffEngine extends EventEmitter implements App {
     const old = { backend: c.backend, name: c.backendName, client: c.client };
     // The client's ack (server-1 space as the client sees it) must land on target ISN + 1.
     const ackDelta = seqSub(seqAdd(r.targetIsn!, 1), held.ack);
-    const wasFrozen = c.move?.midStream;
     c.backend = r.target;
     c.backendName = r.targetName;
     c.ackDelta = ackDelta;
     c.retired.push(tupleKey(old.backend.ip, old.backend.port, c.client.ip, c.client.port));
-    const extra: OfpMessage[] = [deleteBackendFlows(c.id, old)];
-    if (wasFrozen && c.mode === 'fastpath') extra.push(deleteFreezeFlow(this.flowIdentity(c)));
-    await this.installAndRelease(c, 'forwarded', extra);
+    c.frozenByFlow = false;
+    await this.installAndRelease(c, 'forwarded');
     // seq == the old backend's RCV.NXT exactly: the held segment never reached it.
     this.packetOut(c, resetFor(c.client, old.backend, held.seq), old.backend.ofport, c.client.ofport);
     const latencyMs = Date.now() - (c.move?.requestedAt ?? Date.now());
@@ -481,15 +489,19 @@ export class HandoffEngine extends EventEmitter implements App {
     this.log.warn('migration failed; the connection stays where it was', { conn: c.id, to: move?.target.name, why });
     this.emit('migration_failed', this.describe(c), { to: move?.target.name, why });
     if (c.phase === 'closed') return;
-    const undo: OfpMessage[] = move?.midStream && c.mode === 'fastpath' ? [deleteFreezeFlow(this.flowIdentity(c))] : [];
-    if (c.held || c.phase === 'replaying') this.installAndRelease(c, 'forwarded', undo).catch((e) => this.log.error('restoring flows failed', { conn: c.id, error: (e as Error).message }));
-    else { if (undo.length) this.send(c, undo); this.setPhase(c, 'forwarded'); }
+    const frozen = c.frozenByFlow;
+    c.frozenByFlow = false;
+    if (c.held || c.phase === 'replaying') this.installAndRelease(c, 'forwarded').catch((e) => this.log.error('restoring flows failed', { conn: c.id, error: (e as Error).message }));
+    else { if (frozen) this.send(c, [deleteFreezeFlow(this.flowIdentity(c))]); this.setPhase(c, 'forwarded'); }
   }
 
-  /** Installs the connection's flows for its current backend, then releases what was held. */
-  private async installAndRelease(c: Connection, phase: Phase, extra: OfpMessage[] = []): Promise<void> {
-    const spec = this.flowSpec(c);
-    await c.sw.transact([...connectionFlows(spec), ...extra]);
+  /**
+   * Replaces all of the connection's flows (old backend, freeze, flag copies) with those for its
+   * current backend, then releases what was held. Packets that fall between the delete and the
+   * adds hit the intercept flow and come to the controller, which handles them by phase.
+   */
+  private async installAndRelease(c: Connection, phase: Phase): Promise<void> {
+    await c.sw.transact([deleteConnectionFlows(c.id), ...connectionFlows(this.flowSpec(c))]);
     if (c.phase === 'closed') return;
     this.setPhase(c, phase);
     this.clearTimer(c, 'idle');
@@ -497,10 +509,13 @@ export class HandoffEngine extends EventEmitter implements App {
     c.held = undefined;
     c.queue = [];
     for (const f of out) {
-      if (c.mode === 'fastpath') this.packetOut(c, f, OFPP.TABLE, c.client.ofport);
-      else this.relayToBackend(c, f);
+      if (this.relayed(c)) this.relayToBackend(c, f);
+      else this.packetOut(c, f, OFPP.TABLE, c.client.ofport);
     }
   }
+
+  /** Whether this connection's packets pass through the controller (stock switch, shifted sequence space). */
+  private relayed(c: Connection): boolean { return needsRelay({ mode: c.mode, ackDelta: c.ackDelta }); }
 
   private flowIdentity(c: Connection): { id: number; client: Attached; service: { mac: string; ip: string; port: number } } {
     return { id: c.id, client: c.client, service: c.serviceL2 };

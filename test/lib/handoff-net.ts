@@ -96,16 +96,18 @@ export class HandoffBed {
 
 export class ScriptClient {
   private readonly lines: string[] = [];
-  private waiting?: (l: string) => void;
+  private waiting?: { resolve: (l: string) => void; reject: (e: Error) => void };
   constructor(readonly proc: ChildProcess) {
-    createInterface({ input: proc.stdout! }).on('line', (l) => { if (this.waiting) { const w = this.waiting; this.waiting = undefined; w(l); } else this.lines.push(l); });
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      const w = this.waiting;
+      this.waiting = undefined;
+      if (w) w.resolve(l); else this.lines.push(l);
+    });
+    proc.once('exit', () => this.waiting?.reject(new Error('client exited')));
   }
   async cmd(c: Record<string, unknown>): Promise<Record<string, any>> {
     this.proc.stdin!.write(JSON.stringify(c) + '\n');
-    const line = this.lines.shift() ?? await new Promise<string>((r, j) => {
-      this.waiting = r;
-      this.proc.once('exit', () => j(new Error('client exited')));
-    });
+    const line = this.lines.shift() ?? await new Promise<string>((resolve, reject) => { this.waiting = { resolve, reject }; });
     return JSON.parse(line);
   }
   end(): void { this.proc.stdin!.end(); }

@@ -26,6 +26,10 @@ export class Host {
     await this.exec(['nft', 'add', 'rule', 'inet', 'tmtloss', 'in', 'meta', 'l4proto', 'tcp', 'numgen', 'random', 'mod', '1000', 'lt', String(Math.round(percent * 10)), 'counter', 'drop']);
   }
 
+  async removeLoss(): Promise<void> {
+    await this.exec(['nft', 'delete', 'table', 'inet', 'tmtloss'], { allowFail: true });
+  }
+
   async lossDrops(): Promise<number> {
     const r = await this.exec(['nft', 'list', 'table', 'inet', 'tmtloss'], { allowFail: true });
     const m = /counter packets (\d+)/.exec(r.stdout);

@@ -1,0 +1,1 @@
+export function blobChunk(seed: number, offset: number, length: number): Buffer;
