@@ -1,0 +1,130 @@
+/**
+ * Built-in analyzer: applies the Snort rule subset of rules.ts to one TCP segment (the segment
+ * the controller holds), synchronously, without an external IDS. Gives the same (sid, verdict)
+ * per segment as Suricata on single-segment payloads; unlike Suricata it never reassembles the
+ * stream, so a pattern split across segments is not seen.
+ */
+import { EventEmitter } from 'node:events';
+import type { ParsedFrame } from '../packet/index.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { addrMatch, flagsMatch, formatRuleError, loadRuleFiles, portMatch, RuleParseError, type Rule } from './rules.ts';
+import { frameFacts, type Alert, type AlertSource } from './types.ts';
+
+export interface BuiltinMatcherOptions {
+  /** Rules already parsed (e.g. by parseRules). */
+  rules?: Rule[];
+  /** Rule files loaded by start() and reload(). */
+  ruleFiles?: string[];
+  /** Address/port variables for the rule files. */
+  vars?: Record<string, string>;
+  logger?: Logger;
+}
+
+/** Matches one frame against rules; pure. */
+export function matchRules(rules: readonly Rule[], frame: ParsedFrame, time: Date = new Date()): Alert[] {
+  const ip = frame.ipv4;
+  const tcp = frame.tcp;
+  if (!ip || !tcp) return [];
+  const payload = frame.payload;
+  let lower: Buffer | undefined;
+  const out: Alert[] = [];
+  for (const r of rules) {
+    const fwd = addrMatch(r.src, ip.srcNum) && addrMatch(r.dst, ip.dstNum) && portMatch(r.srcPorts, tcp.srcPort) && portMatch(r.dstPorts, tcp.dstPort);
+    if (!fwd) {
+      const rev = r.bidirectional && addrMatch(r.src, ip.dstNum) && addrMatch(r.dst, ip.srcNum)
+        && portMatch(r.srcPorts, tcp.dstPort) && portMatch(r.dstPorts, tcp.srcPort);
+      if (!rev) continue;
+    }
+    if (r.flags && !flagsMatch(r.flags, tcp.flags)) continue;
+    let ok = true;
+    for (const c of r.contents) {
+      let found: boolean;
+      if (payload.length === 0) found = false;
+      else if (c.nocase) {
+        lower ??= asciiLowerCopy(payload);
+        found = lower.indexOf(c.lower) >= 0;
+      } else found = payload.indexOf(c.bytes) >= 0;
+      // A negated content still needs a payload to inspect, as in Suricata.
+      if (c.negated ? found || payload.length === 0 : !found) { ok = false; break; }
+    }
+    if (!ok) continue;
+    const a: Alert = { source: 'builtin', msg: r.msg, gid: r.gid, sid: r.sid, rev: r.rev, time, ...frameFacts(frame) };
+    if (r.verdict) a.verdict = r.verdict;
+    if (r.classtype !== undefined) a.classification = r.classtype;
+    if (r.priority !== undefined) a.priority = r.priority;
+    out.push(a);
+  }
+  return out;
+}
+
+function asciiLowerCopy(b: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(b.length);
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    out[i] = c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+  }
+  return out;
+}
+
+export class BuiltinMatcher extends EventEmitter implements AlertSource {
+  readonly name = 'builtin';
+  readonly stats: Record<string, number> = { inspected: 0, not_tcp: 0, alerts: 0, rules: 0, reloads: 0, reload_errors: 0 };
+  private rules: Rule[];
+  private readonly log: Logger;
+
+  constructor(private readonly opts: BuiltinMatcherOptions = {}) {
+    super();
+    this.rules = opts.rules ? [...opts.rules] : [];
+    this.stats.rules = this.rules.length;
+    this.log = (opts.logger ?? silentLogger).child({ analyzer: 'builtin' });
+  }
+
+  /** Loads the rule files, if any; rejects with RuleParseError listing every invalid rule. */
+  async start(): Promise<void> {
+    if (this.opts.ruleFiles?.length) await this.reload();
+    this.log.info('built-in matcher ready', { rules: this.rules.length });
+  }
+
+  async stop(): Promise<void> {}
+
+  /** Re-reads the rule files; on any error the current rules stay in force and the error is thrown. */
+  async reload(): Promise<void> {
+    const r = await loadRuleFiles(this.opts.ruleFiles ?? [], this.opts.vars ?? {});
+    if (r.errors.length) {
+      this.stats.reload_errors!++;
+      for (const e of r.errors) this.log.error('invalid rule', { error: formatRuleError(e) });
+      throw new RuleParseError(r.errors);
+    }
+    for (const w of r.warnings) this.log.warn('rule warning', { warning: formatRuleError(w) });
+    this.setRules(r.rules);
+    this.stats.reloads!++;
+  }
+
+  setRules(rules: Rule[]): void {
+    this.rules = [...rules];
+    this.stats.rules = this.rules.length;
+  }
+
+  getRules(): readonly Rule[] { return this.rules; }
+
+  /** Matches without emitting. */
+  match(frame: ParsedFrame, time?: Date): Alert[] {
+    return matchRules(this.rules, frame, time);
+  }
+
+  /** Matches and emits 'alert' for each result, synchronously; returns the alerts. */
+  inspect(frame: ParsedFrame, time?: Date): Alert[] {
+    this.stats.inspected!++;
+    if (!frame.tcp) { this.stats.not_tcp!++; return []; }
+    const alerts = matchRules(this.rules, frame, time);
+    for (const a of alerts) {
+      this.stats.alerts!++;
+      this.emit('alert', a);
+    }
+    return alerts;
+  }
+
+  override on(ev: 'alert', fn: (a: Alert) => void): this {
+    return super.on(ev, fn);
+  }
+}
