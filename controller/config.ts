@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts';
 import { ConfigError } from './config-error.ts';
 import { parseServices, type ServiceConfig } from './handoff/service-config.ts';
+import { parseAnalyzers, type AnalyzersConfig } from './analyzers/analyzer-config.ts';
 
 export interface ControllerConfig {
   listen: { host: string; port: number };
@@ -13,6 +14,7 @@ export interface ControllerConfig {
   learning: { idleTimeout: number; hardTimeout: number; priority: number };
   handoff: { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number };
   services: ServiceConfig[];
+  analyzers: AnalyzersConfig;
 }
 
 export const DEFAULT_CONFIG: ControllerConfig = {
@@ -22,6 +24,7 @@ export const DEFAULT_CONFIG: ControllerConfig = {
   learning: { idleTimeout: 60, hardTimeout: 0, priority: 10 },
   handoff: { maxConnections: 100000, handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100 },
   services: [],
+  analyzers: {},
 };
 
 export { ConfigError };
@@ -50,6 +53,7 @@ const SCHEMA: Schema = {
   learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
   handoff: { maxConnections: int(1, 10_000_000), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000) },
   services: (v, key) => parseServices(v, key),
+  analyzers: (v, key) => parseAnalyzers(v, key),
 };
 
 function merge(schema: Schema, defaults: Record<string, unknown>, input: unknown, path: string): Record<string, unknown> {

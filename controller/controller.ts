@@ -7,6 +7,7 @@ import { OpenFlowServer } from './datapath/openflow-server.ts';
 import { dpidString, type SwitchConnection } from './datapath/switch-connection.ts';
 import { LearningSwitch } from './apps/learning-switch.ts';
 import { HandoffEngine } from './handoff/handoff-engine.ts';
+import { AnalyzerBridge } from './analyzer-bridge.ts';
 import { APP_ID, appCookie } from './cookies.ts';
 import type { App } from './apps/app.ts';
 import type { ControllerConfig } from './config.ts';
@@ -22,6 +23,7 @@ export class Controller extends EventEmitter {
   readonly server: OpenFlowServer;
   readonly learning: LearningSwitch;
   readonly engine: HandoffEngine;
+  readonly analyzers: AnalyzerBridge;
   private readonly apps: App[] = [];
   readonly stats = { packetIns: 0, unparsedPacketIns: 0, unclaimedPacketIns: 0, appErrors: 0 };
 
@@ -29,7 +31,8 @@ export class Controller extends EventEmitter {
     super();
     this.server = new OpenFlowServer({ ...config.listen, ...config.switch }, log.child({ component: 'openflow' }));
     this.learning = new LearningSwitch(config.learning, log.child({ component: 'learning' }));
-    this.engine = new HandoffEngine(config.services, config.handoff, this.learning, log.child({ component: 'handoff' }));
+    this.engine = new HandoffEngine(config.services, { ...config.handoff, inspectInController: !!config.analyzers.builtin }, this.learning, log.child({ component: 'handoff' }));
+    this.analyzers = new AnalyzerBridge(config.analyzers, this.engine, log.child({ component: 'analyzers' }));
     // Migration apps first; the learning switch takes whatever they leave.
     this.apps.push(this.engine, ...apps, this.learning);
     this.server.on('switch_connected', (sw: SwitchConnection) => { this.prepare(sw).catch((e) => this.log.error('switch setup failed', { dpid: sw.describe(), error: (e as Error).message })); });
@@ -40,12 +43,17 @@ export class Controller extends EventEmitter {
   }
 
   async start(): Promise<{ host: string; port: number }> {
+    // Alert sockets first: an IDS that starts before them loses its alerts silently.
+    await this.analyzers.start();
     const bound = await this.server.listen();
     this.emit('listening', bound);
     return bound;
   }
 
-  stop(): Promise<void> { return this.server.close(); }
+  async stop(): Promise<void> {
+    await this.server.close();
+    await this.analyzers.stop();
+  }
 
   get switches(): SwitchConnection[] { return this.server.connected; }
 

@@ -17,6 +17,8 @@ export type SwitchMode = 'fastpath' | 'relay';
 export interface L2L4 { mac: string; ip: string; port: number }
 export interface Attached extends L2L4 { ofport: number }
 
+const toController = (maxLen = OFPCML_NO_BUFFER): Action => ({ type: 'output', port: OFPP.CONTROLLER, maxLen });
+
 export interface ConnectionFlowSpec {
   /** The connection's id; cookies carry it (and the flow's role) so FLOW_REMOVED and packet-ins name it. */
   id: number;
@@ -28,7 +30,10 @@ export interface ConnectionFlowSpec {
   /** Added to the client's ack (and SACK edges) to land in the backend's sequence space. */
   ackDelta: number;
   mode: SwitchMode;
+  /** Copy client → service segments to this port (an IDS) before any rewrite. */
   mirrorPort?: number;
+  /** Copy client → service segments to the controller (the built-in matcher inspects them). */
+  inspect?: boolean;
 }
 
 export function interceptCookie(serviceIndex: number): bigint { return appCookie(APP_ID.intercept, BigInt(serviceIndex)); }
@@ -49,6 +54,7 @@ function isServiceItself(s: ConnectionFlowSpec): boolean {
 export function clientToBackendActions(s: ConnectionFlowSpec): Action[] {
   const out: Action[] = [];
   if (s.mirrorPort !== undefined) out.push({ type: 'output', port: s.mirrorPort });
+  if (s.inspect) out.push(toController());
   if (!isServiceItself(s)) {
     out.push({ type: 'set_field', field: { ethDst: s.backend.mac } });
     if (s.backend.ip !== s.service.ip) out.push({ type: 'set_field', field: { ipv4Dst: s.backend.ip } });
@@ -71,8 +77,6 @@ export function backendToClientActions(s: ConnectionFlowSpec): Action[] {
   out.push({ type: 'output', port: s.client.ofport });
   return out;
 }
-
-const toController = (maxLen = OFPCML_NO_BUFFER): Action => ({ type: 'output', port: OFPP.CONTROLLER, maxLen });
 
 function add(spec: ConnectionFlowSpec, priority: number, match: Match, actions: Action[], role: bigint = CONN_ROLE.main): OfpMessage {
   return flowMod({

@@ -23,7 +23,11 @@ import { replayAck, replaySyn, resetFor } from './segments.ts';
 import { initialTrack, observe, bothFinSent, type Direction } from './tcp-state.ts';
 import { parseBackend, type BackendConfig, type ServiceConfig, type Verdict } from './service-config.ts';
 
-export interface EngineOptions { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number }
+export interface EngineOptions {
+  maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number;
+  /** The built-in matcher runs in the controller: services with mirrorAll copy segments to it. */
+  inspectInController?: boolean;
+}
 
 export interface VerdictRequest { verdict: Verdict; source: string; target?: string; sid?: number; seq?: number }
 
@@ -40,7 +44,9 @@ export class EngineError extends Error {
 /**
  * Events (all carry plain snapshots from `describe()`):
  * 'conn_opened', 'conn_state' (c, from, to), 'held', 'verdict', 'forwarded', 'migrated',
- * 'migration_failed', 'conn_closed', 'switch_mode' (dpid, mode), 'held_frame' (c, frame) for inspectors.
+ * 'migration_failed', 'conn_closed', 'switch_mode' (dpid, mode), 'held_frame' (c, frame) and
+ * 'segment_frame' (c, frame) for inspectors, 'move_pending' (c, {to, reason}) once a mid-stream
+ * move waits for the client's next data segment.
  */
 export class HandoffEngine extends EventEmitter implements App {
   readonly name = 'handoff';
@@ -186,7 +192,7 @@ export class HandoffEngine extends EventEmitter implements App {
     this.stats.intercepted++;
     this.armIdle(c, this.opts.handshakeTimeoutMs);
     this.emit('conn_opened', this.describe(c));
-    this.packetOut(c, syn, c.backend.ofport, inPort);
+    this.passOn(c, syn, c.backend.ofport, inPort);
     return true;
   }
 
@@ -195,9 +201,13 @@ export class HandoffEngine extends EventEmitter implements App {
     const seg = segInfo(frame);
     const role = this.flowRole(pi, c);
     // Flag copies from installed flows were already forwarded by the switch: only learn from them.
-    if (role === 'copy') { this.trackSegment(c, 'c2s', frame); return; }
+    if (role === 'copy') {
+      this.trackSegment(c, 'c2s', frame);
+      if (seg.payloadLength > 0) this.emit('segment_frame', this.describe(c), frame);
+      return;
+    }
     if (tcp.flagSet.syn && !tcp.flagSet.ack) {
-      if (tcp.seq === c.isnClient && (c.phase === 'handshake')) { this.packetOut(c, c.syn, c.backend.ofport, inPort); return; }
+      if (tcp.seq === c.isnClient && (c.phase === 'handshake')) { this.passOn(c, c.syn, c.backend.ofport, inPort); return; }
       if (c.phase === 'closing' || c.phase === 'closed' || tcp.seq !== c.isnClient) {
         // A new connection reusing the 4-tuple: forget the old one.
         this.finish(c, 'replaced by a new SYN on the same address/port pair', true);
@@ -210,7 +220,7 @@ export class HandoffEngine extends EventEmitter implements App {
     switch (c.phase) {
       case 'handshake':
       case 'established':
-        if (seg.payloadLength === 0 || seg.rst) { this.packetOut(c, frame.raw, c.backend.ofport, inPort); if (c.phase === 'handshake' && tcp.flagSet.ack) this.setPhase(c, 'established'); return; }
+        if (seg.payloadLength === 0 || seg.rst) { this.passOn(c, frame.raw, c.backend.ofport, inPort); if (c.phase === 'handshake' && tcp.flagSet.ack) this.setPhase(c, 'established'); return; }
         this.hold(c, frame);
         return;
       case 'held':
@@ -258,17 +268,20 @@ export class HandoffEngine extends EventEmitter implements App {
       this.learning.learnHost(ip.src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
     }
     this.trackSegment(c, 's2c', frame);
-    if ((c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing') && !this.relayed(c)) {
-      this.packetOut(c, frame.raw, OFPP.TABLE, inPort);
-      return;
-    }
+    const hasFlows = c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing' || !!c.move?.midStream;
+    if (hasFlows && !this.relayed(c)) { this.packetOut(c, frame.raw, OFPP.TABLE, inPort); return; }
+    if (isIdentity(c)) { this.passOn(c, frame.raw, c.client.ofport, inPort); return; }
     this.relayToClient(c, frame.raw);
   }
 
-  /** Which flow sent this packet-in: a flag copy (already forwarded), the relay/freeze flows, or interception. */
+  /**
+   * Which flow sent this packet-in: a copy of a packet the switch forwarded itself (FIN/RST copies,
+   * inspection copies of a non-relayed connection), a relay/freeze flow, or the intercept flow.
+   */
   private flowRole(pi: PacketIn, c: Connection): 'copy' | 'flow' | 'intercept' {
     if (connIdOf(pi.cookie) !== c.id) return 'intercept';
-    if (connRoleOf(pi.cookie) === CONN_ROLE.flags) return 'copy';
+    const role = connRoleOf(pi.cookie);
+    if (role === CONN_ROLE.flags || (role === CONN_ROLE.main && !this.relayed(c))) return 'copy';
     return 'flow';
   }
 
@@ -382,6 +395,7 @@ export class HandoffEngine extends EventEmitter implements App {
       // megaflows asynchronously: for a moment the client's packets can still take the old path.
       await new Promise((r) => setTimeout(r, this.opts.revalidateMs));
     }
+    this.emit('move_pending', this.describe(c), { to: target.name, reason });
     c.timers.freeze = setTimeout(() => {
       c.timers.freeze = undefined;
       if (c.phase !== 'freezing') return;
@@ -525,6 +539,7 @@ export class HandoffEngine extends EventEmitter implements App {
     return {
       id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
       ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? c.service.mirrorPort : undefined,
+      inspect: c.service.mirrorAll && !!this.opts.inspectInController,
     };
   }
 
@@ -555,7 +570,7 @@ export class HandoffEngine extends EventEmitter implements App {
   private relayToBackend(c: Connection, raw: Buffer): void {
     const f = Buffer.from(raw);
     const b = c.backend;
-    if (!(b.ip === c.serviceL2.ip && b.port === c.serviceL2.port && (c.ackDelta >>> 0) === 0)) {
+    if (!isIdentity(c)) {
       const ok = rewriteEthDst(f, b.mac).ok && rewriteIpv4Dst(f, b.ip).ok && rewriteL4DstPort(f, b.port).ok && shiftTcpAck(f, c.ackDelta).ok;
       if (!ok) { this.log.debug('cannot rewrite a client segment; dropped', { conn: c.id }); return; }
     }
@@ -566,7 +581,7 @@ export class HandoffEngine extends EventEmitter implements App {
   private relayToClient(c: Connection, raw: Buffer): void {
     const f = Buffer.from(raw);
     const b = c.backend;
-    if (!(b.ip === c.serviceL2.ip && b.port === c.serviceL2.port && (c.ackDelta >>> 0) === 0)) {
+    if (!isIdentity(c)) {
       const ok = rewriteEthSrc(f, c.serviceL2.mac).ok && rewriteIpv4Src(f, c.serviceL2.ip).ok && rewriteL4SrcPort(f, c.serviceL2.port).ok && shiftTcpSeq(f, -c.ackDelta).ok;
       if (!ok) { this.log.debug('cannot rewrite a backend segment; dropped', { conn: c.id }); return; }
     }
@@ -646,6 +661,13 @@ export class HandoffEngine extends EventEmitter implements App {
     this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'output', port }], data: frame }]);
   }
 
+  /** Forwards a handshake-phase packet, with a copy to the service's IDS port so the IDS sees the whole flow. */
+  private passOn(c: Connection, frame: Buffer, port: number, inPort: number): void {
+    const mirror = c.service.mirrorPort;
+    const actions = mirror !== undefined && mirror !== port ? [{ type: 'output' as const, port: mirror }, { type: 'output' as const, port }] : [{ type: 'output' as const, port }];
+    this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions, data: frame }]);
+  }
+
   private send(c: Connection, msgs: OfpMessage[]): void {
     if (!c.sw.connected) return;
     try { for (const m of msgs) c.sw.send(m); } catch (e) { this.log.warn('send to switch failed', { conn: c.id, error: (e as Error).message }); }
@@ -669,6 +691,11 @@ export interface ConnectionView {
   client: string; serviceAddress: string; backend: string; backendAddress: string;
   ackDelta: number; migrations: number; tcp: { client: string; server: string }; createdAt: number;
   lastVerdict?: { verdict: string; source: string; sid?: number; at: number };
+}
+
+/** The connection still runs to the service's own backend in its own sequence space: nothing to rewrite. */
+function isIdentity(c: Connection): boolean {
+  return c.backend.ip === c.serviceL2.ip && c.backend.port === c.serviceL2.port && (c.ackDelta >>> 0) === 0;
 }
 
 function segInfo(f: ParsedFrame) {

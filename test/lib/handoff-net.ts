@@ -15,7 +15,15 @@ import type { HandoffEngine } from '../../controller/handoff/handoff-engine.ts';
 const APPS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'topo', 'apps');
 export const SERVICE = { ip: '10.0.0.1', port: 5001 };
 
-export interface BedOptions { prefix: string; services?: Record<string, unknown>; handoff?: Record<string, unknown> }
+export interface BedOptions {
+  prefix: string;
+  services?: Record<string, unknown>;
+  handoff?: Record<string, unknown>;
+  analyzers?: Record<string, unknown>;
+  /** Adds an IDS host on switch port IDS_PORT (no address; it only listens). */
+  ids?: boolean;
+}
+export const IDS_PORT = 5;
 
 export class HandoffBed {
   ovs!: Ovs;
@@ -23,6 +31,7 @@ export class HandoffBed {
   controller!: Controller;
   client!: Host;
   servers: Record<string, Host> = {};
+  ids?: Host;
   bridge = `tmtbr${randomBytes(2).toString('hex')}`;
 
   get engine(): HandoffEngine { return this.controller.engine; }
@@ -44,7 +53,7 @@ export class HandoffBed {
       ],
       ...opts.services,
     };
-    const started = await startController([], { services: [service], handoff: { closeGraceMs: 200, ...opts.handoff } });
+    const started = await startController([], { services: [service], handoff: { closeGraceMs: 200, ...opts.handoff }, ...(opts.analyzers ? { analyzers: opts.analyzers } : {}) });
     this.controller = started.controller;
     this.ovs = await Ovs.start({ prefix: opts.prefix });
     this.net = TestNet.create();
@@ -52,6 +61,7 @@ export class HandoffBed {
     this.client = await this.net.addHost('c', '10.0.0.2/24');
     this.servers.server2 = await this.net.addHost('s2', '10.0.0.3/24');
     this.servers.server3 = await this.net.addHost('s3', '10.0.0.4/24');
+    if (opts.ids) this.ids = await this.net.addHost('ids', '10.0.0.9/24');
     const ready = nextSwitchReady(this.controller);
     await this.ovs.addBridge(this.bridge, { controller: started.target });
     let n = 1;

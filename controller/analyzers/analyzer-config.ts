@@ -1,0 +1,59 @@
+// The `analyzers` section of the controller config: which alert sources run, and where.
+import { ConfigError } from '../config-error.ts';
+
+export interface AnalyzersConfig {
+  builtin?: { rules: string[]; vars: Record<string, string> };
+  snort?: { socket: string; mode?: number };
+  suricata?: { socket?: string; streamSocket?: string; mode?: number };
+}
+
+type Obj = Record<string, unknown>;
+function obj(v: unknown, key: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(key, `expected an object, got ${JSON.stringify(v)}`);
+  return v as Obj;
+}
+function only(o: Obj, key: string, known: string[]): void {
+  for (const k of Object.keys(o)) if (!known.includes(k)) throw new ConfigError(`${key}.${k}`, `unknown key (known: ${known.join(', ')})`);
+}
+function path(v: unknown, key: string): string {
+  if (typeof v !== 'string' || v.length === 0 || v.includes('\0')) throw new ConfigError(key, `expected a file path, got ${JSON.stringify(v)}`);
+  return v;
+}
+function mode(v: unknown, key: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^0?[0-7]{3}$/.test(v)) throw new ConfigError(key, `expected an octal file mode like "0660", got ${JSON.stringify(v)}`);
+  return parseInt(v, 8);
+}
+
+export function parseAnalyzers(v: unknown, key = 'analyzers'): AnalyzersConfig {
+  const o = obj(v, key);
+  only(o, key, ['builtin', 'snort', 'suricata']);
+  const out: AnalyzersConfig = {};
+  if (o.builtin !== undefined) {
+    const b = obj(o.builtin, `${key}.builtin`);
+    only(b, `${key}.builtin`, ['rules', 'vars']);
+    if (!Array.isArray(b.rules) || b.rules.length === 0) throw new ConfigError(`${key}.builtin.rules`, 'expected a non-empty array of rule file paths');
+    const vars: Record<string, string> = {};
+    for (const [k, val] of Object.entries(b.vars === undefined ? {} : obj(b.vars, `${key}.builtin.vars`))) {
+      if (typeof val !== 'string') throw new ConfigError(`${key}.builtin.vars.${k}`, 'expected a string');
+      vars[k] = val;
+    }
+    out.builtin = { rules: b.rules.map((r, i) => path(r, `${key}.builtin.rules[${i}]`)), vars };
+  }
+  if (o.snort !== undefined) {
+    const s = obj(o.snort, `${key}.snort`);
+    only(s, `${key}.snort`, ['socket', 'mode']);
+    out.snort = { socket: s.socket === undefined ? '/tmp/snort_alert' : path(s.socket, `${key}.snort.socket`), mode: mode(s.mode, `${key}.snort.mode`) };
+  }
+  if (o.suricata !== undefined) {
+    const s = obj(o.suricata, `${key}.suricata`);
+    only(s, `${key}.suricata`, ['socket', 'streamSocket', 'mode']);
+    out.suricata = {
+      socket: s.socket === undefined ? undefined : path(s.socket, `${key}.suricata.socket`),
+      streamSocket: s.streamSocket === undefined ? undefined : path(s.streamSocket, `${key}.suricata.streamSocket`),
+      mode: mode(s.mode, `${key}.suricata.mode`),
+    };
+    if (!out.suricata.socket && !out.suricata.streamSocket) out.suricata.socket = '/tmp/suricata-eve.sock';
+  }
+  return out;
+}

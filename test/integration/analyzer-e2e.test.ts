@@ -1,0 +1,183 @@
+// Verdicts from real analyzers drive real handoffs: a live Suricata on the switch's mirror port,
+// the built-in matcher, and Snort unixsock datagrams, each against Linux peers in namespaces.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { existsSync } from 'node:fs';
+import { HandoffBed, SERVICE, IDS_PORT, type ScriptClient } from '../lib/handoff-net.ts';
+import { PATCHED_PREFIX, STOCK_PREFIX } from '../lib/ovs.ts';
+import { suricataVersion } from './analyzer-suricata-helpers.ts';
+import { encodeAlertPkt, sendDgram } from '../../controller/analyzers/index.ts';
+
+const RULES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'snort-rules', 'migrate.rules');
+const prefix = existsSync(`${PATCHED_PREFIX}/sbin/ovs-vswitchd`) ? PATCHED_PREFIX : STOCK_PREFIX;
+
+interface Scenario { name: string; setup: (dir: string) => Promise<Record<string, unknown>>; start?: (bed: HandoffBed, dir: string) => Promise<() => Promise<void>>; midStream: boolean }
+
+async function session(bed: HandoffBed): Promise<{ c: ScriptClient; id: number }> {
+  const c = bed.scriptClient();
+  const r = await c.cmd({ op: 'connect', host: SERVICE.ip, port: SERVICE.port });
+  assert.equal(r.ok, true, r.error);
+  const port = String(r.local).split(':')[1];
+  const view = bed.engine.connections().find((x) => x.client === `10.0.0.2:${port}`);
+  assert.ok(view);
+  return { c, id: view.id };
+}
+
+function scenarios(s: Scenario): void {
+  describe(`verdicts from ${s.name}`, function () {
+    this.timeout(120000);
+    let bed: HandoffBed;
+    let dir: string;
+    let stopIds: (() => Promise<void>) | undefined;
+    before(async function () {
+      if (s.name === 'Suricata (live, mirror port)' && !(await suricataVersion())) {
+        if (process.env.CI) throw new Error('Suricata is not installed: run `bash topo/install-suricata.sh`');
+        this.skip();
+      }
+      dir = mkdtempSync('/tmp/tmt-ana-');
+      const analyzers = await s.setup(dir);
+      bed = await HandoffBed.create({
+        prefix, ids: true, analyzers,
+        services: { mirrorPort: IDS_PORT, mirrorAll: s.midStream, verdictTimeoutMs: 3000 },
+      });
+      if (s.start) stopIds = await s.start(bed, dir);
+    });
+    after(async () => {
+      await stopIds?.();
+      await bed?.destroy();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('payload containing "migrate" → migrated to server 2', async () => {
+      const { c, id } = await session(bed);
+      try {
+        assert.equal((await c.cmd({ op: 'send', line: 'please migrate me' })).reply, 'server2 please migrate me');
+        const v = bed.engine.connections().find((x) => x.id === id)!;
+        assert.equal(v.lastVerdict?.verdict, 'MIGRATE');
+        assert.equal(v.lastVerdict?.sid, 1000002);
+        assert.equal((await c.cmd({ op: 'send', line: 'and then' })).reply, 'server2 and then');
+        await c.cmd({ op: 'close' });
+      } finally { c.end(); }
+    });
+
+    it('payload containing "forward" → stays on server 1', async () => {
+      const { c, id } = await session(bed);
+      try {
+        assert.equal((await c.cmd({ op: 'send', line: 'forward this' })).reply, 'server1 forward this');
+        const v = bed.engine.connections().find((x) => x.id === id)!;
+        assert.equal(v.lastVerdict?.verdict, 'FORWARD');
+        assert.equal(v.lastVerdict?.sid, 1000001);
+        await c.cmd({ op: 'close' });
+      } finally { c.end(); }
+    });
+
+    it('payload with neither → the default verdict', async () => {
+      const { c, id } = await session(bed);
+      try {
+        assert.equal((await c.cmd({ op: 'send', line: 'just hello' })).reply, 'server1 just hello');
+        const v = bed.engine.connections().find((x) => x.id === id)!;
+        assert.equal(v.lastVerdict?.verdict, 'FORWARD');
+        assert.notEqual(v.lastVerdict?.sid, 1000001);
+        await c.cmd({ op: 'close' });
+      } finally { c.end(); }
+    });
+
+    if (s.midStream) {
+      it('a MIGRATE later in the stream → mid-stream migration at the next client segment', async () => {
+        const { c, id } = await session(bed);
+        try {
+          assert.equal((await c.cmd({ op: 'send', line: 'hello' })).reply, 'server1 hello');
+          const pending = once(bed.engine, 'move_pending', { signal: AbortSignal.timeout(10000) });
+          // This segment is already on its way to server 1; the alert about it moves the connection.
+          assert.equal((await c.cmd({ op: 'send', line: 'now migrate' })).reply, 'server1 now migrate');
+          const [view, info] = await pending;
+          assert.equal(view.id, id);
+          assert.equal(info.to, 'server2');
+          assert.equal((await c.cmd({ op: 'send', line: 'next' })).reply, 'server2 next');
+          await c.cmd({ op: 'close' });
+        } finally { c.end(); }
+      });
+    }
+  });
+}
+
+scenarios({
+  name: 'the built-in matcher',
+  midStream: true,
+  setup: async () => ({ builtin: { rules: [RULES], vars: { HOME_NET: '10.0.0.0/8' } } }),
+});
+
+scenarios({
+  name: 'Suricata (live, mirror port)',
+  midStream: true,
+  setup: async (dir) => ({ suricata: { socket: join(dir, 'eve.sock') } }),
+  start: async (bed, dir) => {
+    copyFileSync(RULES, join(dir, 'migrate.rules'));
+    writeFileSync(join(dir, 'suricata.yaml'), `%YAML 1.1
+---
+vars:
+  address-groups:
+    HOME_NET: "[10.0.0.0/8]"
+    EXTERNAL_NET: "any"
+default-log-dir: ${dir}
+default-rule-path: ${dir}
+rule-files:
+  - migrate.rules
+classification-file: /etc/suricata/classification.config
+reference-config-file: /etc/suricata/reference.config
+outputs:
+  - eve-log:
+      enabled: yes
+      filetype: unix_dgram
+      filename: ${join(dir, 'eve.sock')}
+      types:
+        - alert:
+            packet: yes
+            payload: yes
+  - stats:
+      enabled: no
+af-packet:
+  - interface: eth0
+    cluster-id: 98
+    cluster-type: cluster_flow
+    defrag: yes
+    use-mmap: yes
+    tpacket-v3: no
+`);
+    const ids = bed.ids!;
+    const proc = ids.spawn(['suricata', '-c', join(dir, 'suricata.yaml'), '--af-packet=eth0', '-l', dir, '-k', 'none', '-v']);
+    // Ready when Suricata says its capture threads run (it logs that once, on stdout).
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('Suricata did not start within 60 s')), 60000);
+      const seen: string[] = [];
+      const onLine = (l: string) => {
+        seen.push(l);
+        if (/threads? (are )?running|engine started/i.test(l)) { clearTimeout(t); resolve(); }
+      };
+      createInterface({ input: proc.stdout! }).on('line', onLine);
+      createInterface({ input: proc.stderr! }).on('line', onLine);
+      proc.once('exit', (code) => { clearTimeout(t); reject(new Error(`Suricata exited (${code}): ${seen.slice(-5).join(' | ')}`)); });
+    });
+    return async () => { proc.kill('SIGTERM'); if (proc.exitCode === null) await once(proc, 'exit'); };
+  },
+});
+
+scenarios({
+  name: 'Snort unixsock datagrams',
+  midStream: false,
+  setup: async (dir) => ({ snort: { socket: join(dir, 'snort_alert') } }),
+  start: async (bed, dir) => {
+    // Plays Snort: on each held segment, sends the Alertpkt Snort would send for its rules.
+    const onHeld = (_c: unknown, frame: { raw: Buffer; payload: Buffer }) => {
+      const text = frame.payload.toString('latin1').toLowerCase();
+      const rule = text.includes('migrate') ? { msg: '"MIGRATE"', sid: 1000002 } : text.includes('forward') ? { msg: '"FORWARD"', sid: 1000001 } : undefined;
+      if (rule) sendDgram(join(dir, 'snort_alert'), encodeAlertPkt({ ...rule, rev: 1, packet: frame.raw }));
+    };
+    bed.engine.on('held_frame', onHeld);
+    return async () => { bed.engine.off('held_frame', onHeld); };
+  },
+});
