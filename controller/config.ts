@@ -15,6 +15,7 @@ export interface ControllerConfig {
   handoff: { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number };
   services: ServiceConfig[];
   analyzers: AnalyzersConfig;
+  api: { enabled: boolean; host: string; port: number; token: string };
 }
 
 export const DEFAULT_CONFIG: ControllerConfig = {
@@ -25,6 +26,7 @@ export const DEFAULT_CONFIG: ControllerConfig = {
   handoff: { maxConnections: 100000, handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100 },
   services: [],
   analyzers: {},
+  api: { enabled: true, host: '127.0.0.1', port: 6680, token: '' },
 };
 
 export { ConfigError };
@@ -54,6 +56,12 @@ const SCHEMA: Schema = {
   handoff: { maxConnections: int(1, 10_000_000), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000) },
   services: (v, key) => parseServices(v, key),
   analyzers: (v, key) => parseAnalyzers(v, key),
+  api: {
+    enabled: (v, key) => { if (typeof v !== 'boolean') throw new ConfigError(key, `expected true or false, got ${JSON.stringify(v)}`); return v; },
+    host, port: int(0, 65535),
+    // Bearer token for requests that change state; empty means changes are refused.
+    token: (v, key) => { if (typeof v !== 'string' || /\s/.test(v)) throw new ConfigError(key, 'expected a token string without spaces'); return v; },
+  },
 };
 
 function merge(schema: Schema, defaults: Record<string, unknown>, input: unknown, path: string): Record<string, unknown> {

@@ -1,7 +1,7 @@
 // The controller core: owns the OpenFlow listener, prepares each switch (clean tables, table-miss
 // to the controller, full packets in Packet-Ins) and dispatches switch events to the apps.
 import { EventEmitter } from 'node:events';
-import { OFPP, OFPTT, OFPCML_NO_BUFFER, flowMod } from './openflow/index.ts';
+import { OFPP, OFPTT, OFPCML_NO_BUFFER, flowMod, type OfpMessage } from './openflow/index.ts';
 import { parseFrame } from './packet/index.ts';
 import { OpenFlowServer } from './datapath/openflow-server.ts';
 import { dpidString, type SwitchConnection } from './datapath/switch-connection.ts';
@@ -15,9 +15,12 @@ import type { Logger } from './log.ts';
 
 const OFPC_FRAG_NORMAL = 0;
 
+/** A frame the controller received (Packet-In) or sent (Packet-Out), for packet capture. */
+export interface CaptureRecord { direction: 'in' | 'out'; dpid: string; port: number; frame: Buffer; time: number }
+
 /**
- * Events: 'switch_ready' (sw), 'switch_gone' (sw, reason), 'packet_in_error' (error),
- * 'listening' ({host, port}).
+ * Events: 'switch_ready' (sw), 'switch_gone' (sw, reason), 'listening' ({host, port}),
+ * 'capture' (CaptureRecord) for every frame in a Packet-In or Packet-Out while someone listens.
  */
 export class Controller extends EventEmitter {
   readonly server: OpenFlowServer;
@@ -59,6 +62,9 @@ export class Controller extends EventEmitter {
 
   private async prepare(sw: SwitchConnection): Promise<void> {
     sw.on('message', (msg) => this.dispatch(sw, msg));
+    sw.on('packet_out', (msg: Extract<OfpMessage, { type: 'packet_out' }>) => {
+      if (msg.data.length > 0) this.emit('capture', { direction: 'out', dpid: sw.describe(), port: msg.inPort, frame: msg.data, time: Date.now() } satisfies CaptureRecord);
+    });
     // Start from a known state: whatever an earlier controller (or run) left is gone.
     await sw.transact([
       flowMod({ command: 'delete', tableId: OFPTT.ALL, match: {} }),
@@ -75,10 +81,11 @@ export class Controller extends EventEmitter {
     this.emit('switch_ready', sw);
   }
 
-  private dispatch(sw: SwitchConnection, msg: import('./openflow/index.ts').OfpMessage): void {
+  private dispatch(sw: SwitchConnection, msg: OfpMessage): void {
     switch (msg.type) {
       case 'packet_in': {
         this.stats.packetIns++;
+        if (this.listenerCount('capture') > 0) this.emit('capture', { direction: 'in', dpid: sw.describe(), port: msg.match.inPort ?? 0, frame: msg.data, time: Date.now() } satisfies CaptureRecord);
         const parsed = parseFrame(msg.data);
         if (!parsed.ok) {
           // Truncated or garbage frames are logged and dropped; they never reach the apps' state.

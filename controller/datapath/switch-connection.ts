@@ -30,7 +30,8 @@ const REPLY_TYPES: Partial<Record<OfpMessage['type'], OfpMessage['type']>> = {
 
 /**
  * Events: 'ready' (features), 'message' (msg, every decoded message not consumed as a reply),
- * 'ofp_error' (OpenFlowError for an error nobody was waiting for), 'close' (reason: string).
+ * 'ofp_error' (OpenFlowError for an error nobody was waiting for), 'close' (reason: string),
+ * 'packet_out' (msg) for every Packet-Out sent, when someone listens (packet capture).
  */
 export class SwitchConnection extends EventEmitter {
   private rx: Buffer = Buffer.alloc(0);
@@ -99,6 +100,7 @@ export class SwitchConnection extends EventEmitter {
       if (this.unconfirmed.size > 4096) this.unconfirmed.delete(this.unconfirmed.keys().next().value!);
     }
     const bytes = encodeMessage(msg);
+    if (msg.type === 'packet_out' && this.listenerCount('packet_out') > 0) this.emit('packet_out', msg);
     // Back-pressure: stop reading (and so stop generating more work) until the switch drains our output.
     if (!this.socket.write(bytes)) this.socket.pause();
     return msg.xid;
