@@ -101,9 +101,11 @@ export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
   const c2sActions = clientToBackendActions(s);
   const s2cActions = backendToClientActions(s);
   const flows = [add(s, PRIORITY.connection, c2s, c2sActions), add(s, PRIORITY.connection, s2c, s2cActions)];
+  // The copy goes first, before any rewrite: the controller finds the connection by the addresses
+  // the packet had on arrival (client → service, backend → client).
   for (const flag of [TCP_FIN, TCP_RST]) {
-    flows.push(add(s, PRIORITY.connectionFlags, { ...c2s, tcpFlags: { value: flag, mask: flag } }, [...c2sActions, toController(FLAG_COPY_LEN)], CONN_ROLE.flags));
-    flows.push(add(s, PRIORITY.connectionFlags, { ...s2c, tcpFlags: { value: flag, mask: flag } }, [...s2cActions, toController(FLAG_COPY_LEN)], CONN_ROLE.flags));
+    flows.push(add(s, PRIORITY.connectionFlags, { ...c2s, tcpFlags: { value: flag, mask: flag } }, [toController(FLAG_COPY_LEN), ...c2sActions], CONN_ROLE.flags));
+    flows.push(add(s, PRIORITY.connectionFlags, { ...s2c, tcpFlags: { value: flag, mask: flag } }, [toController(FLAG_COPY_LEN), ...s2cActions], CONN_ROLE.flags));
   }
   return flows;
 }

@@ -593,7 +593,10 @@ export class HandoffEngine extends EventEmitter implements App {
 
   private trackSegment(c: Connection, dir: Direction, frame: ParsedFrame): void {
     const before = c.track;
-    c.track = observe(c.track, dir, segInfo(frame));
+    const seg = segInfo(frame);
+    // Track in the client's view: a backend's own sequence numbers are shifted by the delta.
+    if (dir === 's2c' && frame.ipv4!.src === c.backend.ip && frame.tcp!.srcPort === c.backend.port) seg.seq = seqSub(seg.seq, c.ackDelta);
+    c.track = observe(c.track, dir, seg);
     if (before.client !== c.track.client || before.server !== c.track.server) this.emit('tcp_state', this.describe(c), dir);
     if (c.phase === 'closing' || c.phase === 'closed') return;
     if (frame.tcp!.flagSet.rst || bothFinSent(c.track)) this.closeSoon(c, frame.tcp!.flagSet.rst ? 'reset' : 'closed by both ends');
