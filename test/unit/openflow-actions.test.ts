@@ -1,0 +1,163 @@
+// Actions, Nicira extension actions and instructions: exact TLV bytes and decode back.
+import assert from 'node:assert/strict';
+import {
+  decodeActions, decodeInstructions, encodeActions, encodeInstructions, seqShiftAction, OFPP,
+  type Action, type Instruction,
+} from '../../controller/openflow/index.ts';
+
+function hex(s: string): Buffer {
+  return Buffer.from(s.replace(/[\s|]/g, ''), 'hex');
+}
+
+const ACTIONS: Array<[Action, string]> = [
+  [{ type: 'output', port: 1, maxLen: 0xffff }, '0000 0010 00000001 ffff 000000000000'],
+  [{ type: 'output', port: OFPP.CONTROLLER, maxLen: 128 }, '0000 0010 fffffffd 0080 000000000000'],
+  [{ type: 'copy_ttl_out' }, '000b 0008 00000000'],
+  [{ type: 'copy_ttl_in' }, '000c 0008 00000000'],
+  [{ type: 'set_mpls_ttl', ttl: 9 }, '000f 0008 09 000000'],
+  [{ type: 'dec_mpls_ttl' }, '0010 0008 00000000'],
+  [{ type: 'push_vlan', ethType: 0x8100 }, '0011 0008 8100 0000'],
+  [{ type: 'pop_vlan' }, '0012 0008 00000000'],
+  [{ type: 'push_mpls', ethType: 0x8847 }, '0013 0008 8847 0000'],
+  [{ type: 'pop_mpls', ethType: 0x0800 }, '0014 0008 0800 0000'],
+  [{ type: 'set_queue', queueId: 7 }, '0015 0008 00000007'],
+  [{ type: 'group', groupId: 5 }, '0016 0008 00000005'],
+  [{ type: 'set_nw_ttl', ttl: 64 }, '0017 0008 40 000000'],
+  [{ type: 'dec_nw_ttl' }, '0018 0008 00000000'],
+  [{ type: 'set_field', field: { ipv4Dst: '10.0.0.3' } }, '0019 0010 80001804 0a000003 00000000'],
+  [{ type: 'set_field', field: { ethDst: '00:00:00:00:00:03' } }, '0019 0010 80000606 000000000003 0000'],
+  [{ type: 'set_field', field: { tcpDst: 8080 } }, '0019 0010 80001c02 1f90 000000000000'],
+  [{ type: 'set_field', field: { metadata: 1n } }, '0019 0010 80000408 0000000000000001'],
+  [{ type: 'push_pbb', ethType: 0x88e7 }, '001a 0008 88e7 0000'],
+  [{ type: 'pop_pbb' }, '001b 0008 00000000'],
+  [{ type: 'experimenter', experimenter: 0x00001234, data: hex('0102030405060708') }, 'ffff 0010 00001234 0102030405060708'],
+  // Nicira seq/ack shifts (ovs-patch/): type 0xffff, len 16, vendor 0x2320, subtype, pad 2, u32 delta.
+  [{ type: 'nx_inc_tcp_seq', delta: 5 }, 'ffff 0010 00002320 0050 0000 00000005'],
+  [{ type: 'nx_dec_tcp_seq', delta: 0x12345678 }, 'ffff 0010 00002320 0051 0000 12345678'],
+  [{ type: 'nx_inc_tcp_ack', delta: 0xffffffff }, 'ffff 0010 00002320 0052 0000 ffffffff'],
+  [{ type: 'nx_dec_tcp_ack', delta: 1 }, 'ffff 0010 00002320 0053 0000 00000001'],
+  [{ type: 'nx_resubmit', inPort: 3 }, 'ffff 0010 00002320 0001 0003 00000000'],
+  [{ type: 'nx_resubmit', inPort: OFPP.IN_PORT, tableId: 2 }, 'ffff 0010 00002320 000e fff8 02 000000'],
+];
+
+describe('openflow codec: actions', () => {
+  for (const [action, bytes] of ACTIONS) {
+    it(`${action.type} ${JSON.stringify(action, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`, () => {
+      const enc = encodeActions([action]);
+      assert.equal(enc.toString('hex'), hex(bytes).toString('hex'));
+      assert.deepEqual(decodeActions(enc), { ok: true, value: [action] });
+    });
+  }
+
+  it('output defaults maxLen to OFPCML_NO_BUFFER', () => {
+    assert.equal(encodeActions([{ type: 'output', port: 2 }]).toString('hex'), '0000001000000002ffff000000000000');
+  });
+
+  it('unknown NX subtypes and unknown action types are kept, not errors', () => {
+    const nxNote = hex('ffff 0010 00002320 0008 616263000000');
+    assert.deepEqual(decodeActions(nxNote), { ok: true, value: [{ type: 'experimenter', experimenter: 0x2320, data: hex('0008616263000000') }] });
+    const unknown = hex('0063 0008 01020304');
+    assert.deepEqual(decodeActions(unknown), { ok: true, value: [{ type: 'unknown', actionType: 0x63, data: hex('01020304') }] });
+    assert.equal(encodeActions([{ type: 'unknown', actionType: 0x63, data: hex('01020304') }]).toString('hex'), unknown.toString('hex'));
+  });
+
+  it('experimenter data is zero-padded to 8 bytes', () => {
+    assert.equal(encodeActions([{ type: 'experimenter', experimenter: 1, data: hex('aa') }]).toString('hex'), 'ffff001000000001aa00000000000000');
+  });
+
+  describe('errors', () => {
+    const cases: Array<[string, string, string]> = [
+      ['length 0', '0000 0000 00000001', 'bad_length'],
+      ['length not a multiple of 8', '0000 000c 00000001 ffff0000', 'bad_length'],
+      ['length past the end', '0000 0010 00000001', 'truncated'],
+      ['output too long', '0000 0018 00000001 ffff 000000000000 0000000000000000', 'bad_length'],
+      ['NX seq action with the wrong length', 'ffff 0018 00002320 0050 0000 00000005 0000000000000000', 'bad_length'],
+      ['set_field with a truncated OXM', '0019 0008 80001804', 'truncated'],
+    ];
+    for (const [name, bytes, kind] of cases) {
+      it(name, () => {
+        const r = decodeActions(hex(bytes));
+        assert.equal(r.ok, false);
+        assert.equal(!r.ok && r.error.kind, kind, !r.ok ? r.error.message : '');
+      });
+    }
+    it('set_field needs exactly one field', () => {
+      assert.throws(() => encodeActions([{ type: 'set_field', field: { ipv4Dst: '1.2.3.4', tcpDst: 1 } }]), /exactly one/);
+      assert.throws(() => encodeActions([{ type: 'set_field', field: {} }]), /exactly one/);
+    });
+    it('NX resubmit port must fit 16 bits', () => {
+      assert.throws(() => encodeActions([{ type: 'nx_resubmit', inPort: 0x10000 }]), { name: 'OfpEncodeError' });
+    });
+  });
+});
+
+describe('openflow codec: seqShiftAction', () => {
+  const cases: Array<['seq' | 'ack', number, Action]> = [
+    ['seq', 0, { type: 'nx_inc_tcp_seq', delta: 0 }],
+    ['seq', 5, { type: 'nx_inc_tcp_seq', delta: 5 }],
+    ['seq', -5, { type: 'nx_dec_tcp_seq', delta: 5 }],
+    ['seq', 2 ** 32 - 5, { type: 'nx_dec_tcp_seq', delta: 5 }],
+    ['ack', 2 ** 31, { type: 'nx_inc_tcp_ack', delta: 2 ** 31 }],
+    ['ack', 2 ** 31 + 1, { type: 'nx_dec_tcp_ack', delta: 2 ** 31 - 1 }],
+    ['ack', 2 ** 32 + 7, { type: 'nx_inc_tcp_ack', delta: 7 }],
+    ['ack', 2 ** 32, { type: 'nx_inc_tcp_ack', delta: 0 }],
+  ];
+  for (const [kind, delta, expected] of cases) {
+    it(`${kind} ${delta}`, () => assert.deepEqual(seqShiftAction(kind, delta), expected));
+  }
+  it('inc d and dec (2^32 - d) are the same arithmetic', () => {
+    for (const d of [1, 1000, 2 ** 31 - 1, 2 ** 31 + 1, 2 ** 32 - 1, 123456789]) {
+      const a = seqShiftAction('seq', d) as { type: string; delta: number };
+      const applied = a.type.includes('inc') ? (d - a.delta) % 2 ** 32 : (d + a.delta) % 2 ** 32;
+      assert.equal(applied, 0);
+      assert.ok(a.delta <= 2 ** 31);
+    }
+  });
+  it('rejects a non-integer delta', () => {
+    assert.throws(() => seqShiftAction('seq', 1.5), { name: 'OfpEncodeError' });
+  });
+});
+
+const INSTRUCTIONS: Array<[Instruction, string]> = [
+  [{ type: 'goto_table', tableId: 1 }, '0001 0008 01 000000'],
+  [{ type: 'write_metadata', metadata: 0xabn, mask: 0xffn }, '0002 0018 00000000 00000000000000ab 00000000000000ff'],
+  [{ type: 'write_actions', actions: [{ type: 'output', port: 1, maxLen: 0 }] }, '0003 0018 00000000 0000 0010 00000001 0000 000000000000'],
+  [{ type: 'apply_actions', actions: [] }, '0004 0008 00000000'],
+  [
+    { type: 'apply_actions', actions: [{ type: 'dec_nw_ttl' }, { type: 'output', port: 2, maxLen: 0xffff }] },
+    '0004 0020 00000000 0018 0008 00000000 0000 0010 00000002 ffff 000000000000',
+  ],
+  [{ type: 'clear_actions' }, '0005 0008 00000000'],
+  [{ type: 'meter', meterId: 3 }, '0006 0008 00000003'],
+  [{ type: 'experimenter', experimenter: 0x2320, data: hex('01020304') }, 'ffff 000c 00002320 01020304'.replace('000c', '0010') + '00000000'],
+];
+
+describe('openflow codec: instructions', () => {
+  for (const [instr, bytes] of INSTRUCTIONS.slice(0, -1)) {
+    it(`${instr.type} ${JSON.stringify(instr, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`, () => {
+      const enc = encodeInstructions([instr]);
+      assert.equal(enc.toString('hex'), hex(bytes).toString('hex'));
+      assert.deepEqual(decodeInstructions(enc), { ok: true, value: [instr] });
+    });
+  }
+  it('experimenter instruction is padded to 8', () => {
+    const [instr, bytes] = INSTRUCTIONS.at(-1)!;
+    assert.equal(encodeInstructions([instr]).toString('hex'), hex(bytes).toString('hex'));
+    assert.deepEqual(decodeInstructions(hex(bytes)), { ok: true, value: [{ type: 'experimenter', experimenter: 0x2320, data: hex('0102030400000000') }] });
+  });
+  it('unknown instruction types are kept', () => {
+    assert.deepEqual(decodeInstructions(hex('0007 0008 00000009')), { ok: true, value: [{ type: 'unknown', instrType: 7, data: hex('00000009') }] });
+  });
+  it('errors: zero length, bad nested action length, overlong goto_table', () => {
+    for (const [bytes, kind] of [
+      ['0001 0000 01000000', 'bad_length'],
+      ['0004 0010 00000000 0000 0000 00000000', 'bad_length'],
+      ['0001 0010 01000000 0000000000000000', 'bad_length'],
+      ['0004 0018 00000000 0000 0010 00000001', 'truncated'],
+    ] as const) {
+      const r = decodeInstructions(hex(bytes));
+      assert.equal(r.ok, false, bytes);
+      assert.equal(!r.ok && r.error.kind, kind, bytes);
+    }
+  });
+});
