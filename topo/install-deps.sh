@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what tcp-migrate needs on Debian 12 (or Ubuntu): system packages, Suricata from
+# bookworm-backports (optional), and the patched Open vSwitch (ovs-patch/build.sh, idempotent).
+# Used by .ci/run and by `npm run demo`. Run as root.
+#
+# Usage: topo/install-deps.sh [--no-suricata] [--no-ovs-build] [--quiet]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+suricata=1 ovs=1 quiet=0
+for a in "$@"; do
+  case "$a" in
+    --no-suricata) suricata=0 ;;
+    --no-ovs-build) ovs=0 ;;
+    --quiet) quiet=1 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+say() { [ "$quiet" = 1 ] || echo "[deps] $*"; }
+[ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (apt-get and OVS need it)" >&2; exit 1; }
+
+PACKAGES=(
+  openvswitch-switch openvswitch-common openvswitch-source  # stock OVS (tests, relay mode) + the patch's source
+  iproute2 ethtool nftables procps kmod                     # namespaces, offload off, packet loss for tests
+  tcpdump iperf3 iputils-ping netcat-openbsd                # looking at and loading the network
+  mininet                                                   # topo/mininet_topo.py
+  python3-os-ken                                            # the peer controller for benchmarks
+  chromium                                                  # dashboard browser test
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Our tests and the demo start private OVS instances: keep the packaged service from starting.
+  created_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created_policy=1; fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+else
+  say "system packages present"
+fi
+
+if [ "$suricata" = 1 ]; then
+  say "Suricata (bookworm-backports)"
+  bash topo/install-suricata.sh || { echo "[deps] Suricata could not be installed; the built-in matcher still works" >&2; }
+fi
+
+if [ "$ovs" = 1 ]; then
+  say "patched Open vSwitch (ovs-patch/build.sh)"
+  bash ovs-patch/build.sh
+fi
