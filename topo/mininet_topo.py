@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""tcp-migrate demo topology for Mininet (Debian's `mininet` package; run with /usr/bin/python3).
+
+One Open vSwitch bridge on the userspace datapath (the patched build from ovs-patch/, running via
+`ovs-patch/ovs.sh start`, or Debian's stock OVS for relay mode), a remote controller, and hosts:
+
+    port 1  server1  10.0.0.1   echo server on :5001 (the service clients connect to)
+    port 2  client   10.0.0.2
+    port 3  server2  10.0.0.3   echo server on :5001
+    port 4  ids      (no IP)    IDS host on the mirror port (run Suricata here: see docs/operations.md)
+    port 5  server3  10.0.0.4   only with --add-backend: added at run time, then announced to the
+                                controller's API as a new backend of the service
+
+Checksum offload is off on every link (TCULink): the userspace datapath does not complete it.
+
+Unlike `mn`, this script never runs Mininet's global cleanup (which deletes every OVS bridge and
+kills processes by name): on exit, Ctrl-C or an error it stops only what it started.
+
+Usage:
+    sudo /usr/bin/python3 topo/mininet_topo.py [--controller 127.0.0.1:6653] [--cli]
+        [--add-backend SECONDS] [--api http://127.0.0.1:6680 --token TOKEN]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.request
+
+from mininet.cli import CLI
+from mininet.link import TCULink
+from mininet.log import info, setLogLevel
+from mininet.net import Mininet
+from mininet.node import OVSSwitch, RemoteController
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ECHO = os.path.join(HERE, 'apps', 'echo-server.mjs')
+SERVICE_PORT = 5001
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description='tcp-migrate Mininet topology')
+    p.add_argument('--controller', default='127.0.0.1:6653', help='controller address:port (default %(default)s)')
+    p.add_argument('--switch', default='tmsw1', help='bridge name (default %(default)s; must not exist)')
+    p.add_argument('--cli', action='store_true', help='open the Mininet CLI (else wait for Ctrl-C)')
+    p.add_argument('--add-backend', type=float, metavar='SECONDS',
+                   help='after SECONDS, add server3 (10.0.0.4) and register it with the controller API')
+    p.add_argument('--api', default=os.environ.get('TCP_MIGRATE_API', 'http://127.0.0.1:6680'))
+    p.add_argument('--token', default=os.environ.get('TCP_MIGRATE_TOKEN', ''))
+    p.add_argument('--service', default='echo', help='service to add server3 to (default %(default)s)')
+    return p.parse_args()
+
+
+def start_echo(host, name, procs):
+    proc = host.popen(['node', ECHO, '--name', name, '--port', str(SERVICE_PORT)])
+    procs.append(proc)
+    return proc
+
+
+def register_backend(args):
+    body = json.dumps({'name': 'server3', 'address': '10.0.0.4', 'port': SERVICE_PORT}).encode()
+    req = urllib.request.Request(f'{args.api}/api/services/{args.service}/backends', data=body, method='POST',
+                                 headers={'Content-Type': 'application/json', 'Authorization': f'Bearer {args.token}'})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            info(f'*** controller accepted server3: {r.read().decode()}\n')
+    except Exception as e:  # the topology stays usable; say what went wrong
+        info(f'*** registering server3 with {args.api} failed: {e}\n')
+
+
+def add_server3(net, args, procs):
+    sw = net.get(args.switch)
+    h = net.addHost('server3', ip='10.0.0.4/24', mac='02:00:00:00:00:04')
+    link = net.addLink(h, sw, port2=5, cls=TCULink)
+    sw.attach(link.intf2)
+    h.configDefault()
+    start_echo(h, 'server3', procs)
+    register_backend(args)
+
+
+def main():
+    args = parse_args()
+    if os.geteuid() != 0:
+        sys.exit('mininet_topo.py: run as root')
+    setLogLevel('info')
+    host, port = args.controller.rsplit(':', 1)
+    net = Mininet(controller=None, link=TCULink, build=False, autoSetMacs=False)
+    procs = []
+    try:
+        net.addController('c0', controller=RemoteController, ip=host, port=int(port))
+        sw = net.addSwitch(args.switch, cls=OVSSwitch, datapath='user', protocols='OpenFlow13',
+                           failMode='secure', dpid='00000000000000a1')
+        hosts = [('server1', '10.0.0.1/24', 1), ('client', '10.0.0.2/24', 2), ('server2', '10.0.0.3/24', 3)]
+        for name, ip, ofport in hosts:
+            h = net.addHost(name, ip=ip, mac='02:00:00:00:00:%02x' % int(ip.split('.')[3].split('/')[0]))
+            net.addLink(h, sw, port2=ofport)
+        ids = net.addHost('ids', ip=None)
+        net.addLink(ids, sw, port2=4)
+        net.build()
+        net.start()
+        for name in ('server1', 'server2'):
+            start_echo(net.get(name), name, procs)
+        info('*** topology up: client 10.0.0.2 -> service 10.0.0.1:%d (server1), server2 10.0.0.3, IDS on port 4\n' % SERVICE_PORT)
+        if args.add_backend is not None:
+            time.sleep(args.add_backend)
+            add_server3(net, args, procs)
+        if args.cli:
+            CLI(net)
+        else:
+            info('*** Ctrl-C to stop\n')
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # Daemons started in hosts survive net.stop(): end them by pid first.
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=3)
+            except Exception:
+                p.kill()
+        net.stop()
+
+
+if __name__ == '__main__':
+    main()
