@@ -1,14 +1,14 @@
 // A complete handoff test bed: one OVS bridge, the controller with a service on server 1,
 // a client and three servers in namespaces running the demo echo server.
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
 import { Ovs } from './ovs.ts';
 import { TestNet, type Host } from './netns.ts';
 import { startController, nextSwitchReady } from './controller.ts';
 import { waitFor } from './exec.ts';
+import { ScriptClient } from '../../topo/lib/script-client.ts';
+export { ScriptClient };
 import type { Controller } from '../../controller/controller.ts';
 import type { HandoffEngine } from '../../controller/handoff/handoff-engine.ts';
 
@@ -102,23 +102,4 @@ export class HandoffBed {
     await this.ovs?.stop();
     await this.controller?.stop();
   }
-}
-
-export class ScriptClient {
-  private readonly lines: string[] = [];
-  private waiting?: { resolve: (l: string) => void; reject: (e: Error) => void };
-  constructor(readonly proc: ChildProcess) {
-    createInterface({ input: proc.stdout! }).on('line', (l) => {
-      const w = this.waiting;
-      this.waiting = undefined;
-      if (w) w.resolve(l); else this.lines.push(l);
-    });
-    proc.once('exit', () => this.waiting?.reject(new Error('client exited')));
-  }
-  async cmd(c: Record<string, unknown>): Promise<Record<string, any>> {
-    this.proc.stdin!.write(JSON.stringify(c) + '\n');
-    const line = this.lines.shift() ?? await new Promise<string>((resolve, reject) => { this.waiting = { resolve, reject }; });
-    return JSON.parse(line);
-  }
-  end(): void { this.proc.stdin!.end(); }
 }
