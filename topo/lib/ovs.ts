@@ -1,5 +1,5 @@
-// A private Open vSwitch instance for one test file: its own ovsdb-server and ovs-vswitchd,
-// database, sockets and logs in a temp dir, so tests never touch a system OVS or each other.
+// A private Open vSwitch instance (a test file, a benchmark, the demo): its own ovsdb-server and ovs-vswitchd,
+// database, sockets and logs in a temp dir, so nothing touches a system OVS or another instance.
 // prefix '/usr' is Debian's stock OVS; '/usr/local' is the patched build (ovs-patch/build.sh).
 import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
