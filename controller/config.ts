@@ -3,7 +3,7 @@
 // because a misspelt key silently falling back to a default is worse than refusing to start.
 import { readFileSync } from 'node:fs';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts';
-import { ConfigError } from './config-error.ts';
+import { ConfigError, checkBool, checkInt, checkOneOf, checkString } from './config-checks.ts';
 import { parseServices, type ServiceConfig } from './handoff/service-config.ts';
 import { parseAnalyzers, type AnalyzersConfig } from './analyzers/analyzer-config.ts';
 
@@ -33,18 +33,9 @@ export { ConfigError };
 
 type Checker = (v: unknown, key: string) => unknown;
 
-const int = (min: number, max: number): Checker => (v, key) => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(key, `expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
-  return v;
-};
-const oneOf = (values: readonly string[]): Checker => (v, key) => {
-  if (typeof v !== 'string' || !values.includes(v)) throw new ConfigError(key, `expected one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
-  return v;
-};
-const host: Checker = (v, key) => {
-  if (typeof v !== 'string' || v.length === 0 || /\s/.test(v)) throw new ConfigError(key, `expected a host name or address, got ${JSON.stringify(v)}`);
-  return v;
-};
+const int = (min: number, max: number): Checker => (v, key) => checkInt(v, key, min, max);
+const oneOf = (values: readonly string[]): Checker => (v, key) => checkOneOf(v, key, values);
+const host: Checker = (v, key) => checkString(v, key, /^\S+$/, 'a host name or address');
 
 type Schema = { [k: string]: Checker | Schema };
 
@@ -57,10 +48,10 @@ const SCHEMA: Schema = {
   services: (v, key) => parseServices(v, key),
   analyzers: (v, key) => parseAnalyzers(v, key),
   api: {
-    enabled: (v, key) => { if (typeof v !== 'boolean') throw new ConfigError(key, `expected true or false, got ${JSON.stringify(v)}`); return v; },
+    enabled: checkBool,
     host, port: int(0, 65535),
     // Bearer token for requests that change state; empty means changes are refused.
-    token: (v, key) => { if (typeof v !== 'string' || /\s/.test(v)) throw new ConfigError(key, 'expected a token string without spaces'); return v; },
+    token: (v, key) => checkString(v, key, /^\S*$/, 'a token string without spaces'),
   },
 };
 

@@ -4,15 +4,15 @@
 //   npm run demo [-- --no-install] [-- --analyzer builtin|suricata] [-- --mb 64]
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { Ovs, PATCHED_PREFIX, STOCK_PREFIX, supportsSeqActions } from './lib/ovs.ts';
 import { TestNet, type Host } from './lib/netns.ts';
 import { run, waitFor } from './lib/exec.ts';
 import { ScriptClient } from './lib/script-client.ts';
+import { startLiveSuricata } from './lib/suricata.ts';
 import { blobChunk } from './apps/blob.mjs';
 import { Controller } from '../controller/controller.ts';
 import { parseConfig } from '../controller/config.ts';
@@ -96,8 +96,9 @@ async function main(): Promise<void> {
       await waitFor(async () => (await hosts[name].exec(['ss', '-Hltn', 'sport = :5001'])).stdout.includes('5001'), `echo server on ${name}`);
     }
     if (analyzer === 'suricata') {
-      const proc = await startSuricata(hosts.ids, dir);
-      cleanups.push(async () => { proc.kill('SIGTERM'); if (proc.exitCode === null) await once(proc, 'exit'); });
+      say('  starting Suricata on the IDS host …');
+      const ids = await startLiveSuricata(hosts.ids, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock') });
+      cleanups.push(() => ids.stop());
     }
     say('  client 10.0.0.2 → service 10.0.0.1:5001 (server1); server2 10.0.0.3; IDS on switch port 4');
 
@@ -168,49 +169,6 @@ function runVisible(cmd: string, args: string[]): Promise<void> {
     const p = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}`))));
   });
-}
-
-async function startSuricata(ids: Host, dir: string): Promise<ChildProcess> {
-  copyFileSync(RULES, join(dir, 'migrate.rules'));
-  writeFileSync(join(dir, 'suricata.yaml'), `%YAML 1.1
----
-vars:
-  address-groups:
-    HOME_NET: "[10.0.0.0/8]"
-    EXTERNAL_NET: "any"
-default-log-dir: ${dir}
-default-rule-path: ${dir}
-rule-files:
-  - migrate.rules
-classification-file: /etc/suricata/classification.config
-reference-config-file: /etc/suricata/reference.config
-outputs:
-  - eve-log:
-      enabled: yes
-      filetype: unix_dgram
-      filename: ${join(dir, 'eve.sock')}
-      types:
-        - alert:
-            packet: yes
-  - stats:
-      enabled: no
-af-packet:
-  - interface: eth0
-    cluster-id: 98
-    cluster-type: cluster_flow
-    use-mmap: yes
-    tpacket-v3: no
-`);
-  const proc = ids.spawn(['suricata', '-c', join(dir, 'suricata.yaml'), '--af-packet=eth0', '-l', dir, '-k', 'none', '-v']);
-  say('  starting Suricata on the IDS host …');
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('Suricata did not start within 60 s')), 60000);
-    const onLine = (l: string) => { if (/threads? (are )?running|engine started/i.test(l)) { clearTimeout(t); resolve(); } };
-    createInterface({ input: proc.stdout! }).on('line', onLine);
-    createInterface({ input: proc.stderr! }).on('line', onLine);
-    proc.once('exit', (code) => { clearTimeout(t); reject(new Error(`Suricata exited (${code})`)); });
-  });
-  return proc;
 }
 
 if (!existsSync(APPS)) throw new Error('run from the repository');

@@ -1,5 +1,5 @@
 // The `analyzers` section of the controller config: which alert sources run, and where.
-import { ConfigError } from '../config-error.ts';
+import { ConfigError, checkObject as obj, checkOnly as only } from '../config-checks.ts';
 
 export interface AnalyzersConfig {
   builtin?: { rules: string[]; vars: Record<string, string> };
@@ -7,14 +7,6 @@ export interface AnalyzersConfig {
   suricata?: { socket?: string; streamSocket?: string; mode?: number };
 }
 
-type Obj = Record<string, unknown>;
-function obj(v: unknown, key: string): Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(key, `expected an object, got ${JSON.stringify(v)}`);
-  return v as Obj;
-}
-function only(o: Obj, key: string, known: string[]): void {
-  for (const k of Object.keys(o)) if (!known.includes(k)) throw new ConfigError(`${key}.${k}`, `unknown key (known: ${known.join(', ')})`);
-}
 function path(v: unknown, key: string): string {
   if (typeof v !== 'string' || v.length === 0 || v.includes('\0')) throw new ConfigError(key, `expected a file path, got ${JSON.stringify(v)}`);
   return v;

@@ -1,6 +1,6 @@
 // Services and their backends, as configured and as changed at run time.
 // Validation names the offending key (services[0].backends[1].address) like the rest of the config.
-import { ConfigError } from '../config-error.ts';
+import { ConfigError, checkBool as bool, checkInt as int, checkObject as obj, checkOneOf as oneOf, checkOnly as only, checkString as str } from '../config-checks.ts';
 
 export type Verdict = 'MIGRATE' | 'FORWARD';
 
@@ -49,32 +49,6 @@ export interface ServiceConfig {
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-
-type Obj = Record<string, unknown>;
-
-function obj(v: unknown, key: string): Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(key, `expected an object, got ${JSON.stringify(v)}`);
-  return v as Obj;
-}
-function only(o: Obj, key: string, known: string[]): void {
-  for (const k of Object.keys(o)) if (!known.includes(k)) throw new ConfigError(`${key}.${k}`, `unknown key (known: ${known.join(', ')})`);
-}
-function str(v: unknown, key: string, re: RegExp, what: string): string {
-  if (typeof v !== 'string' || !re.test(v)) throw new ConfigError(key, `expected ${what}, got ${JSON.stringify(v)}`);
-  return v;
-}
-function int(v: unknown, key: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(key, `expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
-  return v;
-}
-function oneOf<T extends string>(v: unknown, key: string, values: readonly T[]): T {
-  if (typeof v !== 'string' || !values.includes(v as T)) throw new ConfigError(key, `expected one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
-  return v as T;
-}
-function bool(v: unknown, key: string): boolean {
-  if (typeof v !== 'boolean') throw new ConfigError(key, `expected true or false, got ${JSON.stringify(v)}`);
-  return v;
-}
 
 export function parseBackend(v: unknown, key: string): BackendConfig {
   const o = obj(v, key);

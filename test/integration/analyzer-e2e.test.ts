@@ -2,10 +2,10 @@
 // the built-in matcher, and Snort unixsock datagrams, each against Linux peers in namespaces.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { startLiveSuricata } from '../../topo/lib/suricata.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { HandoffBed, SERVICE, IDS_PORT, type ScriptClient } from '../lib/handoff-net.ts';
 import { PATCHED_PREFIX, STOCK_PREFIX } from '../lib/ovs.ts';
@@ -116,53 +116,8 @@ scenarios({
   midStream: true,
   setup: async (dir) => ({ suricata: { socket: join(dir, 'eve.sock') } }),
   start: async (bed, dir) => {
-    copyFileSync(RULES, join(dir, 'migrate.rules'));
-    writeFileSync(join(dir, 'suricata.yaml'), `%YAML 1.1
----
-vars:
-  address-groups:
-    HOME_NET: "[10.0.0.0/8]"
-    EXTERNAL_NET: "any"
-default-log-dir: ${dir}
-default-rule-path: ${dir}
-rule-files:
-  - migrate.rules
-classification-file: /etc/suricata/classification.config
-reference-config-file: /etc/suricata/reference.config
-outputs:
-  - eve-log:
-      enabled: yes
-      filetype: unix_dgram
-      filename: ${join(dir, 'eve.sock')}
-      types:
-        - alert:
-            packet: yes
-            payload: yes
-  - stats:
-      enabled: no
-af-packet:
-  - interface: eth0
-    cluster-id: 98
-    cluster-type: cluster_flow
-    defrag: yes
-    use-mmap: yes
-    tpacket-v3: no
-`);
-    const ids = bed.ids!;
-    const proc = ids.spawn(['suricata', '-c', join(dir, 'suricata.yaml'), '--af-packet=eth0', '-l', dir, '-k', 'none', '-v']);
-    // Ready when Suricata says its capture threads run (it logs that once, on stdout).
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('Suricata did not start within 60 s')), 60000);
-      const seen: string[] = [];
-      const onLine = (l: string) => {
-        seen.push(l);
-        if (/threads? (are )?running|engine started/i.test(l)) { clearTimeout(t); resolve(); }
-      };
-      createInterface({ input: proc.stdout! }).on('line', onLine);
-      createInterface({ input: proc.stderr! }).on('line', onLine);
-      proc.once('exit', (code) => { clearTimeout(t); reject(new Error(`Suricata exited (${code}): ${seen.slice(-5).join(' | ')}`)); });
-    });
-    return async () => { proc.kill('SIGTERM'); if (proc.exitCode === null) await once(proc, 'exit'); };
+    const ids = await startLiveSuricata(bed.ids!, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock') });
+    return () => ids.stop();
   },
 });
 
