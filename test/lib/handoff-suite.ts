@@ -6,6 +6,10 @@ import { once } from 'node:events';
 import { HandoffBed, SERVICE, type ScriptClient } from './handoff-net.ts';
 import { waitFor } from './exec.ts';
 import { blobChunk } from '../../topo/apps/blob.mjs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const APPS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'topo', 'apps');
 
 export interface SuiteOptions { prefix: string; mode: 'fastpath' | 'relay'; bigTransferBytes: number; migrations: number; lossMigrations: number }
 
@@ -136,6 +140,26 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.equal(bed.engine.connections().find((x) => x.id === id)?.migrations, 4);
       await c.cmd({ op: 'close' });
     } finally { stop(); c.end(); }
+  });
+
+  it('moves a connection to a server added at run time (found by ARP)', async () => {
+    // A new host nobody has talked to yet: the controller must find it with an ARP probe.
+    const h = await bed.net.addHost('s4', '10.0.0.5/24');
+    await bed.ovs.addPort(bed.bridge, h.peer, 10);
+    h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', 'server4', '--port', String(SERVICE.port)]);
+    await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${SERVICE.port}`])).stdout.includes(String(SERVICE.port)), 'echo server in s4');
+    await bed.engine.addBackend('echo', { name: 'server4', address: '10.0.0.5', port: SERVICE.port });
+    const stop = bed.autoVerdict('MIGRATE', 'server4');
+    const c = bed.scriptClient();
+    try {
+      await open(c);
+      assert.deepEqual(await c.cmd({ op: 'send', line: 'new here' }), { ok: true, reply: 'server4 new here' });
+      assert.deepEqual(await c.cmd({ op: 'send', line: 'still' }), { ok: true, reply: 'server4 still' });
+      await c.cmd({ op: 'close' });
+    } finally { stop(); c.end(); }
+    await waitFor(() => !bed.engine.connections().some((x) => x.backend === 'server4'), 'the connection to close', 10000);
+    await bed.engine.removeBackend('echo', 'server4');
+    assert.equal(bed.engine.service('echo')!.backends.some((b) => b.name === 'server4'), false);
   });
 
   it(`completes ${o.lossMigrations} migrations with 1 % packet loss on every link`, async function () {
