@@ -5,7 +5,7 @@ for ns in $(ip netns list | awk '{print $1}' | grep -E '^tmt[0-9a-f]{4}-' || tru
   for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
   ip netns del "$ns" && echo "removed netns $ns"
 done
-for link in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^tmt[0-9a-f]{4}-' || true); do
+for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^tmt[0-9a-f]{4}-' || true); do
   ip link del "$link" 2>/dev/null && echo "removed link $link"
 done
 for dir in /tmp/tmt-ovs-*; do
@@ -14,7 +14,7 @@ for dir in /tmp/tmt-ovs-*; do
   rm -rf "$dir" && echo "removed $dir"
 done
 # Netdev bridges leave tap devices named after the bridge; tests name bridges 'tmtbr*'.
-for link in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^tmtbr' || true); do
+for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^tmtbr' || true); do
   ip link del "$link" 2>/dev/null && echo "removed link $link"
 done
 exit 0

@@ -36,7 +36,9 @@ export function sendError(res: ServerResponse, status: number, message: string, 
 export function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) { reject(new HttpError(413, `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, { Connection: 'close' })); return; }
+    // Too large: the body is still read and discarded (bounded by the server's request timeout), so
+    // the client sees the 413 instead of a reset caused by unread data.
+    if (Number.isFinite(declared) && declared > limit) { req.resume(); reject(new HttpError(413, `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, { Connection: 'close' })); return; }
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -45,7 +47,7 @@ export function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Prom
       size += c.length;
       if (size > limit) {
         done = true;
-        req.pause();
+        chunks.length = 0;
         reject(new HttpError(413, `request body exceeds the limit of ${limit} bytes`, { Connection: 'close' }));
         return;
       }

@@ -45,6 +45,8 @@ export class SwitchConnection extends EventEmitter {
   private closed = false;
   features?: SwitchFeatures;
   readonly remote: string;
+  /** When the TCP connection was accepted (ms since epoch). */
+  readonly connectedAt = Date.now();
 
   constructor(private readonly socket: Socket, private readonly opts: ChannelOptions, private readonly log: Logger) {
     super();

@@ -35,7 +35,7 @@ describe(`handoff hygiene over ${N} connections`, function () {
     assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0 });
     await waitFor(async () => (await bed.connectionFlows()).length === 0, 'per-connection flows to go', 20000);
     assert.equal(bed.engine.stats.closed, bed.engine.stats.intercepted);
-    // Sequential connections: the table never held more than a handful at once.
-    assert.ok(peak < 50, `peak table size ${peak}`);
+    // Sequential connections: closed ones leave the table (after closeGraceMs) instead of piling up.
+    assert.ok(peak < N / 10, `peak table size ${peak}`);
   });
 });

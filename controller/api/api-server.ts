@@ -1,0 +1,385 @@
+// The operator API: JSON over node:http, a WebSocket event stream (ws), a live pcap stream, the
+// Prometheus scrape endpoint and the dashboard page. Reads are open (bound to localhost by
+// default); requests that change state need the configured bearer token.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Controller, CaptureRecord } from '../controller.ts';
+import { EngineError, type ConnectionView } from '../handoff/handoff-engine.ts';
+import { APP_ID, COOKIE_APP_MASK, appCookie, connIdOf } from '../cookies.ts';
+import { OFPTT, OFPP, OFPG, type OfpMessage, type FlowStats } from '../openflow/index.ts';
+import { PcapWriter } from '../packet/index.ts';
+import { ControllerMetrics, PROMETHEUS_CONTENT_TYPE } from '../metrics.ts';
+import type { Logger } from '../log.ts';
+import { EventHub, type ApiEvent } from './events.ts';
+import { flowView, type FlowView } from './flow-format.ts';
+import { HttpError, onlyKeys, positiveInt, readJsonBody, requireToken, sendError, sendJson, stringField, toJson } from './http-util.ts';
+
+export interface ApiConfig { enabled: boolean; host: string; port: number; token: string }
+
+type Params = Record<string, string>;
+type Handler = (req: IncomingMessage, res: ServerResponse, params: Params, url: URL) => Promise<void> | void;
+interface Route { method: 'GET' | 'POST' | 'DELETE'; pattern: string; path: RegExp; handler: Handler; changes?: boolean; stream?: boolean }
+
+/** A WebSocket client that falls this far behind is disconnected rather than buffered forever. */
+const WS_MAX_BUFFERED = 4 * 1024 * 1024;
+const MAX_CAPTURE_SECONDS = 86400;
+
+export interface ConnectionFlows {
+  id: number; service: string; dpid: string; client: string; backend: string; phase: string;
+  packets: number; bytes: number; flows: FlowView[];
+}
+
+/** Main flows first (they carry the traffic), then the FIN/RST copies, then a pending move's freeze. */
+const ROLE_ORDER = ['main', 'freeze', 'flags', 'other'];
+
+const DASHBOARD_URL = new URL('./dashboard.html', import.meta.url);
+
+export class ApiServer {
+  private server?: Server;
+  private wss?: WebSocketServer;
+  private hub?: EventHub;
+  private metrics?: ControllerMetrics;
+  private readonly sockets = new Set<Socket>();
+  private readonly streams = new Set<ServerResponse>();
+  private readonly routes: Route[];
+  private flowsInFlight?: Promise<{ switches: { dpid: string; flows?: number; error?: string }[]; stats: Map<number, { dpid: string; flows: FlowStats[] }> }>;
+  private dashboard?: string;
+
+  constructor(private readonly controller: Controller, private readonly config: ApiConfig, private readonly log: Logger) {
+    // '/api/connections/:id' → a regex with a named group per ':param' (one path segment each).
+    const p = (pattern: string) => ({ pattern, path: new RegExp(`^${pattern.replace(/:(\w+)/g, '(?<$1>[^/]+)')}$`) });
+    this.routes = [
+      { method: 'GET', ...p('/'), handler: (_q, res) => this.serveDashboard(res) },
+      { method: 'GET', ...p('/metrics'), handler: (_q, res) => this.serveMetrics(res) },
+      { method: 'GET', ...p('/api'), handler: (_q, res) => sendJson(res, 200, { routes: this.routes.map((r) => `${r.method} ${r.pattern}`) }) },
+      { method: 'GET', ...p('/api/switches'), handler: (_q, res) => sendJson(res, 200, { switches: this.controller.switches.map((sw) => this.hub!.switchView(sw)) }) },
+      { method: 'GET', ...p('/api/services'), handler: (_q, res) => sendJson(res, 200, { services: this.services() }) },
+      { method: 'GET', ...p('/api/services/:name'), handler: (_q, res, a) => sendJson(res, 200, { service: this.services().find((s) => s.name === a.name) ?? notFound(`no service named '${a.name}'`) }) },
+      { method: 'POST', ...p('/api/services/:name/backends'), changes: true, handler: (q, res, a) => this.addBackend(q, res, a) },
+      { method: 'DELETE', ...p('/api/services/:name/backends/:backend'), changes: true, handler: (_q, res, a) => this.removeBackend(res, a) },
+      { method: 'POST', ...p('/api/services/:name/migrate'), changes: true, handler: (q, res, a) => this.migrateService(q, res, a) },
+      { method: 'GET', ...p('/api/connections'), handler: (_q, res, _a, url) => sendJson(res, 200, { connections: this.connections(url) }) },
+      { method: 'GET', ...p('/api/connections/:id'), handler: (_q, res, a) => sendJson(res, 200, { connection: this.connection(a.id) }) },
+      { method: 'POST', ...p('/api/connections/:id/migrate'), changes: true, handler: (q, res, a) => this.migrateConnection(q, res, a) },
+      { method: 'GET', ...p('/api/migrations'), handler: (_q, res) => sendJson(res, 200, { migrations: this.hub!.migrations }) },
+      { method: 'GET', ...p('/api/flows'), handler: (_q, res, _a, url) => this.flows(res, url) },
+      { method: 'GET', ...p('/api/capture'), stream: true, handler: (q, res, _a, url) => this.capture(q, res, url) },
+      { method: 'GET', ...p('/api/events'), stream: true, handler: () => { throw new HttpError(426, 'this endpoint is a WebSocket: send an Upgrade: websocket request', { Upgrade: 'websocket' }); } },
+    ];
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    if (this.server) throw new Error('API server already started');
+    this.dashboard = readFileSync(DASHBOARD_URL, 'utf8');
+    this.hub = new EventHub(this.controller, this.log);
+    this.metrics = new ControllerMetrics(this.controller);
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+    this.hub.on('event', (ev: ApiEvent) => this.broadcast(ev));
+    const server = createServer((req, res) => { this.handle(req, res).catch((e) => this.fail(res, e)); });
+    server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Socket, head));
+    server.on('connection', (s: Socket) => { this.sockets.add(s); s.once('close', () => this.sockets.delete(s)); });
+    // Slow or idle clients must not pin sockets; streams turn the timeout off themselves.
+    server.requestTimeout = 30000;
+    server.headersTimeout = 10000;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.config.port, this.config.host, () => { server.off('error', reject); resolve(); });
+      });
+    } catch (e) {
+      // Leave the controller as it was: no listeners from a server that never came up.
+      this.hub.dispose();
+      this.metrics.dispose();
+      this.hub = undefined;
+      this.metrics = undefined;
+      throw e;
+    }
+    server.on('error', (e) => this.log.error('API server error', { error: e.message }));
+    this.server = server;
+    const addr = server.address();
+    const bound = typeof addr === 'object' && addr ? { host: addr.address, port: addr.port } : { host: this.config.host, port: this.config.port };
+    this.log.info('API listening', { ...bound, changes: this.config.token ? 'token required' : 'disabled (no api.token)' });
+    return bound;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const ws of this.wss?.clients ?? []) ws.terminate();
+    this.wss?.close();
+    for (const r of this.streams) r.end();
+    this.streams.clear();
+    this.hub?.dispose();
+    this.metrics?.dispose();
+    if (!server) return;
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+
+  // ------------------------------------------------------------------ dispatch
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: URL;
+    try { url = new URL(req.url ?? '/', 'http://api.invalid'); } catch { throw new HttpError(400, 'bad request URL'); }
+    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const matching = this.routes.map((r) => ({ r, m: r.path.exec(path) })).filter((x) => x.m);
+    if (matching.length === 0) throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
+    // One path can have routes for several methods; none for this method is a 405 listing them.
+    const hit = matching.find((x) => x.r.method === method);
+    if (!hit) {
+      const allow = [...new Set(matching.map((x) => x.r.method))];
+      throw new HttpError(405, `${req.method} is not allowed on ${url.pathname} (allowed: ${allow.join(', ')})`, { Allow: allow.join(', ') });
+    }
+    if (req.method === 'HEAD' && hit.r.stream) throw new HttpError(405, `HEAD is not allowed on ${url.pathname}`, { Allow: 'GET' });
+    if (hit.r.changes) requireToken(req, this.config.token);
+    const params: Params = {};
+    for (const [k, v] of Object.entries(hit.m!.groups ?? {})) {
+      try { params[k] = decodeURIComponent(v); } catch { throw new HttpError(400, `bad percent-encoding in ${k}`); }
+    }
+    await hit.r.handler(req, res, params, url);
+    if (hit.r.changes) this.log.info('API change', { method: req.method, path: url.pathname, status: res.statusCode });
+  }
+
+  private fail(res: ServerResponse, e: unknown): void {
+    let status = 500;
+    let message = 'internal error';
+    let headers: Record<string, string> = {};
+    if (e instanceof HttpError) { status = e.status; message = e.message; headers = e.headers; }
+    else if (e instanceof EngineError) { status = e.status; message = e.message; }
+    else {
+      // Switch trouble (timeouts, rejected Flow-Mods) is not the client's fault, nor a crash.
+      status = 502;
+      message = `the switch could not carry out the request: ${(e as Error).message}`;
+      this.log.warn('API request failed', { error: (e as Error).stack ?? String(e) });
+    }
+    if (res.headersSent) { res.destroy(); return; }
+    sendError(res, status, message, headers);
+  }
+
+  // ------------------------------------------------------------------ resources
+
+  private services() {
+    const views = this.controller.engine.connections();
+    return this.controller.engine.listServices().map((s) => ({
+      name: s.name, address: s.address, port: s.port, primary: s.primary, migrateTo: s.migrateTo ?? null,
+      defaultVerdict: s.defaultVerdict, verdictTimeoutMs: s.verdictTimeoutMs, midStream: s.midStream,
+      idleTimeout: s.idleTimeout, mirrorPort: s.mirrorPort ?? null, sidBackends: s.sidBackends,
+      backends: s.backends.map((b) => ({ ...b, connections: views.filter((v) => v.service === s.name && v.backend === b.name && v.phase !== 'closed').length })),
+      connections: views.filter((v) => v.service === s.name).length,
+    }));
+  }
+
+  private connections(url: URL): ConnectionView[] {
+    for (const k of url.searchParams.keys()) if (k !== 'service') throw new HttpError(400, `unknown query parameter '${k}' (known: service)`);
+    const service = url.searchParams.get('service');
+    if (service !== null && !this.controller.engine.service(service)) throw new HttpError(404, `no service named '${service}'`);
+    return this.controller.engine.connections().filter((v) => service === null || v.service === service).sort((a, b) => a.id - b.id);
+  }
+
+  private connection(idText: string): ConnectionView {
+    const id = positiveInt(idText, 'connection id');
+    return this.controller.engine.connections().find((v) => v.id === id) ?? notFound(`no connection ${id} (closed connections leave the table)`);
+  }
+
+  private async addBackend(req: IncomingMessage, res: ServerResponse, a: Params): Promise<void> {
+    if (!this.controller.engine.service(a.name)) throw new HttpError(404, `no service named '${a.name}'`);
+    const body = await readJsonBody(req);
+    const backend = await this.controller.engine.addBackend(a.name, body);
+    this.hub!.publish('backend_added', { service: a.name, backend });
+    sendJson(res, 201, { service: a.name, backend }, { Location: `/api/services/${encodeURIComponent(a.name)}` });
+  }
+
+  private async removeBackend(res: ServerResponse, a: Params): Promise<void> {
+    await this.controller.engine.removeBackend(a.name, a.backend);
+    this.hub!.publish('backend_removed', { service: a.name, backend: a.backend });
+    sendJson(res, 200, { service: a.name, removed: a.backend });
+  }
+
+  private async migrateBody(req: IncomingMessage): Promise<string> {
+    const body = await readJsonBody(req);
+    onlyKeys(body, ['to']);
+    return stringField(body, 'to');
+  }
+
+  private async migrateConnection(req: IncomingMessage, res: ServerResponse, a: Params): Promise<void> {
+    const id = positiveInt(a.id, 'connection id');
+    const to = await this.migrateBody(req);
+    const view = await this.controller.engine.migrate(id, to);
+    // 202: a forwarded connection moves at its client's next data segment, not now.
+    sendJson(res, 202, { connection: view, to, message: migrateMessage(view) });
+  }
+
+  private async migrateService(req: IncomingMessage, res: ServerResponse, a: Params): Promise<void> {
+    const to = await this.migrateBody(req);
+    const views = await this.controller.engine.migrateService(a.name, to);
+    sendJson(res, 202, { service: a.name, to, connections: views, message: `${views.length} connection(s) will move to '${to}'` });
+  }
+
+  private serveDashboard(res: ServerResponse): void {
+    const html = this.dashboard!;
+    res.writeHead(200, {
+      'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(html), 'Cache-Control': 'no-store',
+      // Self-contained page: nothing may load from elsewhere, and other sites may not frame it.
+      'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+      'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer',
+    });
+    res.end(html);
+  }
+
+  private serveMetrics(res: ServerResponse): void {
+    const text = this.metrics!.render();
+    res.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+    res.end(text);
+  }
+
+  // ------------------------------------------------------------------ flows
+
+  /** One flow-stats request per switch for every per-connection flow, shared by concurrent callers. */
+  private collectFlows() {
+    this.flowsInFlight ??= (async () => {
+      const connApp = appCookie(APP_ID.connection);
+      const switches: { dpid: string; flows?: number; error?: string }[] = [];
+      const stats = new Map<number, { dpid: string; flows: FlowStats[] }>();
+      await Promise.all(this.controller.switches.map(async (sw) => {
+        const dpid = sw.describe();
+        try {
+          const replies = await sw.request({
+            type: 'multipart_request', xid: 0, flags: 0,
+            body: { kind: 'flow', tableId: OFPTT.ALL, outPort: OFPP.ANY, outGroup: OFPG.ANY, cookie: connApp, cookieMask: COOKIE_APP_MASK, match: {} },
+          } as OfpMessage);
+          let n = 0;
+          for (const r of replies) {
+            if (r.type !== 'multipart_reply' || r.body.kind !== 'flow') continue;
+            for (const f of r.body.flows) {
+              const id = connIdOf(f.cookie);
+              if (id === undefined) continue;
+              n++;
+              const e = stats.get(id) ?? { dpid, flows: [] };
+              e.flows.push(f);
+              stats.set(id, e);
+            }
+          }
+          switches.push({ dpid, flows: n });
+        } catch (e) {
+          switches.push({ dpid, error: (e as Error).message });
+        }
+      }));
+      return { switches, stats };
+    })().finally(() => { this.flowsInFlight = undefined; });
+    return this.flowsInFlight;
+  }
+
+  private async flows(res: ServerResponse, url: URL): Promise<void> {
+    for (const k of url.searchParams.keys()) if (k !== 'service' && k !== 'id') throw new HttpError(400, `unknown query parameter '${k}' (known: service, id)`);
+    const service = url.searchParams.get('service');
+    const idText = url.searchParams.get('id');
+    const id = idText === null ? undefined : positiveInt(idText, 'id');
+    if (service !== null && !this.controller.engine.service(service)) throw new HttpError(404, `no service named '${service}'`);
+    let views = this.controller.engine.connections().filter((v) => (service === null || v.service === service) && (id === undefined || v.id === id));
+    if (id !== undefined && views.length === 0) throw new HttpError(404, `no connection ${id}`);
+    const { switches, stats } = await this.collectFlows();
+    views = views.sort((a, b) => a.id - b.id);
+    const connections: ConnectionFlows[] = views.map((v) => {
+      const clientIp = v.client.split(':')[0];
+      const entry = stats.get(v.id);
+      const flows = (entry?.dpid === v.dpid ? entry.flows : []).map((f) => flowView(f, clientIp))
+        .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || (b.direction ?? '').localeCompare(a.direction ?? ''));
+      // Totals from the main flows only: flag copies and freeze flows see (some of) the same packets.
+      const main = flows.filter((f) => f.role === 'main');
+      return {
+        id: v.id, service: v.service, dpid: v.dpid, client: v.client, backend: v.backend, phase: v.phase,
+        packets: main.reduce((s, f) => s + f.packets, 0), bytes: main.reduce((s, f) => s + f.bytes, 0), flows,
+      };
+    });
+    sendJson(res, 200, { time: new Date().toISOString(), switches, connections });
+  }
+
+  // ------------------------------------------------------------------ streams
+
+  private capture(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    for (const k of url.searchParams.keys()) if (k !== 'count' && k !== 'seconds') throw new HttpError(400, `unknown query parameter '${k}' (known: count, seconds)`);
+    const countText = url.searchParams.get('count');
+    const secondsText = url.searchParams.get('seconds');
+    const count = countText === null ? undefined : positiveInt(countText, 'count', 1e9);
+    let seconds: number | undefined;
+    if (secondsText !== null) {
+      seconds = Number(secondsText);
+      if (!/^\d+(\.\d+)?$/.test(secondsText) || !(seconds > 0) || seconds > MAX_CAPTURE_SECONDS) throw new HttpError(400, `seconds must be a number in (0, ${MAX_CAPTURE_SECONDS}], got ${JSON.stringify(secondsText)}`);
+    }
+    const pcap = new PcapWriter();
+    req.socket.setTimeout(0);
+    res.writeHead(200, {
+      'Content-Type': 'application/vnd.tcpdump.pcap', 'Cache-Control': 'no-store',
+      'Content-Disposition': 'attachment; filename="tcp-migrate.pcap"', 'X-Content-Type-Options': 'nosniff',
+    });
+    res.write(pcap.header());
+    // Flush the header now so the client knows the capture is live before any frame arrives.
+    res.flushHeaders();
+    this.streams.add(res);
+    let written = 0;
+    let dropped = 0;
+    const finish = () => {
+      this.controller.off('capture', onFrame);
+      if (timer) clearTimeout(timer);
+      this.streams.delete(res);
+      if (dropped) this.log.warn('capture client too slow: frames dropped', { dropped, written });
+    };
+    const onFrame = (r: CaptureRecord) => {
+      // A slow reader loses frames instead of making the controller buffer without bound.
+      if (res.writableLength > 4 * 1024 * 1024) { dropped++; return; }
+      res.write(pcap.record(r.frame, r.time));
+      written++;
+      if (count !== undefined && written >= count) { finish(); res.end(); }
+    };
+    const timer = seconds !== undefined ? setTimeout(() => { finish(); res.end(); }, seconds * 1000) : undefined;
+    this.controller.on('capture', onFrame);
+    res.once('close', finish);
+  }
+
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const reject = (status: number, message: string) => {
+      const body = toJson({ error: message, status }) + '\n';
+      socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    };
+    let path: string;
+    try { path = new URL(req.url ?? '/', 'http://api.invalid').pathname.replace(/\/+$/, ''); } catch { reject(400, 'bad request URL'); return; }
+    if (path !== '/api/events') { reject(404, `no WebSocket endpoint at ${path}`); return; }
+    // Browsers send Origin: another site's page must not read the controller's events.
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      let host: string | undefined;
+      try { host = new URL(origin).host; } catch { host = undefined; }
+      if (host !== req.headers.host) { reject(403, `cross-origin WebSocket from ${origin} refused`); return; }
+    }
+    this.wss!.handleUpgrade(req, socket, head, (ws) => this.subscribe(ws));
+  }
+
+  private subscribe(ws: WebSocket): void {
+    ws.on('error', () => ws.terminate());
+    // The stream is one-way; anything the client sends is ignored.
+    ws.on('message', () => undefined);
+    ws.send(toJson({ type: 'hello', time: new Date().toISOString(), switches: this.controller.switches.length, connections: this.controller.engine.table.size }));
+  }
+
+  private broadcast(ev: ApiEvent): void {
+    if (!this.wss || this.wss.clients.size === 0) return;
+    const text = toJson(ev);
+    for (const ws of this.wss.clients) {
+      if (ws.readyState !== ws.OPEN) continue;
+      if (ws.bufferedAmount > WS_MAX_BUFFERED) { ws.close(1013, 'event stream consumer too slow'); continue; }
+      ws.send(text);
+    }
+  }
+}
+
+function notFound(message: string): never { throw new HttpError(404, message); }
+
+function migrateMessage(v: ConnectionView): string {
+  if (v.phase === 'freezing') return `connection ${v.id} moves at the client's next data segment`;
+  if (v.phase === 'held' || v.phase === 'replaying') return `connection ${v.id} is being moved now (first segment held)`;
+  return `connection ${v.id} is ${v.phase}`;
+}

@@ -1,0 +1,135 @@
+// The dashboard in a real headless Chromium (Debian's package, driven by playwright-core) against
+// a real controller and OVS bed: it loads, shows the switch and live connections, migrates a
+// connection from its button, and updates live over the WebSocket (checked on screenshots too).
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { HandoffBed } from '../lib/handoff-net.ts';
+import type { ApiServer } from '../../controller/api/index.ts';
+import { EventCollector, TOKEN, openConnection, startApi } from './api-helpers.ts';
+
+// TM_CHROMIUM: another browser binary (also how the missing-browser path is checked).
+const CHROMIUM = process.env.TM_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+describe('dashboard in headless Chromium', function () {
+  this.timeout(60000);
+  let bed: HandoffBed;
+  let api: ApiServer;
+  let base: string;
+  let browser: Browser;
+  let page: Page;
+  let stopVerdicts: () => void;
+  const problems: string[] = [];
+
+  before(async function () {
+    this.timeout(120000);
+    let playwright: typeof import('playwright-core') | undefined;
+    try { playwright = await import('playwright-core'); } catch { playwright = undefined; }
+    const missing = !existsSync(CHROMIUM) ? `${CHROMIUM} not found (apt-get install chromium)` : !playwright ? 'playwright-core is not installed (npm install)' : undefined;
+    if (missing) {
+      // CI must have the browser; a developer machine without it just skips these tests.
+      if (process.env.CI) throw new Error(`dashboard browser test cannot run: ${missing}`);
+      this.skip();
+    }
+    bed = await HandoffBed.create({ prefix: '/usr' });
+    ({ api, base } = await startApi(bed.controller));
+    stopVerdicts = bed.autoVerdict('FORWARD');
+    browser = await playwright!.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    // Refused API calls (the wrong-token case) are shown by the page itself; Chromium also logs them.
+    page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource: .*status of 401/.test(m.text())) problems.push(`console error: ${m.text()}`); });
+    // The page is self-contained: nothing may be fetched from anywhere but the controller.
+    page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith(base.replace('http', 'ws'))) problems.push(`external request: ${r.url()}`); });
+  });
+  after(async () => {
+    stopVerdicts?.();
+    await browser?.close();
+    await api?.stop();
+    await bed?.destroy();
+  });
+
+  it('loads and shows the switch with its mode, live over the WebSocket', async () => {
+    await page.goto(base + '/');
+    assert.equal(await page.title(), 'tcp-migrate');
+    await page.locator('#ws-status.live').waitFor();
+    const dpid = bed.controller.switches[0].describe();
+    const row = page.locator(`#switches tr[data-dpid="${dpid}"]`);
+    await row.waitFor();
+    assert.equal(await row.locator('.mode').textContent(), 'relay');
+    assert.equal(await page.locator('#services tbody tr').first().locator('td').first().textContent(), 'echo');
+    assert.deepEqual(problems, []);
+  });
+
+  it('shows a live connection with flow byte counts, and migrates it from its button', async () => {
+    const c = bed.scriptClient();
+    const events = await EventCollector.open(base);
+    try {
+      const id = await openConnection(bed, c);
+      assert.deepEqual(await c.cmd({ op: 'send', line: 'hello' }), { ok: true, reply: 'server1 hello' });
+      const row = page.locator(`#connections tr[data-conn-id="${id}"]`);
+      await row.locator('td.phase', { hasText: 'forwarded' }).waitFor();
+      assert.equal(await row.locator('td.backend').textContent(), 'server1');
+      // Bytes come from /api/flows, polled every 2 s.
+      await row.locator('td.bytes', { hasText: /^\d+(\.\d)? (B|KiB|MiB)$/ }).waitFor();
+      assert.match(await row.locator('td.packets').textContent() ?? '', /^[1-9]\d*$/);
+
+      // No token stored yet: the page asks for one and keeps it.
+      page.once('dialog', (d) => { assert.equal(d.type(), 'prompt'); d.accept(TOKEN).catch(() => undefined); });
+      await row.locator('select.target').selectOption('server2');
+      await row.locator('button.migrate-btn').click();
+      await page.locator('#message.ok', { hasText: `connection ${id} moves at the client's next data segment` }).waitFor();
+      assert.equal(await page.evaluate('localStorage.getItem("tcp-migrate-token")'), TOKEN);
+
+      assert.deepEqual(await c.cmd({ op: 'send', line: 'moved' }), { ok: true, reply: 'server2 moved' });
+      await events.next((e) => e.type === 'migrated' && e.connection.id === id);
+      await row.locator('td.backend', { hasText: 'server2' }).waitFor();
+      await page.locator(`#migrations tr[data-conn-id="${id}"] td.latency`).waitFor();
+      assert.match(await page.locator(`#migrations tr[data-conn-id="${id}"]`).textContent() ?? '', /server1 → server2\d+ msmid-stream/);
+      await c.cmd({ op: 'close' });
+    } finally { events.close(); c.end(); }
+    assert.deepEqual(problems, []);
+  });
+
+  it('updates live: a new connection and its migration appear without a reload (screenshots differ)', async () => {
+    // A wrong token in the field is reported, not crashing the page.
+    await page.fill('#token', 'wrong-token');
+    await page.dispatchEvent('#token', 'change');
+    const c = bed.scriptClient();
+    try {
+      await page.locator('#connections tr.empty').waitFor();
+      const eventsBefore = Number(await page.locator('#event-count').textContent());
+      const before = await page.screenshot({ fullPage: true });
+      const id = await openConnection(bed, c);
+      assert.deepEqual(await c.cmd({ op: 'send', line: 'live' }), { ok: true, reply: 'server1 live' });
+      const row = page.locator(`#connections tr[data-conn-id="${id}"]`);
+      await row.locator('td.phase', { hasText: 'forwarded' }).waitFor();
+      await page.locator('#events li.ev-forwarded', { hasText: `conn ${id} forwarded to server1` }).waitFor();
+      assert.ok(Number(await page.locator('#event-count').textContent()) > eventsBefore);
+
+      await row.locator('select.target').selectOption('server3');
+      await row.locator('button.migrate-btn').click();
+      await page.locator('#message.error', { hasText: 'invalid API token' }).waitFor();
+      await page.fill('#token', TOKEN);
+      await page.dispatchEvent('#token', 'change');
+      await row.locator('button.migrate-btn').click();
+      await page.locator('#message.ok', { hasText: `connection ${id}` }).waitFor();
+      assert.deepEqual(await c.cmd({ op: 'send', line: 'again' }), { ok: true, reply: 'server3 again' });
+      await page.locator('#events li.ev-migrated', { hasText: `conn ${id} migrated server1 → server3` }).waitFor();
+      await row.locator('td.backend', { hasText: 'server3' }).waitFor();
+      const after = await page.screenshot({ fullPage: true });
+
+      const dir = tmpdir();
+      writeFileSync(join(dir, 'tcp-migrate-dashboard-before.png'), before);
+      writeFileSync(join(dir, 'tcp-migrate-dashboard-after.png'), after);
+      for (const png of [before, after]) assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
+      assert.notDeepEqual(before, after, 'the page looks different after the live updates');
+      await c.cmd({ op: 'close' });
+      await row.waitFor({ state: 'detached', timeout: 15000 });
+    } finally { c.end(); }
+    assert.deepEqual(problems, []);
+  });
+});
