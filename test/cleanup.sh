@@ -3,7 +3,7 @@
 set -u
 for ns in $(ip netns list | awk '{print $1}' | grep -E '^tmt[0-9a-f]{4}-' || true); do
   for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-  ip netns del "$ns" && echo "removed netns $ns"
+  ip netns del "$ns" 2>/dev/null && echo "removed netns $ns"
 done
 for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^tmt[0-9a-f]{4}-' || true); do
   ip link del "$link" 2>/dev/null && echo "removed link $link"

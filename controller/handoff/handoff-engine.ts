@@ -498,6 +498,8 @@ export class HandoffEngine extends EventEmitter implements App {
     const move = c.move;
     const r = c.replay;
     if (r?.timer) clearTimeout(r.timer);
+    // The target may still retransmit its SYN-ACK: keep dropping its packets (and free the key with the connection).
+    if (r) c.retired.push(tupleKey(r.target.ip, r.target.port, c.client.ip, c.client.port));
     c.move = undefined;
     c.replay = undefined;
     this.log.warn('migration failed; the connection stays where it was', { conn: c.id, to: move?.target.name, why });

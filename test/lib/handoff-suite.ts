@@ -162,6 +162,29 @@ export function defineHandoffSuite(o: SuiteOptions): void {
     assert.equal(bed.engine.service('echo')!.backends.some((b) => b.name === 'server4'), false);
   });
 
+  it('refuses to migrate to a server whose window scaling differs, and the connection stays put', async () => {
+    const h = await bed.net.addHost('s5', '10.0.0.6/24');
+    await h.exec(['sysctl', '-qw', 'net.ipv4.tcp_window_scaling=0']);
+    await bed.ovs.addPort(bed.bridge, h.peer, 11);
+    h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', 'server5', '--port', String(SERVICE.port)]);
+    await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${SERVICE.port}`])).stdout.includes(String(SERVICE.port)), 'echo server in s5');
+    await bed.engine.addBackend('echo', { name: 'server5', address: '10.0.0.6', port: SERVICE.port });
+    const stop = bed.autoVerdict('MIGRATE', 'server5');
+    const c = bed.scriptClient();
+    try {
+      const failed = once(bed.engine, 'migration_failed');
+      await open(c);
+      assert.deepEqual(await c.cmd({ op: 'send', line: 'try' }), { ok: true, reply: 'server1 try' });
+      const [, info] = await failed;
+      assert.equal(info.to, 'server5');
+      assert.match(info.why, /wscale/);
+      assert.deepEqual(await c.cmd({ op: 'send', line: 'still here' }), { ok: true, reply: 'server1 still here' });
+      await c.cmd({ op: 'close' });
+    } finally { stop(); c.end(); }
+    // server5 got a RST for the half-open replay: nothing is left established there.
+    await waitFor(async () => !(await h.exec(['ss', '-Htn', 'state', 'established', `sport = :${SERVICE.port}`])).stdout.trim(), 'server5 to hold no connection', 5000);
+  });
+
   it(`completes ${o.lossMigrations} migrations with 1 % packet loss on every link`, async function () {
     this.timeout(o.lossMigrations * 20000 + 60000);
     const hosts = [bed.client, ...Object.values(bed.servers)];
