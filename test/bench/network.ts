@@ -1,0 +1,306 @@
+// Benchmarks on the real test bed (test/lib/handoff-net.ts: OVS bridge, controller in-process,
+// client 10.0.0.2, server1 10.0.0.1, server2 10.0.0.3, server3 10.0.0.4 in namespaces):
+//  - datapath: bulk TCP throughput (iperf3) of a FORWARDed connection, a migrated one on the
+//    patched fast path, the same with the datapath feature switched off (slow path), and a
+//    migrated one relayed through the controller by a stock switch;
+//  - setup: connection setup rate through the interception path (FORWARD, MIGRATE) vs a port
+//    the controller does not intercept;
+//  - latency: verdict → first byte of server 2's reply at the client, and held → released,
+//    with the built-in matcher and with a live Suricata on the mirror port.
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { startLiveSuricata } from '../../topo/lib/suricata.ts';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HandoffBed, SERVICE, IDS_PORT } from '../lib/handoff-net.ts';
+import { PATCHED_PREFIX, STOCK_PREFIX, supportsSeqActions } from '../lib/ovs.ts';
+import { waitFor, run } from '../lib/exec.ts';
+import type { Host } from '../lib/netns.ts';
+import { progress, sleep, nowMs, median, quantile, mean } from './lib/util.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..', '..');
+const CLIENT = join(HERE, 'apps', 'bench-client.mjs');
+const APPS = join(ROOT, 'topo', 'apps');
+const RULES = join(ROOT, 'snort-rules', 'migrate.rules');
+const IPERF_PORT = 5201;
+const PLAIN_PORT = 5002;
+
+export async function patchedAvailable(): Promise<boolean> { return supportsSeqActions(PATCHED_PREFIX); }
+
+// ------------------------------------------------------------------ datapath throughput
+
+export interface DatapathOptions { seconds: number; rounds: number; directions: Array<'download' | 'upload'>; relay: boolean }
+export type DpMode = 'forward' | 'fastpath' | 'slowpath' | 'relay';
+export interface DpRun { mode: DpMode; direction: string; round: number; gbps: number; retransmits: number; check: string }
+export interface DatapathResult {
+  options: DatapathOptions; patched: boolean; runs: DpRun[]; notes: string[];
+  mean: Partial<Record<DpMode, Record<string, number>>>;
+  ratios: { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number; perDirection: Record<string, { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number }> };
+}
+
+function iperfBackends(): Record<string, unknown> {
+  return {
+    port: IPERF_PORT, verdictTimeoutMs: 5000,
+    backends: [
+      { name: 'server1', address: '10.0.0.1', port: IPERF_PORT },
+      { name: 'server2', address: '10.0.0.3', port: IPERF_PORT },
+      { name: 'server3', address: '10.0.0.4', port: IPERF_PORT },
+    ],
+  };
+}
+
+async function startIperfServers(bed: HandoffBed): Promise<void> {
+  for (const name of ['server1', 'server2'] as const) {
+    const h = bed.servers[name]!;
+    h.spawn(['iperf3', '-s', '-p', String(IPERF_PORT)]);
+    await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${IPERF_PORT}`])).stdout.includes(String(IPERF_PORT)), `iperf3 in ${name}`);
+  }
+}
+
+async function iperf(client: Host, seconds: number, download: boolean): Promise<{ gbps: number; retransmits: number }> {
+  const args = ['iperf3', '-c', SERVICE.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', ...(download ? ['-R'] : [])];
+  const r = await client.exec(args, { timeoutMs: (seconds + 30) * 1000, allowFail: true });
+  if (r.code === 128 && !r.stdout) throw new Error(`iperf3 did not finish within ${seconds + 30} s (killed)`);
+  let j: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } };
+  try { j = JSON.parse(r.stdout); } catch { throw new Error(`iperf3 output unreadable (exit ${r.code}): ${r.stderr.slice(0, 300)}`); }
+  if (j.error || !j.end?.sum_received) throw new Error(`iperf3 failed: ${j.error ?? 'no results'}`);
+  return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent?.retransmits ?? 0 };
+}
+
+/** One run; a failure is recorded in `notes` (with what the engine saw) and the others go on. */
+async function dpTry(bed: HandoffBed, res: DatapathResult, mode: DpMode, seconds: number, direction: 'download' | 'upload', round: number): Promise<void> {
+  try { res.runs.push(await dpRun(bed, mode, seconds, direction, round)); } catch (e) {
+    const conns = bed.engine.connections().map((c) => `${c.client} ${c.phase} on ${c.backend}`).join('; ');
+    const note = `${mode} ${direction} round ${round} failed: ${(e as Error).message} (engine stats ${JSON.stringify(bed.engine.stats)}; connections then: ${conns || 'none'})`;
+    res.notes.push(note);
+    progress(`  ${note}`);
+    await sleep(2000);
+  }
+}
+
+async function dpRun(bed: HandoffBed, mode: DpMode, seconds: number, direction: 'download' | 'upload', round: number): Promise<DpRun> {
+  const verdict = mode === 'forward' ? 'FORWARD' : 'MIGRATE';
+  const stop = bed.autoVerdict(verdict);
+  let migrated = 0;
+  let forwarded = 0;
+  const onM = () => { migrated++; };
+  const onF = () => { forwarded++; };
+  bed.engine.on('migrated', onM);
+  bed.engine.on('forwarded', onF);
+  try {
+    const p = iperf(bed.client, seconds, direction === 'download');
+    p.catch(() => undefined); // awaited below; keeps a failure during the sleep from being unhandled
+    // Look at the datapath halfway through: which actions do the megaflows carry?
+    await sleep(Math.min(seconds * 500, 4000));
+    const dump = await bed.ovs.appctl('dpctl/dump-flows').catch(() => '');
+    const r = await p;
+    const slow = /slow_path\(action\)/.test(dump);
+    const shifted = /(inc|dec)_tcp_(seq|ack)\(/.test(dump);
+    const check = `${verdict} → ${migrated} migrated, ${forwarded} forwarded; datapath: ${mode === 'relay' ? `${bed.engine.stats.relayed} packets relayed so far` : slow ? 'slow_path(action) megaflows' : shifted ? 'inc/dec_tcp_* in megaflows' : 'plain output megaflows'}`;
+    const expectOk = mode === 'forward' ? forwarded >= 2 && !shifted : mode === 'fastpath' ? migrated >= 2 && shifted && !slow : mode === 'slowpath' ? migrated >= 2 && slow : migrated >= 2;
+    if (!expectOk) throw new Error(`${mode} run did not look like ${mode}: ${check}`);
+    progress(`  datapath ${mode.padEnd(8)} ${direction.padEnd(8)} round ${round}: ${r.gbps.toFixed(3)} Gbit/s, ${r.retransmits} retransmits (${check})`);
+    return { mode, direction, round, ...r, check };
+  } finally {
+    stop();
+    bed.engine.off('migrated', onM);
+    bed.engine.off('forwarded', onF);
+    await sleep(500); // both iperf3 connections closed, flows gone
+  }
+}
+
+export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
+  const patched = await patchedAvailable();
+  const res: DatapathResult = { options: o, patched, runs: [], notes: [], mean: {}, ratios: { perDirection: {} } };
+  progress(`datapath: iperf3 ${o.seconds} s per run, ${o.rounds} round(s), ${o.directions.join(' + ')}; patched OVS ${patched ? 'found' : 'NOT installed'} under ${PATCHED_PREFIX}`);
+  if (!patched) res.notes.push(`The patched OVS (inc/dec_tcp_seq/ack) was not installed under ${PATCHED_PREFIX} when this ran: (a) was measured on stock OVS, (b) and (c) were not measured. Run ovs-patch/build.sh and rerun \`npm run bench -- --only datapath\`.`);
+  let bed: HandoffBed | undefined;
+  try {
+    bed = await HandoffBed.create({ prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, services: iperfBackends() });
+    await startIperfServers(bed);
+    const dpid = bed.controller.switches[0]!.describe();
+    progress(`  bed up (${bed.ovs.prefix}), switch mode ${bed.engine.modeOf(dpid)}`);
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const dir of o.directions) {
+        await dpTry(bed, res, 'forward', o.seconds, dir, round);
+        if (!patched) continue;
+        await dpTry(bed, res, 'fastpath', o.seconds, dir, round);
+        await bed.ovs.appctl('dpif/set-dp-features', bed.bridge, 'tcp_seq_ack_action', 'false');
+        try { await dpTry(bed, res, 'slowpath', o.seconds, dir, round); } finally {
+          await bed.ovs.appctl('dpif/set-dp-features', bed.bridge, 'tcp_seq_ack_action', 'true');
+        }
+      }
+    }
+  } finally { await bed?.destroy(); }
+  if (o.relay) {
+    try {
+      bed = await HandoffBed.create({ prefix: STOCK_PREFIX, services: iperfBackends() });
+      await startIperfServers(bed);
+      progress(`  stock OVS bed up (${STOCK_PREFIX}), switch mode ${bed.engine.modeOf(bed.controller.switches[0]!.describe())}`);
+      for (const dir of o.directions) {
+        await dpTry(bed, res, 'relay', o.seconds, dir, 1);
+      }
+    } finally { await bed?.destroy(); }
+  }
+  for (const r of res.runs) {
+    const m = (res.mean[r.mode] ??= {});
+    const xs = res.runs.filter((x) => x.mode === r.mode && x.direction === r.direction).map((x) => x.gbps);
+    m[r.direction] = mean(xs);
+  }
+  const overall = (mode: DpMode) => { const xs = res.runs.filter((x) => x.mode === mode).map((x) => x.gbps); return xs.length ? mean(xs) : undefined; };
+  const ratio = (a?: number, b?: number) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+  // Ratios over the directions measured for both modes (relay runs once per direction).
+  for (const dir of o.directions) {
+    const g = (m: DpMode) => res.mean[m]?.[dir];
+    res.ratios.perDirection[dir] = { fastOverForward: ratio(g('fastpath'), g('forward')), fastOverSlow: ratio(g('fastpath'), g('slowpath')), fastOverRelay: ratio(g('fastpath'), g('relay')) };
+  }
+  res.ratios.fastOverForward = ratio(overall('fastpath'), overall('forward'));
+  res.ratios.fastOverSlow = ratio(overall('fastpath'), overall('slowpath'));
+  res.ratios.fastOverRelay = ratio(overall('fastpath'), overall('relay'));
+  return res;
+}
+
+// ------------------------------------------------------------------ connection setup rate
+
+export interface SetupOptions { connections: number; concurrency: number }
+export interface SetupResult { options: SetupOptions; prefix: string; switchMode: string; rates: Record<string, { ratePerSec: number; ok: number; failed: number; servers: Record<string, number>; errors: string[] }>; ratios: { forwardOverPlain?: number; migrateOverPlain?: number } }
+
+interface ClientSummary { total: number; ok: number; failed: number; servers: Record<string, number>; errors: string[]; elapsedMs: number; ratePerSec: number; records?: ClientRecord[] }
+interface ClientRecord { i: number; port: number; t0: number; tConn: number; tWrite: number; tFirst: number; tReply: number; server: string }
+
+async function benchClient(h: Host, port: number, n: number, conc: number, line: string, records = false, timeoutMs = 5000): Promise<ClientSummary> {
+  const args = ['node', CLIENT, '--host', SERVICE.ip, '--port', String(port), '--n', String(n), '--concurrency', String(conc), '--line', line, '--timeout', String(timeoutMs), ...(records ? ['--records'] : [])];
+  const r = await h.exec(args, { timeoutMs: Math.ceil(n / conc) * timeoutMs + 60000, allowFail: true });
+  const last = r.stdout.trim().split('\n').pop() ?? '';
+  try { return JSON.parse(last) as ClientSummary; } catch { throw new Error(`bench client failed (exit ${r.code}): ${r.stderr.slice(0, 400)}`); }
+}
+
+async function startPlainEcho(bed: HandoffBed): Promise<void> {
+  const h = bed.servers.server1!;
+  h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', 'server1', '--port', String(PLAIN_PORT)]);
+  await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${PLAIN_PORT}`])).stdout.includes(String(PLAIN_PORT)), 'plain echo server');
+}
+
+async function drain(bed: HandoffBed): Promise<void> {
+  await waitFor(() => bed.engine.table.size === 0, 'the connection table to empty', 30000).catch(() => progress(`  (${bed.engine.table.size} connections still tracked)`));
+}
+
+export async function runSetup(o: SetupOptions): Promise<SetupResult> {
+  const patched = await patchedAvailable();
+  const prefix = patched ? PATCHED_PREFIX : STOCK_PREFIX;
+  progress(`setup rate: ${o.connections} connections per mode, ${o.concurrency} at a time, OVS ${prefix}`);
+  const bed = await HandoffBed.create({ prefix });
+  try {
+    await startPlainEcho(bed);
+    const mode = bed.engine.modeOf(bed.controller.switches[0]!.describe()) ?? '?';
+    const rates: SetupResult['rates'] = {};
+    // Warm-up: the learning switch's flows for the plain port, ARP everywhere.
+    await benchClient(bed.client, PLAIN_PORT, 20, 1, 'warm');
+    for (const m of ['plain', 'FORWARD', 'MIGRATE'] as const) {
+      const stop = m === 'plain' ? () => undefined : bed.autoVerdict(m);
+      try {
+        const s = await benchClient(bed.client, m === 'plain' ? PLAIN_PORT : SERVICE.port, o.connections, o.concurrency, m === 'MIGRATE' ? 'please migrate' : 'hello');
+        rates[m] = { ratePerSec: s.ratePerSec, ok: s.ok, failed: s.failed, servers: s.servers, errors: s.errors };
+        progress(`  ${m.padEnd(8)} ${s.ratePerSec.toFixed(0)} connections/s (${s.ok} ok, ${s.failed} failed; served by ${JSON.stringify(s.servers)})${s.errors.length ? ' errors: ' + s.errors.slice(0, 3).join('; ') : ''}`);
+      } finally { stop(); }
+      await drain(bed);
+    }
+    const r = (a?: number, b?: number) => (a && b ? a / b : undefined);
+    return { options: o, prefix, switchMode: mode, rates, ratios: { forwardOverPlain: r(rates.FORWARD?.ratePerSec, rates.plain?.ratePerSec), migrateOverPlain: r(rates.MIGRATE?.ratePerSec, rates.plain?.ratePerSec) } };
+  } finally { await bed.destroy(); }
+}
+
+// ------------------------------------------------------------------ handoff latency
+
+export interface LatencyOptions { connections: number; suricata: boolean }
+export interface Dist { n: number; median: number; p99: number; mean: number; max: number }
+export interface LatencyCase {
+  analyzer: string; connections: number; migrated: number; missed: number; errors: string[];
+  verdictToFirstByteMs: Dist; heldToReleasedMs: Dist; heldToVerdictMs: Dist; clientFirstReplyMs: Dist;
+}
+export interface LatencyResult { options: LatencyOptions; prefix: string; switchMode: string; cases: LatencyCase[]; plainFirstReplyMs?: Dist; notes: string[] }
+
+function dist(xs: number[]): Dist {
+  return { n: xs.length, median: median(xs), p99: quantile(xs, 0.99), mean: mean(xs), max: xs.length ? Math.max(...xs) : NaN };
+}
+
+async function latencyCase(bed: HandoffBed, analyzer: string, n: number): Promise<LatencyCase> {
+  const ev = new Map<string, { held?: number; verdict?: number; released?: number; verdictKind?: string }>();
+  const get = (k: string) => { let e = ev.get(k); if (!e) ev.set(k, (e = {})); return e; };
+  const onHeld = (v: { client: string }) => { get(v.client).held = nowMs(); };
+  const onVerdict = (v: { client: string }, req: { verdict: string }) => { const e = get(v.client); if (e.verdict === undefined) { e.verdict = nowMs(); e.verdictKind = req.verdict; } };
+  const onReleased = (v: { client: string }) => { const e = get(v.client); if (e.released === undefined) e.released = nowMs(); };
+  bed.engine.on('held', onHeld);
+  bed.engine.on('verdict', onVerdict);
+  bed.engine.on('migrated', onReleased);
+  bed.engine.on('forwarded', onReleased);
+  let s: ClientSummary;
+  try {
+    s = await benchClient(bed.client, SERVICE.port, n, 1, 'please migrate', true, 8000);
+  } finally {
+    bed.engine.off('held', onHeld); bed.engine.off('verdict', onVerdict); bed.engine.off('migrated', onReleased); bed.engine.off('forwarded', onReleased);
+  }
+  const v2fb: number[] = []; const h2r: number[] = []; const h2v: number[] = []; const rtt: number[] = [];
+  let migrated = 0;
+  for (const r of s.records ?? []) {
+    const e = ev.get(`10.0.0.2:${r.port}`);
+    if (!e || e.held === undefined || e.verdict === undefined || e.released === undefined) continue;
+    if (r.server !== 'server2' || e.verdictKind !== 'MIGRATE') continue;
+    migrated++;
+    v2fb.push(r.tFirst - e.verdict);
+    h2r.push(e.released - e.held);
+    h2v.push(e.verdict - e.held);
+    rtt.push(r.tFirst - r.tWrite);
+  }
+  const c: LatencyCase = {
+    analyzer, connections: n, migrated, missed: n - migrated, errors: s.errors,
+    verdictToFirstByteMs: dist(v2fb), heldToReleasedMs: dist(h2r), heldToVerdictMs: dist(h2v), clientFirstReplyMs: dist(rtt),
+  };
+  const f = (d: Dist) => `median ${d.median.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms`;
+  progress(`  ${analyzer}: ${migrated}/${n} migrated; verdict → first byte ${f(c.verdictToFirstByteMs)}; held → released ${f(c.heldToReleasedMs)}; held → verdict ${f(c.heldToVerdictMs)}`);
+  return c;
+}
+
+export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
+  const patched = await patchedAvailable();
+  const prefix = patched ? PATCHED_PREFIX : STOCK_PREFIX;
+  progress(`handoff latency: ${o.connections} sequential connections per analyzer, OVS ${prefix}`);
+  const res: LatencyResult = { options: o, prefix, switchMode: '?', cases: [], notes: [] };
+  // Built-in matcher: rules evaluated in the controller on the held segment.
+  let bed = await HandoffBed.create({ prefix, analyzers: { builtin: { rules: [RULES], vars: { HOME_NET: '10.0.0.0/8' } } }, services: { verdictTimeoutMs: 3000 } });
+  try {
+    res.switchMode = bed.engine.modeOf(bed.controller.switches[0]!.describe()) ?? '?';
+    await startPlainEcho(bed);
+    const plain = await benchClient(bed.client, PLAIN_PORT, Math.min(200, o.connections), 1, 'hello', true);
+    res.plainFirstReplyMs = dist((plain.records ?? []).slice(10).map((r) => r.tFirst - r.tWrite));
+    progress(`  reference, port not intercepted: first request → first reply byte median ${res.plainFirstReplyMs.median.toFixed(2)} ms, p99 ${res.plainFirstReplyMs.p99.toFixed(2)} ms`);
+    res.cases.push(await latencyCase(bed, 'built-in matcher', o.connections));
+  } finally { await bed.destroy(); }
+  if (!o.suricata) return res;
+  if (!existsSync('/usr/bin/suricata')) { res.notes.push('Suricata not installed (bash topo/install-suricata.sh); its case was skipped.'); return res; }
+  const dir = mkdtempSync('/tmp/tmt-bench-suri-');
+  let stopIds: (() => Promise<void>) | undefined;
+  try {
+    bed = await HandoffBed.create({ prefix, ids: true, analyzers: { suricata: { socket: join(dir, 'eve.sock') } }, services: { mirrorPort: IDS_PORT, verdictTimeoutMs: 3000 } });
+    const ids = await startLiveSuricata(bed.ids!, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock'), timeoutMs: 90000 });
+    stopIds = () => ids.stop();
+    await sleep(1000);
+    // Warm-up: Suricata's first packets on a new interface can be late.
+    await benchClient(bed.client, SERVICE.port, 5, 1, 'please migrate', false, 8000);
+    await drain(bed);
+    res.cases.push(await latencyCase(bed, 'Suricata 7 (live, mirror port)', o.connections));
+  } catch (e) {
+    res.notes.push(`Suricata case failed: ${(e as Error).message}`);
+    progress(`  Suricata case failed: ${(e as Error).message}`);
+  } finally {
+    await stopIds?.().catch(() => undefined);
+    await bed.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return res;
+}
+
+export async function suricataVersion(): Promise<string | undefined> {
+  const r = await run('suricata', ['-V'], { allowFail: true }).catch(() => undefined);
+  return r ? /version (\S+)/.exec(r.stdout + r.stderr)?.[1] : undefined;
+}

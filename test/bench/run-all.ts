@@ -1,0 +1,128 @@
+// `npm run bench`: runs the side-by-side benchmarks and writes their results into
+// docs/benchmarks.md (generated region only) and docs/img/benchmarks.png.
+//   tsx test/bench/run-all.ts [--quick] [--only datapath,latency,setup,memory,ofrate] [--no-write] [--render]
+// Needs root. Runs itself in a network namespace of its own (see inOwnNetns below).
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { runDatapath, runLatency, runSetup } from './network.ts';
+import { runMemory } from './memory.ts';
+import { runOfRate, OSKEN_MANAGER } from './ofrate.ts';
+import { readPrevious, writeDoc, writeChart, type AllResults, type Meta, type Entry } from './report.ts';
+import { progress } from './lib/util.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DOC = join(ROOT, 'docs', 'benchmarks.md');
+const PNG = join(ROOT, 'docs', 'img', 'benchmarks.png');
+const ALL = ['datapath', 'latency', 'setup', 'memory', 'ofrate'] as const;
+// Default order: the benchmarks without OVS first, the long data-path one last.
+const DEFAULT_ORDER = 'memory,ofrate,setup,latency,datapath';
+type Name = typeof ALL[number];
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const write = !argv.includes('--no-write');
+const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] ?? '' : DEFAULT_ORDER;
+const only = onlyArg.split(',').map((s) => s.trim()).filter(Boolean) as Name[];
+for (const n of only) if (!ALL.includes(n)) { console.error(`unknown benchmark '${n}'; choose from ${ALL.join(', ')}`); process.exit(2); }
+if (argv.includes('--help')) { console.log('usage: run-all.ts [--quick] [--only datapath,latency,setup,memory,ofrate] [--no-write] [--render]'); process.exit(0); }
+
+function machine(): string {
+  return `Debian 12, ${cpus().length} cores (${cpus()[0]?.model?.trim() ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB, OVS 3.1 netdev datapath, Node ${process.versions.node}`;
+}
+
+/** Other heavy processes on the machine while we run (an OVS build, test runs). */
+function busyNote(): string {
+  const r = spawnSync('ps', ['-eo', 'pcpu,ppid,comm', '--sort=-pcpu', '--no-headers'], { encoding: 'utf8' });
+  const mine = new Set(['node', 'iperf3', 'ovs-vswitchd', 'Suricata-Main', 'suricata', 'osken-manager', 'python3', 'ps', 'chromium']);
+  const others = (r.stdout ?? '').split('\n').map((l) => l.trim().split(/\s+/)).filter((x) => x.length >= 3 && Number(x[0]) >= 10)
+    // Orphaned iperf3 processes (parent pid 1) are not ours: ours run under `ip netns exec`.
+    .filter((x) => !mine.has(x[2]!) || (x[2] === 'iperf3' && x[1] === '1'))
+    .map((x) => `${x[2]}${x[1] === '1' && x[2] === 'iperf3' ? ' (orphaned)' : ''} ${Math.round(Number(x[0]))} %`);
+  return others.length ? `busy: other processes using CPU at the end of this step: ${others.slice(0, 6).join(', ')}` : '';
+}
+
+const cmd = `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`;
+
+/** Merges the results so far into the stored ones and rewrites the doc and chart (after every step, so a killed run keeps what it measured). */
+function publish(previous: AllResults, fresh: AllResults): void {
+  if (!write) return;
+  const all = { ...previous, ...fresh };
+  writeDoc(DOC, all, cmd);
+  const note = writeChart(PNG, all, new Date().toISOString().slice(0, 10));
+  progress(`wrote ${DOC}${note ? ` (chart: ${note})` : ` and ${PNG}`}`);
+}
+
+async function step<T>(name: Name, fn: () => Promise<T>, all: AllResults): Promise<void> {
+  const loadBefore = loadavg();
+  const t0 = Date.now();
+  const mk = (): Meta => ({ date: new Date().toISOString().slice(0, 10), quick, machine: machine(), loadBefore, loadAfter: loadavg(), busy: busyNote(), durationS: Math.round((Date.now() - t0) / 1000) });
+  try {
+    const result = await fn();
+    (all as Record<string, Entry<unknown>>)[name] = { meta: mk(), result };
+    progress(`${name}: done in ${Math.round((Date.now() - t0) / 1000)} s`);
+  } catch (e) {
+    (all as Record<string, Entry<unknown>>)[name] = { meta: mk(), error: (e as Error).message };
+    progress(`${name}: FAILED: ${(e as Error).stack ?? e}`);
+  }
+  publish(previous, all);
+}
+
+let previous: AllResults = {};
+
+// A stray rejection must not kill the run before the finally blocks remove namespaces and daemons.
+process.on('unhandledRejection', (e) => { progress(`unhandled rejection (ignored): ${(e as Error)?.message ?? e}`); });
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the benchmarks need root (network namespaces, Open vSwitch)');
+  progress(`tcp-migrate benchmarks${quick ? ' (--quick)' : ''}: ${only.join(', ')} on ${machine()}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const all: AllResults = write ? readPrevious(DOC) : {};
+  previous = { ...all };
+  if (argv.includes('--render')) {
+    writeDoc(DOC, all, 'npm run bench -- --render');
+    const note = writeChart(PNG, all, new Date().toISOString().slice(0, 10));
+    progress(`re-rendered ${DOC}${note ? ` (chart: ${note})` : ` and ${PNG}`} from the stored results`);
+    return;
+  }
+  const fresh: AllResults = {};
+  for (const name of only) {
+    switch (name) {
+      case 'datapath': await step(name, () => runDatapath(quick ? { seconds: 3, rounds: 1, directions: ['download'], relay: true } : { seconds: 10, rounds: 2, directions: ['download', 'upload'], relay: true }), fresh); break;
+      case 'latency': await step(name, () => runLatency({ connections: quick ? 50 : 500, suricata: true }), fresh); break;
+      case 'setup': await step(name, () => runSetup(quick ? { connections: 200, concurrency: 8 } : { connections: 2000, concurrency: 8 }), fresh); break;
+      case 'memory': await step(name, () => runMemory({ points: quick ? [10000] : [10000, 100000], window: 256 }), fresh); break;
+      case 'ofrate':
+        if (!existsSync(OSKEN_MANAGER)) progress('note: python3-os-ken is not installed; only tcp-migrate will be measured (apt-get install python3-os-ken)');
+        await step(name, () => runOfRate(quick ? { switches: 8, hosts: 200, seconds: 2, rounds: 1, window: 64 } : { switches: 16, hosts: 1000, seconds: 5, rounds: 3, window: 64 }), fresh);
+        break;
+    }
+  }
+  Object.assign(all, fresh);
+  if (!write) console.log(JSON.stringify(fresh, null, 1));
+  const failed = Object.entries(fresh).filter(([, v]) => v && 'error' in v && v.error).map(([k]) => k);
+  if (failed.length) { progress(`failed: ${failed.join(', ')}`); process.exitCode = 1; }
+}
+
+/**
+ * Runs everything in a network namespace of its own: the userspace datapath creates a tap device
+ * named "ovs-netdev" in ovs-vswitchd's namespace, so another OVS instance with netdev bridges in
+ * the same namespace (a test run meanwhile) would collide with ours. The name deliberately does
+ * not match test/cleanup.sh's pattern (tmt + 4 hex digits): a cleanup run by concurrent tests
+ * would otherwise kill the benchmark itself. This process deletes the namespace when the child exits.
+ */
+function inOwnNetns(): boolean {
+  if (process.env.TMT_BENCH_NETNS) return false;
+  const ns = `tmtbench-${randomBytes(2).toString('hex')}`;
+  spawnSync('ip', ['netns', 'add', ns], { stdio: 'inherit' });
+  spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up'], { stdio: 'inherit' });
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit', env: { ...process.env, TMT_BENCH_NETNS: ns },
+  });
+  spawnSync('ip', ['netns', 'del', ns], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
+if (!inOwnNetns()) main().then(() => process.exit(process.exitCode ?? 0), (e: unknown) => { console.error(e); process.exit(1); });
