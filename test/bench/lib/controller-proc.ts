@@ -18,7 +18,7 @@ export class ControllerProc {
   private constructor(readonly child: ChildProcess, readonly port: number) {}
 
   static async start(config: Record<string, unknown>): Promise<ControllerProc> {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', SELF, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(process.env.TMT_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TMT_CPU_PROF}`] : []), '--expose-gc', '--import', 'tsx', SELF, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
     const err: string[] = [];
     child.stderr!.on('data', (d: Buffer) => { err.push(d.toString()); if (err.length > 40) err.shift(); });
     const rl = createInterface({ input: child.stdout! });
