@@ -1,6 +1,6 @@
 /**
  * Pure decoder of Snort's unixsock `Alertpkt` datagram (Snort 2.9.x `spo_alert_unixsock.h`,
- * Snort 3 `alert_unixsock.cc`). Layout, sizes and quirks: /work/shared/ids/README.md, copied into
+ * Snort 3 `alert_unixsock.cc`). Layout, sizes and quirks: the design's IDS notes (shared/ids/README.md), copied into
  * docs/analyzers.md. Never throws: malformed input is an error Result.
  */
 import { endianness } from 'node:os';

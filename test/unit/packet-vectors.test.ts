@@ -1,4 +1,4 @@
-// Known byte vectors: the real capture in /work/shared/ids/migrate.pcap, a Linux-style SYN,
+// Known byte vectors: the real capture test/fixtures/ids/migrate.pcap (from the design's IDS samples), a Linux-style SYN,
 // ARP and VLAN frames checked field by field.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -23,7 +23,7 @@ import {
   type TcpOption,
 } from '../../controller/packet/index.ts';
 
-const PCAP = '/work/shared/ids/migrate.pcap';
+const PCAP = new URL('../fixtures/ids/migrate.pcap', import.meta.url).pathname;
 
 function parsed(buf: Buffer): ParsedFrame {
   const r = parseFrame(buf);
