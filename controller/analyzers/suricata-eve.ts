@@ -8,7 +8,7 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { err, ok, parseFrame, type Result } from '../packet/index.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import { UnixDgramReceiver } from './unix-dgram.ts';
+import { UnixDgramReceiver, prepareSocketPath } from './unix-dgram.ts';
 import { ThrottledLog } from './util.ts';
 import { frameFacts, stripQuotes, verdictOf, type Alert, type AlertSource } from './types.ts';
 
@@ -259,21 +259,11 @@ export class SuricataEveSource extends EventEmitter implements AlertSource {
   }
 }
 
-/** Like prepareSocketPath, for a stream socket: probe with connect(). */
-async function prepareStreamPath(path: string): Promise<void> {
-  let st;
-  try {
-    st = await lstat(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  if (!st.isSocket()) throw new Error(`refusing to replace ${path}: it exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const c = createConnection(path);
-    c.once('connect', () => { c.destroy(); resolve(true); });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new Error(`refusing to replace ${path}: another process is listening on it`);
-  await unlink(path);
+/** Like a datagram socket path, but a stream socket is live when connect() succeeds. */
+function prepareStreamPath(path: string): Promise<void> {
+  return prepareSocketPath(path, (p) => new Promise<string>((resolve) => {
+    const c = createConnection(p);
+    c.once('connect', () => { c.destroy(); resolve('live'); });
+    c.once('error', () => resolve('stale'));
+  }));
 }

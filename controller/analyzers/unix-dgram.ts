@@ -43,9 +43,11 @@ export function sendDgram(path: string, buf: Buffer): number {
 
 /**
  * Makes `path` free for bind(): a stale socket file (nobody bound) is removed; a live one
- * (another receiver would lose its alerts) or a non-socket file is refused.
+ * (another receiver would lose its alerts) or a non-socket file is refused. `probe` tells a live
+ * socket from a stale one ('live' or anything else); datagram sockets by default, stream sockets
+ * pass a connect() probe.
  */
-export async function prepareSocketPath(path: string, probe: (p: string) => string = (p) => loadNative().probe(p)): Promise<void> {
+export async function prepareSocketPath(path: string, probe: (p: string) => string | Promise<string> = (p) => loadNative().probe(p)): Promise<void> {
   let st;
   try {
     st = await lstat(path);
@@ -54,7 +56,7 @@ export async function prepareSocketPath(path: string, probe: (p: string) => stri
     throw e;
   }
   if (!st.isSocket()) throw new Error(`refusing to replace ${path}: it exists and is not a socket`);
-  const state = probe(path);
+  const state = await probe(path);
   if (state === 'live') throw new Error(`refusing to replace ${path}: another process is bound to it`);
   await unlink(path);
 }

@@ -5,13 +5,13 @@
 // Run: npx tsx test/bench/datapath-shift.ts [--seconds 10] [--rounds 3]
 // Needs root, iperf3, and the patched OVS under /usr/local (ovs-patch/build.sh).
 import { once } from 'node:events';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Ovs, PATCHED_PREFIX, supportsSeqActions } from '../lib/ovs.ts';
 import { TestNet, type Host } from '../lib/netns.ts';
+import { reexecInOwnNetns } from './lib/util.ts';
 
 const D = 0x80001234;
 const BR = `tmtbr${randomBytes(2).toString('hex')}`;
@@ -103,25 +103,7 @@ async function main(): Promise<void> {
   }
 }
 
-/**
- * Runs the benchmark in a network namespace of its own. The userspace datapath creates a
- * tap device named "ovs-netdev" in ovs-vswitchd's namespace, so two OVS instances with
- * netdev bridges in one namespace (e.g. tests running meanwhile) fail to create bridges.
- * The name matches test/cleanup.sh's pattern, so a crashed run's namespace gets removed.
- */
-function inOwnNetns(): boolean {
-  if (process.env.TMT_BENCH_NETNS) return false;
-  const ns = `tmt${randomBytes(2).toString('hex')}-bench`;
-  spawnSync('ip', ['netns', 'add', ns], { stdio: 'inherit' });
-  spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up'], { stdio: 'inherit' });
-  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit', env: { ...process.env, TMT_BENCH_NETNS: ns },
-  });
-  spawnSync('ip', ['netns', 'del', ns], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
-
-if (!inOwnNetns()) main().catch((e: unknown) => {
+if (!reexecInOwnNetns()) main().catch((e: unknown) => {
   console.error(e);
   process.exit(1);
 });

@@ -3,7 +3,6 @@
 //   tsx test/bench/run-all.ts [--quick] [--only datapath,latency,setup,memory,ofrate] [--no-write] [--render]
 // Needs root. Runs itself in a network namespace of its own (see inOwnNetns below).
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +11,7 @@ import { runDatapath, runLatency, runSetup } from './network.ts';
 import { runMemory } from './memory.ts';
 import { runOfRate, OSKEN_MANAGER } from './ofrate.ts';
 import { readPrevious, writeDoc, writeChart, type AllResults, type Meta, type Entry } from './report.ts';
-import { progress } from './lib/util.ts';
+import { progress, reexecInOwnNetns } from './lib/util.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DOC = join(ROOT, 'docs', 'benchmarks.md');
@@ -106,23 +105,4 @@ async function main(): Promise<void> {
   if (failed.length) { progress(`failed: ${failed.join(', ')}`); process.exitCode = 1; }
 }
 
-/**
- * Runs everything in a network namespace of its own: the userspace datapath creates a tap device
- * named "ovs-netdev" in ovs-vswitchd's namespace, so another OVS instance with netdev bridges in
- * the same namespace (a test run meanwhile) would collide with ours. The name deliberately does
- * not match test/cleanup.sh's pattern (tmt + 4 hex digits): a cleanup run by concurrent tests
- * would otherwise kill the benchmark itself. This process deletes the namespace when the child exits.
- */
-function inOwnNetns(): boolean {
-  if (process.env.TMT_BENCH_NETNS) return false;
-  const ns = `tmtbench-${randomBytes(2).toString('hex')}`;
-  spawnSync('ip', ['netns', 'add', ns], { stdio: 'inherit' });
-  spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up'], { stdio: 'inherit' });
-  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit', env: { ...process.env, TMT_BENCH_NETNS: ns },
-  });
-  spawnSync('ip', ['netns', 'del', ns], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
-
-if (!inOwnNetns()) main().then(() => process.exit(process.exitCode ?? 0), (e: unknown) => { console.error(e); process.exit(1); });
+if (!reexecInOwnNetns()) main().then(() => process.exit(process.exitCode ?? 0), (e: unknown) => { console.error(e); process.exit(1); });

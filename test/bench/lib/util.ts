@@ -1,6 +1,7 @@
 // Small helpers shared by the benchmarks: progress output, statistics, child-process plumbing.
 import { createInterface } from 'node:readline';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 
 const t0 = Date.now();
 export function progress(msg: string): void {
@@ -42,4 +43,23 @@ export function jsonLine<T = Record<string, unknown>>(child: ChildProcess, pred:
 export function fmt(x: number | undefined, digits = 2): string {
   if (x === undefined || !Number.isFinite(x)) return 'n/a';
   return x.toFixed(digits);
+}
+
+/**
+ * Re-runs this script in a network namespace of its own and exits with its status; returns false
+ * in the re-run. The userspace datapath creates a tap device named "ovs-netdev" in
+ * ovs-vswitchd's namespace, so another OVS instance with netdev bridges in the same namespace (a
+ * test run meanwhile) would collide with ours. The name deliberately does not match
+ * test/cleanup.sh's pattern (tmt + 4 hex digits), so a cleanup run meanwhile spares it.
+ */
+export function reexecInOwnNetns(): boolean {
+  if (process.env.TMT_BENCH_NETNS) return false;
+  const ns = `tmtbench-${randomBytes(2).toString('hex')}`;
+  spawnSync('ip', ['netns', 'add', ns], { stdio: 'inherit' });
+  spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up'], { stdio: 'inherit' });
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit', env: { ...process.env, TMT_BENCH_NETNS: ns },
+  });
+  spawnSync('ip', ['netns', 'del', ns], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
 }
