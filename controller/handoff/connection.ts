@@ -69,6 +69,8 @@ export interface Connection {
   retired: string[];
   /** A freeze flow (mid-stream move) is installed and must be removed after the move. */
   frozenByFlow?: boolean;
+  /** Intercepted packets since the last flow install (see HandoffEngine.stray). */
+  strays?: number;
   createdAt: number;
   migrations: number;
   lastVerdict?: { verdict: string; source: string; sid?: number; at: number };

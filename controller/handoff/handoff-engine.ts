@@ -36,6 +36,8 @@ const CONTROLLER_MAC = '02:00:00:00:00:fe';
 const MAX_QUEUE = 32;
 const REPLAY_TRIES = 3;
 const FREEZE_TIMEOUT_MS = 30000;
+/** Intercepted packets of a connection that should have flows, before its flows are reinstalled. */
+const STRAYS_BEFORE_REINSTALL = 16;
 
 export class EngineError extends Error {
   constructor(readonly status: number, message: string) { super(message); }
@@ -241,6 +243,7 @@ export class HandoffEngine extends EventEmitter implements App {
       case 'closing':
         // A packet that raced the flow change (stale datapath cache) goes back through the table,
         // which now has the connection's flows; relayed connections are rewritten here instead.
+        if (role === 'intercept') this.stray(c);
         if (!this.relayed(c)) { this.packetOut(c, frame.raw, OFPP.TABLE, inPort); return; }
         this.relayToBackend(c, frame.raw);
         return;
@@ -269,6 +272,7 @@ export class HandoffEngine extends EventEmitter implements App {
     }
     this.trackSegment(c, 's2c', frame);
     const hasFlows = c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing' || !!c.move?.midStream;
+    if (hasFlows && role === 'intercept') this.stray(c);
     if (hasFlows && !this.relayed(c)) { this.packetOut(c, frame.raw, OFPP.TABLE, inPort); return; }
     if (isIdentity(c)) { this.passOn(c, frame.raw, c.client.ofport, inPort); return; }
     this.relayToClient(c, frame.raw);
@@ -518,6 +522,7 @@ export class HandoffEngine extends EventEmitter implements App {
    */
   private async installAndRelease(c: Connection, phase: Phase): Promise<void> {
     await c.sw.transact([deleteConnectionFlows(c.id), ...connectionFlows(this.flowSpec(c))]);
+    c.strays = 0;
     if (c.phase === 'closed') return;
     this.setPhase(c, phase);
     this.clearTimer(c, 'idle');
@@ -528,6 +533,21 @@ export class HandoffEngine extends EventEmitter implements App {
       if (this.relayed(c)) this.relayToBackend(c, f);
       else this.packetOut(c, f, OFPP.TABLE, c.client.ofport);
     }
+  }
+
+  /**
+   * A packet of a connection that has flows still reached the intercept flow. A few right after a
+   * flow change are the datapath cache catching up; a steady stream means the flows are gone
+   * (deleted by hand, say) and every Packet-Out to the table would come straight back: reinstall.
+   */
+  private stray(c: Connection): void {
+    c.strays = (c.strays ?? 0) + 1;
+    this.log.debug('intercepted packet of a connection with flows', { conn: c.id, strays: c.strays });
+    if (c.strays < STRAYS_BEFORE_REINSTALL) return;
+    c.strays = 0;
+    this.log.warn('connection flows missing from the switch; reinstalling them', { conn: c.id });
+    c.sw.transact([deleteConnectionFlows(c.id), ...connectionFlows(this.flowSpec(c))])
+      .catch((e) => { this.log.error('reinstalling flows failed; dropping the connection', { conn: c.id, error: (e as Error).message }); this.finish(c, 'flows could not be reinstalled', true); });
   }
 
   /** Whether this connection's packets pass through the controller (stock switch, shifted sequence space). */

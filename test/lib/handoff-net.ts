@@ -92,9 +92,11 @@ export class HandoffBed {
     return JSON.parse(r.stdout.trim().split('\n').pop()!);
   }
 
-  async connectionFlows(): Promise<string[]> {
+  /** The switch's per-connection flows (cookie app byte 0x10), of one connection when `id` is given. */
+  async connectionFlows(id?: number): Promise<string[]> {
     const out = await this.ovs.ofctl('-O', 'OpenFlow13', 'dump-flows', this.bridge);
-    return out.split('\n').filter((l) => /cookie=0x10[0-9a-f]{14},/.test(l));
+    const re = id === undefined ? /cookie=0x10[0-9a-f]{14},/ : new RegExp(`cookie=0x10[0-9a-f]{2}${id.toString(16).padStart(12, '0')},`);
+    return out.split('\n').filter((l) => re.test(l));
   }
 
   async destroy(): Promise<void> {

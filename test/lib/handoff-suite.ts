@@ -73,6 +73,22 @@ export function defineHandoffSuite(o: SuiteOptions): void {
     } finally { stop(); c.end(); }
   });
 
+  it('survives its flows being deleted by hand: traffic keeps flowing and the flows come back', async () => {
+    const stop = bed.autoVerdict('MIGRATE');
+    const c = bed.scriptClient();
+    try {
+      const id = await open(c);
+      assert.equal((await c.cmd({ op: 'send', line: 'before' })).reply, 'server2 before');
+      const cookie = `0x10${'00'}${id.toString(16).padStart(12, '0')}/0xff00ffffffffffff`;
+      await bed.ovs.ofctl('-O', 'OpenFlow13', 'del-flows', bed.bridge, `cookie=${cookie}`);
+      assert.equal((await bed.connectionFlows(id)).length, 0);
+      // Enough traffic to pass the engine's stray threshold in either mode.
+      for (let i = 0; i < 16; i++) assert.equal((await c.cmd({ op: 'send', line: `after ${i}` })).reply, `server2 after ${i}`);
+      await waitFor(async () => (await bed.connectionFlows(id)).length > 0, 'the flows to be reinstalled', 10000);
+      await c.cmd({ op: 'close' });
+    } finally { stop(); c.end(); }
+  });
+
   it('applies the default verdict when no analyzer answers in time', async () => {
     const svc = bed.engine.service('echo')!;
     const saved = svc.verdictTimeoutMs;
