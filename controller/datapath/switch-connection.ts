@@ -46,6 +46,7 @@ export class SwitchConnection extends EventEmitter {
   private closed = false;
   features?: SwitchFeatures;
   readonly remote: string;
+  readonly stats = { messagesIn: 0, messagesOut: 0, malformed: 0, backpressurePauses: 0 };
   /** When the TCP connection was accepted (ms since epoch). */
   readonly connectedAt = Date.now();
 
@@ -103,6 +104,7 @@ export class SwitchConnection extends EventEmitter {
       if (this.unconfirmed.size > 4096) this.unconfirmed.delete(this.unconfirmed.keys().next().value!);
     }
     const bytes = encodeMessage(msg);
+    this.stats.messagesOut++;
     if (msg.type === 'packet_out' && this.listenerCount('packet_out') > 0) this.emit('packet_out', msg);
     // Everything sent in one tick (e.g. the Flow-Mods and Packet-Outs for a burst of Packet-Ins)
     // leaves in one writev: one syscall instead of one per message, which dominated the profile.
@@ -112,7 +114,7 @@ export class SwitchConnection extends EventEmitter {
       process.nextTick(() => { this.corked = false; this.socket.uncork(); });
     }
     // Back-pressure: stop reading (and so stop generating more work) until the switch drains our output.
-    if (!this.socket.write(bytes)) this.socket.pause();
+    if (!this.socket.write(bytes) && !this.socket.isPaused()) { this.stats.backpressurePauses++; this.socket.pause(); }
     return msg.xid;
   }
 
@@ -187,6 +189,7 @@ export class SwitchConnection extends EventEmitter {
   }
 
   private onMessage(raw: Buffer): void {
+    this.stats.messagesIn++;
     const version = raw[0];
     const xid = raw.readUInt32BE(4);
     if (raw[1] === 0 /* OFPT_HELLO */ && this.peerVersion === 0) this.peerVersion = version;
@@ -194,6 +197,7 @@ export class SwitchConnection extends EventEmitter {
     if (!res.ok) {
       // One bad message must not take the channel down: report it to the switch and the log, go on.
       this.log.warn('malformed OpenFlow message from switch', { dpid: this.describe(), xid, error: res.error.message, bytes: raw.subarray(0, 64).toString('hex') });
+      this.stats.malformed++;
       this.emit('malformed', res.error);
       if (version === OFP_VERSION) {
         this.send({ type: 'error', xid, errType: OFPET.BAD_REQUEST, code: res.error.kind === 'bad_length' || res.error.kind === 'truncated' ? OFPBRC.BAD_LEN : OFPBRC.BAD_TYPE, data: raw.subarray(0, 64) });

@@ -111,6 +111,40 @@ describe('switch channel', function () {
     assert.equal(server.get(9n), second.conn);
   });
 
+  it('stops reading from a switch that does not read its replies, and resumes when it does', async function () {
+    this.timeout(60000);
+    const { sw, conn } = await fake();
+    // Every Packet-In is answered with a Packet-Out three times its size.
+    conn.on('message', (m: OfpMessage) => {
+      if (m.type === 'packet_in') conn.send({ type: 'packet_out', xid: 0, bufferId: 0xffffffff, inPort: 1, actions: [{ type: 'output', port: 2 }], data: Buffer.concat([m.data, m.data, m.data]) });
+    });
+    sw.sock.pause(); // the switch stops reading
+    const frame = Buffer.alloc(1400, 0xab);
+    const pin = (xid: number) => ({ type: 'packet_in' as const, xid, bufferId: 0xffffffff, totalLen: frame.length, reason: 0, tableId: 0, cookie: 0n, match: { inPort: 1 }, data: frame });
+    let sent = 0;
+    // Send until the controller pushes back: its replies fill the socket buffers and it stops reading.
+    while (conn.stats.backpressurePauses === 0 && sent < 200000) {
+      for (let i = 0; i < 200; i++) sw.send(pin(++sent));
+      await new Promise((r) => setImmediate(r));
+      if (!sw.sock.writableNeedDrain) continue;
+      await Promise.race([once(sw.sock, 'drain'), new Promise((r) => setTimeout(r, 200))]);
+    }
+    assert.ok(conn.stats.backpressurePauses > 0, `no back-pressure after ${sent} packet-ins`);
+    // The switch reads again: everything it sent is answered, nothing lost.
+    let outs = 0;
+    sw.received.length = 0;
+    const done = new Promise<void>((resolve) => {
+      sw.sock.on('data', () => {
+        outs = sw.received.filter((m) => m.type === 'packet_out').length;
+        if (outs >= sent) resolve();
+      });
+    });
+    sw.sock.resume();
+    await done;
+    assert.equal(outs, sent);
+    assert.equal(conn.connected, true);
+  });
+
   it('rejects pending requests when the switch disconnects', async () => {
     const { sw, conn } = await fake();
     const pending = conn.request({ type: 'barrier_request', xid: 0 });
