@@ -24,6 +24,10 @@ for (const d of dirs) {
   for (const f of readdirSync(abs).sort()) if (f.endsWith('.test.ts')) files.push(join(d, f));
 }
 const mocha = join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
+if (!existsSync(mocha)) {
+  console.error('npm test: npm packages are missing. Run `npm ci` first (and, as root, `bash topo/install-deps.sh` for the system parts).');
+  process.exit(1);
+}
 const res = spawnSync(process.execPath, [mocha, '--reporter', join(root, 'test', 'lib', 'summary-reporter.cjs'), ...pass, ...files], {
   cwd: root, stdio: 'inherit', env: process.env,
 });

@@ -2,6 +2,7 @@
 // transfer from a migrated connection. Run as root. Ctrl-C (or the end) removes everything it made.
 //
 //   npm run demo [-- --no-install] [-- --analyzer builtin|suricata] [-- --mb 64]
+// (topo/demo.sh installs what is missing, npm packages included, then runs this with --installed)
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -43,9 +44,11 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => { cleanup().then(() => process.exit(143)); });
 
   try {
-    step(1, 'Setting up what is missing');
-    if (flag('no-install')) say('  skipped (--no-install)');
-    else await runVisible('bash', [join(ROOT, 'topo', 'install-deps.sh')]);
+    if (!flag('installed')) {
+      step(1, 'Setting up what is missing');
+      if (flag('no-install')) say('  skipped (--no-install)');
+      else await runVisible('bash', [join(ROOT, 'topo', 'install-deps.sh')]);
+    }
 
     step(2, 'Starting the switch');
     const patched = await supportsSeqActions(PATCHED_PREFIX);

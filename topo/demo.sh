@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `npm run demo` on a fresh clone: system packages, Suricata and the patched OVS (topo/install-deps.sh,
+# with progress), npm packages if missing, then the demo itself (topo/demo.ts). Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then echo "npm run demo: run as root (it installs packages and creates namespaces and an OVS bridge)" >&2; exit 1; fi
+install=1
+for a in "$@"; do [ "$a" = --no-install ] && install=0; done
+if [ "$install" = 1 ]; then
+  echo "[1/6] Setting up what is missing"
+  bash topo/install-deps.sh
+  if [ ! -x node_modules/.bin/tsx ]; then echo "[deps] npm packages"; npm ci --no-audit --no-fund; fi
+fi
+if [ ! -x node_modules/.bin/tsx ]; then echo "npm packages are missing: run npm ci (or npm run demo without --no-install)" >&2; exit 1; fi
+exec node_modules/.bin/tsx topo/demo.ts --installed "$@"
