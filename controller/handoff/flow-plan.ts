@@ -127,14 +127,6 @@ export function deleteConnectionFlows(id: number): OfpMessage {
   return flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id), cookieMask: CONN_COOKIE_MASK, match: {} });
 }
 
-/** The backend → client flows of an old backend, once a connection has moved away from it. */
-export function deleteBackendFlows(id: number, old: { backend: L2L4; client: L2L4 }): OfpMessage {
-  return flowMod({
-    command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id), cookieMask: CONN_COOKIE_MASK,
-    match: { ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: old.backend.ip, ipv4Dst: old.client.ip, tcpSrc: old.backend.port, tcpDst: old.client.port },
-  });
-}
-
 export interface InterceptSpec { index: number; service: { ip: string; port: number }; backends: { ip: string; port: number }[] }
 
 /** Service traffic (client → service, and anything from a backend's service port) to the controller. */

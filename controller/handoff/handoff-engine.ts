@@ -13,7 +13,7 @@ import { connIdOf, connRoleOf, CONN_ROLE, cookieApp, APP_ID } from '../cookies.t
 import type { App, FlowRemoved, PacketIn } from '../apps/app.ts';
 import type { LearningSwitch } from '../apps/learning-switch.ts';
 import type { Logger } from '../log.ts';
-import { ConnectionTable, clientKey, tupleKey, type Connection, type Phase } from './connection.ts';
+import { ConnectionTable, tupleKey, type Connection, type Phase } from './connection.ts';
 import {
   connectionFlows, deleteConnectionFlows, deleteFreezeFlow, deleteInterceptFlows, freezeFlow,
   interceptFlows, needsRelay, probeFlows, type Attached, type ConnectionFlowSpec, type SwitchMode,
