@@ -9,7 +9,7 @@ import { decodeEthernet, encodeEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4, type Eth
 import { decodeIcmp, encodeIcmpEcho, type Icmp } from './icmp.ts';
 import { decodeIpv4, encodeIpv4Header, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, writeIpv4HeaderChecksum, type Ipv4 } from './ipv4.ts';
 import { err, ok, PacketBuildError, unwrapOrThrow, type Result } from './result.ts';
-import { decodeTcp, encodeTcpSegment, type Tcp, type TcpFlagsSpec } from './tcp.ts';
+import { decodeTcp, encodeTcpSegment, type Tcp, type TcpSegmentSpec } from './tcp.ts';
 import { encodeTcpOptions, stripTcpOptions, type TcpOption, type TcpOptionKind } from './tcp-options.ts';
 import { decodeUdp, encodeUdpDatagram, type Udp } from './udp.ts';
 
@@ -102,19 +102,8 @@ export interface Ipv4FrameSpec {
   vlans?: number[];
 }
 
-export interface TcpFrameSpec extends Ipv4FrameSpec {
-  srcPort: number;
-  dstPort: number;
-  seq: number;
-  ack: number;
-  flags: TcpFlagsSpec | number;
-  window: number;
-  options?: readonly TcpOption[];
-  /** Raw option bytes used verbatim instead of `options` (replaying a recorded SYN). */
-  optionsRaw?: Buffer;
-  payload?: Buffer;
-  urgent?: number;
-}
+/** A whole frame: the IPv4 layer plus the segment (raw options replay a recorded SYN byte for byte). */
+export interface TcpFrameSpec extends Ipv4FrameSpec, TcpSegmentSpec {}
 
 function ipNum(s: string): number {
   return unwrapOrThrow(parseIpv4(s));
