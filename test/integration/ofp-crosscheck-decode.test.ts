@@ -196,14 +196,17 @@ function fakeSwitchReply(p: Peer, { msg: m }: Received): void {
 describe('ofp cross-check: decode what ovs-ofctl sends (fake switch)', function () {
   let sw: Listener;
 
-  beforeEach(async () => {
+  /** A fresh fake switch: ovs-ofctl's captured messages start empty for each command. */
+  async function startSwitch(): Promise<void> {
     sw = new Listener((sock) => {
       const p = new Peer(sock, fakeSwitchReply);
       p.send({ type: 'hello', xid: 1, versions: [4] });
       return p;
     });
     await sw.listen();
-  });
+  }
+
+  beforeEach(startSwitch);
 
   afterEach(async () => {
     await sw.close();
@@ -299,12 +302,7 @@ describe('ofp cross-check: decode what ovs-ofctl sends (fake switch)', function 
     ];
     for (let i = 0; i < flows.length; i++) {
       await sw.close();
-      sw = new Listener((sock) => {
-        const p = new Peer(sock, fakeSwitchReply);
-        p.send({ type: 'hello', xid: 1, versions: [4] });
-        return p;
-      });
-      await sw.listen();
+      await startSwitch();
       const got = only((await ofctl('add-flow', 'SW', flows[i]!)).msgs, 'flow_mod').msg;
       assert.deepEqual(got, { ...expected[i]!, xid: got.xid }, flows[i]);
     }
@@ -320,12 +318,7 @@ describe('ofp cross-check: decode what ovs-ofctl sends (fake switch)', function 
     }));
 
     await sw.close();
-    sw = new Listener((sock) => {
-      const p = new Peer(sock, fakeSwitchReply);
-      p.send({ type: 'hello', xid: 1, versions: [4] });
-      return p;
-    });
-    await sw.listen();
+    await startSwitch();
     const del = only((await ofctl('--strict', 'del-flows', 'SW', 'priority=5,tcp,nw_dst=10.0.0.2,out_port=3')).msgs, 'flow_mod');
     saveFixture('ofctl-flow-mod-delete-strict', del.raw);
     assert.deepEqual(del.msg, flowMod({
