@@ -85,6 +85,7 @@ export function formatAction(a: Action): string {
     case 'nx_dec_tcp_seq': return `dec_tcp_seq:${a.delta}`;
     case 'nx_inc_tcp_ack': return `inc_tcp_ack:${a.delta}`;
     case 'nx_dec_tcp_ack': return `dec_tcp_ack:${a.delta}`;
+    case 'nx_note': return `note:${[...a.data].map((b) => b.toString(16).padStart(2, '0')).join('.')}`;
     case 'nx_resubmit': return `resubmit(${a.inPort === OFPP.IN_PORT ? '' : portName(a.inPort)},${a.tableId ?? ''})`;
     case 'group': return `group:${a.groupId}`;
     case 'set_queue': return `set_queue:${a.queueId}`;

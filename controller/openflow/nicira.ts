@@ -10,10 +10,13 @@ export type NxSeqActionType = 'nx_inc_tcp_seq' | 'nx_dec_tcp_seq' | 'nx_inc_tcp_
 export type NiciraAction =
   | { type: NxSeqActionType; delta: number }
   /** resubmit(in_port, table). Without tableId: NXAST_RESUBMIT; with it: NXAST_RESUBMIT_TABLE (255 = this table). */
-  | { type: 'nx_resubmit'; inPort: number; tableId?: number };
+  | { type: 'nx_resubmit'; inPort: number; tableId?: number }
+  /** note: opaque bytes the switch keeps with the flow and ignores (the wire pads them with zeros to 8). */
+  | { type: 'nx_note'; data: Buffer };
 
 export const NXAST = {
   RESUBMIT: 1,
+  NOTE: 8,
   RESUBMIT_TABLE: 14,
   // Added by ovs-patch/ (tcp-migrate): shift TCP seq/ack numbers in the datapath.
   INC_TCP_SEQ: 80,
@@ -25,8 +28,10 @@ export const NXAST = {
 interface NxCodec {
   /** Subtypes this codec decodes. */
   subtypes: readonly number[];
-  /** Total action length on the wire (all NX actions we know are fixed-size). */
-  len: number;
+  /** Total action length on the wire: fixed, or computed from the action (note). */
+  len: number | ((a: NiciraAction) => number);
+  /** Variable-length codecs accept any multiple of 8 from `len` of an empty action upwards. */
+  variable?: boolean;
   subtype(a: NiciraAction): number;
   /** Writes everything after the subtype. */
   encode(w: Writer, a: NiciraAction): void;
@@ -92,15 +97,32 @@ const resubmitCodec: NxCodec = {
   },
 };
 
+const NOTE_HEADER = 10; // type, len, vendor, subtype
+const noteCodec: NxCodec = {
+  subtypes: [NXAST.NOTE],
+  // OVS pads the note to a multiple of 8 with at least 6 bytes of payload room (16 bytes minimum).
+  len: (a) => Math.max(16, Math.ceil((NOTE_HEADER + (a as { data: Buffer }).data.length) / 8) * 8),
+  variable: true,
+  subtype: () => NXAST.NOTE,
+  encode: (w, a) => {
+    const data = (a as { data: Buffer }).data;
+    w.bytes(data, 'nx_note.data');
+    const total = Math.max(16, Math.ceil((NOTE_HEADER + data.length) / 8) * 8);
+    w.zeros(total - NOTE_HEADER - data.length);
+  },
+  decode: (r) => ({ type: 'nx_note', data: r.rest() }),
+};
+
 const BY_TYPE: Record<NiciraAction['type'], NxCodec> = {
   nx_inc_tcp_seq: seqCodec,
   nx_dec_tcp_seq: seqCodec,
   nx_inc_tcp_ack: seqCodec,
   nx_dec_tcp_ack: seqCodec,
   nx_resubmit: resubmitCodec,
+  nx_note: noteCodec,
 };
 const BY_SUBTYPE = new Map<number, NxCodec>();
-for (const c of [seqCodec, resubmitCodec]) for (const s of c.subtypes) BY_SUBTYPE.set(s, c);
+for (const c of [seqCodec, resubmitCodec, noteCodec]) for (const s of c.subtypes) BY_SUBTYPE.set(s, c);
 
 export function isNiciraAction(a: { type: string }): a is NiciraAction {
   return Object.prototype.hasOwnProperty.call(BY_TYPE, a.type);
@@ -109,10 +131,12 @@ export function isNiciraAction(a: { type: string }): a is NiciraAction {
 /** Writes the whole NX action including the OFPAT_EXPERIMENTER header. */
 export function writeNiciraAction(w: Writer, a: NiciraAction): void {
   const c = BY_TYPE[a.type];
+  const len = typeof c.len === 'number' ? c.len : c.len(a);
+  if (len > 0xfff8) throw new OfpEncodeError(`${a.type}: ${len} bytes is too long for an action`);
   const start = w.length;
-  w.u16(0xffff).u16(c.len).u32(NX_VENDOR_ID).u16(c.subtype(a));
+  w.u16(0xffff).u16(len).u32(NX_VENDOR_ID).u16(c.subtype(a));
   c.encode(w, a);
-  if (w.length - start !== c.len) throw new OfpEncodeError(`${a.type}: encoded ${w.length - start} bytes, expected ${c.len}`);
+  if (w.length - start !== len) throw new OfpEncodeError(`${a.type}: encoded ${w.length - start} bytes, expected ${len}`);
 }
 
 /**
@@ -124,7 +148,7 @@ export function readNiciraAction(body: Reader, totalLen: number): NiciraAction |
   const subtype = body.peekU16(0, 'NX subtype');
   const c = BY_SUBTYPE.get(subtype);
   if (!c) return undefined;
-  if (totalLen !== c.len) body.fail('bad_length', `NX action subtype ${subtype}: length ${totalLen}, expected ${c.len}`);
+  if (c.variable ? totalLen < 16 : totalLen !== c.len) body.fail('bad_length', `NX action subtype ${subtype}: length ${totalLen}, expected ${c.variable ? 'at least 16' : c.len}`);
   body.skip(2);
   return c.decode(body, subtype);
 }

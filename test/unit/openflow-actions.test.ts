@@ -38,6 +38,9 @@ const ACTIONS: Array<[Action, string]> = [
   [{ type: 'nx_dec_tcp_ack', delta: 1 }, 'ffff 0010 00002320 0053 0000 00000001'],
   [{ type: 'nx_resubmit', inPort: 3 }, 'ffff 0010 00002320 0001 0003 00000000'],
   [{ type: 'nx_resubmit', inPort: OFPP.IN_PORT, tableId: 2 }, 'ffff 0010 00002320 000e fff8 02 000000'],
+  // NXAST_NOTE: payload padded with zeros to a multiple of 8 (16 bytes at least), as OVS does.
+  [{ type: 'nx_note', data: hex('616263000000') }, 'ffff 0010 00002320 0008 616263000000'],
+  [{ type: 'nx_note', data: hex('0102030405060708 000000000000') }, 'ffff 0018 00002320 0008 0102030405060708 000000000000'],
 ];
 
 describe('openflow codec: actions', () => {
@@ -53,9 +56,13 @@ describe('openflow codec: actions', () => {
     assert.equal(encodeActions([{ type: 'output', port: 2 }]).toString('hex'), '0000001000000002ffff000000000000');
   });
 
+  it('a short note is padded on the wire and decodes with its padding', () => {
+    assert.equal(encodeActions([{ type: 'nx_note', data: hex('6162') }]).toString('hex'), 'ffff0010000023200008616200000000');
+  });
+
   it('unknown NX subtypes and unknown action types are kept, not errors', () => {
-    const nxNote = hex('ffff 0010 00002320 0008 616263000000');
-    assert.deepEqual(decodeActions(nxNote), { ok: true, value: [{ type: 'experimenter', experimenter: 0x2320, data: hex('0008616263000000') }] });
+    const nxOther = hex('ffff 0010 00002320 0063 616263000000');
+    assert.deepEqual(decodeActions(nxOther), { ok: true, value: [{ type: 'experimenter', experimenter: 0x2320, data: hex('0063616263000000') }] });
     const unknown = hex('0063 0008 01020304');
     assert.deepEqual(decodeActions(unknown), { ok: true, value: [{ type: 'unknown', actionType: 0x63, data: hex('01020304') }] });
     assert.equal(encodeActions([{ type: 'unknown', actionType: 0x63, data: hex('01020304') }]).toString('hex'), unknown.toString('hex'));
