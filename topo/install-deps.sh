@@ -27,6 +27,7 @@ PACKAGES=(
   mininet                                                   # topo/mininet_topo.py
   python3-os-ken                                            # the peer controller for benchmarks
   chromium                                                  # dashboard browser test
+  etcd-server etcd-client                                   # standby-controller election (controller/ha/)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -9,13 +9,14 @@
 // no services) and os-ken with test/bench/apps/osken_learning_switch.py. Rounds alternate between
 // them so load from other jobs hits both alike.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { once } from 'node:events';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync, readFileSync } from 'node:fs';
 import { buildUdpFrame } from '../../controller/packet/index.ts';
 import { FakeSwitch } from './lib/fake-switch.ts';
+import { freePort } from '../../topo/lib/ports.ts';
 import { ControllerProc } from './lib/controller-proc.ts';
 import { progress, sleep, mean, median } from './lib/util.ts';
 
@@ -51,15 +52,6 @@ function frames(s: number, hosts: number): { learn: Buffer[]; work: Buffer[] } {
     work.push(FakeSwitch.packetIn(buildUdpFrame({ ethSrc: mac(s, h), ethDst: mac(s, d), ipSrc: ip(s, h), ipDst: ip(s, d), srcPort: 5000, dstPort: 5000, payload: pad }), portOf(h)));
   }
   return { learn, work };
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const p = (srv.address() as { port: number }).port;
-  srv.close();
-  return p;
 }
 
 async function waitListening(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
