@@ -2,8 +2,8 @@
 // the connection its packet belongs to; held (and, with mirrorAll, copied) segments are shown to
 // the built-in matcher, which answers synchronously.
 import { EventEmitter } from 'node:events';
-import { BuiltinMatcher, SnortUnixsockSource, SuricataEveSource, type Alert, type AlertSource } from './analyzers/index.ts';
-import type { AnalyzersConfig } from './analyzers/analyzer-config.ts';
+import { BuiltinMatcher, SnortUnixsockSource, SuricataEveSource, type Alert, type AlertSource, type RuleReloadSummary } from './analyzers/index.ts';
+import { analyzerRestartNeeded, type AnalyzersConfig } from './analyzers/analyzer-config.ts';
 import type { HandoffEngine, ConnectionView } from './handoff/handoff-engine.ts';
 import type { ParsedFrame } from './packet/index.ts';
 import type { Logger } from './log.ts';
@@ -13,9 +13,12 @@ export class AnalyzerBridge extends EventEmitter {
   readonly sources: AlertSource[] = [];
   readonly builtin?: BuiltinMatcher;
   readonly stats = { alerts: 0, withoutVerdict: 0, unknownConnection: 0 };
+  /** The analyzers as started (sockets) with the rule files and vars in force: what reloads compare to. */
+  private running: AnalyzersConfig;
 
   constructor(cfg: AnalyzersConfig, private readonly engine: HandoffEngine, private readonly log: Logger) {
     super();
+    this.running = structuredClone(cfg);
     if (cfg.builtin) {
       this.builtin = new BuiltinMatcher({ ruleFiles: cfg.builtin.rules, vars: cfg.builtin.vars, logger: log });
       this.sources.push(this.builtin);
@@ -36,6 +39,38 @@ export class AnalyzerBridge extends EventEmitter {
 
   async stop(): Promise<void> { await Promise.all(this.sources.map((s) => s.stop().catch(() => undefined))); }
 
+  /**
+   * Reads and checks what a reload to `cfg` would change, changing nothing yet: the built-in
+   * matcher's rule files and vars are reloadable; analyzers added or removed and socket changes
+   * are listed in restartNeeded and ignored. Rejects with RuleParseError (file:line: option) when
+   * a rule is invalid. commit() puts the new rules in force; it cannot fail.
+   */
+  async prepareReload(cfg: AnalyzersConfig): Promise<{ changes: string[]; restartNeeded: string[]; commit(): void }> {
+    const restartNeeded = analyzerRestartNeeded(this.running, cfg);
+    if (!this.builtin) return { changes: [], restartNeeded, commit: () => undefined };
+    // Builtin removed from the config: it keeps running (restart needed), with its current files.
+    const prepared = await this.builtin.prepare(cfg.builtin ? { ruleFiles: cfg.builtin.rules, vars: cfg.builtin.vars } : {});
+    const changes = ruleChanges(prepared.summary);
+    return {
+      changes, restartNeeded,
+      commit: () => {
+        prepared.commit();
+        const now = this.builtin!.source();
+        this.running.builtin = { rules: now.ruleFiles, vars: now.vars };
+      },
+    };
+  }
+
+  /**
+   * Reloads the built-in matcher's rules (old rules stay on any error, which is thrown). Returns
+   * one line per change, then one per difference that needs a restart ("... (needs a restart)").
+   */
+  async reload(cfg: AnalyzersConfig): Promise<string[]> {
+    const p = await this.prepareReload(cfg);
+    p.commit();
+    return [...p.changes, ...p.restartNeeded.map((r) => `${r} (needs a restart)`)];
+  }
+
   private inspectHeld(c: ConnectionView, frame: ParsedFrame): void {
     const alerts = this.builtin!.inspect(frame);
     // No rule matched and no IDS is listening: the default applies now rather than after the timeout.
@@ -55,4 +90,10 @@ export class AnalyzerBridge extends EventEmitter {
     }
     this.emit('alert', a, c?.id);
   }
+}
+
+/** "analyzers.builtin.rules: reloaded 3 rules (1 new, 0 removed)"; nothing when the rule set is the same. */
+export function ruleChanges(s: RuleReloadSummary): string[] {
+  if (!s.added && !s.removed && !s.changed) return [];
+  return [`analyzers.builtin.rules: reloaded ${s.rules} rule${s.rules === 1 ? '' : 's'} (${s.added} new, ${s.removed} removed${s.changed ? `, ${s.changed} changed` : ''})`];
 }

@@ -1,5 +1,5 @@
 // `tcp-migrate` command line: runs the controller (with its HTTP API), validates configs, and
-// talks to a running controller's API (status, migrate, flows, capture).
+// talks to a running controller's API (status, migrate, flows, capture, reload).
 // Exit codes: 0 ok, 1 request refused or failed, 2 bad usage or config, 3 API unreachable,
 // 4 authentication refused (401/403), 5 not found (404).
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -9,6 +9,7 @@ import { ConfigError, DEFAULT_CONFIG, loadConfigFile, parseConfig, type Controll
 import { LOG_LEVELS, Logger, type LogLevel } from './log.ts';
 import { ApiServer } from './api/api-server.ts';
 import { ApiClient, ApiClientError } from './api/client.ts';
+import { Reloader, controllerApplier, type HandoffTuner, type ServiceReconfigurer } from './reload/reloader.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, auth: 4, notFound: 5 } as const;
 
@@ -101,7 +102,14 @@ program.command('controller')
     const cfg = loadConfig(opts.config, opts);
     const log = new Logger(cfg.log.level, cfg.log.format);
     const controller = new Controller(cfg, log);
-    const api = cfg.api.enabled ? new ApiServer(controller, cfg.api, log.child({ component: 'api' })) : undefined;
+    const reloader = makeReloader(controller, cfg, opts, log);
+    const api = cfg.api.enabled ? new ApiServer(controller, cfg.api, log.child({ component: 'api' }), reloader) : undefined;
+    let state: 'starting' | 'running' | 'stopping' = 'starting';
+    // Installed before anything starts: SIGHUP's default action would end the process.
+    process.on('SIGHUP', () => {
+      if (state !== 'running') { log.warn(`SIGHUP ignored: the controller is ${state}`); return; }
+      void reloader.reload('SIGHUP'); // logs its outcome; never exits
+    });
     // The API starts first so that it sees every switch and connection event from the beginning.
     try { await api?.start(); } catch (e) {
       throw new Error(`cannot start the HTTP API on ${cfg.api.host}:${cfg.api.port}: ${(e as Error).message}`);
@@ -110,13 +118,42 @@ program.command('controller')
       await api?.stop();
       throw e;
     }
+    state = 'running';
+    // Stopping closes the switch channels and leaves every flow in place (nothing is deleted):
+    // established connections keep flowing through the switch while the controller is away.
     const shutdown = (sig: string) => {
+      if (state === 'stopping') return;
+      state = 'stopping';
       log.info('shutting down', { signal: sig });
-      Promise.all([api?.stop(), controller.stop()]).then(() => process.exit(0), () => process.exit(1));
+      // A reload in progress finishes first, so the switch is never left with half-reinstalled intercept flows.
+      reloader.close()
+        .then(() => Promise.all([api?.stop(), controller.stop()]))
+        .then(() => process.exit(0), () => process.exit(1));
     };
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.once('SIGTERM', () => shutdown('SIGTERM'));
   });
+
+/**
+ * The reloader of `tcp-migrate controller`: re-reads the config file with the same command-line
+ * overrides (without --config, only the rule files are re-read) and applies it to the controller.
+ */
+function makeReloader(controller: Controller, cfg: ControllerConfig, opts: ControllerOpts, log: Logger): Reloader {
+  let running = cfg;
+  const engine: ServiceReconfigurer & HandoffTuner = controller.engine;
+  const applyTo = controllerApplier({ log, analyzers: controller.analyzers, engine });
+  return new Reloader({
+    load: opts.config ? () => loadConfig(opts.config, opts) : undefined,
+    // The engine's services include backends added or removed through the API since the last load.
+    getConfig: () => ({ ...running, services: controller.engine.listServices() }),
+    apply: async (next, diff) => {
+      const lines = await applyTo(next, diff);
+      running = next;
+      return lines;
+    },
+    log: log.child({ component: 'reload' }),
+  });
+}
 
 program.command('check-config')
   .description('validate a config file and print it with defaults filled in')
@@ -244,6 +281,25 @@ withApiOptions(program.command('capture')
     }
     if (file) await new Promise<void>((resolve, reject) => { file.once('error', reject); file.end(() => resolve()); });
     console.error(`captured ${frames} frame(s) to ${o.pcap === '-' ? 'standard output' : o.pcap}`);
+  });
+
+withApiOptions(program.command('reload')
+  .description('reload the config file and the rule files of a running controller (as SIGHUP does)'))
+  .action(async (o: ClientOpts) => {
+    let r: { changes: string[]; restartNeeded: string[] };
+    try { r = await client(o).post('/api/reload', {}); } catch (e) {
+      // An invalid config/rule file (400) or a refused change (409): say that nothing changed.
+      if (e instanceof ApiClientError && (e.status === 400 || e.status === 409)) {
+        console.error(`tcp-migrate: reload failed: ${e.message}\nthe running configuration is unchanged`);
+        process.exitCode = e.status === 400 ? EXIT.usage : EXIT.failed;
+        return;
+      }
+      throw e;
+    }
+    if (o.json) { console.log(JSON.stringify(r, null, 2)); return; }
+    const out = [r.changes.length ? `reloaded: ${r.changes.length} change(s)` : 'reloaded: no changes', ...r.changes.map((c) => `  ${c}`)];
+    if (r.restartNeeded.length) out.push('not applied, needs a restart:', ...r.restartNeeded.map((c) => `  ${c}`));
+    console.log(out.join('\n'));
   });
 
 function exitCodeFor(e: ApiClientError): number {

@@ -2,6 +2,7 @@
 // A tiny declarative schema (no dependency): every field has a checker; unknown keys are errors,
 // because a misspelt key silently falling back to a default is worse than refusing to start.
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts';
 import { ConfigError, checkBool, checkInt, checkOneOf, checkString } from './config-checks.ts';
 import { parseServices, type ServiceConfig } from './handoff/service-config.ts';
@@ -12,10 +13,23 @@ export interface ControllerConfig {
   log: { level: LogLevel; format: LogFormat };
   switch: { echoIntervalMs: number; deadTimeoutMs: number; requestTimeoutMs: number };
   learning: { idleTimeout: number; hardTimeout: number; priority: number };
-  handoff: { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number };
+  handoff: { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number; switchGraceMs: number };
   services: ServiceConfig[];
   analyzers: AnalyzersConfig;
   api: { enabled: boolean; host: string; port: number; token: string };
+  /** Standby controllers: absent, this controller runs alone (OpenFlow role EQUAL, as without roles). */
+  ha?: HaConfig;
+}
+
+export interface HaConfig {
+  /** etcd client URLs (http://host:2379). */
+  etcd: string[];
+  /** The election key every controller of one group of switches shares. */
+  key: string;
+  /** This controller's name in the election (default: host name and pid). */
+  name: string;
+  /** Lease TTL in seconds: a dead master is replaced about this long after it died. */
+  ttlSec: number;
 }
 
 export const DEFAULT_CONFIG: ControllerConfig = {
@@ -23,7 +37,7 @@ export const DEFAULT_CONFIG: ControllerConfig = {
   log: { level: 'info', format: 'text' },
   switch: { echoIntervalMs: 5000, deadTimeoutMs: 15000, requestTimeoutMs: 10000 },
   learning: { idleTimeout: 60, hardTimeout: 0, priority: 10 },
-  handoff: { maxConnections: 100000, handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100 },
+  handoff: { maxConnections: 100000, handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100, switchGraceMs: 60000 },
   services: [],
   analyzers: {},
   api: { enabled: true, host: '127.0.0.1', port: 6680, token: '' },
@@ -44,9 +58,10 @@ const SCHEMA: Schema = {
   log: { level: oneOf(LOG_LEVELS), format: oneOf(['json', 'text']) },
   switch: { echoIntervalMs: int(100, 3_600_000), deadTimeoutMs: int(200, 3_600_000), requestTimeoutMs: int(100, 3_600_000) },
   learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
-  handoff: { maxConnections: int(1, 10_000_000), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000) },
+  handoff: { maxConnections: int(1, 10_000_000), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000) },
   services: (v, key) => parseServices(v, key),
   analyzers: (v, key) => parseAnalyzers(v, key),
+  ha: (v, key) => parseHa(v, key),
   api: {
     enabled: checkBool,
     host, port: int(0, 65535),
@@ -54,6 +69,25 @@ const SCHEMA: Schema = {
     token: (v, key) => checkString(v, key, /^\S*$/, 'a token string without spaces'),
   },
 };
+
+function parseHa(v: unknown, key: string): HaConfig {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(key, `expected an object, got ${JSON.stringify(v)}`);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['etcd', 'key', 'name', 'ttlSec'].includes(k)) throw new ConfigError(`${key}.${k}`, 'unknown key (known: etcd, key, name, ttlSec)');
+  if (!Array.isArray(o.etcd) || o.etcd.length === 0) throw new ConfigError(`${key}.etcd`, 'expected a non-empty array of etcd client URLs');
+  const etcd = o.etcd.map((u, i) => {
+    let url: URL | undefined;
+    try { url = typeof u === 'string' ? new URL(u) : undefined; } catch { url = undefined; }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ConfigError(`${key}.etcd[${i}]`, `expected an http:// or https:// URL, got ${JSON.stringify(u)}`);
+    return String(u).replace(/\/+$/, '');
+  });
+  return {
+    etcd,
+    key: o.key === undefined ? '/tcp-migrate/leader/default' : checkString(o.key, `${key}.key`, /^\/\S+$/, 'a key path starting with /'),
+    name: o.name === undefined ? `${hostname()}:${process.pid}` : checkString(o.name, `${key}.name`, /^\S{1,128}$/, 'a name without spaces'),
+    ttlSec: o.ttlSec === undefined ? 2 : checkInt(o.ttlSec, `${key}.ttlSec`, 1, 60),
+  };
+}
 
 function merge(schema: Schema, defaults: Record<string, unknown>, input: unknown, path: string): Record<string, unknown> {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ConfigError(path || '(root)', `expected an object, got ${JSON.stringify(input)}`);

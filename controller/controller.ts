@@ -1,25 +1,37 @@
-// The controller core: owns the OpenFlow listener, prepares each switch (clean tables, table-miss
-// to the controller, full packets in Packet-Ins) and dispatches switch events to the apps.
+// The controller core: owns the OpenFlow listener, prepares each switch (reads its flow table and
+// hands each app the flows it owns, table-miss to the controller, full packets in Packet-Ins) and
+// dispatches switch events to the apps. It never wipes a switch: its flows are the durable state.
 import { EventEmitter } from 'node:events';
-import { OFPP, OFPTT, OFPCML_NO_BUFFER, flowMod, type OfpMessage } from './openflow/index.ts';
+import { OFPP, OFPTT, OFPG, OFPCML_NO_BUFFER, flowMod, type FlowStats, type OfpMessage } from './openflow/index.ts';
 import { parseFrame } from './packet/index.ts';
 import { OpenFlowServer } from './datapath/openflow-server.ts';
 import { dpidString, type SwitchConnection } from './datapath/switch-connection.ts';
 import { LearningSwitch } from './apps/learning-switch.ts';
 import { HandoffEngine } from './handoff/handoff-engine.ts';
 import { AnalyzerBridge } from './analyzer-bridge.ts';
-import { APP_ID, appCookie } from './cookies.ts';
+import { APP_ID, appCookie, cookieApp } from './cookies.ts';
 import type { App } from './apps/app.ts';
+import { Election } from './ha/election.ts';
+import { requestRole } from './ha/switch-role.ts';
 import type { ControllerConfig } from './config.ts';
 import type { Logger } from './log.ts';
 
 const OFPC_FRAG_NORMAL = 0;
+const ALL_ONES = 0xffffffffffffffffn;
+/** Packet-Ins held while a switch is being reconciled (beyond this, the oldest are dropped: TCP retransmits). */
+const MAX_EARLY_MESSAGES = 4096;
 
 /** A frame the controller received (Packet-In) or sent (Packet-Out), for packet capture. */
 export interface CaptureRecord { direction: 'in' | 'out'; dpid: string; port: number; frame: Buffer; time: number }
 
 /**
- * Events: 'switch_ready' (sw), 'switch_gone' (sw, reason), 'listening' ({host, port}),
+ * How this controller takes part: alone ('single', no roles: OpenFlow's EQUAL), or as one of
+ * several sharing the switches through an etcd election ('master' writes, 'standby' only waits).
+ */
+export type ControlRole = 'single' | 'master' | 'standby';
+
+/**
+ * Events: 'switch_ready' (sw), 'switch_gone' (sw, reason), 'listening' ({host, port}), 'role' (ControlRole, generationId?),
  * 'capture' (CaptureRecord) for every frame in a Packet-In or Packet-Out while someone listens.
  */
 export class Controller extends EventEmitter {
@@ -29,6 +41,11 @@ export class Controller extends EventEmitter {
   readonly analyzers: AnalyzerBridge;
   private readonly apps: App[] = [];
   readonly stats = { packetIns: 0, unparsedPacketIns: 0, unclaimedPacketIns: 0, appErrors: 0 };
+  private readonly election?: Election;
+  private _role: ControlRole;
+  private generation?: bigint;
+  /** Per switch: its messages wait ('pending', while it is being prepared), reach the apps ('ready'), or are ignored ('passive', standby). */
+  private readonly state = new Map<SwitchConnection, { mode: 'pending' | 'ready' | 'passive'; early: OfpMessage[] }>();
 
   constructor(readonly config: ControllerConfig, private readonly log: Logger, apps: App[] = []) {
     super();
@@ -38,11 +55,88 @@ export class Controller extends EventEmitter {
     this.analyzers = new AnalyzerBridge(config.analyzers, this.engine, log.child({ component: 'analyzers' }));
     // Migration apps first; the learning switch takes whatever they leave.
     this.apps.push(this.engine, ...apps, this.learning);
-    this.server.on('switch_connected', (sw: SwitchConnection) => { this.prepare(sw).catch((e) => this.log.error('switch setup failed', { dpid: sw.describe(), error: (e as Error).message })); });
+    this._role = config.ha ? 'standby' : 'single';
+    if (config.ha) {
+      this.election = new Election({ endpoints: config.ha.etcd, key: config.ha.key, name: config.ha.name, ttlSec: config.ha.ttlSec, logger: log });
+      this.election.on('leader', (gen) => this.becomeMaster(gen));
+      this.election.on('follower', (info) => this.becomeStandby(`following ${info.leader}`, info.generationId));
+      this.election.on('deposed', (why) => this.becomeStandby(`deposed: ${why}`));
+    }
+    this.server.on('switch_connected', (sw: SwitchConnection) => this.onSwitch(sw));
     this.server.on('switch_disconnected', (sw: SwitchConnection, reason: string) => {
+      this.state.delete(sw);
       for (const app of this.apps) this.guard(app, () => app.switchGone?.(sw, reason));
       this.emit('switch_gone', sw, reason);
     });
+  }
+
+  get role(): ControlRole { return this._role; }
+  get generationId(): bigint | undefined { return this.generation; }
+
+  private onSwitch(sw: SwitchConnection): void {
+    const st = { mode: 'passive' as 'pending' | 'ready' | 'passive', early: [] as OfpMessage[] };
+    this.state.set(sw, st);
+    sw.on('message', (msg: OfpMessage) => {
+      if (st.mode === 'ready') { this.dispatch(sw, msg); return; }
+      // Messages that arrive while the apps adopt the switch's flows wait: a Packet-In of a
+      // connection not yet adopted would otherwise look like a new, unknown one.
+      if (st.mode === 'pending') {
+        if (st.early.length >= MAX_EARLY_MESSAGES) st.early.shift();
+        st.early.push(msg);
+      }
+    });
+    sw.on('packet_out', (msg: Extract<OfpMessage, { type: 'packet_out' }>) => {
+      if (msg.data.length > 0) this.emit('capture', { direction: 'out', dpid: sw.describe(), port: msg.inPort, frame: msg.data, time: Date.now() } satisfies CaptureRecord);
+    });
+    if (this._role === 'single') this.take(sw);
+    else if (this._role === 'master') this.take(sw, this.generation!);
+    else this.watchOnly(sw);
+  }
+
+  /** Prepares the switch for the apps; as master, after the switch confirmed the role. */
+  private take(sw: SwitchConnection, generation?: bigint): void {
+    const st = this.state.get(sw);
+    if (!st || st.mode !== 'passive') return;
+    st.mode = 'pending';
+    (async () => {
+      if (generation !== undefined) {
+        await requestRole(sw, 'master', generation);
+        this.log.info('master of switch', { dpid: sw.describe(), generation: generation.toString() });
+      }
+      await this.prepare(sw, st);
+    })().catch((e) => {
+      if (st.mode === 'pending') { st.mode = 'passive'; st.early = []; }
+      this.log.error('switch setup failed', { dpid: sw.describe(), error: (e as Error).message });
+    });
+  }
+
+  private watchOnly(sw: SwitchConnection): void {
+    if (this.generation === undefined) return; // no leader known yet: stay EQUAL-but-silent until one is
+    requestRole(sw, 'slave', this.generation).then(
+      () => this.log.info('standby for switch', { dpid: sw.describe(), generation: this.generation?.toString() }),
+      (e) => this.log.warn('slave role request failed', { dpid: sw.describe(), error: (e as Error).message }),
+    );
+  }
+
+  private becomeMaster(generation: bigint): void {
+    this._role = 'master';
+    this.generation = generation;
+    this.log.info('elected master; taking the switches', { generation: generation.toString(), switches: this.server.connected.length });
+    this.emit('role', this._role, generation);
+    for (const sw of this.server.connected) this.take(sw, generation);
+  }
+
+  private becomeStandby(why: string, generation?: bigint): void {
+    const was = this._role;
+    this._role = 'standby';
+    if (generation !== undefined) this.generation = generation;
+    if (was === 'master') {
+      // Another controller owns the switches now: forget everything, write nothing.
+      this.log.warn('no longer master; forgetting connections and leaving the switches to the new master', { why });
+      this.engine.forget(why);
+    } else this.log.info('standby', { why, generation: this.generation?.toString() });
+    for (const [sw, st] of this.state) { st.mode = 'passive'; st.early = []; this.watchOnly(sw); }
+    this.emit('role', this._role, this.generation);
   }
 
   async start(): Promise<{ host: string; port: number }> {
@@ -50,35 +144,64 @@ export class Controller extends EventEmitter {
     await this.analyzers.start();
     const bound = await this.server.listen();
     this.emit('listening', bound);
+    this.election?.start();
     return bound;
   }
 
+  /** Closes the channels and sockets; the switches keep their flows (a restart adopts them). */
   async stop(): Promise<void> {
+    // Resigning first lets a standby take over at once instead of after the lease runs out.
+    await this.election?.stop();
     await this.server.close();
+    this.engine.stop();
     await this.analyzers.stop();
   }
 
   get switches(): SwitchConnection[] { return this.server.connected; }
 
-  private async prepare(sw: SwitchConnection): Promise<void> {
-    sw.on('message', (msg) => this.dispatch(sw, msg));
-    sw.on('packet_out', (msg: Extract<OfpMessage, { type: 'packet_out' }>) => {
-      if (msg.data.length > 0) this.emit('capture', { direction: 'out', dpid: sw.describe(), port: msg.inPort, frame: msg.data, time: Date.now() } satisfies CaptureRecord);
-    });
-    // Start from a known state: whatever an earlier controller (or run) left is gone.
-    await sw.transact([
-      flowMod({ command: 'delete', tableId: OFPTT.ALL, match: {} }),
-      { type: 'set_config', xid: 0, flags: OFPC_FRAG_NORMAL, missSendLen: OFPCML_NO_BUFFER },
-      flowMod({
-        command: 'add', priority: 0, cookie: appCookie(APP_ID.core),
-        instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: OFPP.CONTROLLER, maxLen: OFPCML_NO_BUFFER }] }],
-      }),
-    ]);
-    for (const app of this.apps) {
-      try { await app.switchReady?.(sw); } catch (e) { this.stats.appErrors++; this.log.error('app switch setup failed', { app: app.name, dpid: sw.describe(), error: (e as Error).message }); }
+  private async prepare(sw: SwitchConnection, st: { mode: string; early: OfpMessage[] }): Promise<void> {
+    try {
+      const flows = await this.readFlows(sw);
+      const owned = new Map<bigint, App>();
+      for (const app of this.apps) for (const a of app.cookieApps ?? []) owned.set(a, app);
+      const byApp = new Map<App, FlowStats[]>();
+      const unknown: FlowStats[] = [];
+      for (const f of flows) {
+        const app = owned.get(cookieApp(f.cookie));
+        if (app) byApp.set(app, [...(byApp.get(app) ?? []), f]);
+        else if (cookieApp(f.cookie) !== APP_ID.core) unknown.push(f);
+      }
+      if (unknown.length) this.log.warn('deleting flows no app of this controller owns', { dpid: sw.describe(), flows: unknown.length, cookies: [...new Set(unknown.map((f) => '0x' + f.cookie.toString(16)))].slice(0, 8) });
+      await sw.transact([
+        // Strict deletes: exactly the flows found, nothing that shares their match.
+        ...unknown.map((f) => flowMod({ command: 'delete_strict', tableId: f.tableId, priority: f.priority, cookie: f.cookie, cookieMask: ALL_ONES, match: f.match })),
+        { type: 'set_config', xid: 0, flags: OFPC_FRAG_NORMAL, missSendLen: OFPCML_NO_BUFFER },
+        flowMod({
+          command: 'add', priority: 0, cookie: appCookie(APP_ID.core),
+          instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: OFPP.CONTROLLER, maxLen: OFPCML_NO_BUFFER }] }],
+        }),
+      ]);
+      for (const app of this.apps) {
+        try { await app.switchReady?.(sw, byApp.get(app) ?? []); } catch (e) { this.stats.appErrors++; this.log.error('app switch setup failed', { app: app.name, dpid: sw.describe(), error: (e as Error).message }); }
+      }
+    } finally {
+      const held = st.early;
+      st.early = [];
+      if (st.mode === 'pending') { st.mode = 'ready'; for (const m of held) this.dispatch(sw, m); }
     }
     this.log.info('switch ready', { dpid: dpidString(sw.features!.datapathId) });
     this.emit('switch_ready', sw);
+  }
+
+  /** The switch's whole flow table (every table, every cookie). */
+  private async readFlows(sw: SwitchConnection): Promise<FlowStats[]> {
+    const replies = await sw.request({
+      type: 'multipart_request', xid: 0, flags: 0,
+      body: { kind: 'flow', tableId: OFPTT.ALL, outPort: OFPP.ANY, outGroup: OFPG.ANY, cookie: 0n, cookieMask: 0n, match: {} },
+    } as OfpMessage);
+    const flows: FlowStats[] = [];
+    for (const r of replies) if (r.type === 'multipart_reply' && r.body.kind === 'flow') flows.push(...r.body.flows);
+    return flows;
   }
 
   private dispatch(sw: SwitchConnection, msg: OfpMessage): void {

@@ -8,15 +8,25 @@ export type LogFields = Record<string, unknown>;
 export interface LogSink { write(line: string): void }
 
 export class Logger {
+  /** Shared with every child logger, so setLevel on a root reaches the components' loggers too. */
+  private readonly shared: { level: LogLevel };
+
   constructor(
-    private readonly level: LogLevel = 'info',
+    level: LogLevel = 'info',
     private readonly format: LogFormat = 'text',
     private readonly fields: LogFields = {},
     private readonly sink: LogSink = process.stderr,
-  ) {}
+    shared?: { level: LogLevel },
+  ) {
+    this.shared = shared ?? { level };
+  }
 
-  child(fields: LogFields): Logger { return new Logger(this.level, this.format, { ...this.fields, ...fields }, this.sink); }
-  enabled(level: LogLevel): boolean { return LOG_LEVELS.indexOf(level) >= LOG_LEVELS.indexOf(this.level); }
+  get level(): LogLevel { return this.shared.level; }
+  /** Changes the level of this logger, its parent and all their children (config reload). */
+  setLevel(level: LogLevel): void { this.shared.level = level; }
+
+  child(fields: LogFields): Logger { return new Logger(this.shared.level, this.format, { ...this.fields, ...fields }, this.sink, this.shared); }
+  enabled(level: LogLevel): boolean { return LOG_LEVELS.indexOf(level) >= LOG_LEVELS.indexOf(this.shared.level); }
 
   debug(msg: string, fields?: LogFields): void { this.log('debug', msg, fields); }
   info(msg: string, fields?: LogFields): void { this.log('info', msg, fields); }

@@ -49,3 +49,32 @@ export function parseAnalyzers(v: unknown, key = 'analyzers'): AnalyzersConfig {
   }
   return out;
 }
+
+/**
+ * What differs between two analyzers sections that a running controller cannot change: adding or
+ * removing an analyzer, and the IDS sockets (bound once at start). Builtin rule files and vars
+ * are reloadable and not listed. One "key: old -> new" line per difference.
+ */
+export function analyzerRestartNeeded(running: AnalyzersConfig, next: AnalyzersConfig, key = 'analyzers'): string[] {
+  const out: string[] = [];
+  for (const name of ['builtin', 'snort', 'suricata'] as const) {
+    const a = running[name];
+    const b = next[name];
+    if (!a !== !b) out.push(`${key}.${name}: ${a ? 'removed' : 'added'}`);
+  }
+  const fields: [string, unknown, unknown][] = [
+    ['snort.socket', running.snort?.socket, next.snort?.socket],
+    ['snort.mode', running.snort?.mode, next.snort?.mode],
+    ['suricata.socket', running.suricata?.socket, next.suricata?.socket],
+    ['suricata.streamSocket', running.suricata?.streamSocket, next.suricata?.streamSocket],
+    ['suricata.mode', running.suricata?.mode, next.suricata?.mode],
+  ];
+  for (const [k, a, b] of fields) {
+    const [section] = k.split('.') as ['snort' | 'suricata'];
+    // Only within an analyzer present on both sides; adding/removing one is reported above.
+    if (!running[section] || !next[section] || a === b) continue;
+    const fmt = (v: unknown) => (v === undefined ? 'none' : k.endsWith('mode') ? `0${(v as number).toString(8)}` : String(v));
+    out.push(`${key}.${k}: ${fmt(a)} -> ${fmt(b)}`);
+  }
+  return out;
+}

@@ -66,38 +66,75 @@ function asciiLowerCopy(b: Buffer): Buffer {
   return out;
 }
 
+/** What a rule reload changed, by gid:sid; `changed`: same sid, different rule text. */
+export interface RuleReloadSummary { rules: number; added: number; removed: number; changed: number }
+
+/** Rule files and vars a reload reads (defaults: the ones in force). */
+export interface RuleSource { ruleFiles?: string[]; vars?: Record<string, string> }
+
+/** Rules loaded and parsed but not yet in force: commit() swaps them in (synchronously, cannot fail). */
+export interface PreparedRules { summary: RuleReloadSummary; commit(): void }
+
 export class BuiltinMatcher extends EventEmitter implements AlertSource {
   readonly name = 'builtin';
   readonly stats: Record<string, number> = { inspected: 0, not_tcp: 0, alerts: 0, rules: 0, reloads: 0, reload_errors: 0 };
   private rules: Rule[];
+  private ruleFiles: string[];
+  private vars: Record<string, string>;
   private readonly log: Logger;
 
-  constructor(private readonly opts: BuiltinMatcherOptions = {}) {
+  constructor(opts: BuiltinMatcherOptions = {}) {
     super();
     this.rules = opts.rules ? [...opts.rules] : [];
+    this.ruleFiles = [...(opts.ruleFiles ?? [])];
+    this.vars = { ...opts.vars };
     this.stats.rules = this.rules.length;
     this.log = (opts.logger ?? silentLogger).child({ analyzer: 'builtin' });
   }
 
   /** Loads the rule files, if any; rejects with RuleParseError listing every invalid rule. */
   async start(): Promise<void> {
-    if (this.opts.ruleFiles?.length) await this.reload();
+    if (this.ruleFiles.length) await this.reload();
     this.log.info('built-in matcher ready', { rules: this.rules.length });
   }
 
   async stop(): Promise<void> {}
 
-  /** Re-reads the rule files; on any error the current rules stay in force and the error is thrown. */
-  async reload(): Promise<void> {
-    const r = await loadRuleFiles(this.opts.ruleFiles ?? [], this.opts.vars ?? {});
+  /** The rule files and vars in force. */
+  source(): { ruleFiles: string[]; vars: Record<string, string> } { return { ruleFiles: [...this.ruleFiles], vars: { ...this.vars } }; }
+
+  /**
+   * Reads and parses the rule files (by default the current ones) without touching the rules in
+   * force: a config reload validates everything before it changes anything. Rejects with
+   * RuleParseError (every error as file:line: option) when any rule is invalid or a file unreadable.
+   */
+  async prepare(src: RuleSource = {}): Promise<PreparedRules> {
+    const ruleFiles = [...(src.ruleFiles ?? this.ruleFiles)];
+    const vars = { ...(src.vars ?? this.vars) };
+    const r = await loadRuleFiles(ruleFiles, vars);
     if (r.errors.length) {
       this.stats.reload_errors!++;
       for (const e of r.errors) this.log.error('invalid rule', { error: formatRuleError(e) });
       throw new RuleParseError(r.errors);
     }
-    for (const w of r.warnings) this.log.warn('rule warning', { warning: formatRuleError(w) });
-    this.setRules(r.rules);
-    this.stats.reloads!++;
+    const summary = compareRules(this.rules, r.rules);
+    return {
+      summary,
+      commit: () => {
+        for (const w of r.warnings) this.log.warn('rule warning', { warning: formatRuleError(w) });
+        this.ruleFiles = ruleFiles;
+        this.vars = vars;
+        this.setRules(r.rules);
+        this.stats.reloads!++;
+      },
+    };
+  }
+
+  /** Re-reads the rule files (optionally others); on any error the current rules stay in force and the error is thrown. */
+  async reload(src: RuleSource = {}): Promise<RuleReloadSummary> {
+    const p = await this.prepare(src);
+    p.commit();
+    return p.summary;
   }
 
   setRules(rules: Rule[]): void {
@@ -127,4 +164,20 @@ export class BuiltinMatcher extends EventEmitter implements AlertSource {
   override on(ev: 'alert', fn: (a: Alert) => void): this {
     return super.on(ev, fn);
   }
+}
+
+/** Counts rules new, gone and rewritten between two rule sets, keyed by gid:sid. */
+export function compareRules(before: readonly Rule[], after: readonly Rule[]): RuleReloadSummary {
+  const key = (r: Rule) => `${r.gid}:${r.sid}`;
+  const old = new Map(before.map((r) => [key(r), r.text]));
+  let added = 0;
+  let changed = 0;
+  for (const r of after) {
+    const t = old.get(key(r));
+    if (t === undefined) added++;
+    else if (t !== r.text) changed++;
+  }
+  const now = new Set(after.map(key));
+  const removed = before.filter((r) => !now.has(key(r))).length;
+  return { rules: after.length, added, removed, changed };
 }

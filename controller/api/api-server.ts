@@ -12,11 +12,15 @@ import { OFPTT, OFPP, OFPG, type OfpMessage, type FlowStats } from '../openflow/
 import { PcapWriter } from '../packet/index.ts';
 import { ControllerMetrics, PROMETHEUS_CONTENT_TYPE } from '../metrics.ts';
 import type { Logger } from '../log.ts';
+import type { ReloadResult } from '../reload/reloader.ts';
 import { EventHub, type ApiEvent } from './events.ts';
 import { flowView, type FlowView } from './flow-format.ts';
 import { HttpError, onlyKeys, positiveInt, readJsonBody, requireToken, sendError, sendJson, stringField, toJson } from './http-util.ts';
 
 export interface ApiConfig { enabled: boolean; host: string; port: number; token: string }
+
+/** What POST /api/reload calls (a Reloader): reloads the config and rule files, all or nothing. */
+export interface ReloadHandle { reload(trigger?: string): Promise<ReloadResult> }
 
 type Params = Record<string, string>;
 type Handler = (req: IncomingMessage, res: ServerResponse, params: Params, url: URL) => Promise<void> | void;
@@ -47,7 +51,7 @@ export class ApiServer {
   private flowsInFlight?: Promise<{ switches: { dpid: string; flows?: number; error?: string }[]; stats: Map<number, { dpid: string; flows: FlowStats[] }> }>;
   private dashboard?: string;
 
-  constructor(private readonly controller: Controller, private readonly config: ApiConfig, private readonly log: Logger) {
+  constructor(private readonly controller: Controller, private readonly config: ApiConfig, private readonly log: Logger, private readonly reloader?: ReloadHandle) {
     // '/api/connections/:id' → a regex with a named group per ':param' (one path segment each).
     const p = (pattern: string) => ({ pattern, path: new RegExp(`^${pattern.replace(/:(\w+)/g, '(?<$1>[^/]+)')}$`) });
     this.routes = [
@@ -63,6 +67,7 @@ export class ApiServer {
       { method: 'GET', ...p('/api/connections'), handler: (_q, res, _a, url) => sendJson(res, 200, { connections: this.connections(url) }) },
       { method: 'GET', ...p('/api/connections/:id'), handler: (_q, res, a) => sendJson(res, 200, { connection: this.connection(a.id) }) },
       { method: 'POST', ...p('/api/connections/:id/migrate'), changes: true, handler: (q, res, a) => this.migrateConnection(q, res, a) },
+      { method: 'POST', ...p('/api/reload'), changes: true, handler: (q, res) => this.reload(q, res) },
       { method: 'GET', ...p('/api/migrations'), handler: (_q, res) => sendJson(res, 200, { migrations: this.hub!.migrations }) },
       { method: 'GET', ...p('/api/flows'), handler: (_q, res, _a, url) => this.flows(res, url) },
       { method: 'GET', ...p('/api/capture'), stream: true, handler: (q, res, _a, url) => this.capture(q, res, url) },
@@ -217,6 +222,16 @@ export class ApiServer {
     const to = await this.migrateBody(req);
     const views = await this.controller.engine.migrateService(a.name, to);
     sendJson(res, 202, { service: a.name, to, connections: views, message: `${views.length} connection(s) will move to '${to}'` });
+  }
+
+  private async reload(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.reloader) throw new HttpError(501, 'this controller was started without reload support');
+    // No parameters: a body is optional and, if sent, must be an empty object.
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody) onlyKeys(await readJsonBody(req), []);
+    const r = await this.reloader.reload('api');
+    if (!r.ok) throw new HttpError(r.status, r.error);
+    sendJson(res, 200, { changes: r.changes, restartNeeded: r.restartNeeded });
   }
 
   private serveDashboard(res: ServerResponse): void {

@@ -1,6 +1,6 @@
 // The contract between the controller core and its apps. The core hands each Packet-In to the
 // apps in order until one claims it; the learning switch comes last and claims everything else.
-import type { OfpMessage } from '../openflow/index.ts';
+import type { FlowStats, OfpMessage } from '../openflow/index.ts';
 import type { ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 
@@ -10,8 +10,17 @@ export type PortStatus = Extract<OfpMessage, { type: 'port_status' }>;
 
 export interface App {
   readonly name: string;
-  /** Called after the core has reset the switch's tables and installed the table-miss flow. */
-  switchReady?(sw: SwitchConnection): Promise<void> | void;
+  /**
+   * Flow cookies' app bytes (cookies.ts APP_ID) this app owns: flows found on a connecting switch
+   * with these cookies are the app's to adopt or delete; the core deletes flows nobody owns.
+   */
+  readonly cookieApps?: readonly bigint[];
+  /**
+   * Called once the core has read the switch's flow table and installed the table-miss flow.
+   * `flows` are the flows found with this app's cookies (the switch may have kept them through a
+   * controller restart or a reconnect: they are state to adopt, not garbage).
+   */
+  switchReady?(sw: SwitchConnection, flows: FlowStats[]): Promise<void> | void;
   switchGone?(sw: SwitchConnection, reason: string): void;
   /** Returns true when the app took the packet. `frame` is undefined when the bytes did not parse. */
   packetIn?(sw: SwitchConnection, pi: PacketIn, frame: ParsedFrame | undefined): boolean;

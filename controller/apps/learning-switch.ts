@@ -21,6 +21,8 @@ function isMulticast(mac: string): boolean { return (parseInt(mac.slice(0, 2), 1
 /** Events: 'host' (ip, HostLocation) when an address is first seen or moves. */
 export class LearningSwitch extends EventEmitter implements App {
   readonly name = 'learning-switch';
+  /** Its flows found on a connecting switch are kept: they idle out by themselves. */
+  readonly cookieApps = [APP_ID.learning] as const;
   /** dpid → (mac → port) */
   private readonly macs = new Map<string, Map<string, number>>();
   /** ipv4 → where its owner was last seen */

@@ -53,9 +53,9 @@ export interface Connection {
   backendName: string;
   phase: Phase;
   track: TcpTrack;
-  /** The client's SYN as it went to server 1 (after the option policy). */
-  syn: Buffer;
-  synParsed: ParsedFrame;
+  /** The client's SYN as it went to server 1 (after the option policy); absent for a connection adopted without its handshake. */
+  syn?: Buffer;
+  synParsed?: ParsedFrame;
   isnClient: number;
   /** Options of the SYN-ACK the client accepted; every later target must be compatible. */
   acceptedSynAck?: SynAckSummary;
@@ -74,6 +74,8 @@ export interface Connection {
   createdAt: number;
   migrations: number;
   lastVerdict?: { verdict: string; source: string; sid?: number; at: number };
+  /** Rebuilt from the switch's flows, or found without its handshake after a restart. */
+  adopted?: boolean;
   timers: { verdict?: NodeJS.Timeout; idle?: NodeJS.Timeout; close?: NodeJS.Timeout; freeze?: NodeJS.Timeout };
 }
 
@@ -102,13 +104,16 @@ export class ConnectionTable {
 
   allocId(): number {
     // 48-bit ids fit the cookie; wrapping is harmless because closed ids are gone from the switch.
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0xffffffffffff ? 1 : this.nextId + 1;
+    let id = this.nextId;
+    while (this.byId.has(id)) id = id >= 0xffffffffffff ? 1 : id + 1;
+    this.nextId = id >= 0xffffffffffff ? 1 : id + 1;
     return id;
   }
 
   add(c: Connection): void {
     this.byId.set(c.id, c);
+    // Adopted connections bring their ids with them: new ones must not collide.
+    if (c.id >= this.nextId && c.id < 0xffffffffffff) this.nextId = c.id + 1;
     this.byClient.set(clientKey(c), c);
     this.indexBackend(c, c.backend);
   }

@@ -1,7 +1,13 @@
-// Pure "flow plan": the OpenFlow messages that implement each handoff step. No I/O, so every
+// Pure "flow plan": the OpenFlow messages that implement each handoff step, and its inverse,
+// adoption: the connection a set of flows read back from a switch stands for. No I/O, so every
 // flow the engine installs can be checked in unit tests (and by ovs-ofctl in the cross-checks).
-import { flowMod, seqShiftAction, OFPP, OFPTT, OFPFF, OFPCML_NO_BUFFER, type Action, type Match, type OfpMessage } from '../openflow/index.ts';
-import { APP_ID, appCookie, connCookie, CONN_ROLE, CONN_COOKIE_MASK } from '../cookies.ts';
+import {
+  flowMod, seqShiftAction, encodeMatch, encodeInstructions, OFPP, OFPTT, OFPFF, OFPCML_NO_BUFFER,
+  type Action, type FlowStats, type Instruction, type Match, type OfpMessage,
+} from '../openflow/index.ts';
+import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, CONN_COOKIE_MASK, COOKIE_APP_MASK } from '../cookies.ts';
+import { decodeRecord, encodeRecord, RecordError, type SynRecord } from './connection-record.ts';
+import type { SynAckSummary } from './option-policy.ts';
 
 export const PRIORITY = { intercept: 100, connection: 200, connectionFlags: 210, freeze: 300 } as const;
 export const PROBE_TABLE = 253;
@@ -34,6 +40,28 @@ export interface ConnectionFlowSpec {
   mirrorPort?: number;
   /** Copy client → service segments to the controller (the built-in matcher inspects them). */
   inspect?: boolean;
+  /** What the flows must carry for a later controller to adopt the connection (a note action). */
+  meta?: ConnectionMeta;
+}
+
+/** The parts of a connection's state that its matches and rewrites do not already say. */
+export interface ConnectionMeta {
+  serviceName: string;
+  backendName: string;
+  migrations: number;
+  createdAt: number;
+  syn?: SynRecord;
+  synAck?: SynAckSummary;
+}
+
+function noteFor(s: ConnectionFlowSpec): Action[] {
+  if (!s.meta) return [];
+  const m = s.meta;
+  const data = encodeRecord({
+    serviceName: m.serviceName, serviceMac: s.service.mac, clientMac: s.client.mac, backendName: m.backendName,
+    backendMac: s.backend.mac, ackDelta: s.ackDelta, migrations: m.migrations, createdAt: m.createdAt, syn: m.syn, synAck: m.synAck,
+  });
+  return [{ type: 'nx_note', data }];
 }
 
 export function interceptCookie(serviceIndex: number): bigint { return appCookie(APP_ID.intercept, BigInt(serviceIndex)); }
@@ -97,10 +125,12 @@ export function needsRelay(s: Pick<ConnectionFlowSpec, 'mode' | 'ackDelta'>): bo
 export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
   const c2s = clientToServiceMatch(s);
   const s2c = backendToClientMatch(s);
-  if (needsRelay(s)) return [add(s, PRIORITY.connection, c2s, [toController()]), add(s, PRIORITY.connection, s2c, [toController()])];
+  // The state note rides on the client → backend flow only; it is a no-op in the datapath.
+  const note = noteFor(s);
+  if (needsRelay(s)) return [add(s, PRIORITY.connection, c2s, [...note, toController()]), add(s, PRIORITY.connection, s2c, [toController()])];
   const c2sActions = clientToBackendActions(s);
   const s2cActions = backendToClientActions(s);
-  const flows = [add(s, PRIORITY.connection, c2s, c2sActions), add(s, PRIORITY.connection, s2c, s2cActions)];
+  const flows = [add(s, PRIORITY.connection, c2s, [...note, ...c2sActions]), add(s, PRIORITY.connection, s2c, s2cActions)];
   // The copy goes first, before any rewrite: the controller finds the connection by the addresses
   // the packet had on arrival (client → service, backend → client).
   for (const flag of [TCP_FIN, TCP_RST]) {
@@ -148,6 +178,11 @@ export function deleteInterceptFlows(index: number): OfpMessage {
   return flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: interceptCookie(index), cookieMask: ALL_ONES, match: {} });
 }
 
+/** Every service's intercept flows (services may have been removed or renumbered since they were installed). */
+export function deleteAllInterceptFlows(): OfpMessage {
+  return flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: appCookie(APP_ID.intercept), cookieMask: COOKIE_APP_MASK, match: {} });
+}
+
 /** A flow using inc_tcp_seq in a scratch table: the switch rejects it unless it has the patch. */
 export function probeFlows(): { add: OfpMessage; remove: OfpMessage } {
   const cookie = appCookie(APP_ID.core, 0xbeefn);
@@ -156,4 +191,91 @@ export function probeFlows(): { add: OfpMessage; remove: OfpMessage } {
     add: flowMod({ command: 'add', tableId: PROBE_TABLE, priority: 1, cookie, match, instructions: [{ type: 'apply_actions', actions: [seqShiftAction('seq', 1)] }] }),
     remove: flowMod({ command: 'delete', tableId: PROBE_TABLE, cookie, cookieMask: ALL_ONES, match: {} }),
   };
+}
+
+// ---------------------------------------------------------------- adoption (the inverse)
+
+/** What adoption needs from the running controller: the switch's mode and the service's current settings. */
+export interface AdoptionContext {
+  mode: SwitchMode;
+  /** The service by name, or undefined when it is no longer configured. */
+  service(name: string): { mirrorPort?: number; inspect: boolean } | undefined;
+}
+
+export type Adoption =
+  /** `exact`: the switch holds precisely the flows the plan gives for `spec` (else: reinstall them). */
+  | { ok: true; id: number; spec: ConnectionFlowSpec & { meta: ConnectionMeta }; exact: boolean }
+  | { ok: false; id: number; why: string };
+
+function actionsOfFlow(f: { instructions: Instruction[] }): Action[] {
+  const i = f.instructions.find((x) => x.type === 'apply_actions');
+  return i && 'actions' in i ? i.actions : [];
+}
+
+/** One flow's identity on the wire (priority, cookie, match and instructions), for comparing plan and switch. */
+function flowKey(f: { tableId?: number; priority?: number; cookie?: bigint; match?: Match; instructions?: Instruction[] }): string {
+  const instr = (f.instructions ?? []).map((i) => (i.type === 'apply_actions'
+    ? { ...i, actions: i.actions.map((a) => (a.type === 'nx_note' ? { ...a, data: stripZeros(a.data) } : a)) } : i));
+  return [f.tableId ?? 0, f.priority ?? 0, (f.cookie ?? 0n).toString(16), encodeMatch(f.match ?? {}).toString('hex'), encodeInstructions(instr).toString('hex')].join('|');
+}
+
+function stripZeros(b: Buffer): Buffer {
+  let end = b.length;
+  while (end > 0 && b[end - 1] === 0) end--;
+  return b.subarray(0, end);
+}
+
+/**
+ * The connection that one connection id's flows (as read back with flow stats) stand for: the
+ * client → backend flow's match names the client and the service, the backend → client flow's
+ * match names the backend, and the note on the first carries the rest. The result is checked by
+ * planning the flows again: anything else on the switch (a freeze flow, a missing FIN/RST copy,
+ * a changed service setting) makes the adoption inexact, and the caller reinstalls.
+ */
+export function adoptConnection(flows: FlowStats[], ctx: AdoptionContext): Adoption {
+  const id = connIdOf(flows[0]?.cookie ?? 0n) ?? -1;
+  const main = flows.filter((f) => connRoleOf(f.cookie) === CONN_ROLE.main && f.priority === PRIORITY.connection);
+  const noted = main.filter((f) => actionsOfFlow(f).some((a) => a.type === 'nx_note'));
+  if (noted.length !== 1) return { ok: false, id, why: noted.length ? 'more than one flow carries a state note' : 'no flow carries a state note (flows of an older version, or edited by hand)' };
+  const c2s = noted[0];
+  const note = actionsOfFlow(c2s).find((a) => a.type === 'nx_note') as { data: Buffer };
+  let rec;
+  try { rec = decodeRecord(note.data); } catch (e) { return { ok: false, id, why: e instanceof RecordError ? e.message : String(e) }; }
+  const m = c2s.match;
+  if (m.inPort === undefined || !m.ipv4Src || !m.ipv4Dst || m.tcpSrc === undefined || m.tcpDst === undefined || typeof m.ipv4Src !== 'string' || typeof m.ipv4Dst !== 'string') {
+    return { ok: false, id, why: 'the client → service flow does not match one TCP connection' };
+  }
+  const client = { mac: rec.clientMac, ip: m.ipv4Src, port: m.tcpSrc, ofport: m.inPort };
+  const s2c = main.find((f) => f !== c2s && f.match.ipv4Dst === client.ip && f.match.tcpDst === client.port);
+  const b = s2c?.match;
+  if (!b || b.inPort === undefined || typeof b.ipv4Src !== 'string' || b.tcpSrc === undefined) return { ok: false, id, why: 'no backend → client flow' };
+  const service = ctx.service(rec.serviceName);
+  if (!service) return { ok: false, id, why: `service '${rec.serviceName}' is not configured` };
+  const spec: ConnectionFlowSpec & { meta: ConnectionMeta } = {
+    id, idleTimeout: c2s.idleTimeout, mode: ctx.mode, ackDelta: rec.ackDelta,
+    client, service: { mac: rec.serviceMac, ip: m.ipv4Dst, port: m.tcpDst },
+    backend: { mac: rec.backendMac, ip: b.ipv4Src, port: b.tcpSrc, ofport: b.inPort },
+    mirrorPort: service.mirrorPort, inspect: service.inspect,
+    meta: { serviceName: rec.serviceName, backendName: rec.backendName, migrations: rec.migrations, createdAt: rec.createdAt, syn: rec.syn, synAck: rec.synAck },
+  };
+  return { ok: true, id, spec, exact: flowsMatchPlan(spec, flows) };
+}
+
+/** Whether the switch holds exactly the flows the plan gives for `spec` (nothing missing, nothing else). */
+export function flowsMatchPlan(spec: ConnectionFlowSpec, flows: FlowStats[]): boolean {
+  const planned = connectionFlows(spec).map((f) => flowKey(f as Extract<OfpMessage, { type: 'flow_mod' }>)).sort();
+  const present = flows.map((f) => flowKey(f)).sort();
+  return planned.length === present.length && planned.every((k, i) => k === present[i]);
+}
+
+/** Groups flows by the connection id in their cookies (flows of other apps are left out). */
+export function flowsByConnection(flows: FlowStats[]): Map<number, FlowStats[]> {
+  const out = new Map<number, FlowStats[]>();
+  for (const f of flows) {
+    const id = connIdOf(f.cookie);
+    if (id === undefined) continue;
+    const list = out.get(id);
+    if (list) list.push(f); else out.set(id, [f]);
+  }
+  return out;
 }

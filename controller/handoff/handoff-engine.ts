@@ -3,9 +3,9 @@
 // handshake to another backend and splices the two halves with NAT + seq/ack shifting flows.
 // Later moves (mid-stream, back, chains) reuse the same replay at the next client data segment.
 import { EventEmitter } from 'node:events';
-import { OFPP, OFP_NO_BUFFER, OFPET, type OfpMessage } from '../openflow/index.ts';
+import { OFPP, OFP_NO_BUFFER, OFPET, type FlowStats, type OfpMessage } from '../openflow/index.ts';
 import {
-  buildArpFrame, rewriteEthDst, rewriteEthSrc, rewriteIpv4Dst, rewriteIpv4Src, rewriteL4DstPort, rewriteL4SrcPort,
+  buildArpFrame, buildTcpFrame, rewriteEthDst, rewriteEthSrc, rewriteIpv4Dst, rewriteIpv4Src, rewriteL4DstPort, rewriteL4SrcPort,
   parseFrame, shiftTcpAck, shiftTcpSeq, seqAdd, seqSub, type ParsedFrame,
 } from '../packet/index.ts';
 import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/switch-connection.ts';
@@ -13,18 +13,23 @@ import { connIdOf, connRoleOf, CONN_ROLE, cookieApp, APP_ID } from '../cookies.t
 import type { App, FlowRemoved, PacketIn } from '../apps/app.ts';
 import type { LearningSwitch } from '../apps/learning-switch.ts';
 import type { Logger } from '../log.ts';
-import { ConnectionTable, tupleKey, type Connection, type Phase } from './connection.ts';
+import { ConnectionTable, clientKey, tupleKey, type Connection, type Phase } from './connection.ts';
 import {
-  connectionFlows, deleteConnectionFlows, deleteFreezeFlow, deleteInterceptFlows, freezeFlow,
-  interceptFlows, needsRelay, probeFlows, type Attached, type ConnectionFlowSpec, type SwitchMode,
+  connectionFlows, deleteAllInterceptFlows, deleteConnectionFlows, deleteFreezeFlow, deleteInterceptFlows, flowsByConnection, freezeFlow,
+  interceptFlows, needsRelay, probeFlows, type AdoptionContext, type Attached, type ConnectionFlowSpec, type ConnectionMeta, type SwitchMode,
 } from './flow-plan.ts';
+import { planReconciliation } from './reconcile.ts';
+import type { SynRecord } from './connection-record.ts';
 import { applySynPolicy, compareSynAcks, summarise } from './option-policy.ts';
 import { replayAck, replaySyn, resetFor } from './segments.ts';
 import { initialTrack, observe, bothFinSent, type Direction } from './tcp-state.ts';
 import { parseBackend, type BackendConfig, type ServiceConfig, type Verdict } from './service-config.ts';
+import { applyServiceConfig } from './service-reload.ts';
 
 export interface EngineOptions {
   maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number;
+  /** How long a disconnected switch's connections are remembered (to reinstall their flows should it come back empty). */
+  switchGraceMs: number;
   /** The built-in matcher runs in the controller: services with mirrorAll copy segments to it. */
   inspectInController?: boolean;
 }
@@ -38,6 +43,9 @@ const REPLAY_TRIES = 3;
 const FREEZE_TIMEOUT_MS = 30000;
 /** Intercepted packets of a connection that should have flows, before its flows are reinstalled. */
 const STRAYS_BEFORE_REINSTALL = 16;
+/** Client tuples of recently finished connections: their late packets must not be adopted as new connections. */
+const RECENTLY_CLOSED_MS = 60000;
+const RECENTLY_CLOSED_MAX = 65536;
 
 export class EngineError extends Error {
   constructor(readonly status: number, message: string) { super(message); }
@@ -52,13 +60,22 @@ export class EngineError extends Error {
  */
 export class HandoffEngine extends EventEmitter implements App {
   readonly name = 'handoff';
+  readonly cookieApps = [APP_ID.connection, APP_ID.intercept] as const;
   readonly table: ConnectionTable;
   private readonly services: ServiceConfig[];
   private readonly byServiceAddr = new Map<string, ServiceConfig>();
   private readonly modes = new Map<string, SwitchMode>();
   private readonly switches = new Map<string, SwitchConnection>();
   private readonly seenAlerts = new Set<string>();
-  readonly stats = { intercepted: 0, forwarded: 0, migrated: 0, migrationFailures: 0, closed: 0, refusedFull: 0, droppedStray: 0, relayed: 0, alertsUnknownConn: 0, alertsDuplicate: 0 };
+  /** dpid → timer that forgets a disconnected switch's connections when its grace period ends. */
+  private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  /** dpid → ids of connections that ended while their switch was away (their flows go on reconnect). */
+  private readonly endedAway = new Map<string, Set<number>>();
+  private readonly recentlyClosed = new Map<string, number>();
+  readonly stats = {
+    intercepted: 0, forwarded: 0, migrated: 0, migrationFailures: 0, closed: 0, refusedFull: 0, droppedStray: 0, relayed: 0, alertsUnknownConn: 0, alertsDuplicate: 0,
+    adopted: 0, reinstalled: 0, degraded: 0,
+  };
   private fullWarned = 0;
 
   constructor(services: ServiceConfig[], private readonly opts: EngineOptions, private readonly learning: LearningSwitch, private readonly log: Logger) {
@@ -70,19 +87,152 @@ export class HandoffEngine extends EventEmitter implements App {
 
   // ---------------------------------------------------------------- switches
 
-  async switchReady(sw: SwitchConnection): Promise<void> {
+  /**
+   * A switch is (again) under this controller's control. `flows` is its flow table as read at
+   * connect time (only the connection app's flows matter here): connections are reconciled both
+   * ways (planReconciliation), then the service intercept flows are installed afresh.
+   */
+  async switchReady(sw: SwitchConnection, flows: FlowStats[] = []): Promise<void> {
     const dpid = dpidString(sw.features!.datapathId);
     this.switches.set(dpid, sw);
+    const grace = this.graceTimers.get(dpid);
+    if (grace) { clearTimeout(grace); this.graceTimers.delete(dpid); }
     const mode = await this.probe(sw);
     this.modes.set(dpid, mode);
     this.log.info(mode === 'fastpath' ? 'switch has inc/dec_tcp_seq/ack: migrated connections stay in the datapath' : 'switch lacks inc/dec_tcp_seq/ack: migrated connections are relayed through the controller (slow)', { dpid, mode });
     this.emit('switch_mode', dpid, mode);
-    await sw.transact(this.services.flatMap((s, i) => this.interceptFor(s, i)));
+    await this.reconcile(sw, dpid, mode, flows);
   }
 
+  private async reconcile(sw: SwitchConnection, dpid: string, mode: SwitchMode, flows: FlowStats[]): Promise<void> {
+    const known = new Map<number, ConnectionFlowSpec | undefined>();
+    for (const c of this.table.all()) {
+      if (c.dpid !== dpid) continue;
+      c.sw = sw;
+      c.mode = mode;
+      known.set(c.id, hasFlows(c.phase) ? this.flowSpec(c) : undefined);
+    }
+    const ended = this.endedAway.get(dpid) ?? new Set<number>();
+    this.endedAway.delete(dpid);
+    const plan = planReconciliation(known, ended, flowsByConnection(flows), this.adoptionContext(mode));
+    const msgs: OfpMessage[] = [];
+    for (const id of plan.reinstall) msgs.push(deleteConnectionFlows(id), ...connectionFlows(this.flowSpec(this.table.get(id)!)));
+    const reasons: Record<string, number> = {};
+    for (const d of plan.drop) {
+      msgs.push(deleteConnectionFlows(d.id));
+      reasons[d.why] = (reasons[d.why] ?? 0) + 1;
+      this.log.warn('deleting flows the controller cannot adopt', { dpid, conn: d.id, why: d.why });
+    }
+    let adopted = 0;
+    for (const a of plan.adopt) {
+      if (this.table.get(a.id) || this.table.byClientTuple(tupleKey(a.spec.client.ip, a.spec.client.port, a.spec.service.ip, a.spec.service.port))) {
+        msgs.push(deleteConnectionFlows(a.id));
+        reasons['another connection has the same id or client'] = (reasons['another connection has the same id or client'] ?? 0) + 1;
+        continue;
+      }
+      const c = this.adopt(sw, dpid, a.spec);
+      if (!a.exact) msgs.push(deleteConnectionFlows(c.id), ...connectionFlows(this.flowSpec(c)));
+      adopted++;
+    }
+    this.stats.adopted += adopted;
+    this.stats.reinstalled += plan.reinstall.length;
+    await sw.transact([...msgs, ...this.allIntercepts()]);
+    const inexact = plan.adopt.filter((a) => !a.exact).length;
+    this.log.info('switch reconciled', {
+      dpid, adopted, kept: plan.keep.length, reinstalled: plan.reinstall.length + inexact, dropped: msgs.length ? Object.values(reasons).reduce((a, b) => a + b, 0) : 0,
+      ...(Object.keys(reasons).length ? { why: reasons } : {}),
+    });
+    this.emit('reconciled', dpid, { adopted, kept: plan.keep.length, reinstalled: plan.reinstall.length + inexact, dropped: Object.values(reasons).reduce((a, b) => a + b, 0) });
+  }
+
+  private adoptionContext(mode: SwitchMode): AdoptionContext {
+    return {
+      mode,
+      service: (name) => {
+        const s = this.service(name);
+        return s && { mirrorPort: s.mirrorAll ? s.mirrorPort : undefined, inspect: s.mirrorAll && !!this.opts.inspectInController };
+      },
+    };
+  }
+
+  /** A connection rebuilt from its flows: forwarded (maybe migrated) as the flows say. */
+  private adopt(sw: SwitchConnection, dpid: string, spec: ConnectionFlowSpec & { meta: ConnectionMeta }): Connection {
+    const service = this.service(spec.meta.serviceName)!;
+    const syn = spec.meta.syn ? synFrameOf(spec.meta.syn, spec.client, spec.service) : undefined;
+    const c: Connection = {
+      id: spec.id, service, sw, dpid, mode: spec.mode,
+      client: spec.client, serviceL2: spec.service, backend: spec.backend, backendName: spec.meta.backendName,
+      phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
+      syn, synParsed: syn ? reparse(syn) : undefined, isnClient: spec.meta.syn?.isn ?? -1, acceptedSynAck: spec.meta.synAck,
+      ackDelta: spec.ackDelta, queue: [], retired: [], createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, timers: {}, adopted: true,
+    };
+    this.table.add(c);
+    this.learning.learnHost(c.client.ip, { mac: c.client.mac, dpid, port: c.client.ofport, seen: Date.now() });
+    this.emit('conn_opened', this.describe(c));
+    return c;
+  }
+
+  /**
+   * The switch's channel closed. Its flows keep carrying traffic (fail_mode=secure), so its
+   * connections are kept for the grace period: a switch that comes back reconciles with them.
+   * Steps that were half done (a held segment, a replay, a freeze) are undone; the client
+   * retransmits what was held.
+   */
   switchGone(sw: SwitchConnection, reason: string): void {
-    for (const [dpid, s] of this.switches) if (s === sw) { this.switches.delete(dpid); this.modes.delete(dpid); }
-    for (const c of [...this.table.all()]) if (c.sw === sw) this.finish(c, `switch disconnected: ${reason}`, false);
+    let dpid: string | undefined;
+    for (const [d, s] of this.switches) if (s === sw) { this.switches.delete(d); dpid = d; }
+    const mine = [...this.table.all()].filter((c) => c.sw === sw);
+    for (const c of mine) this.detach(c);
+    if (!dpid || mine.length === 0) return;
+    if (this.opts.switchGraceMs === 0) { for (const c of mine) this.finish(c, `switch disconnected: ${reason}`, false); return; }
+    this.log.info('switch gone; keeping its connections for the grace period', { dpid, connections: mine.length, graceMs: this.opts.switchGraceMs, reason });
+    const d = dpid;
+    const t = setTimeout(() => {
+      this.graceTimers.delete(d);
+      if (this.switches.has(d)) return;
+      const left = [...this.table.all()].filter((c) => c.dpid === d);
+      this.log.warn('switch did not come back within the grace period; forgetting its connections (their flows stay on the switch and are adopted if it returns)', { dpid: d, connections: left.length });
+      for (const c of left) this.finish(c, `switch did not come back: ${reason}`, false);
+      this.endedAway.delete(d);
+    }, this.opts.switchGraceMs);
+    t.unref();
+    this.graceTimers.set(d, t);
+  }
+
+  private detach(c: Connection): void {
+    this.clearTimer(c, 'verdict');
+    this.clearTimer(c, 'freeze');
+    if (c.replay?.timer) clearTimeout(c.replay.timer);
+    const wasMoving = !!c.move;
+    c.move = undefined;
+    c.replay = undefined;
+    c.frozenByFlow = false;
+    c.held = undefined;
+    c.queue = [];
+    if (c.phase === 'held' || c.phase === 'replaying') this.setPhase(c, 'established');
+    else if (c.phase === 'freezing') this.setPhase(c, 'forwarded');
+    if (wasMoving) this.emit('migration_failed', this.describe(c), { why: 'switch disconnected during the move' });
+  }
+
+  /**
+   * Another controller took the switches (or this one lost its election): drop every connection
+   * from memory without touching a flow; the new master adopts them from the switches.
+   */
+  forget(why: string): void {
+    for (const t of this.graceTimers.values()) clearTimeout(t);
+    this.graceTimers.clear();
+    this.endedAway.clear();
+    this.switches.clear();
+    const all = [...this.table.all()];
+    for (const c of all) this.finish(c, why, false);
+    if (all.length) this.log.info('forgot connections', { connections: all.length, why });
+  }
+
+  /** Stops timers (the switch's flows are left alone: a restarted controller adopts them). */
+  stop(): void {
+    for (const t of this.graceTimers.values()) clearTimeout(t);
+    this.graceTimers.clear();
+    for (const c of this.table.all()) for (const k of Object.keys(c.timers) as (keyof Connection['timers'])[]) this.clearTimer(c, k);
   }
 
   modeOf(dpid: string): SwitchMode | undefined { return this.modes.get(dpid); }
@@ -127,13 +277,50 @@ export class HandoffEngine extends EventEmitter implements App {
     const i = s.backends.findIndex((b) => b.name === backendName);
     if (i < 0) throw new EngineError(404, `service '${serviceName}' has no backend named '${backendName}'`);
     if (s.primary === backendName) throw new EngineError(409, `'${backendName}' is the service's primary backend`);
-    const busy = [...this.table.all()].filter((c) => c.service === s && c.backendName === backendName && c.phase !== 'closed');
+    const busy = this.busyOn(s, backendName);
     if (busy.length) throw new EngineError(409, `'${backendName}' still serves ${busy.length} connection(s); migrate them first`);
     s.backends.splice(i, 1);
     if (s.migrateTo === backendName) s.migrateTo = s.backends.find((b) => b.name !== s.primary)?.name;
     for (const [sid, name] of Object.entries(s.sidBackends)) if (name === backendName) delete s.sidBackends[sid];
     await this.reinstallIntercept(s);
     this.log.info('backend removed', { service: s.name, backend: backendName });
+  }
+
+  /**
+   * Reload: the running services become `next` (updated in place: connections keep their service
+   * objects). Refused with 409, changing nothing, when a removed backend or service still serves
+   * connections. Intercept flows are reinstalled on every switch.
+   */
+  async reconfigureServices(next: ServiceConfig[]): Promise<string[]> {
+    const r = applyServiceConfig(this.services, next, (s, backend) => this.busyOn(s, backend).length);
+    if (r.errors.length) throw new EngineError(409, r.errors.join('; '));
+    this.byServiceAddr.clear();
+    for (const s of this.services) this.byServiceAddr.set(`${s.address}:${s.port}`, s);
+    // The services have changed already: a switch that fails here gets its intercept flows at its
+    // next reconnect (reconcile installs them afresh), so say so rather than fail the reload.
+    const failed: string[] = [];
+    await Promise.all([...this.switches].map(([dpid, sw]) => sw.transact(this.allIntercepts()).catch((e) => { failed.push(`${dpid}: ${(e as Error).message}`); })));
+    const lines = [
+      ...r.added.map((s) => `services.${s.name}: added (${s.address}:${s.port})`),
+      ...r.removed.map((s) => `services.${s.name}: removed`),
+    ];
+    if (r.added.length || r.removed.length || r.changed.length) lines.push(`intercept flows reinstalled on ${this.switches.size - failed.length} switch(es)`);
+    for (const f of failed) { lines.push(`intercept flows NOT reinstalled on switch ${f} (they will be at its next reconnect)`); this.log.warn('intercept flows not reinstalled after a reload', { switch: f }); }
+    return lines;
+  }
+
+  /** Connections on `backend` of service `s`, or moving to it. */
+  private busyOn(s: ServiceConfig, backend: string): Connection[] {
+    return [...this.table.all()].filter((c) => c.service === s && c.phase !== 'closed' && (c.backendName === backend || c.move?.target.name === backend));
+  }
+
+  /** Reload: handoff timeouts; each is read when its timer is next armed. */
+  setHandoffTimeouts(t: Partial<Pick<EngineOptions, 'handshakeTimeoutMs' | 'replayTimeoutMs' | 'closeGraceMs' | 'revalidateMs'>>): void {
+    Object.assign(this.opts, t);
+  }
+
+  private allIntercepts(): OfpMessage[] {
+    return [deleteAllInterceptFlows(), ...this.services.flatMap((s, i) => this.interceptFor(s, i))];
   }
 
   private async reinstallIntercept(s: ServiceConfig): Promise<void> {
@@ -157,8 +344,53 @@ export class HandoffEngine extends EventEmitter implements App {
 
     const service = this.byServiceAddr.get(`${ip.dst}:${tcp.dstPort}`);
     if (service && tcp.flagSet.syn && !tcp.flagSet.ack) return this.newConnection(sw, service, frame, inPort);
+    if (!this.switches.has(dpidString(sw.features.datapathId))) return false;
+    if (service) return this.degrade(sw, service, frame, 'c2s', inPort);
+    const fromPrimary = this.byServiceAddr.get(`${ip.src}:${tcp.srcPort}`);
+    if (fromPrimary) return this.degrade(sw, fromPrimary, frame, 's2c', inPort);
     // Anything else (traffic of connections this controller does not track) is plain forwarding.
     return false;
+  }
+
+  /**
+   * A segment of a service connection nobody tracks: it was in its handshake or held when an
+   * earlier controller stopped (established connections are adopted from their flows). Such a
+   * connection continues on server 1 without a verdict: it gets forwarding flows at once rather
+   * than a life of Packet-Ins. SYN/FIN/RST and late packets of connections just closed are left
+   * to plain forwarding.
+   */
+  private degrade(sw: SwitchConnection, service: ServiceConfig, frame: ParsedFrame, dir: Direction, inPort: number): boolean {
+    const tcp = frame.tcp!;
+    const ip = frame.ipv4!;
+    if (tcp.flagSet.syn || tcp.flagSet.fin || tcp.flagSet.rst || this.table.full) return false;
+    const dpid = dpidString(sw.features!.datapathId);
+    const client = dir === 'c2s' ? { mac: frame.eth.src, ip: ip.src, port: tcp.srcPort } : { mac: frame.eth.dst, ip: ip.dst, port: tcp.dstPort };
+    const server = dir === 'c2s' ? { mac: frame.eth.dst } : { mac: frame.eth.src };
+    const key = tupleKey(client.ip, client.port, service.address, service.port);
+    const closedAt = this.recentlyClosed.get(key);
+    if (closedAt !== undefined && Date.now() - closedAt < RECENTLY_CLOSED_MS) return false;
+    const primary = service.backends.find((b) => b.name === service.primary)!;
+    const clientPort = dir === 'c2s' ? inPort : this.learning.portForMac(dpid, client.mac);
+    const serverPort = dir === 's2c' ? inPort : primary.switchPort ?? this.learning.portForMac(dpid, server.mac);
+    if (clientPort === undefined || serverPort === undefined) return false;
+    const c: Connection = {
+      id: this.table.allocId(), service, sw, dpid, mode: this.modes.get(dpid) ?? 'relay',
+      client: { ...client, ofport: clientPort },
+      serviceL2: { mac: server.mac, ip: service.address, port: service.port },
+      backend: { mac: server.mac, ip: primary.address, port: primary.port, ofport: serverPort },
+      backendName: primary.name, phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
+      isnClient: -1, ackDelta: 0, queue: [], retired: [], createdAt: Date.now(), migrations: 0, timers: {}, adopted: true,
+    };
+    this.table.add(c);
+    this.stats.degraded++;
+    this.log.info('connection without a known handshake (from before a restart); forwarding it to the primary', { conn: c.id, client: `${client.ip}:${client.port}`, service: service.name });
+    this.emit('conn_opened', this.describe(c));
+    c.sw.transact([deleteConnectionFlows(c.id), ...connectionFlows(this.flowSpec(c))]).then(() => {
+      this.packetOut(c, frame.raw, OFPP.TABLE, inPort);
+      this.stats.forwarded++;
+      this.emit('forwarded', this.describe(c));
+    }, (e) => { this.log.error('installing forwarding flows failed', { conn: c.id, error: (e as Error).message }); this.finish(c, 'flows could not be installed', false); });
+    return true;
   }
 
   private newConnection(sw: SwitchConnection, service: ServiceConfig, frame: ParsedFrame, inPort: number): boolean {
@@ -209,7 +441,7 @@ export class HandoffEngine extends EventEmitter implements App {
       return;
     }
     if (tcp.flagSet.syn && !tcp.flagSet.ack) {
-      if (tcp.seq === c.isnClient && (c.phase === 'handshake')) { this.passOn(c, c.syn, c.backend.ofport, inPort); return; }
+      if (tcp.seq === c.isnClient && c.phase === 'handshake' && c.syn) { this.passOn(c, c.syn, c.backend.ofport, inPort); return; }
       if (c.phase === 'closing' || c.phase === 'closed' || tcp.seq !== c.isnClient) {
         // A new connection reusing the 4-tuple: forget the old one.
         this.finish(c, 'replaced by a new SYN on the same address/port pair', true);
@@ -425,6 +657,7 @@ export class HandoffEngine extends EventEmitter implements App {
     let target: Attached;
     try { target = await this.locate(c, t); } catch (e) { this.failMove(c, (e as Error).message); return; }
     if (c.phase !== 'held') return;
+    if (!c.synParsed) { this.failMove(c, 'the connection was adopted without its handshake: its SYN options are unknown, so it cannot be replayed'); return; }
     const isn = seqSub(held.seq, 1);
     const syn = replaySyn(c.synParsed, c.client, target, isn);
     c.replay = { target, targetName: t.name, isn, syn, tries: 0 };
@@ -484,11 +717,12 @@ export class HandoffEngine extends EventEmitter implements App {
     c.ackDelta = ackDelta;
     c.retired.push(tupleKey(old.backend.ip, old.backend.port, c.client.ip, c.client.port));
     c.frozenByFlow = false;
+    // Counted before the install: the flows' state note records it.
+    c.migrations++;
     await this.installAndRelease(c, 'forwarded');
     // seq == the old backend's RCV.NXT exactly: the held segment never reached it.
     this.packetOut(c, resetFor(c.client, old.backend, held.seq), old.backend.ofport, c.client.ofport);
     const latencyMs = Date.now() - (c.move?.requestedAt ?? Date.now());
-    c.migrations++;
     this.stats.migrated++;
     const move = c.move;
     c.move = undefined;
@@ -562,6 +796,7 @@ export class HandoffEngine extends EventEmitter implements App {
       id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
       ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? c.service.mirrorPort : undefined,
       inspect: c.service.mirrorAll && !!this.opts.inspectInController,
+      meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: synRecordOf(c), synAck: c.acceptedSynAck },
     };
   }
 
@@ -650,6 +885,14 @@ export class HandoffEngine extends EventEmitter implements App {
     this.setPhase(c, 'closed');
     this.table.remove(c);
     if (removeFlows && c.sw.connected) this.send(c, [deleteConnectionFlows(c.id)]);
+    else if (removeFlows && this.graceTimers.has(c.dpid)) {
+      const ended = this.endedAway.get(c.dpid) ?? new Set<number>();
+      ended.add(c.id);
+      this.endedAway.set(c.dpid, ended);
+    }
+    this.recentlyClosed.delete(clientKey(c));
+    this.recentlyClosed.set(clientKey(c), Date.now());
+    if (this.recentlyClosed.size > RECENTLY_CLOSED_MAX) this.recentlyClosed.delete(this.recentlyClosed.keys().next().value!);
     this.stats.closed++;
     this.emit('conn_closed', this.describe(c), why);
   }
@@ -704,7 +947,7 @@ export class HandoffEngine extends EventEmitter implements App {
       client: `${c.client.ip}:${c.client.port}`, serviceAddress: `${c.serviceL2.ip}:${c.serviceL2.port}`,
       backend: c.backendName, backendAddress: `${c.backend.ip}:${c.backend.port}`,
       ackDelta: c.ackDelta >>> 0, migrations: c.migrations, tcp: { client: c.track.client, server: c.track.server },
-      createdAt: c.createdAt, lastVerdict: c.lastVerdict,
+      createdAt: c.createdAt, lastVerdict: c.lastVerdict, ...(c.adopted ? { adopted: true } : {}),
     };
   }
 
@@ -716,6 +959,25 @@ export interface ConnectionView {
   client: string; serviceAddress: string; backend: string; backendAddress: string;
   ackDelta: number; migrations: number; tcp: { client: string; server: string }; createdAt: number;
   lastVerdict?: { verdict: string; source: string; sid?: number; at: number };
+  /** Rebuilt from the switch's flows (or found without its handshake) rather than seen from its SYN. */
+  adopted?: boolean;
+}
+
+/** Phases in which a connection has flows on its switch. */
+function hasFlows(p: Phase): boolean { return p === 'forwarded' || p === 'closing'; }
+
+function synRecordOf(c: Connection): SynRecord | undefined {
+  const f = c.synParsed;
+  if (!f?.tcp || !f.ipv4) return undefined;
+  return { isn: c.isnClient >>> 0, window: f.tcp.window, options: Buffer.from(f.tcp.optionsRaw), tos: f.ipv4.tos, ttl: f.ipv4.ttl };
+}
+
+/** The client's SYN rebuilt from its record (as it went to server 1). */
+function synFrameOf(r: SynRecord, client: { mac: string; ip: string; port: number }, service: { mac: string; ip: string; port: number }): Buffer {
+  return buildTcpFrame({
+    ethSrc: client.mac, ethDst: service.mac, ipSrc: client.ip, ipDst: service.ip, srcPort: client.port, dstPort: service.port,
+    seq: r.isn, ack: 0, flags: { syn: true }, window: r.window, optionsRaw: r.options, tos: r.tos, ttl: r.ttl,
+  });
 }
 
 /** The connection still runs to the service's own backend in its own sequence space: nothing to rewrite. */

@@ -49,7 +49,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.equal(view.phase, 'forwarded');
       const flows = (await bed.connectionFlows()).join('\n');
       if (o.mode === 'fastpath') {
-        assert.match(flows, /nw_src=10\.0\.0\.2,nw_dst=10\.0\.0\.1,tp_src=\d+,tp_dst=5001 actions=set_field:[0-9a-f:]+->eth_dst,set_field:10\.0\.0\.3->ip_dst,(inc|dec)_tcp_ack:\d+,output:\d/);
+        assert.match(flows, /nw_src=10\.0\.0\.2,nw_dst=10\.0\.0\.1,tp_src=\d+,tp_dst=5001 actions=note:[0-9a-f.]+,set_field:[0-9a-f:]+->eth_dst,set_field:10\.0\.0\.3->ip_dst,(inc|dec)_tcp_ack:\d+,output:\d/);
         assert.match(flows, /nw_src=10\.0\.0\.3,nw_dst=10\.0\.0\.2,tp_src=5001,tp_dst=\d+ actions=set_field:[0-9a-f:]+->eth_src,set_field:10\.0\.0\.1->ip_src,(inc|dec)_tcp_seq:\d+,output:\d/);
       } else {
         assert.match(flows, /nw_src=10\.0\.0\.3,nw_dst=10\.0\.0\.2,tp_src=5001,tp_dst=\d+ actions=CONTROLLER:65535/);
@@ -68,7 +68,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.deepEqual(await c.cmd({ op: 'send', line: 'stay' }), { ok: true, reply: 'server1 stay' });
       assert.equal(bed.engine.connections().find((x) => x.id === id)?.backend, 'server1');
       const flows = (await bed.connectionFlows()).join('\n');
-      assert.match(flows, /nw_src=10\.0\.0\.2,nw_dst=10\.0\.0\.1,tp_src=\d+,tp_dst=5001 actions=output:1/);
+      assert.match(flows, /nw_src=10\.0\.0\.2,nw_dst=10\.0\.0\.1,tp_src=\d+,tp_dst=5001 actions=note:[0-9a-f.]+,output:1/);
       await c.cmd({ op: 'close' });
     } finally { stop(); c.end(); }
   });

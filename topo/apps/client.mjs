@@ -5,6 +5,13 @@
 //     {"op":"send","line":"hello"}                       -> {"ok":true,"reply":"server1 hello"}
 //     {"op":"blob","n":1000,"seed":1}                    -> {"ok":true,"bytes":n,"sha256":"..."}
 //     {"op":"close"}                                     -> {"ok":true}
+//   and a pool of connections held open together (drills: they must all survive an event):
+//     {"op":"openMany","n":20,"host":"10.0.0.1","port":5001}  -> {"ok":true,"locals":["ip:port",...]}
+//     {"op":"round","tag":"t","lines":3}  -> every pooled connection sends `<tag> <i> <k>` for k < lines
+//        back to back and must read exactly `<server> <tag> <i> <k>` in order, from one server:
+//        {"ok":true,"servers":{"server2":20},"errors":[]} (ok false if any reply is missing or wrong)
+//     {"op":"round",...,"async":true} -> {"ok":true} at once; {"op":"awaitRound"} -> that round's result
+//     {"op":"closeMany"}                                 -> {"ok":true}
 //   --many N --host H --port P [--timeout ms]: N sequential connections, each sends
 //     "hello <i>" and "again <i>" and reads both replies; prints one JSON summary.
 import { connect } from 'node:net';
@@ -67,8 +74,29 @@ function open(host, port) {
   });
 }
 
+async function round(pool, tag, lines) {
+  const servers = {};
+  const errors = [];
+  await Promise.all(pool.map(async (c, i) => {
+    try {
+      let server;
+      c.sock.write(Array.from({ length: lines }, (_, k) => `${tag} ${i} ${k}\n`).join(''));
+      for (let k = 0; k < lines; k++) {
+        const l = await c.line();
+        const name = l.split(' ')[0];
+        if (l !== `${name} ${tag} ${i} ${k}` || (server && name !== server)) throw new Error(`reply ${k}: ${JSON.stringify(l)}`);
+        server = name;
+      }
+      servers[server] = (servers[server] ?? 0) + 1;
+    } catch (e) { errors.push(`#${i} ${c.sock.localPort}: ${e.message}`); }
+  }));
+  return { ok: errors.length === 0, servers, errors };
+}
+
 async function script() {
   let c;
+  let pool = [];
+  let pending;
   const rl = createInterface({ input: process.stdin });
   for await (const l of rl) {
     if (!l.trim()) continue;
@@ -78,6 +106,20 @@ async function script() {
       if (cmd.op === 'connect') { c = await open(cmd.host, cmd.port); console.log(JSON.stringify({ ok: true, local: `${c.sock.localAddress}:${c.sock.localPort}` })); }
       else if (cmd.op === 'send') { c.sock.write(cmd.line + '\n'); console.log(JSON.stringify({ ok: true, reply: await c.line() })); }
       else if (cmd.op === 'blob') { c.sock.write(`BLOB ${cmd.n} ${cmd.seed}\n`); console.log(JSON.stringify({ ok: true, bytes: cmd.n, sha256: await c.blob(cmd.n) })); }
+      else if (cmd.op === 'openMany') {
+        pool = [];
+        for (let i = 0; i < cmd.n; i++) pool.push(await open(cmd.host, cmd.port));
+        console.log(JSON.stringify({ ok: true, locals: pool.map((p) => `${p.sock.localAddress}:${p.sock.localPort}`) }));
+      }
+      else if (cmd.op === 'round' && cmd.async) { pending = round(pool, cmd.tag, cmd.lines ?? 1); console.log(JSON.stringify({ ok: true })); }
+      else if (cmd.op === 'round') console.log(JSON.stringify(await round(pool, cmd.tag, cmd.lines ?? 1)));
+      else if (cmd.op === 'awaitRound') console.log(JSON.stringify(pending ? await pending : { ok: false, error: 'no round pending' }));
+      else if (cmd.op === 'closeMany') {
+        for (const p of pool) p.sock.end();
+        await Promise.all(pool.map((p) => p.wait(() => p.closed, 'close').catch(() => {})));
+        pool = [];
+        console.log(JSON.stringify({ ok: true }));
+      }
       else if (cmd.op === 'close') { c.sock.end(); await c.wait(() => c.closed, 'close').catch(() => {}); console.log(JSON.stringify({ ok: true })); }
       else console.log(JSON.stringify({ ok: false, error: `unknown op ${cmd.op}` }));
     } catch (e) { console.log(JSON.stringify({ ok: false, error: e.message })); }

@@ -65,12 +65,14 @@ export class Ovs {
     const args = ['add-br', name, '--', 'set', 'bridge', name, 'datapath_type=netdev', `protocols=${opts.protocols ?? 'OpenFlow13'}`,
       `fail_mode=${opts.failMode ?? 'secure'}`];
     if (opts.datapathId) args.push(`other-config:datapath-id=${opts.datapathId}`);
-    if (opts.controller) args.push('--', 'set-controller', name, opts.controller);
+    // Several targets (space-separated) make controllers share the switch through OpenFlow roles.
+    if (opts.controller) args.push('--', 'set-controller', name, ...opts.controller.split(' '));
     this.bridges.add(name);
     await this.vsctl(...args);
     if (opts.controller) {
       // Tests own the controller's lifetime; don't let OVS fall back to standalone mode or back off for long.
-      await this.vsctl('set', 'controller', name, 'max_backoff=1000', 'inactivity_probe=0');
+      const ids = (await this.vsctl('get', 'bridge', name, 'controller')).replace(/[[\]\s]/g, '').split(',').filter(Boolean);
+      for (const id of ids) await this.vsctl('set', 'controller', id, 'max_backoff=1000', 'inactivity_probe=0');
     }
   }
 

@@ -1,0 +1,77 @@
+// What a connection's flows carry besides their matches and rewrites, so that a controller that
+// (re)connects can rebuild the connection from the switch alone (DESIGN.md §8). It travels in a
+// Nicira `note` action on the client → backend flow: the switch keeps it and ignores it.
+import type { SynAckSummary } from './option-policy.ts';
+
+/** The client's SYN as it went to the first backend (after the option policy): enough to replay it. */
+export interface SynRecord { isn: number; window: number; options: Buffer; tos: number; ttl: number }
+
+export interface ConnectionRecord {
+  serviceName: string;
+  /** Server 1's MAC as the client sees it. */
+  serviceMac: string;
+  clientMac: string;
+  backendName: string;
+  backendMac: string;
+  /** Added to the client's ack to land in the backend's sequence space (uint32). */
+  ackDelta: number;
+  migrations: number;
+  createdAt: number;
+  /** Absent for connections adopted without their handshake (they cannot be moved again). */
+  syn?: SynRecord;
+  /** The SYN-ACK the client accepted; later targets must match it. */
+  synAck?: SynAckSummary;
+}
+
+const MAGIC = 'tcp-migrate/1 ';
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+export class RecordError extends Error {}
+
+export function encodeRecord(r: ConnectionRecord): Buffer {
+  const o: Record<string, unknown> = {
+    s: r.serviceName, sm: r.serviceMac, cm: r.clientMac, b: r.backendName, bm: r.backendMac,
+    d: r.ackDelta >>> 0, n: r.migrations, t: r.createdAt,
+  };
+  if (r.syn) o.syn = { isn: r.syn.isn >>> 0, w: r.syn.window, o: r.syn.options.toString('hex'), tos: r.syn.tos, ttl: r.syn.ttl };
+  if (r.synAck) o.sa = { mss: r.synAck.mss, ws: r.synAck.wscale, sack: r.synAck.sackPermitted, ts: r.synAck.timestamps };
+  return Buffer.from(MAGIC + JSON.stringify(o), 'utf8');
+}
+
+/** Decodes a note written by encodeRecord; the wire's zero padding is ignored. Throws RecordError. */
+export function decodeRecord(note: Buffer): ConnectionRecord {
+  let end = note.length;
+  while (end > 0 && note[end - 1] === 0) end--;
+  const text = note.subarray(0, end).toString('utf8');
+  if (!text.startsWith(MAGIC)) throw new RecordError(`not a tcp-migrate note (starts ${JSON.stringify(text.slice(0, 16))})`);
+  let o: any;
+  try { o = JSON.parse(text.slice(MAGIC.length)); } catch (e) { throw new RecordError(`unreadable note: ${(e as Error).message}`); }
+  if (typeof o !== 'object' || o === null) throw new RecordError('note is not an object');
+  const str = (k: string, re?: RegExp): string => {
+    if (typeof o[k] !== 'string' || (re && !re.test(o[k]))) throw new RecordError(`note field ${k}: bad value ${JSON.stringify(o[k])}`);
+    return o[k];
+  };
+  const num = (v: unknown, k: string, max = 0xffffffff): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw new RecordError(`note field ${k}: bad value ${JSON.stringify(v)}`);
+    return v;
+  };
+  const r: ConnectionRecord = {
+    serviceName: str('s'), serviceMac: str('sm', MAC), clientMac: str('cm', MAC), backendName: str('b'), backendMac: str('bm', MAC),
+    ackDelta: num(o.d, 'd'), migrations: num(o.n, 'n'), createdAt: num(o.t, 't', Number.MAX_SAFE_INTEGER),
+  };
+  if (o.syn !== undefined) {
+    const s = o.syn;
+    if (typeof s !== 'object' || s === null || typeof s.o !== 'string' || !/^([0-9a-f]{2}){0,40}$/.test(s.o)) throw new RecordError('note field syn: bad value');
+    r.syn = { isn: num(s.isn, 'syn.isn'), window: num(s.w, 'syn.w', 0xffff), options: Buffer.from(s.o, 'hex'), tos: num(s.tos, 'syn.tos', 0xff), ttl: num(s.ttl, 'syn.ttl', 0xff) };
+  }
+  if (o.sa !== undefined) {
+    const a = o.sa;
+    if (typeof a !== 'object' || a === null) throw new RecordError('note field sa: bad value');
+    r.synAck = {
+      mss: a.mss === undefined ? undefined : num(a.mss, 'sa.mss', 0xffff),
+      wscale: a.ws === undefined ? undefined : num(a.ws, 'sa.ws', 14),
+      sackPermitted: a.sack === true, timestamps: a.ts === true,
+    };
+  }
+  return r;
+}

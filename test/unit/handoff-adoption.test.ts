@@ -1,0 +1,197 @@
+// Adoption is the inverse of the flow plan: every kind of flow set the engine installs, read back
+// as a switch returns it (through the wire codec), rebuilds the same connection.
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  adoptConnection, connectionFlows, flowsByConnection, freezeFlow, type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta,
+} from '../../controller/handoff/flow-plan.ts';
+import { planReconciliation } from '../../controller/handoff/reconcile.ts';
+import { decodeRecord, encodeRecord, RecordError, type ConnectionRecord } from '../../controller/handoff/connection-record.ts';
+import { connCookie, CONN_ROLE } from '../../controller/cookies.ts';
+import { decodeMessage, encodeMessage, type FlowStats, type OfpMessage } from '../../controller/openflow/index.ts';
+
+type Spec = ConnectionFlowSpec & { meta: ConnectionMeta };
+
+const META: ConnectionMeta = {
+  serviceName: 'echo', backendName: 'server2', migrations: 1, createdAt: 1_790_000_000_123,
+  syn: { isn: 0xfedcba98, window: 64240, options: Buffer.from('020405b40402080a', 'hex'), tos: 0, ttl: 64 },
+  synAck: { mss: 1460, wscale: 7, sackPermitted: true, timestamps: false },
+};
+
+const spec = (over: Partial<Spec> = {}): Spec => ({
+  id: 7, idleTimeout: 30, mode: 'fastpath', ackDelta: 1000,
+  client: { mac: '02:00:00:00:00:02', ip: '10.0.0.2', port: 40000, ofport: 2 },
+  service: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 5001 },
+  backend: { mac: '02:00:00:00:00:03', ip: '10.0.0.3', port: 5001, ofport: 3 },
+  mirrorPort: undefined, inspect: false, meta: META,
+  ...over,
+});
+
+/** The flows as a switch reports them: each Flow-Mod through the wire codec, then as flow stats. */
+function asSwitchHasThem(msgs: OfpMessage[]): FlowStats[] {
+  return msgs.map((m) => {
+    const r = decodeMessage(encodeMessage({ ...m, xid: 1 }));
+    assert.ok(r.ok && r.value.type === 'flow_mod');
+    const f = r.value;
+    return {
+      tableId: f.tableId, durationSec: 1, durationNsec: 0, priority: f.priority, idleTimeout: f.idleTimeout, hardTimeout: f.hardTimeout,
+      flags: f.flags, cookie: f.cookie, packetCount: 0n, byteCount: 0n, match: f.match, instructions: f.instructions,
+    };
+  });
+}
+
+const ctx = (over: Partial<AdoptionContext> = {}, service = { mirrorPort: undefined as number | undefined, inspect: false }): AdoptionContext => ({
+  mode: 'fastpath', service: (name) => (name === 'echo' ? service : undefined), ...over,
+});
+
+function roundTrip(s: Spec, c = ctx({ mode: s.mode }, { mirrorPort: s.mirrorPort, inspect: !!s.inspect })) {
+  return adoptConnection(asSwitchHasThem(connectionFlows(s)), c);
+}
+
+describe('adoption: the inverse of the flow plan', () => {
+  const kinds: [string, Spec][] = [
+    ['migrated (NAT address + ack shift)', spec()],
+    ['migrated to another port on another host', spec({ backend: { mac: '02:00:00:00:00:04', ip: '10.0.0.4', port: 6000, ofport: 4 } })],
+    ['migrated back to server 1 (same address, shifted)', spec({ backend: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 5001, ofport: 1 }, ackDelta: 77 })],
+    ['forwarded to server 1 (no rewrite)', spec({ ackDelta: 0, backend: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 5001, ofport: 1 }, meta: { ...META, backendName: 'server1', migrations: 0 } })],
+    ['a delta past 2^31 (dec actions)', spec({ ackDelta: 0xffffff00 })],
+    ['relay (stock switch, shifted)', spec({ mode: 'relay' })],
+    ['relay mode but unshifted (the switch does the NAT)', spec({ mode: 'relay', ackDelta: 0, backend: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 5001, ofport: 1 } })],
+    ['with an IDS mirror and controller inspection', spec({ mirrorPort: 5, inspect: true })],
+    ['adopted earlier without its handshake (no SYN record)', spec({ meta: { ...META, syn: undefined, synAck: undefined } })],
+  ];
+  for (const [name, s] of kinds) {
+    it(`${name}: flows parse back into the same connection`, () => {
+      const a = roundTrip(s);
+      assert.ok(a.ok, a.ok ? '' : a.why);
+      assert.equal(a.exact, true);
+      assert.deepEqual(a.spec, s);
+    });
+  }
+
+  it('any connection the engine can describe round-trips (property)', () => {
+    const mac = fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 6, maxLength: 6 }).map((b) => b.map((x) => x.toString(16).padStart(2, '0')).join(':'));
+    const ip = fc.tuple(fc.integer({ min: 1, max: 223 }), fc.nat(255), fc.nat(255), fc.integer({ min: 1, max: 254 })).map((p) => p.join('.'));
+    const port = fc.integer({ min: 1, max: 65535 });
+    const ofport = fc.integer({ min: 1, max: 0xfeff });
+    const arb = fc.record({
+      id: fc.integer({ min: 1, max: 0xffffffffffff }), idleTimeout: fc.integer({ min: 1, max: 65535 }),
+      mode: fc.constantFrom('fastpath' as const, 'relay' as const), ackDelta: fc.nat(0xffffffff),
+      client: fc.record({ mac, ip, port, ofport }), service: fc.record({ mac, ip, port }), backend: fc.record({ mac, ip, port, ofport }),
+      mirrorPort: fc.option(ofport, { nil: undefined }), inspect: fc.boolean(),
+      meta: fc.record({
+        serviceName: fc.constant('echo'), backendName: fc.stringMatching(/^[A-Za-z0-9_.-]{1,64}$/), migrations: fc.nat(1000), createdAt: fc.nat(2 ** 42),
+        syn: fc.option(fc.record({ isn: fc.nat(0xffffffff), window: fc.nat(0xffff), options: fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)), tos: fc.nat(255), ttl: fc.nat(255) }), { nil: undefined }),
+        synAck: fc.option(fc.record({ mss: fc.option(fc.nat(0xffff), { nil: undefined }), wscale: fc.option(fc.nat(14), { nil: undefined }), sackPermitted: fc.boolean(), timestamps: fc.boolean() }), { nil: undefined }),
+      }, { noNullPrototype: true }),
+    }, { noNullPrototype: true });
+    fc.assert(fc.property(arb, (s) => {
+      // The client and the backend must differ, as on a real switch (else the two main flows collide).
+      fc.pre(s.client.ip !== s.backend.ip || s.client.port !== s.backend.port);
+      const a = roundTrip(s as Spec);
+      assert.ok(a.ok, a.ok ? '' : a.why);
+      assert.equal(a.exact, true);
+      // Options the meta leaves out stay out (undefined) after the round trip.
+      assert.deepEqual(JSON.parse(JSON.stringify(a.spec)), JSON.parse(JSON.stringify(s)));
+    }), { numRuns: 300 });
+  });
+
+  it('a freeze flow left by an interrupted move makes the adoption inexact (reinstall)', () => {
+    const s = spec();
+    const flows = asSwitchHasThem([...connectionFlows(s), freezeFlow(s)]);
+    const a = adoptConnection(flows, ctx());
+    assert.ok(a.ok);
+    assert.equal(a.exact, false);
+    assert.deepEqual(a.spec, s);
+  });
+
+  it('a missing FIN/RST copy, or a service setting changed since, makes it inexact', () => {
+    const s = spec();
+    const flows = asSwitchHasThem(connectionFlows(s));
+    const a = adoptConnection(flows.slice(0, -1), ctx());
+    assert.ok(a.ok && !a.exact);
+    const b = adoptConnection(flows, ctx({}, { mirrorPort: 9, inspect: false }));
+    assert.ok(b.ok && !b.exact && b.spec.mirrorPort === 9);
+  });
+
+  it('relay flows on a switch that now has the patch are reinstalled as datapath flows', () => {
+    const a = adoptConnection(asSwitchHasThem(connectionFlows(spec({ mode: 'relay' }))), ctx({ mode: 'fastpath' }));
+    assert.ok(a.ok && !a.exact && a.spec.mode === 'fastpath');
+  });
+
+  it('refuses flows it cannot interpret, saying why', () => {
+    const s = spec();
+    const noNote = asSwitchHasThem(connectionFlows({ ...s, meta: undefined }));
+    const r1 = adoptConnection(noNote, ctx());
+    assert.ok(!r1.ok && /no flow carries a state note/.test(r1.why));
+    const r2 = adoptConnection(asSwitchHasThem(connectionFlows(s)), ctx({ service: () => undefined }));
+    assert.ok(!r2.ok && /service 'echo' is not configured/.test(r2.why));
+    const garbled = asSwitchHasThem(connectionFlows(s)).map((f) => ({
+      ...f, instructions: f.instructions.map((i) => (i.type === 'apply_actions' ? { ...i, actions: i.actions.map((x) => (x.type === 'nx_note' ? { ...x, data: Buffer.from('tcp-migrate/1 {"s":') } : x)) } : i)),
+    }));
+    const r3 = adoptConnection(garbled, ctx());
+    assert.ok(!r3.ok && /unreadable note/.test(r3.why));
+    const onlyOneWay = asSwitchHasThem(connectionFlows(s).slice(0, 1));
+    const r4 = adoptConnection(onlyOneWay, ctx());
+    assert.ok(!r4.ok && /no backend → client flow/.test(r4.why));
+  });
+});
+
+describe('connection record (the state note)', () => {
+  const rec: ConnectionRecord = {
+    serviceName: 'echo', serviceMac: '02:00:00:00:00:01', clientMac: '02:00:00:00:00:02', backendName: 'server2', backendMac: '02:00:00:00:00:03',
+    ackDelta: 0xfffffff0, migrations: 3, createdAt: 1_790_000_000_000, syn: META.syn, synAck: META.synAck,
+  };
+  it('round-trips, ignoring the zero padding the wire adds', () => {
+    const enc = encodeRecord(rec);
+    assert.deepEqual(decodeRecord(Buffer.concat([enc, Buffer.alloc(5)])), rec);
+  });
+  const bad: [string, string][] = [
+    ['another program\'s note', 'hello'],
+    ['truncated JSON', 'tcp-migrate/1 {"s":"echo"'],
+    ['a bad MAC', 'tcp-migrate/1 {"s":"echo","sm":"zz","cm":"02:00:00:00:00:02","b":"x","bm":"02:00:00:00:00:03","d":0,"n":0,"t":0}'],
+    ['a delta past 2^32', 'tcp-migrate/1 {"s":"echo","sm":"02:00:00:00:00:01","cm":"02:00:00:00:00:02","b":"x","bm":"02:00:00:00:00:03","d":4294967296,"n":0,"t":0}'],
+    ['SYN options that are not hex', 'tcp-migrate/1 {"s":"echo","sm":"02:00:00:00:00:01","cm":"02:00:00:00:00:02","b":"x","bm":"02:00:00:00:00:03","d":0,"n":0,"t":0,"syn":{"isn":1,"w":1,"o":"xyz","tos":0,"ttl":64}}'],
+  ];
+  for (const [name, text] of bad) {
+    it(`rejects ${name} with a RecordError`, () => assert.throws(() => decodeRecord(Buffer.from(text)), RecordError));
+  }
+});
+
+describe('reconciliation plan', () => {
+  const s1 = spec({ id: 1 });
+  const s2 = spec({ id: 2, client: { mac: '02:00:00:00:00:12', ip: '10.0.0.12', port: 40001, ofport: 6 } });
+  const s3 = spec({ id: 3, client: { mac: '02:00:00:00:00:13', ip: '10.0.0.13', port: 40002, ofport: 7 } });
+  const s4 = spec({ id: 4, client: { mac: '02:00:00:00:00:14', ip: '10.0.0.14', port: 40003, ofport: 8 } });
+
+  it('keeps, reinstalls, adopts and drops, each for its reason', () => {
+    const table = asSwitchHasThem([
+      ...connectionFlows(s1),                                 // known, exact → keep
+      ...connectionFlows(s2).slice(0, 2),                     // known, copies missing → reinstall
+      ...connectionFlows(s4),                                 // unknown → adopt
+      ...connectionFlows({ ...s3, meta: undefined }),         // unknown, no note → drop
+      ...connectionFlows(spec({ id: 9, client: { mac: '02:00:00:00:00:19', ip: '10.0.0.19', port: 1, ofport: 9 } })), // ended while away → drop
+    ]);
+    const known = new Map<number, ConnectionFlowSpec | undefined>([[1, s1], [2, s2], [5, spec({ id: 5 })], [6, undefined]]);
+    const plan = planReconciliation(known, new Set([9]), flowsByConnection(table), ctx());
+    assert.deepEqual(plan.keep, [1]);
+    assert.deepEqual(plan.reinstall.sort(), [2, 5]);   // 5: known, its flows are gone (the switch restarted)
+    assert.deepEqual(plan.adopt.map((a) => [a.id, a.exact]), [[4, true]]);
+    assert.deepEqual(plan.drop.map((d) => d.id).sort(), [3, 9]);
+    assert.match(plan.drop.find((d) => d.id === 9)!.why, /ended while the switch was away/);
+  });
+
+  it('a connection whose phase has no flows loses whatever flows it has', () => {
+    const table = asSwitchHasThem([freezeFlow(s1)]);
+    const plan = planReconciliation(new Map([[1, undefined]]), new Set(), flowsByConnection(table), ctx());
+    assert.deepEqual(plan.drop, [{ id: 1, why: 'the connection has no flows in its phase' }]);
+  });
+
+  it('groups flows by connection id and ignores other apps\' flows', () => {
+    const other = { ...asSwitchHasThem(connectionFlows(s1))[0], cookie: 0x0200000000000000n };
+    const g = flowsByConnection([...asSwitchHasThem(connectionFlows(s1)), other]);
+    assert.deepEqual([...g.keys()], [1]);
+    assert.equal(g.get(1)!.length, 6);
+    assert.equal(g.get(1)![0].cookie, connCookie(1, CONN_ROLE.main));
+  });
+});
