@@ -1,6 +1,7 @@
 // TCP connection state as seen from the middle (RFC 9293 §3.3.2), one state per endpoint.
 // The controller sees SYN/SYN-ACK/ACK during interception and FIN/RST copies afterwards, so this
 // tracks what those segments imply; it never rejects a segment (the endpoints do that).
+import type { ParsedFrame } from '../packet/index.ts';
 export type EndpointState =
   | 'CLOSED' | 'LISTEN' | 'SYN_SENT' | 'SYN_RECEIVED' | 'ESTABLISHED'
   | 'FIN_WAIT_1' | 'FIN_WAIT_2' | 'CLOSING' | 'TIME_WAIT' | 'CLOSE_WAIT' | 'LAST_ACK';
@@ -15,6 +16,12 @@ export interface TcpTrack {
 
 export type Direction = 'c2s' | 's2c';
 export interface SegmentInfo { syn: boolean; ack: boolean; fin: boolean; rst: boolean; seq: number; ackNo: number; payloadLength: number }
+
+/** What the state machine needs of a parsed TCP frame. */
+export function segmentInfo(f: ParsedFrame): SegmentInfo {
+  const t = f.tcp!;
+  return { syn: t.flagSet.syn, ack: t.flagSet.ack, fin: t.flagSet.fin, rst: t.flagSet.rst, seq: t.seq, ackNo: t.ack, payloadLength: f.payload.length };
+}
 
 export function initialTrack(): TcpTrack { return { client: 'CLOSED', server: 'LISTEN' }; }
 

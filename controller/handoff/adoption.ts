@@ -1,0 +1,257 @@
+// Switches coming and going (DESIGN.md §8): the switch's flow table is the durable state. A switch
+// that (re)connects is reconciled with what the controller remembers (reconcile.ts), connections
+// found only on the switch are adopted (flow-plan.ts adoptConnection), a switch that goes away
+// keeps its connections for a grace period, and segments of connections nobody knows (held or
+// mid-handshake when an earlier controller stopped) are forwarded with flows.
+import { OFPET, OFPP, type FlowStats, type OfpMessage } from '../openflow/index.ts';
+import { buildTcpFrame, type ParsedFrame } from '../packet/index.ts';
+import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/switch-connection.ts';
+import { tupleKey, type Connection } from './connection.ts';
+import { reparse, type EngineCore } from './engine-core.ts';
+import {
+  deleteAllInterceptFlows, deleteConnectionFlows, flowsByConnection, interceptFlows, probeFlows,
+  type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta, type SwitchMode,
+} from './flow-plan.ts';
+import type { SynRecord } from './connection-record.ts';
+import { hasFlows } from './phases.ts';
+import { planReconciliation } from './reconcile.ts';
+import type { ServiceConfig } from './service-config.ts';
+import type { Direction } from './tcp-state.ts';
+
+export interface ReconcileCounts { adopted: number; kept: number; reinstalled: number; dropped: number }
+
+export class SwitchAdoption {
+  /** dpid → timer that forgets a disconnected switch's connections when its grace period ends. */
+  private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  /** dpid → ids of connections that ended while their switch was away (their flows go on reconnect). */
+  private readonly endedAway = new Map<string, Set<number>>();
+
+  constructor(private readonly core: EngineCore) {}
+
+  /**
+   * A switch is (again) under this controller's control. `flows` is its connection and intercept
+   * flows as read at connect time: connections are reconciled both ways, then the service
+   * intercept flows are installed afresh.
+   */
+  async switchReady(sw: SwitchConnection, flows: FlowStats[]): Promise<void> {
+    const core = this.core;
+    const dpid = dpidString(sw.features!.datapathId);
+    core.switches.set(dpid, sw);
+    const grace = this.graceTimers.get(dpid);
+    if (grace) { clearTimeout(grace); this.graceTimers.delete(dpid); }
+    const mode = await probe(sw);
+    core.modes.set(dpid, mode);
+    core.log.info(mode === 'fastpath' ? 'switch has inc/dec_tcp_seq/ack: migrated connections stay in the datapath' : 'switch lacks inc/dec_tcp_seq/ack: migrated connections are relayed through the controller (slow)', { dpid, mode });
+    core.emit('switch_mode', dpid, mode);
+    await this.reconcile(sw, dpid, mode, flows);
+  }
+
+  private async reconcile(sw: SwitchConnection, dpid: string, mode: SwitchMode, flows: FlowStats[]): Promise<void> {
+    const core = this.core;
+    const known = new Map<number, ConnectionFlowSpec | undefined>();
+    for (const c of core.table.all()) {
+      if (c.dpid !== dpid) continue;
+      c.sw = sw;
+      c.mode = mode;
+      known.set(c.id, hasFlows(c.phase) ? core.flowSpec(c) : undefined);
+    }
+    const ended = this.endedAway.get(dpid) ?? new Set<number>();
+    this.endedAway.delete(dpid);
+    const plan = planReconciliation(known, ended, flowsByConnection(flows), this.adoptionContext(mode));
+    const msgs: OfpMessage[] = [];
+    for (const id of plan.reinstall) msgs.push(...core.reinstallMessages(core.table.get(id)!));
+    const why: Record<string, number> = {};
+    const drop = (id: number, reason: string) => { msgs.push(deleteConnectionFlows(id)); why[reason] = (why[reason] ?? 0) + 1; };
+    for (const d of plan.drop) {
+      drop(d.id, d.why);
+      core.log.warn('deleting flows the controller cannot adopt', { dpid, conn: d.id, why: d.why });
+    }
+    let adopted = 0;
+    let inexact = 0;
+    for (const a of plan.adopt) {
+      if (core.table.get(a.id) || core.table.byClientTuple(tupleKey(a.spec.client.ip, a.spec.client.port, a.spec.service.ip, a.spec.service.port))) {
+        drop(a.id, 'another connection has the same id or client');
+        continue;
+      }
+      const c = this.adopt(sw, dpid, a.spec);
+      if (!a.exact) { msgs.push(...core.reinstallMessages(c)); inexact++; }
+      adopted++;
+    }
+    core.stats.adopted += adopted;
+    core.stats.reinstalled += plan.reinstall.length + inexact;
+    await sw.transact([...msgs, ...this.allIntercepts()]);
+    const counts: ReconcileCounts = { adopted, kept: plan.keep.length, reinstalled: plan.reinstall.length + inexact, dropped: Object.values(why).reduce((a, b) => a + b, 0) };
+    core.log.info('switch reconciled', { dpid, ...counts, ...(counts.dropped ? { why } : {}) });
+    core.emit('reconciled', dpid, counts);
+  }
+
+  private adoptionContext(mode: SwitchMode): AdoptionContext {
+    return {
+      mode,
+      service: (name) => {
+        const s = this.core.service(name);
+        return s && { mirrorPort: s.mirrorAll ? s.mirrorPort : undefined, inspect: s.mirrorAll && !!this.core.opts.inspectInController };
+      },
+    };
+  }
+
+  /** A connection rebuilt from its flows: forwarded (maybe migrated) as the flows say. */
+  private adopt(sw: SwitchConnection, dpid: string, spec: ConnectionFlowSpec & { meta: ConnectionMeta }): Connection {
+    const core = this.core;
+    const syn = spec.meta.syn ? synFrameOf(spec.meta.syn, spec.client, spec.service) : undefined;
+    const c: Connection = {
+      id: spec.id, service: core.service(spec.meta.serviceName)!, sw, dpid, mode: spec.mode,
+      client: spec.client, serviceL2: spec.service, backend: spec.backend, backendName: spec.meta.backendName,
+      phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
+      syn, synParsed: syn ? reparse(syn) : undefined, isnClient: spec.meta.syn?.isn ?? -1, acceptedSynAck: spec.meta.synAck,
+      ackDelta: spec.ackDelta, queue: [], retired: [], createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, timers: {}, adopted: true,
+    };
+    core.table.add(c);
+    core.learning.learnHost(c.client.ip, { mac: c.client.mac, dpid, port: c.client.ofport, seen: Date.now() });
+    core.emit('conn_opened', core.describe(c));
+    return c;
+  }
+
+  /**
+   * A segment of a service connection nobody tracks: it was in its handshake or held when an
+   * earlier controller stopped (established connections are adopted from their flows). Such a
+   * connection continues on server 1 without a verdict: it gets forwarding flows at once rather
+   * than a life of Packet-Ins. SYN/FIN/RST and late packets of connections just closed are left
+   * to plain forwarding.
+   */
+  degrade(sw: SwitchConnection, service: ServiceConfig, frame: ParsedFrame, dir: Direction, inPort: number): boolean {
+    const core = this.core;
+    const tcp = frame.tcp!;
+    const ip = frame.ipv4!;
+    if (tcp.flagSet.syn || tcp.flagSet.fin || tcp.flagSet.rst || core.table.full) return false;
+    const dpid = dpidString(sw.features!.datapathId);
+    const client = dir === 'c2s' ? { mac: frame.eth.src, ip: ip.src, port: tcp.srcPort } : { mac: frame.eth.dst, ip: ip.dst, port: tcp.dstPort };
+    const serverMac = dir === 'c2s' ? frame.eth.dst : frame.eth.src;
+    if (core.parts.teardown.closedRecently(tupleKey(client.ip, client.port, service.address, service.port))) return false;
+    const primary = service.backends.find((b) => b.name === service.primary)!;
+    const clientPort = dir === 'c2s' ? inPort : core.learning.portForMac(dpid, client.mac);
+    const serverPort = dir === 's2c' ? inPort : primary.switchPort ?? core.learning.portForMac(dpid, serverMac);
+    if (clientPort === undefined || serverPort === undefined) return false;
+    const c: Connection = {
+      id: core.table.allocId(), service, sw, dpid, mode: core.modes.get(dpid) ?? 'relay',
+      client: { ...client, ofport: clientPort },
+      serviceL2: { mac: serverMac, ip: service.address, port: service.port },
+      backend: { mac: serverMac, ip: primary.address, port: primary.port, ofport: serverPort },
+      backendName: primary.name, phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
+      isnClient: -1, ackDelta: 0, queue: [], retired: [], createdAt: Date.now(), migrations: 0, timers: {}, adopted: true,
+    };
+    core.table.add(c);
+    core.stats.degraded++;
+    core.log.info('connection without a known handshake (from before a restart); forwarding it to the primary', { conn: c.id, client: `${client.ip}:${client.port}`, service: service.name });
+    core.emit('conn_opened', core.describe(c));
+    c.sw.transact(core.reinstallMessages(c)).then(() => {
+      core.packetOut(c, frame.raw, OFPP.TABLE, inPort);
+      core.stats.forwarded++;
+      core.emit('forwarded', core.describe(c));
+    }, (e) => { core.log.error('installing forwarding flows failed', { conn: c.id, error: (e as Error).message }); core.parts.teardown.finish(c, 'flows could not be installed', false); });
+    return true;
+  }
+
+  /**
+   * The switch's channel closed. Its flows keep carrying traffic (fail_mode=secure), so its
+   * connections are kept for the grace period: a switch that comes back reconciles with them.
+   * Steps that were half done (a held segment, a replay, a freeze) are undone; the client
+   * retransmits what was held.
+   */
+  switchGone(sw: SwitchConnection, reason: string): void {
+    const core = this.core;
+    let dpid: string | undefined;
+    for (const [d, s] of core.switches) if (s === sw) { core.switches.delete(d); dpid = d; }
+    const mine = [...core.table.all()].filter((c) => c.sw === sw);
+    for (const c of mine) this.detach(c);
+    if (!dpid || mine.length === 0) return;
+    if (core.opts.switchGraceMs === 0) { for (const c of mine) core.parts.teardown.finish(c, `switch disconnected: ${reason}`, false); return; }
+    core.log.info('switch gone; keeping its connections for the grace period', { dpid, connections: mine.length, graceMs: core.opts.switchGraceMs, reason });
+    const d = dpid;
+    const t = setTimeout(() => {
+      this.graceTimers.delete(d);
+      if (core.switches.has(d)) return;
+      const left = [...core.table.all()].filter((c) => c.dpid === d);
+      core.log.warn('switch did not come back within the grace period; forgetting its connections (their flows stay on the switch and are adopted if it returns)', { dpid: d, connections: left.length });
+      for (const c of left) core.parts.teardown.finish(c, `switch did not come back: ${reason}`, false);
+      this.endedAway.delete(d);
+    }, core.opts.switchGraceMs);
+    t.unref();
+    this.graceTimers.set(d, t);
+  }
+
+  private detach(c: Connection): void {
+    const core = this.core;
+    core.clearTimer(c, 'verdict');
+    core.clearTimer(c, 'freeze');
+    if (c.replay?.timer) clearTimeout(c.replay.timer);
+    const wasMoving = !!c.move;
+    c.move = undefined;
+    c.replay = undefined;
+    c.frozenByFlow = false;
+    c.held = undefined;
+    c.queue = [];
+    if (c.phase === 'held' || c.phase === 'replaying') core.setPhase(c, 'established');
+    else if (c.phase === 'freezing') core.setPhase(c, 'forwarded');
+    if (wasMoving) core.emit('migration_failed', core.describe(c), { why: 'switch disconnected during the move' });
+  }
+
+  /** A connection finished while its switch is away: its flows are deleted when the switch returns. */
+  endedWhileAway(c: Connection): void {
+    if (!this.graceTimers.has(c.dpid)) return;
+    const ended = this.endedAway.get(c.dpid) ?? new Set<number>();
+    ended.add(c.id);
+    this.endedAway.set(c.dpid, ended);
+  }
+
+  /**
+   * Another controller took the switches (or this one lost its election): drop every connection
+   * from memory without touching a flow; the new master adopts them from the switches.
+   */
+  forget(why: string): void {
+    const core = this.core;
+    this.stop();
+    this.endedAway.clear();
+    core.switches.clear();
+    const all = [...core.table.all()];
+    for (const c of all) core.parts.teardown.finish(c, why, false);
+    if (all.length) core.log.info('forgot connections', { connections: all.length, why });
+  }
+
+  /** Stops timers (the switch's flows are left alone: a restarted controller adopts them). */
+  stop(): void {
+    for (const t of this.graceTimers.values()) clearTimeout(t);
+    this.graceTimers.clear();
+    for (const c of this.core.table.all()) this.core.clearTimers(c);
+  }
+
+  /** Every service's intercept flows, replacing whatever intercept flows the switch has. */
+  allIntercepts(): OfpMessage[] {
+    return [deleteAllInterceptFlows(), ...this.core.services.flatMap((s, i) => interceptFor(s, i))];
+  }
+}
+
+export function interceptFor(s: ServiceConfig, index: number): OfpMessage[] {
+  return interceptFlows({ index, service: { ip: s.address, port: s.port }, backends: s.backends.map((b) => ({ ip: b.address, port: b.port })) });
+}
+
+/** Flow-Mod with inc_tcp_seq in a scratch table plus a Barrier: an error means an unpatched switch. */
+async function probe(sw: SwitchConnection): Promise<SwitchMode> {
+  const p = probeFlows();
+  try {
+    await sw.transact([p.add]);
+    await sw.transact([p.remove]);
+    return 'fastpath';
+  } catch (e) {
+    if (e instanceof OpenFlowError && e.errType === OFPET.BAD_ACTION) return 'relay';
+    throw e;
+  }
+}
+
+/** The client's SYN rebuilt from its record (as it went to server 1). */
+function synFrameOf(r: SynRecord, client: { mac: string; ip: string; port: number }, service: { mac: string; ip: string; port: number }): Buffer {
+  return buildTcpFrame({
+    ethSrc: client.mac, ethDst: service.mac, ipSrc: client.ip, ipDst: service.ip, srcPort: client.port, dstPort: service.port,
+    seq: r.isn, ack: 0, flags: { syn: true }, window: r.window, optionsRaw: r.options, tos: r.tos, ttl: r.ttl,
+  });
+}

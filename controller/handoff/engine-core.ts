@@ -1,0 +1,232 @@
+// What every part of the handoff engine shares: the connection table, the services, the switches
+// and their modes, and the primitives that change a connection (phase, timers, flows, Packet-Outs).
+// The concerns (interception, move, teardown, adoption) each hold the core and reach one another
+// through `core.parts`; the coordinator (handoff-engine.ts) wires them and is the only event source.
+import type { EventEmitter } from 'node:events';
+import { OFPP, OFP_NO_BUFFER, type OfpMessage } from '../openflow/index.ts';
+import { parseFrame, type ParsedFrame } from '../packet/index.ts';
+import type { SwitchConnection } from '../datapath/switch-connection.ts';
+import type { LearningSwitch } from '../apps/learning-switch.ts';
+import type { Logger } from '../log.ts';
+import { ConnectionTable, type Connection, type Phase } from './connection.ts';
+import { connectionFlows, deleteConnectionFlows, needsRelay, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
+import type { SynRecord } from './connection-record.ts';
+import { allowed } from './phases.ts';
+import { rewriteToBackend, rewriteToClient } from './relay.ts';
+import type { ServiceConfig, Verdict } from './service-config.ts';
+import type { Interception } from './interception.ts';
+import type { Mover } from './move.ts';
+import type { Teardown } from './teardown.ts';
+import type { SwitchAdoption } from './adoption.ts';
+
+export interface EngineOptions {
+  maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number;
+  /** How long a disconnected switch's connections are remembered (to reinstall their flows should it come back empty). */
+  switchGraceMs: number;
+  /** The built-in matcher runs in the controller: services with mirrorAll copy segments to it. */
+  inspectInController?: boolean;
+}
+
+export interface VerdictRequest { verdict: Verdict; source: string; target?: string; sid?: number; seq?: number }
+
+export class EngineError extends Error {
+  constructor(readonly status: number, message: string) { super(message); }
+}
+
+export interface ConnectionView {
+  id: number; service: string; dpid: string; mode: SwitchMode; phase: Phase;
+  client: string; serviceAddress: string; backend: string; backendAddress: string;
+  ackDelta: number; migrations: number; tcp: { client: string; server: string }; createdAt: number;
+  lastVerdict?: { verdict: string; source: string; sid?: number; at: number };
+  /** Rebuilt from the switch's flows (or found without its handshake) rather than seen from its SYN. */
+  adopted?: boolean;
+}
+
+/** Intercepted packets of a connection that should have flows, before its flows are reinstalled. */
+const STRAYS_BEFORE_REINSTALL = 16;
+
+export interface EngineParts { interception: Interception; move: Mover; teardown: Teardown; adoption: SwitchAdoption }
+
+export class EngineCore {
+  readonly table: ConnectionTable;
+  readonly services: ServiceConfig[];
+  readonly byServiceAddr = new Map<string, ServiceConfig>();
+  readonly modes = new Map<string, SwitchMode>();
+  /** Switches this engine has prepared (dpid → channel); a switch away for its grace period is not here. */
+  readonly switches = new Map<string, SwitchConnection>();
+  readonly stats = {
+    intercepted: 0, forwarded: 0, migrated: 0, migrationFailures: 0, closed: 0, refusedFull: 0, droppedStray: 0, relayed: 0, alertsUnknownConn: 0, alertsDuplicate: 0,
+    adopted: 0, reinstalled: 0, degraded: 0, illegalTransitions: 0,
+  };
+  parts!: EngineParts;
+
+  constructor(private readonly events: EventEmitter, services: ServiceConfig[], readonly opts: EngineOptions, readonly learning: LearningSwitch, readonly log: Logger) {
+    this.services = services.map((s) => structuredClone(s));
+    this.indexServices();
+    this.table = new ConnectionTable(opts.maxConnections);
+  }
+
+  emit(event: string, ...args: unknown[]): void { this.events.emit(event, ...args); }
+
+  indexServices(): void {
+    this.byServiceAddr.clear();
+    for (const s of this.services) this.byServiceAddr.set(`${s.address}:${s.port}`, s);
+  }
+
+  service(name: string): ServiceConfig | undefined { return this.services.find((s) => s.name === name); }
+
+  /** The one way a phase changes: transitions outside phases.ts's table are refused and logged. */
+  setPhase(c: Connection, to: Phase): boolean {
+    const from = c.phase;
+    if (from === to) return true;
+    if (!allowed(from, to)) {
+      this.stats.illegalTransitions++;
+      this.log.error('refused an illegal phase change', { conn: c.id, from, to });
+      return false;
+    }
+    c.phase = to;
+    if (to === 'established') this.parts.interception.armIdle(c, this.opts.handshakeTimeoutMs);
+    this.emit('conn_state', this.describe(c), from, to);
+    return true;
+  }
+
+  clearTimer(c: Connection, k: keyof Connection['timers']): void {
+    const t = c.timers[k];
+    if (t) { clearTimeout(t); c.timers[k] = undefined; }
+  }
+
+  clearTimers(c: Connection): void {
+    for (const k of Object.keys(c.timers) as (keyof Connection['timers'])[]) this.clearTimer(c, k);
+    if (c.replay?.timer) { clearTimeout(c.replay.timer); c.replay.timer = undefined; }
+  }
+
+  send(c: Connection, msgs: OfpMessage[]): void {
+    if (!c.sw.connected) return;
+    try { for (const m of msgs) c.sw.send(m); } catch (e) { this.log.warn('send to switch failed', { conn: c.id, error: (e as Error).message }); }
+  }
+
+  packetOut(c: Connection, frame: Buffer, port: number, inPort: number): void {
+    this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'output', port }], data: frame }]);
+  }
+
+  /** Forwards a handshake-phase packet, with a copy to the service's IDS port so the IDS sees the whole flow. */
+  passOn(c: Connection, frame: Buffer, port: number, inPort: number): void {
+    const mirror = c.service.mirrorPort;
+    const actions = mirror !== undefined && mirror !== port ? [{ type: 'output' as const, port: mirror }, { type: 'output' as const, port }] : [{ type: 'output' as const, port }];
+    this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions, data: frame }]);
+  }
+
+  /** Whether this connection's packets pass through the controller (stock switch, shifted sequence space). */
+  relayed(c: Connection): boolean { return needsRelay({ mode: c.mode, ackDelta: c.ackDelta }); }
+
+  relayToBackend(c: Connection, raw: Buffer): void {
+    const f = rewriteToBackend(c, raw);
+    if (!f) { this.log.debug('cannot rewrite a client segment; dropped', { conn: c.id }); return; }
+    this.stats.relayed++;
+    this.packetOut(c, f, c.backend.ofport, c.client.ofport);
+  }
+
+  relayToClient(c: Connection, raw: Buffer): void {
+    const f = rewriteToClient(c, raw);
+    if (!f) { this.log.debug('cannot rewrite a backend segment; dropped', { conn: c.id }); return; }
+    this.stats.relayed++;
+    this.packetOut(c, f, c.client.ofport, c.backend.ofport);
+  }
+
+  flowIdentity(c: Connection): { id: number; client: Attached; service: { mac: string; ip: string; port: number } } {
+    return { id: c.id, client: c.client, service: c.serviceL2 };
+  }
+
+  flowSpec(c: Connection): ConnectionFlowSpec {
+    return {
+      id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
+      ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? c.service.mirrorPort : undefined,
+      inspect: c.service.mirrorAll && !!this.opts.inspectInController,
+      meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: synRecordOf(c), synAck: c.acceptedSynAck },
+    };
+  }
+
+  /** Every flow of the connection replaced with the plan for its current state. */
+  reinstallMessages(c: Connection): OfpMessage[] { return [deleteConnectionFlows(c.id), ...connectionFlows(this.flowSpec(c))]; }
+
+  /**
+   * Replaces all of the connection's flows (old backend, freeze, flag copies) with those for its
+   * current backend, then releases what was held. Packets that fall between the delete and the
+   * adds hit the intercept flow and come to the controller, which handles them by phase. A
+   * connection that started closing meanwhile keeps closing: nothing held is released after a RST.
+   */
+  async installAndRelease(c: Connection, phase: Phase): Promise<void> {
+    await c.sw.transact(this.reinstallMessages(c));
+    c.strays = 0;
+    if (c.phase === 'closed' || c.phase === 'closing') { c.held = undefined; c.queue = []; return; }
+    this.setPhase(c, phase);
+    this.clearTimer(c, 'idle');
+    const out = [...(c.held ? [c.held.frame] : []), ...c.queue];
+    c.held = undefined;
+    c.queue = [];
+    for (const f of out) {
+      if (this.relayed(c)) this.relayToBackend(c, f);
+      else this.packetOut(c, f, OFPP.TABLE, c.client.ofport);
+    }
+  }
+
+  forward(c: Connection): void {
+    this.installAndRelease(c, 'forwarded').then(() => {
+      this.stats.forwarded++;
+      this.emit('forwarded', this.describe(c));
+    }, (e) => {
+      this.log.error('installing forwarding flows failed; passing the connection on without them for now', { conn: c.id, error: (e as Error).message });
+      this.releaseWithoutFlows(c);
+    });
+  }
+
+  /**
+   * The switch refused the connection's flows: what was held still goes on to the current backend
+   * (rewritten here), and the connection counts as forwarded, so its next packets reach the
+   * controller as strays and the flows are tried again (stray()).
+   */
+  releaseWithoutFlows(c: Connection): void {
+    if (c.phase === 'closed' || c.phase === 'closing') return;
+    if (!this.setPhase(c, 'forwarded')) return;
+    const out = [...(c.held ? [c.held.frame] : []), ...c.queue];
+    c.held = undefined;
+    c.queue = [];
+    for (const f of out) this.relayToBackend(c, f);
+  }
+
+  /**
+   * A packet of a connection that has flows still reached the intercept flow. A few right after a
+   * flow change are the datapath cache catching up; a steady stream means the flows are gone
+   * (deleted by hand, say) and every Packet-Out to the table would come straight back: reinstall.
+   */
+  stray(c: Connection): void {
+    c.strays = (c.strays ?? 0) + 1;
+    this.log.debug('intercepted packet of a connection with flows', { conn: c.id, strays: c.strays });
+    if (c.strays < STRAYS_BEFORE_REINSTALL) return;
+    c.strays = 0;
+    this.log.warn('connection flows missing from the switch; reinstalling them', { conn: c.id });
+    c.sw.transact(this.reinstallMessages(c))
+      .catch((e) => { this.log.error('reinstalling flows failed; dropping the connection', { conn: c.id, error: (e as Error).message }); this.parts.teardown.finish(c, 'flows could not be reinstalled', true); });
+  }
+
+  describe(c: Connection): ConnectionView {
+    return {
+      id: c.id, service: c.service.name, dpid: c.dpid, mode: c.mode, phase: c.phase,
+      client: `${c.client.ip}:${c.client.port}`, serviceAddress: `${c.serviceL2.ip}:${c.serviceL2.port}`,
+      backend: c.backendName, backendAddress: `${c.backend.ip}:${c.backend.port}`,
+      ackDelta: c.ackDelta >>> 0, migrations: c.migrations, tcp: { client: c.track.client, server: c.track.server },
+      createdAt: c.createdAt, lastVerdict: c.lastVerdict, ...(c.adopted ? { adopted: true } : {}),
+    };
+  }
+}
+
+function synRecordOf(c: Connection): SynRecord | undefined {
+  const f = c.synParsed;
+  if (!f?.tcp || !f.ipv4) return undefined;
+  return { isn: c.isnClient >>> 0, window: f.tcp.window, options: Buffer.from(f.tcp.optionsRaw), tos: f.ipv4.tos, ttl: f.ipv4.ttl };
+}
+
+export function reparse(buf: Buffer): ParsedFrame | undefined {
+  const r = parseFrame(buf);
+  return r.ok ? r.value : undefined;
+}

@@ -1,0 +1,199 @@
+// Moving a connection (DESIGN.md §2): on the first segment (held for its verdict) or mid-stream
+// (freeze the client's packets, hold its next data segment). The client's SYN is replayed to the
+// target with ISN = seq(held) − 1, the target's SYN-ACK is answered on the client's behalf, the
+// connection's flows are replaced by NAT + seq/ack-shift flows, the held segment is released and
+// the old backend reset. Any failure leaves the connection where it was.
+import { OFPP } from '../openflow/index.ts';
+import { buildArpFrame, seqAdd, seqSub, type ParsedFrame } from '../packet/index.ts';
+import { tupleKey, type Connection } from './connection.ts';
+import { EngineError, type ConnectionView, type EngineCore } from './engine-core.ts';
+import { deleteFreezeFlow, freezeFlow, type Attached } from './flow-plan.ts';
+import { compareSynAcks, summarise } from './option-policy.ts';
+import { replayAck, replaySyn, resetFor } from './segments.ts';
+import type { BackendConfig } from './service-config.ts';
+
+/** The controller's own MAC for ARP probes (locally administered). */
+const CONTROLLER_MAC = '02:00:00:00:00:fe';
+export const REPLAY_TRIES = 3;
+const FREEZE_TIMEOUT_MS = 30000;
+const ARP_TIMEOUT_MS = 1000;
+
+export class Mover {
+  constructor(private readonly core: EngineCore) {}
+
+  /**
+   * API: move a connection to another backend, now (held) or at its next client data segment.
+   * Resolves once the switch sends the client's packets to the controller (freeze in place).
+   */
+  async migrate(connId: number, targetName: string): Promise<ConnectionView> {
+    const core = this.core;
+    const c = core.table.get(connId);
+    if (!c) throw new EngineError(404, `no connection ${connId}`);
+    const target = c.service.backends.find((b) => b.name === targetName);
+    if (!target) throw new EngineError(404, `service '${c.service.name}' has no backend named '${targetName}'`);
+    if (target.name === c.backendName && c.phase !== 'held') throw new EngineError(409, `connection ${connId} is already on '${targetName}'`);
+    if (c.phase === 'held' && !c.move) { core.parts.interception.applyVerdict(c, { verdict: 'MIGRATE', source: 'api', target: targetName }); return core.describe(c); }
+    if (c.phase !== 'forwarded') throw new EngineError(409, `connection ${connId} is ${c.phase}; it can move once forwarded`);
+    if (!c.service.midStream) throw new EngineError(409, `service '${c.service.name}' does not allow mid-stream migration`);
+    await this.requestMove(c, target, 'api');
+    return core.describe(c);
+  }
+
+  /** Mid-stream: from now on the client's packets come to the controller; its next data segment is held. */
+  async requestMove(c: Connection, target: BackendConfig, reason: string, sid?: number): Promise<void> {
+    const core = this.core;
+    c.move = { target, reason, requestedAt: Date.now(), sid, midStream: true };
+    core.setPhase(c, 'freezing');
+    // Barrier: once it returns, the client's next segment cannot slip past to the old backend.
+    if (!core.relayed(c)) {
+      c.frozenByFlow = true;
+      await c.sw.transact([freezeFlow(core.flowIdentity(c))]);
+      // OVS answers the barrier once its flow table changed, but revalidates the datapath's cached
+      // megaflows asynchronously: for a moment the client's packets can still take the old path.
+      await new Promise((r) => setTimeout(r, core.opts.revalidateMs));
+    }
+    core.emit('move_pending', core.describe(c), { to: target.name, reason });
+    c.timers.freeze = setTimeout(() => {
+      c.timers.freeze = undefined;
+      if (c.phase !== 'freezing') return;
+      core.log.info('no client data segment to migrate at; move cancelled', { conn: c.id });
+      this.failMove(c, 'no client data segment arrived within the freeze timeout');
+    }, FREEZE_TIMEOUT_MS);
+  }
+
+  /** A segment is held and c.move says where it goes: replay the handshake to the target. */
+  async startMove(c: Connection): Promise<void> {
+    const core = this.core;
+    const move = c.move!;
+    const held = c.held!;
+    const t = move.target;
+    if (t.name === c.backendName) { c.move = undefined; await core.installAndRelease(c, 'forwarded').catch(() => undefined); return; }
+    let target: Attached;
+    try { target = await this.locate(c, t); } catch (e) { this.failMove(c, (e as Error).message); return; }
+    if (c.phase !== 'held') return;
+    if (!c.synParsed) { this.failMove(c, 'the connection was adopted without its handshake: its SYN options are unknown, so it cannot be replayed'); return; }
+    const isn = seqSub(held.seq, 1);
+    const syn = replaySyn(c.synParsed, c.client, target, isn);
+    c.replay = { target, targetName: t.name, isn, syn, tries: 0 };
+    core.table.indexBackend(c, target);
+    core.setPhase(c, 'replaying');
+    this.sendReplaySyn(c);
+  }
+
+  private sendReplaySyn(c: Connection): void {
+    const core = this.core;
+    const r = c.replay!;
+    r.tries++;
+    core.packetOut(c, r.syn, r.target.ofport, c.client.ofport);
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      if (c.phase !== 'replaying' || c.replay !== r || r.targetIsn !== undefined) return;
+      if (r.tries >= REPLAY_TRIES) { this.failMove(c, `no SYN-ACK from ${r.targetName} after ${r.tries} SYNs`); return; }
+      this.sendReplaySyn(c);
+    }, core.opts.replayTimeoutMs * r.tries);
+  }
+
+  /** A segment from the target of a replay in progress. */
+  fromTarget(c: Connection, frame: ParsedFrame, inPort: number): void {
+    const core = this.core;
+    const r = c.replay!;
+    const tcp = frame.tcp!;
+    if (tcp.flagSet.rst) { this.failMove(c, `${r.targetName} refused the connection (RST)`); return; }
+    if (!(tcp.flagSet.syn && tcp.flagSet.ack)) return;
+    if (r.targetIsn !== undefined) { if (r.ack) core.packetOut(c, r.ack, r.target.ofport, c.client.ofport); return; }
+    if (tcp.ack !== seqAdd(r.isn, 1)) { core.log.debug('SYN-ACK from target acknowledges something else', { conn: c.id }); return; }
+    r.target = { ...r.target, mac: frame.eth.src, ofport: inPort };
+    const theirs = summarise(tcp.options);
+    const problems = c.acceptedSynAck ? compareSynAcks(c.acceptedSynAck, theirs) : [];
+    if (problems.length) {
+      const detail = problems.map((p) => `${p.option}: ${String(p.original)} vs ${String(p.target)} (${p.why})`).join('; ');
+      if (c.service.options.mismatch === 'refuse') {
+        core.packetOut(c, resetFor(c.client, r.target, seqAdd(r.isn, 1)), r.target.ofport, c.client.ofport);
+        this.failMove(c, `target's TCP options differ: ${detail}`);
+        return;
+      }
+      core.log.warn('target TCP options differ; migrating anyway (policy: warn)', { conn: c.id, detail });
+    }
+    const held = c.held!;
+    r.targetIsn = tcp.seq;
+    r.ack = replayAck(c.client, r.target, held.seq, seqAdd(tcp.seq, 1), held.window);
+    core.packetOut(c, r.ack, r.target.ofport, c.client.ofport);
+    if (r.timer) { clearTimeout(r.timer); r.timer = undefined; }
+    this.splice(c).catch((e) => this.failMove(c, `installing migrated flows failed: ${(e as Error).message}`));
+  }
+
+  /** The target's leg exists: install its flows, release the held segment, reset the old backend. */
+  private async splice(c: Connection): Promise<void> {
+    const core = this.core;
+    const r = c.replay!;
+    const held = c.held!;
+    const old = { backend: c.backend, name: c.backendName, client: c.client };
+    // The client's ack (server-1 space as the client sees it) must land on target ISN + 1.
+    const ackDelta = seqSub(seqAdd(r.targetIsn!, 1), held.ack);
+    c.backend = r.target;
+    c.backendName = r.targetName;
+    c.ackDelta = ackDelta;
+    c.retired.push(tupleKey(old.backend.ip, old.backend.port, c.client.ip, c.client.port));
+    c.frozenByFlow = false;
+    // Counted before the install: the flows' state note records it.
+    c.migrations++;
+    await core.installAndRelease(c, 'forwarded');
+    // seq == the old backend's RCV.NXT exactly: the held segment never reached it.
+    core.packetOut(c, resetFor(c.client, old.backend, held.seq), old.backend.ofport, c.client.ofport);
+    const latencyMs = Date.now() - (c.move?.requestedAt ?? Date.now());
+    core.stats.migrated++;
+    const move = c.move;
+    c.move = undefined;
+    c.replay = undefined;
+    core.log.info('connection migrated', { conn: c.id, from: old.name, to: c.backendName, ackDelta, latencyMs, midStream: !!move?.midStream });
+    core.emit('migrated', core.describe(c), { from: old.name, to: c.backendName, latencyMs, midStream: !!move?.midStream, sid: move?.sid });
+  }
+
+  /** The move is off: the connection goes on (or back) to its current backend with what was held. */
+  failMove(c: Connection, why: string): void {
+    const core = this.core;
+    core.stats.migrationFailures++;
+    const move = c.move;
+    const r = c.replay;
+    if (r?.timer) clearTimeout(r.timer);
+    // The target may still retransmit its SYN-ACK: keep dropping its packets (and free the key with the connection).
+    if (r) c.retired.push(tupleKey(r.target.ip, r.target.port, c.client.ip, c.client.port));
+    c.move = undefined;
+    c.replay = undefined;
+    core.log.warn('migration failed; the connection stays where it was', { conn: c.id, to: move?.target.name, why });
+    core.emit('migration_failed', core.describe(c), { to: move?.target.name, why });
+    if (c.phase === 'closed') return;
+    const frozen = c.frozenByFlow;
+    c.frozenByFlow = false;
+    if (c.held || c.phase === 'replaying') {
+      core.installAndRelease(c, 'forwarded').catch((e) => {
+        core.log.error('restoring flows failed; passing the connection on without them for now', { conn: c.id, error: (e as Error).message });
+        core.releaseWithoutFlows(c);
+      });
+    }
+    else { if (frozen) core.send(c, [deleteFreezeFlow(core.flowIdentity(c))]); core.setPhase(c, 'forwarded'); }
+  }
+
+  /** Where a backend is: config, what the switch has shown us, or an ARP probe. */
+  private async locate(c: Connection, b: BackendConfig): Promise<Attached> {
+    const { learning } = this.core;
+    const seen = learning.hosts.get(b.address);
+    const known = seen && seen.dpid === c.dpid ? seen : undefined;
+    const mac = b.mac ?? known?.mac;
+    const port = b.switchPort ?? (mac ? learning.portForMac(c.dpid, mac) : undefined) ?? known?.port;
+    if (mac && port !== undefined) return { mac, ip: b.address, port: b.port, ofport: port };
+    const found = new Promise<Attached>((resolve, reject) => {
+      const onHost = (ip: string, loc: { mac: string; port: number; dpid: string }) => {
+        if (ip !== b.address || loc.dpid !== c.dpid) return;
+        clearTimeout(t);
+        learning.off('host', onHost);
+        resolve({ mac: b.mac ?? loc.mac, ip: b.address, port: b.port, ofport: b.switchPort ?? loc.port });
+      };
+      const t = setTimeout(() => { learning.off('host', onHost); reject(new Error(`backend ${b.name} (${b.address}) did not answer ARP`)); }, ARP_TIMEOUT_MS);
+      learning.on('host', onHost);
+    });
+    const probe = buildArpFrame({ op: 'request', ethSrc: CONTROLLER_MAC, senderMac: CONTROLLER_MAC, senderIp: '0.0.0.0', targetIp: b.address });
+    this.core.packetOut(c, probe, OFPP.FLOOD, OFPP.CONTROLLER);
+    return found;
+  }
+}

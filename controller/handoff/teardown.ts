@@ -1,0 +1,74 @@
+// Teardown: FIN/RST tracked per direction (tcp-state.ts) from the FIN/RST copies, a grace period
+// for the final ACKs, idle timeouts (FLOW_REMOVED), and freeing everything a connection holds.
+import { seqSub, type ParsedFrame } from '../packet/index.ts';
+import type { SwitchConnection } from '../datapath/switch-connection.ts';
+import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE } from '../cookies.ts';
+import type { FlowRemoved } from '../apps/app.ts';
+import { clientKey, type Connection } from './connection.ts';
+import type { EngineCore } from './engine-core.ts';
+import { deleteConnectionFlows } from './flow-plan.ts';
+import { bothFinSent, observe, segmentInfo, type Direction } from './tcp-state.ts';
+
+/** Client tuples of recently finished connections: their late packets must not be adopted as new connections. */
+const RECENTLY_CLOSED_MS = 60000;
+const RECENTLY_CLOSED_MAX = 65536;
+const OFPRR_IDLE_TIMEOUT = 0;
+
+export class Teardown {
+  private readonly recentlyClosed = new Map<string, number>();
+
+  constructor(private readonly core: EngineCore) {}
+
+  trackSegment(c: Connection, dir: Direction, frame: ParsedFrame): void {
+    const core = this.core;
+    const before = c.track;
+    const seg = segmentInfo(frame);
+    // Track in the client's view: a backend's own sequence numbers are shifted by the delta.
+    if (dir === 's2c' && frame.ipv4!.src === c.backend.ip && frame.tcp!.srcPort === c.backend.port) seg.seq = seqSub(seg.seq, c.ackDelta);
+    c.track = observe(c.track, dir, seg);
+    if (before.client !== c.track.client || before.server !== c.track.server) core.emit('tcp_state', core.describe(c), dir);
+    if (c.phase === 'closing' || c.phase === 'closed') return;
+    if (frame.tcp!.flagSet.rst || bothFinSent(c.track)) this.closeSoon(c, frame.tcp!.flagSet.rst ? 'reset' : 'closed by both ends');
+  }
+
+  private closeSoon(c: Connection, why: string): void {
+    const core = this.core;
+    if (c.replay || c.move) core.parts.move.failMove(c, `connection ${why} during the move`);
+    core.setPhase(c, 'closing');
+    core.clearTimer(c, 'verdict');
+    core.clearTimer(c, 'idle');
+    // The final ACKs (or the RST itself) still have to cross the switch before the flows go.
+    c.timers.close = setTimeout(() => this.finish(c, why, true), core.opts.closeGraceMs);
+  }
+
+  flowRemoved(sw: SwitchConnection, msg: FlowRemoved): void {
+    if (cookieApp(msg.cookie) !== APP_ID.connection || connRoleOf(msg.cookie) !== CONN_ROLE.main) return;
+    const id = connIdOf(msg.cookie);
+    const c = id === undefined ? undefined : this.core.table.get(id);
+    if (!c || c.sw !== sw || c.phase === 'closed') return;
+    // The connection went quiet without FIN/RST reaching us.
+    if (msg.reason === OFPRR_IDLE_TIMEOUT && c.phase === 'forwarded') this.finish(c, 'idle timeout', true);
+  }
+
+  /** Frees everything the connection holds: its flows (now, or when its switch is back), timers and table entries. */
+  finish(c: Connection, why: string, removeFlows: boolean): void {
+    const core = this.core;
+    if (c.phase === 'closed') return;
+    core.clearTimers(c);
+    core.setPhase(c, 'closed');
+    core.table.remove(c);
+    if (removeFlows && c.sw.connected) core.send(c, [deleteConnectionFlows(c.id)]);
+    else if (removeFlows) core.parts.adoption.endedWhileAway(c);
+    this.recentlyClosed.delete(clientKey(c));
+    this.recentlyClosed.set(clientKey(c), Date.now());
+    if (this.recentlyClosed.size > RECENTLY_CLOSED_MAX) this.recentlyClosed.delete(this.recentlyClosed.keys().next().value!);
+    core.stats.closed++;
+    core.emit('conn_closed', core.describe(c), why);
+  }
+
+  /** Whether the connection with this client key closed a short while ago (its late packets are not a new connection). */
+  closedRecently(key: string): boolean {
+    const at = this.recentlyClosed.get(key);
+    return at !== undefined && Date.now() - at < RECENTLY_CLOSED_MS;
+  }
+}

@@ -1,0 +1,353 @@
+// The handoff engine on a scripted switch: every path from SYN to teardown, including the failure
+// paths a real bed rarely reaches. Each test asserts the phase, where the held segment went, the
+// flows sent and that the connection table empties; none may take an illegal phase transition.
+import assert from 'node:assert/strict';
+import { EngineBed, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, frame } from '../lib/scripted-switch.ts';
+import { OFPP, OFPET, OFPBRC } from '../../controller/openflow/index.ts';
+import { OpenFlowError } from '../../controller/datapath/switch-connection.ts';
+import { connCookie, CONN_ROLE } from '../../controller/cookies.ts';
+import { PRIORITY } from '../../controller/handoff/flow-plan.ts';
+import { MAX_QUEUE } from '../../controller/handoff/interception.ts';
+import { REPLAY_TRIES } from '../../controller/handoff/move.ts';
+import { allowed, TRANSITIONS } from '../../controller/handoff/phases.ts';
+
+const ISN = 1000;
+const S1_ISN = 5000;
+const S2_ISN = 90000;
+const HELD = { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' };
+const tick = () => new Promise((r) => setImmediate(r));
+
+async function held(bed: EngineBed): Promise<number> {
+  const id = bed.handshake();
+  bed.sw.take();
+  bed.from(CLIENT, S1, HELD);
+  assert.equal(bed.conn(id)?.phase, 'held');
+  assert.deepEqual(bed.sw.take(), [], 'nothing leaves while the segment is held');
+  return id;
+}
+
+/** Closes the connection with a client RST and checks the table empties and its flows are deleted. */
+async function closeAndCheckGone(bed: EngineBed, id: number): Promise<void> {
+  const closed = bed.waitEvent('conn_closed');
+  bed.from(CLIENT, S1, { flags: { rst: true }, seq: ISN + 6 }, connCookie(id, CONN_ROLE.flags));
+  await closed;
+  assert.equal(bed.engine.table.size, 0);
+  assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0 });
+  assert.ok(bed.sw.flowMods().some((m) => m.command === 'delete' && m.cookie === connCookie(id)), 'its flows are deleted');
+}
+
+describe('handoff engine (scripted switch)', () => {
+  let bed: EngineBed | undefined;
+  afterEach(() => {
+    if (bed) assert.equal(bed.engine.stats.illegalTransitions, 0, 'no illegal phase transition');
+    bed?.engine.stop();
+    bed = undefined;
+  });
+
+  it('the phase table is closed: every phase a transition names exists, closed is terminal', () => {
+    for (const [from, tos] of Object.entries(TRANSITIONS)) for (const to of tos) assert.ok(to in TRANSITIONS, `${from} → ${to}`);
+    assert.deepEqual(TRANSITIONS.closed, []);
+    assert.equal(allowed('closing', 'forwarded'), false);
+  });
+
+  it('handshake: SYN, SYN-ACK and ACK pass through the controller; the first data segment is held', async () => {
+    bed = await EngineBed.create();
+    bed.from(CLIENT, S1, { flags: { syn: true }, seq: ISN, options: SYN_OPTIONS });
+    const [syn] = outputs(bed.sw.take());
+    assert.deepEqual([syn.ports, syn.tcp?.flags, syn.tcp?.dst], [[S1.ofport], 'syn', `${S1.ip}:${S1.port}`]);
+    bed.from(S1, CLIENT, { flags: { syn: true, ack: true }, seq: S1_ISN, ack: ISN + 1 });
+    assert.deepEqual(outputs(bed.sw.take()).map((o) => o.ports), [[CLIENT.ofport]]);
+    bed.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 1, ack: S1_ISN + 1 });
+    const id = bed.engine.connections()[0].id;
+    assert.equal(bed.conn(id)?.phase, 'established');
+    bed.sw.take();
+    bed.from(CLIENT, S1, HELD);
+    assert.equal(bed.conn(id)?.phase, 'held');
+    assert.equal(bed.count('held'), 1);
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('MIGRATE: replays the SYN to server 2, answers its SYN-ACK, installs shifted flows, releases the segment, resets server 1', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    const [replay] = outputs(bed.sw.take());
+    assert.deepEqual(replay, { ports: [S2.ofport], inPort: CLIENT.ofport, tcp: { src: `${CLIENT.ip}:${CLIENT.port}`, dst: `${S2.ip}:${S2.port}`, seq: ISN, ack: 0, flags: 'syn', payload: '' } });
+    assert.equal(bed.conn(id)?.phase, 'replaying');
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+    await migrated;
+    const sent = bed.sw.take();
+    const outs = outputs(sent);
+    assert.deepEqual(outs[0].tcp, { src: `${CLIENT.ip}:${CLIENT.port}`, dst: `${S2.ip}:${S2.port}`, seq: ISN + 1, ack: S2_ISN + 1, flags: 'ack', payload: '' }, 'the ACK to server 2');
+    assert.deepEqual([outs[1].ports, outs[1].tcp?.payload], [[OFPP.TABLE], 'hello'], 'the held segment, through the new flows');
+    assert.deepEqual([outs[2].ports, outs[2].tcp?.dst, outs[2].tcp?.flags, outs[2].tcp?.seq], [[S1.ofport], `${S1.ip}:${S1.port}`, 'rst', ISN + 1], 'server 1 reset at its RCV.NXT');
+    const adds = sent.filter((m) => m.type === 'flow_mod' && m.command === 'add');
+    assert.equal(adds.length, 6);
+    const view = bed.conn(id)!;
+    assert.deepEqual([view.phase, view.backend, view.ackDelta, view.migrations], ['forwarded', 'server2', (S2_ISN + 1) - (S1_ISN + 1), 1]);
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('FORWARD: flows to server 1 and the held segment released through them', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    const sent = bed.sw.take();
+    assert.equal(sent.filter((m) => m.type === 'flow_mod' && m.command === 'add' && m.priority === PRIORITY.connection).length, 2);
+    assert.deepEqual(outputs(sent).map((o) => [o.ports, o.tcp?.payload]), [[[OFPP.TABLE], 'hello']]);
+    await closeAndCheckGone(bed, id);
+  });
+
+  it(`target silent: ${REPLAY_TRIES} replayed SYNs, then migration_failed and the connection stays on server 1`, async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    const failed = bed.waitEvent('migration_failed');
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    const [, info] = await failed as [unknown, { why: string }];
+    assert.match(info.why, /no SYN-ACK from server2 after 3 SYNs/);
+    await tick();
+    const outs = outputs(bed.sw.take());
+    assert.equal(outs.filter((o) => o.tcp?.flags === 'syn' && o.tcp.dst === `${S2.ip}:${S2.port}`).length, REPLAY_TRIES);
+    assert.deepEqual(outs.filter((o) => o.tcp?.payload === 'hello').map((o) => o.ports), [[OFPP.TABLE]], 'held segment released to server 1');
+    assert.deepEqual([bed.conn(id)?.phase, bed.conn(id)?.backend], ['forwarded', 'server1']);
+    // Server 2's late SYN-ACK must never reach the client.
+    bed.sw.take();
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1 });
+    assert.deepEqual(outputs(bed.sw.take()), []);
+    assert.equal(bed.engine.stats.droppedStray, 1);
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('target refuses (RST): migration_failed, the segment goes to server 1', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    const failed = bed.waitEvent('migration_failed');
+    bed.from(S2, CLIENT, { flags: { rst: true, ack: true }, seq: 0, ack: ISN + 1 });
+    const [, info] = await failed as [unknown, { why: string }];
+    assert.match(info.why, /refused the connection \(RST\)/);
+    await tick();
+    assert.deepEqual(outputs(bed.sw.take()).filter((o) => o.tcp?.payload === 'hello').map((o) => o.ports), [[OFPP.TABLE]]);
+    assert.equal(bed.conn(id)?.backend, 'server1');
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('target not found by ARP: a probe is flooded, then migration_failed', async function () {
+    this.timeout(5000);
+    bed = await EngineBed.create({ service: { backends: [
+      { name: 'server1', address: S1.ip, port: S1.port, mac: S1.mac, switchPort: S1.ofport },
+      { name: 'server2', address: S2.ip, port: S2.port },
+    ] } });
+    const id = await held(bed);
+    const failed = bed.waitEvent('migration_failed', 4000);
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    const probe = bed.sw.packetOuts()[0];
+    assert.deepEqual(probe.actions, [{ type: 'output', port: OFPP.FLOOD }]);
+    assert.equal(probe.data.readUInt16BE(12), 0x0806, 'an ARP request');
+    const [, info] = await failed as [unknown, { why: string }];
+    assert.match(info.why, /did not answer ARP/);
+    await tick();
+    assert.equal(bed.conn(id)?.phase, 'forwarded');
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('the switch refuses the flows of a FORWARD: the held segment still goes on to server 1 and the flows are retried by the stray path', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    bed.sw.refuse = () => new OpenFlowError(OFPET.BAD_REQUEST, OFPBRC.EPERM, Buffer.alloc(0));
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await tick(); await tick();
+    const outs = outputs(bed.sw.take());
+    assert.deepEqual(outs.map((o) => [o.ports, o.tcp?.payload]), [[[S1.ofport], 'hello']], 'released straight to server 1');
+    assert.equal(bed.conn(id)?.phase, 'forwarded');
+    bed.sw.refuse = undefined;
+    for (let i = 0; i < 16; i++) bed.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 6, ack: S1_ISN + 1 });
+    await tick();
+    assert.ok(bed.sw.flowMods().some((m) => m.command === 'add' && m.cookie === connCookie(id)), 'flows installed once the switch accepts them');
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('a client RST during the replay: the move fails, the connection closes, the held segment is not released', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    bed.sw.take();
+    const closed = bed.waitEvent('conn_closed');
+    bed.from(CLIENT, S1, { flags: { rst: true }, seq: ISN + 6 });
+    assert.equal(bed.conn(id)?.phase, 'closing');
+    await tick();
+    assert.equal(bed.conn(id)?.phase, 'closing', 'still closing after the flows were restored');
+    await closed;
+    assert.deepEqual(outputs(bed.sw.take()).filter((o) => o.tcp?.payload === 'hello'), [], 'nothing held was released after the RST');
+    assert.equal(bed.engine.table.size, 0);
+  });
+
+  it(`segments behind the held one queue (at most ${MAX_QUEUE}) and follow it in order`, async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    for (let i = 0; i < MAX_QUEUE + 8; i++) bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6 + i, ack: S1_ISN + 1, payload: String.fromCharCode(65 + (i % 26)) });
+    bed.from(CLIENT, S1, { ...HELD, payload: 'hello, longer' }); // a retransmission of the held one, longer: kept instead
+    assert.deepEqual(bed.sw.take(), []);
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    const outs = outputs(bed.sw.take());
+    assert.equal(outs.length, 1 + MAX_QUEUE);
+    assert.equal(outs[0].tcp?.payload, 'hello, longer');
+    assert.deepEqual(outs.slice(1).map((o) => o.tcp!.seq), Array.from({ length: MAX_QUEUE }, (_, i) => ISN + 6 + i));
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('a full table: new SYNs are left to plain forwarding, counted', async () => {
+    bed = await EngineBed.create({ opts: { maxConnections: 1 } });
+    const id = bed.handshake();
+    assert.equal(bed.from({ ...CLIENT, port: 40001 }, S1, { flags: { syn: true }, seq: 7 }), false);
+    assert.equal(bed.engine.stats.refusedFull, 1);
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('a handshake that never completes is dropped after handshakeTimeoutMs', async () => {
+    bed = await EngineBed.create({ opts: { handshakeTimeoutMs: 30 } });
+    const closed = bed.waitEvent('conn_closed');
+    bed.from(CLIENT, S1, { flags: { syn: true }, seq: ISN });
+    const [, why] = await closed;
+    assert.equal(why, 'handshake did not complete');
+    assert.equal(bed.engine.table.size, 0);
+  });
+
+  it('an idle FLOW_REMOVED frees a forwarded connection', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    bed.engine.flowRemoved(bed.sw.asChannel(), { type: 'flow_removed', xid: 0, cookie: connCookie(id), priority: PRIORITY.connection, reason: 0, tableId: 0, durationSec: 1, durationNsec: 0, idleTimeout: 60, hardTimeout: 0, packetCount: 0n, byteCount: 0n, match: {} });
+    assert.equal(bed.engine.table.size, 0);
+  });
+
+  it('a new SYN on the same 4-tuple replaces the old connection', async () => {
+    bed = await EngineBed.create();
+    const id = bed.handshake();
+    bed.from(CLIENT, S1, { flags: { syn: true }, seq: 777 });
+    const now = bed.engine.connections();
+    assert.equal(now.length, 1);
+    assert.notEqual(now[0].id, id);
+    assert.equal(now[0].phase, 'handshake');
+    assert.ok(bed.events.some((e) => e.name === 'conn_closed' && (e.args[0] as { id: number }).id === id));
+  });
+
+  it('a duplicate alert is applied once; sidBackends choose the target', async () => {
+    bed = await EngineBed.create({ service: { sidBackends: { 1000003: 'server3' } } });
+    const id = await held(bed);
+    const flow = { srcIp: CLIENT.ip, srcPort: CLIENT.port, dstIp: S1.ip, dstPort: S1.port };
+    bed.engine.verdictForFlow(flow, { verdict: 'MIGRATE', source: 'snort', sid: 1000003, seq: ISN + 1 });
+    bed.engine.verdictForFlow(flow, { verdict: 'MIGRATE', source: 'snort', sid: 1000003, seq: ISN + 1 });
+    assert.equal(bed.engine.stats.alertsDuplicate, 1);
+    assert.equal(bed.count('verdict'), 1);
+    await tick();
+    const [replay] = outputs(bed.sw.take());
+    assert.equal(replay.tcp?.dst, `${S3.ip}:${S3.port}`);
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S3, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+    await migrated;
+    assert.equal(bed.conn(id)?.backend, 'server3');
+    await closeAndCheckGone(bed, id);
+  });
+
+  for (const policy of ['refuse', 'warn'] as const) {
+    it(`a target with another window scale: ${policy === 'refuse' ? 'refused (RST to the target), stays on server 1' : 'migrates anyway (policy warn)'}`, async () => {
+      bed = await EngineBed.create({ service: { options: { mismatch: policy } } });
+      const id = await held(bed);
+      bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+      await tick();
+      bed.sw.take();
+      const done = bed.waitEvent(policy === 'refuse' ? 'migration_failed' : 'migrated');
+      bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: [{ kind: 'mss', value: 1460 }, { kind: 'wscale', shift: 9 }] });
+      await done;
+      await tick();
+      const outs = outputs(bed.sw.take());
+      if (policy === 'refuse') {
+        assert.ok(outs.some((o) => o.tcp?.flags === 'rst' && o.tcp.dst === `${S2.ip}:${S2.port}` && o.tcp.seq === ISN + 1), 'RST to server 2');
+        assert.equal(bed.conn(id)?.backend, 'server1');
+      } else assert.equal(bed.conn(id)?.backend, 'server2');
+      await closeAndCheckGone(bed, id);
+    });
+  }
+
+  it('midStream false: a forwarded connection cannot be moved (409)', async () => {
+    bed = await EngineBed.create({ service: { midStream: false } });
+    const id = await held(bed);
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    await assert.rejects(bed.engine.migrate(id, 'server2'), (e: Error & { status?: number }) => e.status === 409 && /does not allow mid-stream/.test(e.message));
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('mid-stream: freeze flow, the next data segment is the boundary, the move composes with the current delta', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    bed.sw.take();
+    await bed.engine.migrate(id, 'server2');
+    assert.equal(bed.conn(id)?.phase, 'freezing');
+    assert.ok(bed.sw.flowMods().some((m) => m.priority === PRIORITY.freeze && m.cookie === connCookie(id, CONN_ROLE.freeze)));
+    bed.sw.take();
+    // The next request, after server 1 answered "hello" with 6 bytes.
+    bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
+    await tick();
+    const [replay] = outputs(bed.sw.take());
+    assert.deepEqual([replay.tcp?.dst, replay.tcp?.seq], [`${S2.ip}:${S2.port}`, ISN + 5]);
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 6, options: SYN_OPTIONS });
+    await migrated;
+    assert.equal(bed.conn(id)?.ackDelta, (S2_ISN + 1 - (S1_ISN + 7)) >>> 0);
+    assert.ok(bed.sw.flowMods().some((m) => m.command === 'delete' && m.cookie === connCookie(id)), 'old flows (and the freeze flow) replaced');
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('a switch that disconnects: held segments are given up (the client retransmits), flows reinstalled when it returns empty', async () => {
+    bed = await EngineBed.create();
+    const fwdId = await held(bed);
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(fwdId, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    const heldId = bed.handshake({ ...CLIENT, port: 40010 });
+    bed.from({ ...CLIENT, port: 40010 }, S1, HELD);
+    assert.equal(bed.conn(heldId)?.phase, 'held');
+    bed.sw.connected = false;
+    bed.engine.switchGone(bed.sw.asChannel(), 'test');
+    assert.deepEqual([bed.conn(fwdId)?.phase, bed.conn(heldId)?.phase], ['forwarded', 'established']);
+    bed.sw.connected = true;
+    bed.sw.take();
+    const reconciled = bed.waitEvent('reconciled');
+    await bed.engine.switchReady(bed.sw.asChannel(), []);
+    const [, counts] = await reconciled as [string, Record<string, number>];
+    assert.deepEqual(counts, { adopted: 0, kept: 0, reinstalled: 1, dropped: 0 });
+    assert.equal(bed.sw.flowMods().filter((m) => m.command === 'add' && m.cookie === connCookie(fwdId)).length, 2);
+    // The held segment comes again and is held again (no analyzer step is skipped).
+    bed.from({ ...CLIENT, port: 40010 }, S1, HELD);
+    assert.equal(bed.conn(heldId)?.phase, 'held');
+  });
+
+  it('a segment of an unknown connection to a service (held when an earlier controller stopped) is forwarded with flows', async () => {
+    bed = await EngineBed.create();
+    bed.learning.learnHost(S1.ip, { mac: S1.mac, dpid: '00000000000000a1', port: S1.ofport, seen: Date.now() });
+    const fwd = bed.waitEvent('forwarded');
+    assert.equal(bed.packetIn(frame(CLIENT, S1, HELD), CLIENT.ofport), true);
+    await fwd;
+    const c = bed.engine.connections()[0];
+    assert.deepEqual([c.phase, c.backend, c.adopted], ['forwarded', 'server1', true]);
+    assert.deepEqual(outputs(bed.sw.take()).map((o) => [o.ports, o.tcp?.payload]), [[[OFPP.TABLE], 'hello']]);
+    // A RST or FIN of an unknown connection is not adopted.
+    assert.equal(bed.from({ ...CLIENT, port: 40020 }, S1, { flags: { rst: true }, seq: 1 }), false);
+  });
+});
