@@ -2,6 +2,7 @@
 // show can be compared line by line with `ovs-ofctl dump-flows`.
 import { OFPP, type Action, type FlowStats, type Instruction, type Match, type Masked } from '../openflow/index.ts';
 import { connIdOf, connRoleOf, CONN_ROLE } from '../cookies.ts';
+import { decodeRecord, type ConnectionRecord } from '../handoff/connection-record.ts';
 
 const PORT_NAMES: Record<number, string> = {
   [OFPP.IN_PORT]: 'IN_PORT', [OFPP.TABLE]: 'TABLE', [OFPP.NORMAL]: 'NORMAL', [OFPP.FLOOD]: 'FLOOD',
@@ -129,7 +130,10 @@ export interface FlowView {
   packets: number;
   bytes: number;
   match: string;
+  /** The actions as ovs-ofctl prints them, without the connection's state note (shown decoded in `state`). */
   actions: string;
+  /** The connection's state note (client → backend flow), decoded: what a restarted controller adopts from. */
+  state?: ConnectionRecord | { unreadable: string };
 }
 
 function roleOf(cookie: bigint): FlowRole {
@@ -148,6 +152,19 @@ export function flowView(f: FlowStats, clientIp?: string): FlowView {
     durationSec: f.durationSec,
     // Counts beyond 2^53 are not reachable by any test bed; Number keeps the JSON plain.
     packets: Number(f.packetCount), bytes: Number(f.byteCount),
-    match: formatMatch(f.match), actions: formatInstructions(f.instructions),
+    match: formatMatch(f.match), ...actionsAndState(f.instructions),
   };
+}
+
+/** Splits the tcp-migrate state note off the actions: operators read it decoded, not as ovs-ofctl's hex. */
+function actionsAndState(ins: Instruction[]): { actions: string; state?: FlowView['state'] } {
+  let state: FlowView['state'];
+  const rest = ins.map((i) => {
+    if (i.type !== 'apply_actions') return i;
+    const note = i.actions.find((a): a is Extract<Action, { type: 'nx_note' }> => a.type === 'nx_note');
+    if (!note) return i;
+    try { state = decodeRecord(note.data); } catch (e) { state = { unreadable: (e as Error).message }; }
+    return { ...i, actions: i.actions.filter((a) => a !== note) };
+  });
+  return { actions: formatInstructions(rest), ...(state ? { state } : {}) };
 }

@@ -54,4 +54,17 @@ describe('API flow formatting', () => {
     assert.equal(c2b.cookie, '0x' + connCookie(7, CONN_ROLE.main).toString(16));
     assert.equal(flows.filter((f) => f.role === 'flags').length, 4);
   });
+
+  it('shows the state note decoded, not among the actions; an unreadable note says why', () => {
+    const meta = { serviceName: 'echo', backendName: 'server2', migrations: 1, createdAt: 1_790_000_000_000 };
+    const [c2s] = connectionFlows({ ...spec, meta });
+    if (c2s.type !== 'flow_mod') throw new Error('expected a flow mod');
+    const stats = (instructions: FlowStats['instructions']): FlowStats => ({ tableId: 0, durationSec: 0, durationNsec: 0, priority: c2s.priority, idleTimeout: 60, hardTimeout: 0, flags: 0, cookie: c2s.cookie, packetCount: 0n, byteCount: 0n, match: c2s.match, instructions });
+    const v = flowView(stats(c2s.instructions), '10.0.0.2');
+    assert.equal(v.actions, 'set_field:02:00:00:00:00:03->eth_dst,set_field:10.0.0.3->ip_dst,inc_tcp_ack:1000,output:3');
+    assert.deepEqual(v.state, { ...meta, serviceMac: spec.service.mac, clientMac: spec.client.mac, backendMac: spec.backend.mac, ackDelta: 1000 });
+    const bad = flowView(stats([{ type: 'apply_actions', actions: [{ type: 'nx_note', data: Buffer.from('something else') }, { type: 'output', port: 3 }] }]));
+    assert.equal(bad.actions, 'output:3');
+    assert.match((bad.state as { unreadable: string }).unreadable, /not a tcp-migrate note/);
+  });
 });
