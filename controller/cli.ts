@@ -167,9 +167,10 @@ withApiOptions(program.command('status')
   .action(async (o: ClientOpts) => {
     const api = client(o);
     const [sw, sv, cn, mg] = await Promise.all([api.get('/api/switches'), api.get('/api/services'), api.get('/api/connections'), api.get('/api/migrations')]);
-    if (o.json) { console.log(JSON.stringify({ switches: sw.switches, services: sv.services, connections: cn.connections, migrations: mg.migrations }, null, 2)); return; }
+    if (o.json) { console.log(JSON.stringify({ controller: sw.controller, switches: sw.switches, services: sv.services, connections: cn.connections, migrations: mg.migrations }, null, 2)); return; }
     const now = Date.now();
     const out: string[] = [];
+    if (sw.controller) out.push(`Controller: ${sw.controller.role}${sw.controller.generationId ? ` (generation ${sw.controller.generationId})` : ''}`, '');
     out.push(`Switches (${sw.switches.length})`);
     out.push(sw.switches.length ? table(['DPID', 'REMOTE', 'MODE', 'CONNECTED'], sw.switches.map((s: any) => [s.dpid, s.remote, s.mode, `${s.connectedSince} (${age(now - Date.parse(s.connectedSince))})`])) : '  none connected');
     out.push('', `Services (${sv.services.length})`);

@@ -162,6 +162,8 @@ export class ControllerMetrics {
     this.ofpErrors = r.counter('tcp_migrate_openflow_errors_total', 'OFPT_ERROR messages from switches and malformed messages, by kind.');
     const alerts = r.counter('tcp_migrate_analyzer_alerts_total', 'Alerts received from analyzers (Snort, Suricata, built-in).');
     const alertsBySource = r.counter('tcp_migrate_analyzer_alerts_by_source_total', 'Alerts received, by analyzer and verdict.');
+    const adoption = r.counter('tcp_migrate_reconciled_connections_total', 'Connections reconciled with a (re)connecting switch: adopted from its flows, flows reinstalled, or found without their handshake after a restart (degraded to FORWARD).');
+    const role = r.gauge('tcp_migrate_controller_role', 'This controller\'s role: 1 for the role it has (single, master or standby), 0 for the others.');
 
     r.onCollect(() => {
       const c = this.controller;
@@ -182,6 +184,10 @@ export class ControllerMetrics {
       relayed.setTotal({}, s.relayed);
       packetIns.setTotal({}, c.stats.packetIns);
       alerts.setTotal({}, c.analyzers.stats.alerts);
+      adoption.setTotal({ kind: 'adopted' }, s.adopted);
+      adoption.setTotal({ kind: 'reinstalled' }, s.reinstalled);
+      adoption.setTotal({ kind: 'degraded' }, s.degraded);
+      for (const r of ['single', 'master', 'standby'] as const) role.set({ role: r }, c.role === r ? 1 : 0);
     });
 
     const onMigrated = (_v: ConnectionView, info: { latencyMs: number; midStream: boolean }) => {

@@ -58,7 +58,7 @@ export class ApiServer {
       { method: 'GET', ...p('/'), handler: (_q, res) => this.serveDashboard(res) },
       { method: 'GET', ...p('/metrics'), handler: (_q, res) => this.serveMetrics(res) },
       { method: 'GET', ...p('/api'), handler: (_q, res) => sendJson(res, 200, { routes: this.routes.map((r) => `${r.method} ${r.pattern}`) }) },
-      { method: 'GET', ...p('/api/switches'), handler: (_q, res) => sendJson(res, 200, { switches: this.controller.switches.map((sw) => this.hub!.switchView(sw)) }) },
+      { method: 'GET', ...p('/api/switches'), handler: (_q, res) => sendJson(res, 200, { switches: this.controller.switches.map((sw) => this.hub!.switchView(sw)), controller: this.controllerView() }) },
       { method: 'GET', ...p('/api/services'), handler: (_q, res) => sendJson(res, 200, { services: this.services() }) },
       { method: 'GET', ...p('/api/services/:name'), handler: (_q, res, a) => sendJson(res, 200, { service: this.services().find((s) => s.name === a.name) ?? notFound(`no service named '${a.name}'`) }) },
       { method: 'POST', ...p('/api/services/:name/backends'), changes: true, handler: (q, res, a) => this.addBackend(q, res, a) },
@@ -249,6 +249,12 @@ export class ApiServer {
     const text = this.metrics!.render();
     res.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
     res.end(text);
+  }
+
+  /** single (no ha section), or master/standby in an etcd election, with the OpenFlow generation_id. */
+  private controllerView(): { role: string; generationId?: string } {
+    const g = this.controller.generationId;
+    return { role: this.controller.role, ...(g !== undefined ? { generationId: g.toString() } : {}) };
   }
 
   // ------------------------------------------------------------------ flows

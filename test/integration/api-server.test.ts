@@ -39,6 +39,7 @@ describe('HTTP API on a live controller (stock OVS)', function () {
     const r = await http(base, 'GET', '/api/switches');
     assert.equal(r.status, 200);
     assert.equal(r.json.switches.length, 1);
+    assert.deepEqual(r.json.controller, { role: 'single' }, 'no ha section: a controller alone');
     const s = r.json.switches[0];
     assert.equal(s.dpid, bed.controller.switches[0].describe());
     assert.equal(s.mode, 'relay');
