@@ -3,7 +3,7 @@
 // the built-in matcher, which answers synchronously.
 import { EventEmitter } from 'node:events';
 import { BuiltinMatcher, SnortUnixsockSource, SuricataEveSource, type Alert, type AlertSource, type RuleReloadSummary } from './analyzers/index.ts';
-import { analyzerRestartNeeded, type AnalyzersConfig } from './analyzers/analyzer-config.ts';
+import { analyzerRestartNeeded, snortSockets, type AnalyzersConfig } from './analyzers/analyzer-config.ts';
 import type { HandoffEngine, ConnectionView } from './handoff/handoff-engine.ts';
 import type { ParsedFrame } from './packet/index.ts';
 import type { Logger } from './log.ts';
@@ -25,15 +25,26 @@ export class AnalyzerBridge extends EventEmitter {
       engine.on('held_frame', (c: ConnectionView, f: ParsedFrame) => this.inspectHeld(c, f));
       engine.on('segment_frame', (_c: ConnectionView, f: ParsedFrame) => this.builtin!.inspect(f));
     }
-    if (cfg.snort) this.sources.push(new SnortUnixsockSource({ path: cfg.snort.socket, mode: cfg.snort.mode, logger: log }));
+    // One source per Snort socket: Snort 3 with several packet threads sends to <logdir>/<N>_snort_alert.
+    for (const { path, key } of cfg.snort ? snortSockets(cfg.snort) : []) {
+      const { mode, owner, group } = cfg.snort!;
+      const createDir = cfg.snort!.logDir !== undefined;
+      this.sources.push(new SnortUnixsockSource({ path, mode, owner, group, createDir, configKey: 'analyzers.snort', socketKey: key, logger: log }));
+    }
     if (cfg.suricata) this.sources.push(new SuricataEveSource({ dgramPath: cfg.suricata.socket, streamPath: cfg.suricata.streamSocket, mode: cfg.suricata.mode, logger: log }));
     for (const s of this.sources) s.on('alert', (a) => this.onAlert(a));
   }
 
+  /** Starts every source; if one fails, those already started are stopped again (their sockets unlinked). */
   async start(): Promise<void> {
-    for (const s of this.sources) {
-      await s.start();
-      this.log.info('analyzer ready', { analyzer: s.name });
+    try {
+      for (const s of this.sources) {
+        await s.start();
+        this.log.info('analyzer ready', { analyzer: s.name });
+      }
+    } catch (e) {
+      await this.stop();
+      throw e;
     }
   }
 

@@ -10,6 +10,7 @@ import { LOG_LEVELS, Logger, type LogLevel } from './log.ts';
 import { ApiServer } from './api/api-server.ts';
 import { ApiClient, ApiClientError } from './api/client.ts';
 import { Reloader, controllerApplier, type HandoffTuner, type ServiceReconfigurer } from './reload/reloader.ts';
+import { registerRulesCommands } from './analyzers/rules-cli.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, auth: 4, notFound: 5 } as const;
 
@@ -161,6 +162,8 @@ program.command('check-config')
   .action((file: string) => {
     console.log(JSON.stringify(loadConfigFile(file), null, 2));
   });
+
+registerRulesCommands(program);
 
 withApiOptions(program.command('status')
   .description('show switches, services, connections and recent migrations of a running controller'))

@@ -1,7 +1,7 @@
 // `npm run demo`: the whole migration story on this machine, from nothing installed to a verified
 // transfer from a migrated connection. Run as root. Ctrl-C (or the end) removes everything it made.
 //
-//   npm run demo [-- --no-install] [-- --analyzer builtin|suricata] [-- --mb 64]
+//   npm run demo [-- --no-install] [-- --analyzer builtin|suricata|snort] [-- --mb 64]
 // (topo/demo.sh installs what is missing, npm packages included, then runs this with --installed)
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -14,6 +14,7 @@ import { TestNet, type Host } from './lib/netns.ts';
 import { run, waitFor } from './lib/exec.ts';
 import { ScriptClient } from './lib/script-client.ts';
 import { startLiveSuricata } from './lib/suricata.ts';
+import { exportSnort3Rules, snortVersion, startLiveSnort } from './lib/snort.ts';
 import { blobChunk } from './apps/blob.mjs';
 import { Controller } from '../controller/controller.ts';
 import { parseConfig } from '../controller/config.ts';
@@ -59,9 +60,11 @@ async function main(): Promise<void> {
       : `  stock Open vSwitch (${STOCK_PREFIX}): no patch found, migrated connections are relayed by the controller`);
 
     const want = opt('analyzer', '');
+    if (want && !['builtin', 'suricata', 'snort'].includes(want)) throw new Error(`--analyzer ${want}: expected builtin, suricata or snort`);
     const haveSuricata = (await run('sh', ['-c', 'command -v suricata'], { allowFail: true })).code === 0;
-    const analyzer = want === 'builtin' || (!want && !haveSuricata) ? 'builtin' : 'suricata';
+    const analyzer = want === 'snort' ? 'snort' : want === 'builtin' || (!want && !haveSuricata) ? 'builtin' : 'suricata';
     if (analyzer === 'suricata' && !haveSuricata) throw new Error('--analyzer suricata, but Suricata is not installed (topo/install-suricata.sh)');
+    if (analyzer === 'snort' && !(await snortVersion())) throw new Error('--analyzer snort, but Snort 3 is not installed (sudo bash topo/install-snort.sh)');
     const dir = mkdtempSync('/tmp/tcp-migrate-demo-');
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -75,12 +78,13 @@ async function main(): Promise<void> {
       }],
       analyzers: analyzer === 'builtin'
         ? { builtin: { rules: [RULES], vars: { HOME_NET: '10.0.0.0/8' } } }
-        : { suricata: { socket: join(dir, 'eve.sock') } },
+        : analyzer === 'snort' ? { snort: { logDir: dir } } : { suricata: { socket: join(dir, 'eve.sock') } },
     });
     const controller = new Controller(config, new Logger('warn', 'text'));
     const { port } = await controller.start();
     cleanups.push(() => controller.stop());
-    say(`  controller on 127.0.0.1:${port}, analyzer: ${analyzer === 'builtin' ? 'built-in matcher (snort-rules/migrate.rules)' : 'Suricata on the mirror port (snort-rules/migrate.rules)'}`);
+    const analyzerText = { builtin: 'built-in matcher', suricata: 'Suricata on the mirror port', snort: 'Snort 3 on the mirror port' }[analyzer];
+    say(`  controller on 127.0.0.1:${port}, analyzer: ${analyzerText} (snort-rules/migrate.rules)`);
 
     const net = TestNet.create();
     cleanups.push(() => net.destroy());
@@ -101,6 +105,12 @@ async function main(): Promise<void> {
     if (analyzer === 'suricata') {
       say('  starting Suricata on the IDS host …');
       const ids = await startLiveSuricata(hosts.ids, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock') });
+      cleanups.push(() => ids.stop());
+    }
+    if (analyzer === 'snort') {
+      say('  starting Snort 3 on the IDS host (rules exported from snort-rules/migrate.rules) …');
+      const rules = await exportSnort3Rules([RULES], join(dir, 'migrate.snort3.rules'));
+      const ids = await startLiveSnort(hosts.ids, { logDir: dir, rules });
       cleanups.push(() => ids.stop());
     }
     say('  client 10.0.0.2 → service 10.0.0.1:5001 (server1); server2 10.0.0.3; IDS on switch port 4');

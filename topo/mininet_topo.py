@@ -7,7 +7,8 @@ One Open vSwitch bridge on the userspace datapath (the patched build from ovs-pa
     port 1  server1  10.0.0.1   echo server on :5001 (the service clients connect to)
     port 2  client   10.0.0.2
     port 3  server2  10.0.0.3   echo server on :5001
-    port 4  ids      (no IP)    IDS host on the mirror port (run Suricata here: see docs/operations.md)
+    port 4  ids      (no IP)    IDS host on the mirror port: --snort runs Snort 3 here (topo/snort.sh, the
+                                documented command); or run Suricata here (docs/operations.md)
     port 5  server3  10.0.0.4   only with --add-backend: added at run time, then announced to the
                                 controller's API as a new backend of the service
 
@@ -18,7 +19,12 @@ kills processes by name): on exit, Ctrl-C or an error it stops only what it star
 
 Usage:
     sudo /usr/bin/python3 topo/mininet_topo.py [--controller 127.0.0.1:6653] [--cli]
-        [--add-backend SECONDS] [--api http://127.0.0.1:6680 --token TOKEN]
+        [--add-backend SECONDS] [--api http://127.0.0.1:6680 --token TOKEN] [--snort [LOGDIR]]
+
+With --snort, Snort 3 reads snort-rules/migrate.rules (exported for Snort 3 into LOGDIR, default
+/run/tcp-migrate-snort) and sends alerts to LOGDIR/snort_alert: give the controller
+"analyzers": {"snort": {"logDir": "LOGDIR"}}. After editing the rules:
+    mininet> sh bash topo/snort.sh reload /run/tcp-migrate-snort
 """
 import argparse
 import json
@@ -35,6 +41,7 @@ from mininet.node import OVSSwitch, RemoteController
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO = os.path.join(HERE, 'apps', 'echo-server.mjs')
+SNORT_SH = os.path.join(HERE, 'snort.sh')
 SERVICE_PORT = 5001
 
 
@@ -48,6 +55,8 @@ def parse_args():
     p.add_argument('--api', default=os.environ.get('TCP_MIGRATE_API', 'http://127.0.0.1:6680'))
     p.add_argument('--token', default=os.environ.get('TCP_MIGRATE_TOKEN', ''))
     p.add_argument('--service', default='echo', help='service to add server3 to (default %(default)s)')
+    p.add_argument('--snort', nargs='?', const='/run/tcp-migrate-snort', metavar='LOGDIR',
+                   help='run Snort 3 on the IDS host; alerts to LOGDIR/snort_alert (default %(const)s)')
     return p.parse_args()
 
 
@@ -55,6 +64,27 @@ def start_echo(host, name, procs):
     proc = host.popen(['node', ECHO, '--name', name, '--port', str(SERVICE_PORT)])
     procs.append(proc)
     return proc
+
+
+def start_snort(host, logdir, procs):
+    """Snort 3 on the IDS host's mirror-port interface; returns once its packet thread runs."""
+    os.makedirs(logdir, exist_ok=True)
+    log = os.path.join(logdir, 'snort.log')
+    if os.path.exists(log):
+        os.unlink(log)
+    iface = host.defaultIntf().name
+    proc = host.popen(['bash', SNORT_SH, 'run', logdir, iface])
+    procs.append(proc)
+    for _ in range(600):
+        if os.path.exists(log) and any(line.startswith('++ [0] ' + iface) for line in open(log)):
+            info(f'*** Snort 3 on {iface}: alerts to {logdir}/snort_alert (log {log}); controller config: '
+                 f'"analyzers": {{"snort": {{"logDir": "{logdir}"}}}}\n')
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    tail = open(log).read().splitlines()[-5:] if os.path.exists(log) else []
+    raise RuntimeError('Snort did not start: ' + ' | '.join(tail))
 
 
 def register_backend(args):
@@ -100,6 +130,8 @@ def main():
         net.start()
         for name in ('server1', 'server2'):
             start_echo(net.get(name), name, procs)
+        if args.snort:
+            start_snort(net.get('ids'), args.snort, procs)
         info('*** topology up: client 10.0.0.2 -> service 10.0.0.1:%d (server1), server2 10.0.0.3, IDS on port 4\n' % SERVICE_PORT)
         if args.add_backend is not None:
             time.sleep(args.add_backend)

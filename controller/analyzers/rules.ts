@@ -4,6 +4,10 @@
  *   alert tcp <src> <sport> (->|<>) <dst> <dport> (msg:"..."; content:[!]"..."; nocase; flags:...;
  *                                                  sid:N; rev:N; gid:N; classtype:x; priority:N;)
  *
+ * Content modifiers are accepted in both forms: Snort 2.9 / Suricata 7 (`content:"x"; nocase;`)
+ * and Snort 3 (`content:"x",nocase;`), so one file can be checked whichever engine it is for
+ * (rules-export.ts converts a file between the two).
+ *
  * Anything outside the subset is an error naming file, line and option, never silently ignored:
  * a rule the matcher half-understands would give verdicts Suricata/Snort would not. All errors
  * of a file are collected so a rule author sees them at once. Semantics follow Suricata 7
@@ -112,10 +116,13 @@ export class RuleParseError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Line handling
 
-interface RuleLine { line: number; text: string }
+export interface RuleLine { line: number; text: string; /** Set (with keepComments) for a comment or blank line, kept verbatim. */ comment?: true }
 
-/** Joins `\` continuations and drops comments and blank lines; keeps the first line number. */
-export function splitRuleLines(text: string, firstLine = 1): RuleLine[] {
+/**
+ * Joins `\` continuations and drops comments and blank lines (or, with `keepComments`, returns
+ * them verbatim, marked `comment`); keeps the first line number.
+ */
+export function splitRuleLines(text: string, firstLine = 1, keepComments = false): RuleLine[] {
   const out: RuleLine[] = [];
   const lines = text.split(/\r?\n/);
   let acc = '';
@@ -124,7 +131,11 @@ export function splitRuleLines(text: string, firstLine = 1): RuleLine[] {
     const raw = lines[i]!;
     if (start < 0) {
       const t = raw.trim();
-      if (t === '' || t.startsWith('#')) continue;
+      if (t === '' || t.startsWith('#')) {
+        // The empty string after a final newline is not a line.
+        if (keepComments && !(raw === '' && i === lines.length - 1)) out.push({ line: firstLine + i, text: raw, comment: true });
+        continue;
+      }
       start = firstLine + i;
     }
     const cont = /\\\s*$/.test(raw) && !/\\\\\s*$/.test(raw);
@@ -245,18 +256,28 @@ function parseRule(text: string, file: string, line: number, vars: Record<string
       case 'content': {
         const v = need(); if (v === undefined) break;
         const negated = v.startsWith('!');
-        const body = negated ? v.slice(1).trim() : v;
-        const bytes = unquote(body, (m) => fail(m, name), true);
+        // Snort 2 / Suricata: content:"x"; nocase;   Snort 3: content:"x",nocase;  (both accepted)
+        const q = splitQuoted(negated ? v.slice(1).trim() : v);
+        const bytes = unquote(q.quoted, (m) => fail(m, name), true);
         if (bytes === undefined) break;
         if (bytes.length === 0) { fail('empty content', name); break; }
-        rule.contents.push({ bytes, lower: asciiLower(bytes), nocase: false, negated });
+        const c: ContentMatch = { bytes, lower: asciiLower(bytes), nocase: false, negated };
+        for (const mod of q.modifiers) {
+          if (mod === 'nocase') {
+            if (c.nocase) { fail('nocase given twice for the same content', name); break; }
+            c.nocase = true;
+          } else if (mod !== 'fast_pattern') {
+            fail(mod === '' ? `empty modifier after the string in ${v}` : `modifier "${mod}" not supported by the built-in matcher (supported after the string: nocase, fast_pattern)`, name);
+          }
+        }
+        rule.contents.push(c);
         break;
       }
       case 'nocase': {
         if (value !== undefined) { fail('takes no value', name); break; }
         const last = rule.contents[rule.contents.length - 1];
         if (!last) { fail('must follow a content option', name); break; }
-        if (last.nocase) { fail('given twice for the same content', name); break; }
+        if (last.nocase) { fail('given twice for the same content (content:"x",nocase; is Snort 3\'s form, content:"x"; nocase; the others\')', name); break; }
         last.nocase = true;
         break;
       }
@@ -327,10 +348,10 @@ function splitHeader(h: string): string[] {
   return out;
 }
 
-interface RawOption { name: string; value?: string }
+export interface RawOption { name: string; value?: string }
 
 /** Splits `name:value; name; ...` on unescaped `;` (as Snort/Suricata do: quotes do not protect `;`). */
-function splitOptions(body: string, fail: (m: string, o?: string) => void): RawOption[] {
+export function splitOptions(body: string, fail: (m: string, o?: string) => void): RawOption[] {
   const out: RawOption[] = [];
   let cur = '';
   const flush = (): void => {
@@ -349,6 +370,26 @@ function splitOptions(body: string, fail: (m: string, o?: string) => void): RawO
   }
   flush();
   return out;
+}
+
+/**
+ * Splits an option value that starts with a double-quoted string from what follows it: Snort 3's
+ * content modifiers (`"x", nocase, depth 4` → quoted `"x"`, modifiers [`nocase`, `depth 4`]).
+ * Without a closing quote, or without a string at all, everything is `quoted` (unquote reports it).
+ */
+export function splitQuoted(v: string): { quoted: string; modifiers: string[] } {
+  const t = v.trim();
+  if (!t.startsWith('"')) return { quoted: t, modifiers: [] };
+  for (let i = 1; i < t.length; i++) {
+    if (t[i] === '\\') { i++; continue; }
+    if (t[i] !== '"') continue;
+    const rest = t.slice(i + 1).trim();
+    if (rest === '') return { quoted: t, modifiers: [] };
+    // Text after the string that is not a ","-list: leave it to unquote's error message.
+    if (!rest.startsWith(',')) return { quoted: t, modifiers: [] };
+    return { quoted: t.slice(0, i + 1), modifiers: rest.slice(1).split(',').map((m) => m.trim().replace(/\s+/g, ' ')) };
+  }
+  return { quoted: t, modifiers: [] };
 }
 
 /**

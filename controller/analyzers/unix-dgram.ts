@@ -3,8 +3,10 @@
  * has no AF_UNIX SOCK_DGRAM, and the npm add-ons truncate at 64 KiB (Snort's Alertpkt is
  * 65,864 bytes): see docs/analyzers.md.
  */
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, chown, lstat, stat, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 
 interface NativeHandle { readonly __brand: 'UnixDgramHandle' }
 type NativeCallback = (err: string | null, bufs?: Buffer[], sizes?: number[]) => void;
@@ -61,10 +63,46 @@ export async function prepareSocketPath(path: string, probe: (p: string) => stri
   await unlink(path);
 }
 
+/**
+ * A user (`passwd`) or group id from a name or a numeric id, through NSS (`getent`), so LDAP or
+ * other directories work as they do for Snort. Rejects with a message naming what was not found.
+ */
+export function resolveId(db: 'passwd' | 'group', v: string | number): Promise<number> {
+  if (typeof v === 'number') return Promise.resolve(v);
+  return new Promise((resolve, reject) => {
+    execFile('getent', [db, v], { timeout: 10000 }, (err, stdout) => {
+      const id = Number(stdout.split(':')[2]);
+      if (err || !Number.isInteger(id)) reject(new Error(`no such ${db === 'passwd' ? 'user' : 'group'} "${v}"${err && (err as NodeJS.ErrnoException).code === 'ENOENT' ? ' (getent not found)' : ''}`));
+      else resolve(id);
+    });
+  });
+}
+
+/**
+ * The directories above `path` that a process with `uid`/`gid` (and no other groups) cannot
+ * search, so it could not reach a socket there. Root (uid 0) reaches everything.
+ */
+export async function unreachableDirs(path: string, uid: number | undefined, gid: number | undefined): Promise<string[]> {
+  if (uid === 0) return [];
+  const out: string[] = [];
+  for (let d = dirname(path); ; d = dirname(d)) {
+    const st = await stat(d).catch(() => undefined);
+    if (st) {
+      const bit = uid !== undefined && st.uid === uid ? 0o100 : gid !== undefined && st.gid === gid ? 0o010 : 0o001;
+      if (!(st.mode & bit)) out.push(d);
+    }
+    if (dirname(d) === d) break;
+  }
+  return out;
+}
+
 export interface UnixDgramReceiverOptions {
   path: string;
   /** chmod applied right after bind (e.g. 0o660 so a snort group can send). */
   mode?: number;
+  /** chown applied right after bind (before chmod): numeric uid / gid, see resolveId. */
+  uid?: number;
+  gid?: number;
   /** Requested SO_RCVBUF in bytes (default 4 MiB; SO_RCVBUFFORCE when running as root). */
   rcvbuf?: number;
   /** Called for each drained batch; sizes[i] is the real datagram length (> bufs[i].length if truncated). */
@@ -96,6 +134,7 @@ export class UnixDgramReceiver {
     const r = new UnixDgramReceiver(o.path, handle, rcvbuf);
     try {
       r.ino = (await lstat(o.path)).ino;
+      if (o.uid !== undefined || o.gid !== undefined) await chown(o.path, o.uid ?? -1, o.gid ?? -1);
       if (o.mode !== undefined) await chmod(o.path, o.mode);
     } catch (e) {
       await r.close();

@@ -1,7 +1,9 @@
 // Snort unixsock source on a LIVE unix datagram socket: real Snort 3 datagram sent with
-// sendto() by another process (python3, blocking like Snort) and by our add-on.
+// sendto() by another process (python3, blocking like Snort; also as an unprivileged user) and by
+// our add-on; the analyzer bridge with several Snort sockets (one per Snort 3 packet thread).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../lib/exec.ts';
@@ -9,6 +11,10 @@ import { SnortUnixsockSource } from '../../controller/analyzers/snort-unixsock.t
 import { ALERTPKT_SIZE_APPID, OFF } from '../../controller/analyzers/snort-alertpkt.ts';
 import { sendDgram, UnixDgramReceiver } from '../../controller/analyzers/unix-dgram.ts';
 import type { Alert } from '../../controller/analyzers/types.ts';
+import { AnalyzerBridge } from '../../controller/analyzer-bridge.ts';
+import { parseAnalyzers } from '../../controller/analyzers/analyzer-config.ts';
+import { Logger, silentLogger } from '../../controller/log.ts';
+import type { HandoffEngine } from '../../controller/handoff/handoff-engine.ts';
 
 const REAL = readFileSync(new URL('../fixtures/ids/snort3-unixsock-alert.bin', import.meta.url));
 
@@ -47,7 +53,7 @@ describe('analyzers: Snort unixsock source (live socket)', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function listen(extra: { mode?: number } = {}): Promise<{ path: string; s: SnortUnixsockSource }> {
+  async function listen(extra: { mode?: number; owner?: string; group?: string } = {}): Promise<{ path: string; s: SnortUnixsockSource }> {
     const path = join(dir, 'snort_alert');
     src = new SnortUnixsockSource({ path, ...extra });
     await src.start();
@@ -85,7 +91,6 @@ describe('analyzers: Snort unixsock source (live socket)', function () {
 
   it('counts and logs garbage, wrong-size and 64 KiB-truncated datagrams without crashing', async () => {
     const lines: string[] = [];
-    const { Logger } = await import('../../controller/log.ts');
     const path = join(dir, 'snort_alert');
     src = new SnortUnixsockSource({ path, logger: new Logger('debug', 'text', {}, { write: (l) => lines.push(l) }) });
     await src.start();
@@ -147,5 +152,59 @@ describe('analyzers: Snort unixsock source (live socket)', function () {
     sendDgram(path, REAL);
     await p;
     assert.equal(s.stats.listener_errors, 2);
+  });
+
+  it('owner, group (names) and mode are set on the socket: an unprivileged sender can send; bad names fail naming the key', async () => {
+    chmodSync(dir, 0o755);
+    const { path, s } = await listen({ owner: 'nobody', group: 'nogroup', mode: 0o620 });
+    const st = statSync(path);
+    assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [65534, 65534, 0o620]);
+    const bin = join(dir, 'alert.bin');
+    writeFileSync(bin, REAL);
+    const p = collect(s, 1);
+    await run('setpriv', ['--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '/usr/bin/python3', '-c', PY_SENDER, path, bin, '1', '0']);
+    assert.equal((await p)[0]!.sid, 1000002);
+    await assert.rejects(new SnortUnixsockSource({ path: join(dir, 'x'), owner: 'no-such-user-tmt', configKey: 'analyzers.snort' }).start(), /^Error: analyzers\.snort\.owner: no such user "no-such-user-tmt"$/);
+    await assert.rejects(new SnortUnixsockSource({ path: join(dir, 'x'), group: 'no-such-group-tmt', configKey: 'analyzers.snort' }).start(), /analyzers\.snort\.group: no such group "no-such-group-tmt"/);
+    assert.ok(!existsSync(join(dir, 'x')), 'nothing bound');
+  });
+
+  it('warns when the owner/group cannot reach the socket through its directories', async () => {
+    const lines: string[] = [];
+    src = new SnortUnixsockSource({ path: join(dir, 'snort_alert'), group: 'nogroup', mode: 0o660, logger: new Logger('debug', 'text', {}, { write: (l) => lines.push(l) }) });
+    await src.start(); // dir is 0700 root: nobody in nogroup cannot search it
+    assert.ok(lines.some((l) => l.includes('cannot reach the socket') && l.includes(dir)), lines.join(''));
+  });
+
+  describe('analyzer bridge with several Snort sockets', () => {
+    const verdicts: unknown[] = [];
+    const engine = () => Object.assign(new EventEmitter(), { verdictForFlow: (flow: unknown) => { verdicts.push(flow); return undefined; } }) as unknown as HandoffEngine;
+    let bridge: AnalyzerBridge | null = null;
+    afterEach(async () => { await bridge?.stop(); bridge = null; verdicts.length = 0; });
+
+    it('logDir + threads 2: binds 0_snort_alert and 1_snort_alert, alerts from both become verdicts', async () => {
+      // logDir is created when missing (Snort may start later, and needs it too).
+      bridge = new AnalyzerBridge(parseAnalyzers({ snort: { logDir: join(dir, 'log'), threads: 2, mode: '0660' } }), engine(), silentLogger);
+      await bridge.start();
+      const paths = ['0_snort_alert', '1_snort_alert'].map((n) => join(dir, 'log', n));
+      for (const p of paths) assert.equal(statSync(p).mode & 0o777, 0o660);
+      const got = new Promise<void>((resolve) => bridge!.on('alert', () => { if (bridge!.stats.alerts === 2) resolve(); }));
+      for (const p of paths) sendDgram(p, REAL);
+      await got;
+      assert.equal(verdicts.length, 2);
+      await bridge.stop();
+      assert.ok(paths.every((p) => !existsSync(p)), 'sockets unlinked on stop');
+    });
+
+    it('one socket that cannot be bound: start fails naming its config key, the others are unbound again', async () => {
+      const ok = join(dir, 'a_snort_alert');
+      const bad = join(dir, 'plain');
+      writeFileSync(bad, 'not a socket');
+      bridge = new AnalyzerBridge(parseAnalyzers({ snort: { sockets: [ok, bad] } }), engine(), silentLogger);
+      await assert.rejects(bridge.start(), /^Error: analyzers\.snort\.sockets\[1\]: cannot bind .*plain: refusing to replace .*not a socket/);
+      assert.ok(!existsSync(ok), 'the socket bound first was unlinked');
+      bridge = new AnalyzerBridge(parseAnalyzers({ snort: { socket: join(dir, 'no', 'such', 'dir', 'snort_alert') } }), engine(), silentLogger);
+      await assert.rejects(bridge.start(), /^Error: analyzers\.snort\.socket: cannot bind .*no\/such\/dir\/snort_alert: /);
+    });
   });
 });

@@ -31,10 +31,12 @@ export interface SuricataRun {
   ruleFiles: string[];
   eve: { filetype: 'unix_dgram' | 'unix_stream' | 'regular'; filename: string };
   homeNet?: string;
+  /** `suricata -T`: only load the config and rules (pcap unused), and resolve even when that fails. */
+  test?: boolean;
 }
 
-/** Writes a config like docs/analyzers.md's and runs `suricata -r` to completion. */
-export async function runSuricataOffline(o: SuricataRun): Promise<{ stdout: string; stderr: string; config: string }> {
+/** Writes a config like docs/analyzers.md's and runs `suricata -r` (or `-T`) to completion. */
+export async function runSuricataOffline(o: SuricataRun): Promise<{ stdout: string; stderr: string; code: number; config: string }> {
   const config = join(o.dir, 'suricata.yaml');
   const logDir = join(o.dir, 'log');
   const yaml = `%YAML 1.1
@@ -67,6 +69,7 @@ outputs:
 `;
   writeFileSync(config, yaml);
   await run('mkdir', ['-p', logDir]);
+  if (o.test) return { ...(await run('suricata', ['-T', '-c', config, '-l', logDir], { timeoutMs: 60000, allowFail: true })), config };
   // -k none: our frames have valid checksums, but offline captures often do not.
   const r = await run('suricata', ['-c', config, '-r', o.pcap, '-l', logDir, '-k', 'none', '--runmode', 'single'], { timeoutMs: 60000 });
   return { ...r, config };
