@@ -1,6 +1,7 @@
 // A complete handoff test bed: one OVS bridge, the controller with a service on server 1,
 // a client and three servers in namespaces running the demo echo server.
 import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ovs } from './ovs.ts';
@@ -15,6 +16,9 @@ import type { HandoffEngine } from '../../controller/handoff/handoff-engine.ts';
 const APPS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'topo', 'apps');
 export const SERVICE = { ip: '10.0.0.1', port: 5001 };
 
+/** Ends a script client and its process: a test that failed half-way leaves no connection open for the next one. */
+export function endClient(c: ScriptClient): void { c.end(); c.proc.kill(); }
+
 export interface BedOptions {
   prefix: string;
   services?: Record<string, unknown>;
@@ -22,6 +26,8 @@ export interface BedOptions {
   analyzers?: Record<string, unknown>;
   /** Adds an IDS host on switch port IDS_PORT (no address; it only listens). */
   ids?: boolean;
+  /** The echo servers speak first (`--banner`: "<name> ready" on every new connection). */
+  banner?: boolean;
 }
 export const IDS_PORT = 5;
 
@@ -31,7 +37,10 @@ export class HandoffBed {
   controller!: Controller;
   client!: Host;
   servers: Record<string, Host> = {};
+  /** The echo server process of each server (by name), e.g. to signal it. */
+  readonly echo: Record<string, ChildProcess> = {};
   ids?: Host;
+  private banner = false;
   bridge = `tmtbr${randomBytes(2).toString('hex')}`;
 
   get engine(): HandoffEngine { return this.controller.engine; }
@@ -67,14 +76,42 @@ export class HandoffBed {
     let n = 1;
     for (const h of this.net.hosts) await this.ovs.addPort(this.bridge, h.peer, n++);
     await ready;
-    for (const [name, h] of Object.entries(this.servers)) {
-      h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', name, '--port', String(SERVICE.port)]);
-    }
-    for (const h of Object.values(this.servers)) {
-      await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${SERVICE.port}`])).stdout.includes(String(SERVICE.port)), `echo server in ${h.name}`);
-    }
+    this.banner = !!opts.banner;
+    for (const [name, h] of Object.entries(this.servers)) await this.startEcho(h, name);
     // Let every host be known to the switch (ARP) before the tests start.
     for (const h of Object.values(this.servers)) await this.client.exec(['ping', '-c', '1', '-W', '2', h.ip]);
+  }
+
+  /** Starts the echo server (as `name`) on the service port in `h`; resolves once it listens. */
+  async startEcho(h: Host, name: string): Promise<void> {
+    this.echo[name] = h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', name, '--port', String(SERVICE.port), ...(this.banner ? ['--banner'] : [])]);
+    await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${SERVICE.port}`])).stdout.includes(String(SERVICE.port)), `echo server in ${h.name}`);
+  }
+
+  /** A server added at run time on switch port `ofport`, running the echo server, not yet a backend. */
+  async addServer(name: string, ns: string, cidr: string, ofport: number, sysctls: string[] = []): Promise<Host> {
+    const h = await this.net.addHost(ns, cidr);
+    for (const k of sysctls) await h.exec(['sysctl', '-qw', k]);
+    await this.ovs.addPort(this.bridge, h.peer, ofport);
+    this.servers[name] = h;
+    await this.startEcho(h, name);
+    return h;
+  }
+
+  /**
+   * A server's TCP sockets in any state but listening (SYN-RECV included): of one client port, or
+   * on the service port. None once a connection has left the server.
+   */
+  async socketsOf(server: string, clientPort?: number): Promise<string[]> {
+    const r = await this.servers[server].exec(['ss', '-Htan', 'state', 'all', clientPort === undefined ? `sport = :${SERVICE.port}` : `dport = :${clientPort}`]);
+    return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('LISTEN'));
+  }
+
+  /** Waits until `server` holds no socket (see socketsOf); fails naming what is left. */
+  async noSockets(server: string, clientPort?: number, timeoutMs = 10000): Promise<void> {
+    let left: string[] = [];
+    await waitFor(async () => (left = await this.socketsOf(server, clientPort)).length === 0, `${server} to hold no socket`, timeoutMs)
+      .catch(() => { throw new Error(`${server} still holds ${left.length} socket(s): ${left.slice(0, 5).join(' | ')}`); });
   }
 
   /** Answers every held first segment with `verdict` (as an analyzer would). */
@@ -86,6 +123,16 @@ export class HandoffBed {
 
   /** A client process in the client namespace driven one JSON command at a time. */
   scriptClient(timeoutMs = 20000): ScriptClient { return new ScriptClient(this.client.spawn(['node', join(APPS, 'client.mjs'), '--script', '--timeout', String(timeoutMs)], { stdin: 'pipe' })); }
+
+  /** Connects a script client to the service: the controller's id for the connection and the client's port. */
+  async open(c: ScriptClient): Promise<{ id: number; port: number }> {
+    const r = await c.cmd({ op: 'connect', host: SERVICE.ip, port: SERVICE.port });
+    if (!r.ok) throw new Error(`connect failed: ${r.error}`);
+    const port = Number(String(r.local).split(':')[1]);
+    const conn = this.engine.connections().find((x) => x.client === `${this.client.ip}:${port}`);
+    if (!conn) throw new Error(`the controller does not track the connection from port ${port}`);
+    return { id: conn.id, port };
+  }
 
   async many(n: number, timeoutMs = 5000): Promise<{ total: number; ok: number; failed: number; servers: Record<string, number>; errors: string[] }> {
     const r = await this.client.exec(['node', join(APPS, 'client.mjs'), '--many', String(n), '--host', SERVICE.ip, '--port', String(SERVICE.port), '--timeout', String(timeoutMs)], { timeoutMs: n * timeoutMs + 30000 });
@@ -104,4 +151,35 @@ export class HandoffBed {
     await this.ovs?.stop();
     await this.controller?.stop();
   }
+}
+
+/**
+ * nftables rules in one host: the first `count` packets matching `match` (nft expression words)
+ * on `hook` are dropped (`numgen inc`: the rule's own packet counter), later ones are counted and
+ * pass. `count: Infinity` drops every one. Deterministic loss, unlike Host.addLoss.
+ */
+export class DropRule {
+  private static next = 0;
+  private constructor(readonly host: Host, readonly table: string) {}
+
+  static async add(host: Host, hook: 'input' | 'output', match: string[], count = 1): Promise<DropRule> {
+    const table = `tmtdrop${DropRule.next++}`;
+    const r = new DropRule(host, table);
+    const nft = (...a: string[]) => host.exec(['nft', ...a]);
+    await nft('add', 'table', 'inet', table);
+    await nft('add', 'chain', 'inet', table, 'c', `{ type filter hook ${hook} priority -10; }`);
+    const first = Number.isFinite(count) ? ['numgen', 'inc', 'mod', '1000000000', 'lt', String(count)] : [];
+    await nft('add', 'rule', 'inet', table, 'c', ...match, ...first, 'counter', 'drop');
+    await nft('add', 'rule', 'inet', table, 'c', ...match, 'counter');
+    return r;
+  }
+
+  /** Packets dropped, and matching packets let through after them. */
+  async counts(): Promise<{ dropped: number; passed: number }> {
+    const out = (await this.host.exec(['nft', 'list', 'table', 'inet', this.table])).stdout;
+    const [dropped, passed] = [...out.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+    return { dropped, passed };
+  }
+
+  async remove(): Promise<void> { await this.host.exec(['nft', 'delete', 'table', 'inet', this.table], { allowFail: true }); }
 }

@@ -3,21 +3,34 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { HandoffBed, SERVICE, type ScriptClient } from './handoff-net.ts';
+import { HandoffBed, DropRule, SERVICE, endClient } from './handoff-net.ts';
+import { Capture, resetsAt, type Segment } from './capture.ts';
 import { waitFor } from './exec.ts';
 import { blobChunk } from '../../topo/apps/blob.mjs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const APPS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'topo', 'apps');
+import { parseFrame, seqSub } from '../../controller/packet/index.ts';
+import type { CaptureRecord } from '../../controller/controller.ts';
+import { startApi, http, TOKEN } from '../integration/api-helpers.ts';
 
 export interface SuiteOptions { prefix: string; mode: 'fastpath' | 'relay'; bigTransferBytes: number; migrations: number; lossMigrations: number }
+
+const CLIENT = '10.0.0.2';
+/** The controller's replay timeout in the loss tests: well below a Linux SYN-ACK retransmission (1 s). */
+const REPLAY_MS = 200;
 
 function blobSha(seed: number, n: number): string {
   const h = createHash('sha256');
   for (let off = 0; off < n; off += 1 << 20) h.update(blobChunk(seed, off, Math.min(1 << 20, n - off)));
   return h.digest('hex');
 }
+
+/** nft match words: client segments from `port` to the service port, by TCP flags under `mask`. */
+const fromClient = (port: number, mask: string, flags: string) => ['ip', 'saddr', CLIENT, 'tcp', 'sport', String(port), 'tcp', 'dport', String(SERVICE.port), 'tcp', 'flags', '&', mask, '==', flags];
+const synFrom = (port: number) => fromClient(port, '(syn|ack)', 'syn');
+const dataFrom = (port: number) => fromClient(port, 'psh', 'psh');
+const synAckTo = (port: number) => ['ip', 'daddr', CLIENT, 'tcp', 'dport', String(port), 'tcp', 'flags', '&', '(syn|ack)', '==', 'syn|ack'];
+
+/** ovs-ofctl's flow lines without their counters and ages, sorted: what a reinstall must reproduce. */
+const flowShape = (flows: string[]) => flows.map((l) => l.replace(/\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ?/g, '').trim()).sort();
 
 export function defineHandoffSuite(o: SuiteOptions): void {
   let bed: HandoffBed;
@@ -28,20 +41,39 @@ export function defineHandoffSuite(o: SuiteOptions): void {
   });
   after(async () => { await bed?.destroy(); });
 
-  async function open(c: ScriptClient): Promise<number> {
-    const r = await c.cmd({ op: 'connect', host: SERVICE.ip, port: SERVICE.port });
-    assert.equal(r.ok, true, r.error);
-    const port = Number(String(r.local).split(':')[1]);
-    const conn = bed.engine.connections().find((x) => x.client === `10.0.0.2:${port}`);
-    assert.ok(conn, 'the controller tracks the connection');
-    return conn.id;
+  /** Captures of the client's traffic on the named servers. */
+  async function captures(...servers: string[]): Promise<Record<string, Capture>> {
+    const caps: Record<string, Capture> = {};
+    for (const s of servers) caps[s] = await Capture.start(bed.servers[s], `tcp and host ${CLIENT}`);
+    return caps;
   }
+  const stopAll = async (caps: Record<string, Capture>) => { for (const c of Object.values(caps)) await c.stop(); };
+
+  /**
+   * A server the connection(s) left: per client port, the number of resets it got, each at its
+   * RCV.NXT exactly (docs/migration.md, step 6.6), and no socket of that port left there.
+   */
+  async function leftBehind(cap: Capture, server: string, resets: Record<number, number>): Promise<Segment[]> {
+    const got = (segs: Segment[], port: number) => resetsAt(segs, { ip: CLIENT, port });
+    await waitFor(() => Object.entries(resets).every(([p, n]) => got(cap.segments(), Number(p)).length >= n), `${server} to get its resets`, 10000);
+    const segs = await cap.stop();
+    for (const [p, n] of Object.entries(resets)) {
+      const r = got(segs, Number(p));
+      assert.equal(r.length, n, `${server} got ${r.length} reset(s) on client port ${p}, expected ${n}`);
+      for (const x of r) assert.equal(x.seq, x.rcvNxt, `the reset ${server} got on client port ${p} carries its RCV.NXT`);
+      await bed.noSockets(server, Number(p));
+    }
+    return segs;
+  }
+
+  const isnOf = (segs: Segment[], server: string, port: number) => segs.find((s) => s.syn && s.src === bed.servers[server].ip && s.dport === port)!.seq;
 
   it('migrates on the first segment: the client keeps talking to server 1 and is served by server 2', async () => {
     const stop = bed.autoVerdict('MIGRATE');
     const c = bed.scriptClient();
+    const caps = await captures('server1', 'server2');
     try {
-      const id = await open(c);
+      const { id, port } = await bed.open(c);
       assert.deepEqual(await c.cmd({ op: 'send', line: 'hello' }), { ok: true, reply: 'server2 hello' });
       assert.deepEqual(await c.cmd({ op: 'send', line: 'again' }), { ok: true, reply: 'server2 again' });
       const view = bed.engine.connections().find((x) => x.id === id)!;
@@ -54,39 +86,71 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       } else {
         assert.match(flows, /nw_src=10\.0\.0\.3,nw_dst=10\.0\.0\.2,tp_src=5001,tp_dst=\d+ actions=CONTROLLER:65535/);
       }
-      // Server 1's half was reset: it has no connection left on the service port.
-      await waitFor(async () => !(await bed.servers.server1.exec(['ss', '-Htn', 'state', 'established', `sport = :${SERVICE.port}`])).stdout.trim(), 'server 1 to drop its half', 5000);
+      // Server 1's half was reset at its RCV.NXT and is gone.
+      const s1 = await leftBehind(caps.server1, 'server1', { [port]: 1 });
+      // With no data from server 1 yet, the shift is ISN_T − ISN_S1 (docs/migration.md, step 6.4).
+      assert.equal(view.ackDelta, seqSub(isnOf(await caps.server2.stop(), 'server2', port), isnOf(s1, 'server1', port)));
       await c.cmd({ op: 'close' });
-    } finally { stop(); c.end(); }
+    } finally { stop(); endClient(c); await stopAll(caps); }
   });
 
   it('forwards to server 1 on a FORWARD verdict', async () => {
     const stop = bed.autoVerdict('FORWARD');
     const c = bed.scriptClient();
     try {
-      const id = await open(c);
+      const { id } = await bed.open(c);
       assert.deepEqual(await c.cmd({ op: 'send', line: 'stay' }), { ok: true, reply: 'server1 stay' });
       assert.equal(bed.engine.connections().find((x) => x.id === id)?.backend, 'server1');
       const flows = (await bed.connectionFlows()).join('\n');
       assert.match(flows, /nw_src=10\.0\.0\.2,nw_dst=10\.0\.0\.1,tp_src=\d+,tp_dst=5001 actions=note:[0-9a-f.]+,output:1/);
       await c.cmd({ op: 'close' });
-    } finally { stop(); c.end(); }
+    } finally { stop(); endClient(c); }
   });
 
-  it('survives its flows being deleted by hand: traffic keeps flowing and the flows come back', async () => {
+  it('survives its flows being deleted by hand: traffic keeps flowing, the same flows come back and carry it', async () => {
     const stop = bed.autoVerdict('MIGRATE');
     const c = bed.scriptClient();
+    // Packet-Ins of this connection, as the controller's capture hook sees them.
+    let port = -1;
+    let packetIns = 0;
+    const onCapture = (r: CaptureRecord) => {
+      const f = r.direction === 'in' ? parseFrame(r.frame) : undefined;
+      if (f?.ok && f.value.tcp && (f.value.tcp.srcPort === port || f.value.tcp.dstPort === port)) packetIns++;
+    };
+    bed.controller.on('capture', onCapture);
     try {
-      const id = await open(c);
+      let id: number;
+      ({ id, port } = await bed.open(c));
       assert.equal((await c.cmd({ op: 'send', line: 'before' })).reply, 'server2 before');
+      const original = flowShape(await bed.connectionFlows(id));
+      assert.ok(original.length >= 2, `the migrated connection has its flows: ${original.join('\n')}`);
       const cookie = `0x10${'00'}${id.toString(16).padStart(12, '0')}/0xff00ffffffffffff`;
       await bed.ovs.ofctl('-O', 'OpenFlow13', 'del-flows', bed.bridge, `cookie=${cookie}`);
       assert.equal((await bed.connectionFlows(id)).length, 0);
       // Enough traffic to pass the engine's stray threshold in either mode.
       for (let i = 0; i < 16; i++) assert.equal((await c.cmd({ op: 'send', line: `after ${i}` })).reply, `server2 after ${i}`);
-      await waitFor(async () => (await bed.connectionFlows(id)).length > 0, 'the flows to be reinstalled', 10000);
+      let now: string[] = [];
+      await waitFor(async () => JSON.stringify(now = flowShape(await bed.connectionFlows(id))) === JSON.stringify(original), 'the flows to be reinstalled', 10000)
+        .catch(() => assert.deepEqual(now, original, 'the reinstalled flows are the ones the connection had'));
+      // The reinstalled flows carry the traffic: their counters grow, and on the fast path nothing of
+      // it reaches the controller any more (after the datapath cache has caught up: a few rounds at most).
+      // The switch credits datapath hits to its flows when it revalidates them: wait for a round first.
+      const mainPackets = async () => {
+        await bed.ovs.appctl('revalidator/wait');
+        const main = (await bed.connectionFlows(id)).filter((l) => /priority=200,/.test(l) && l.includes(`nw_src=${CLIENT}`));
+        assert.equal(main.length, 1);
+        return Number(/n_packets=(\d+)/.exec(main[0])![1]);
+      };
+      let round = 0;
+      const clean = async () => { const before = packetIns; assert.equal((await c.cmd({ op: 'send', line: `r${round}` })).reply, `server2 r${round++}`); return packetIns === before; };
+      if (o.mode === 'fastpath') await waitFor(clean, 'a round trip that stays in the switch', 10000, 0);
+      const counted = await mainPackets();
+      const ins = packetIns;
+      for (let i = 0; i < 4; i++) assert.equal((await c.cmd({ op: 'send', line: `kept ${i}` })).reply, `server2 kept ${i}`);
+      if (o.mode === 'fastpath') assert.equal(packetIns, ins, 'no packet of the connection reached the controller');
+      assert.ok(await mainPackets() >= counted + 4, 'the client → service flow counted the four requests');
       await c.cmd({ op: 'close' });
-    } finally { stop(); c.end(); }
+    } finally { bed.controller.off('capture', onCapture); stop(); endClient(c); }
   });
 
   it('applies the default verdict when no analyzer answers in time', async () => {
@@ -96,12 +160,12 @@ export function defineHandoffSuite(o: SuiteOptions): void {
     const c = bed.scriptClient();
     try {
       const verdict = once(bed.engine, 'verdict');
-      await open(c);
+      await bed.open(c);
       assert.deepEqual(await c.cmd({ op: 'send', line: 'nobody decides' }), { ok: true, reply: 'server1 nobody decides' });
       const [, req] = await verdict;
       assert.equal(req.source, 'timeout');
       await c.cmd({ op: 'close' });
-    } finally { svc.verdictTimeoutMs = saved; c.end(); }
+    } finally { svc.verdictTimeoutMs = saved; endClient(c); }
   });
 
   it(`completes ${o.migrations} consecutive first-segment migrations with the kernel's default TCP options`, async function () {
@@ -117,6 +181,8 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.deepEqual(r.errors, []);
       assert.equal(r.ok, o.migrations);
       assert.deepEqual(r.servers, { server2: o.migrations });
+      // Every server 1 half was reset: nothing is left on server 1 (nor anywhere, all were closed).
+      for (const s of ['server1', 'server2']) await bed.noSockets(s);
     } finally { stop(); }
   });
 
@@ -126,7 +192,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
     const c = bed.scriptClient(60000);
     const half = o.bigTransferBytes / 2;
     try {
-      const id = await open(c);
+      const { id, port } = await bed.open(c);
       assert.deepEqual(await c.cmd({ op: 'send', line: 'first' }), { ok: true, reply: 'server1 first' });
       const a = await c.cmd({ op: 'blob', n: half, seed: 1 });
       assert.equal(a.sha256, blobSha(1, half));
@@ -138,15 +204,19 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.equal(info.midStream, true);
       assert.equal(b.sha256, blobSha(2, half));
       assert.deepEqual(await c.cmd({ op: 'send', line: 'who' }), { ok: true, reply: 'server2 who' });
+      // Server 1 dropped its half while the client still talks: Linux takes a RST only at exactly
+      // RCV.NXT (any other in-window one gets a challenge ACK), so the reset was at the right seq.
+      await bed.noSockets('server1', port);
       await c.cmd({ op: 'close' });
-    } finally { stop(); c.end(); }
+    } finally { stop(); endClient(c); }
   });
 
-  it('migrates back to server 1 and along a chain server1 → server2 → server3 → server1', async () => {
+  it('migrates back to server 1 and along a chain server1 → server2 → server3 → server1, resetting every server it leaves', async () => {
     const stop = bed.autoVerdict('FORWARD');
     const c = bed.scriptClient();
+    const caps = await captures('server1', 'server2', 'server3');
     try {
-      const id = await open(c);
+      const { id, port } = await bed.open(c);
       assert.equal((await c.cmd({ op: 'send', line: 'a' })).reply, 'server1 a');
       for (const [target, line] of [['server2', 'b'], ['server3', 'c'], ['server1', 'd'], ['server2', 'e']] as const) {
         await bed.engine.migrate(id, target);
@@ -155,50 +225,175 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       }
       assert.equal(bed.engine.connections().find((x) => x.id === id)?.migrations, 4);
       await c.cmd({ op: 'close' });
-    } finally { stop(); c.end(); }
+      // Left: server 1 twice, servers 2 and 3 once; the connection ended on server 2 with FINs.
+      await leftBehind(caps.server1, 'server1', { [port]: 2 });
+      await leftBehind(caps.server2, 'server2', { [port]: 1 });
+      await leftBehind(caps.server3, 'server3', { [port]: 1 });
+    } finally { stop(); endClient(c); await stopAll(caps); }
   });
 
-  it('moves a connection to a server added at run time (found by ARP)', async () => {
+  it('moves every connection of the service through the HTTP API, resetting server 1 for each', async () => {
+    const stop = bed.autoVerdict('FORWARD');
+    const { api, base } = await startApi(bed.controller);
+    const clients = [bed.scriptClient(), bed.scriptClient(), bed.scriptClient()];
+    const cap = await Capture.start(bed.servers.server1, `tcp and host ${CLIENT}`);
+    try {
+      const opened: { id: number; port: number }[] = [];
+      for (const [i, c] of clients.entries()) {
+        opened.push(await bed.open(c));
+        assert.equal((await c.cmd({ op: 'send', line: `a${i}` })).reply, `server1 a${i}`);
+      }
+      const r = await http(base, 'POST', '/api/services/echo/migrate', { body: { to: 'server3' }, token: TOKEN });
+      assert.equal(r.status, 202, r.text);
+      assert.deepEqual(r.json.connections.map((v: { id: number }) => v.id).sort(), opened.map((x) => x.id).sort());
+      for (const [i, c] of clients.entries()) assert.equal((await c.cmd({ op: 'send', line: `b${i}` })).reply, `server3 b${i}`);
+      await leftBehind(cap, 'server1', Object.fromEntries(opened.map((x) => [x.port, 1])));
+      for (const c of clients) await c.cmd({ op: 'close' });
+    } finally { stop(); for (const c of clients) endClient(c); await cap.stop(); await api.stop(); }
+  });
+
+  it('moves a connection to a server added at run time, found by an ARP probe that changes nobody\'s ARP cache', async () => {
     // A new host nobody has talked to yet: the controller must find it with an ARP probe.
-    const h = await bed.net.addHost('s4', '10.0.0.5/24');
-    await bed.ovs.addPort(bed.bridge, h.peer, 10);
-    h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', 'server4', '--port', String(SERVICE.port)]);
-    await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${SERVICE.port}`])).stdout.includes(String(SERVICE.port)), 'echo server in s4');
-    await bed.engine.addBackend('echo', { name: 'server4', address: '10.0.0.5', port: SERVICE.port });
+    const h = await bed.addServer('server4', 's4', '10.0.0.5/24', 10);
+    assert.equal(bed.controller.learning.hosts.has(h.ip), false, 'the switch has not seen server 4 yet');
+    const arp = await Capture.start(h, 'arp');
+    await bed.engine.addBackend('echo', { name: 'server4', address: h.ip, port: SERVICE.port });
     const stop = bed.autoVerdict('MIGRATE', 'server4');
     const c = bed.scriptClient();
     try {
-      await open(c);
+      await bed.open(c);
       assert.deepEqual(await c.cmd({ op: 'send', line: 'new here' }), { ok: true, reply: 'server4 new here' });
       assert.deepEqual(await c.cmd({ op: 'send', line: 'still' }), { ok: true, reply: 'server4 still' });
       await c.cmd({ op: 'close' });
-    } finally { stop(); c.end(); }
+      await arp.stop();
+      // The probe: a request for server 4 with sender IP 0.0.0.0 (RFC 5227), which server 4 answered
+      // without learning the controller's address.
+      const probes = arp.frames().filter((f) => f.arp?.op === 1 && f.arp.targetIp === h.ip);
+      assert.ok(probes.length >= 1, 'server 4 got an ARP request for its address');
+      assert.deepEqual(probes.map((f) => f.arp!.senderIp), probes.map(() => '0.0.0.0'));
+      assert.doesNotMatch((await h.exec(['ip', 'neigh', 'show'])).stdout, new RegExp(probes[0].arp!.senderMac), 'server 4 has no ARP entry for the prober');
+    } finally { stop(); endClient(c); await arp.stop(); }
     await waitFor(() => !bed.engine.connections().some((x) => x.backend === 'server4'), 'the connection to close', 10000);
     await bed.engine.removeBackend('echo', 'server4');
     assert.equal(bed.engine.service('echo')!.backends.some((b) => b.name === 'server4'), false);
   });
 
   it('refuses to migrate to a server whose window scaling differs, and the connection stays put', async () => {
-    const h = await bed.net.addHost('s5', '10.0.0.6/24');
-    await h.exec(['sysctl', '-qw', 'net.ipv4.tcp_window_scaling=0']);
-    await bed.ovs.addPort(bed.bridge, h.peer, 11);
-    h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', 'server5', '--port', String(SERVICE.port)]);
-    await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${SERVICE.port}`])).stdout.includes(String(SERVICE.port)), 'echo server in s5');
+    await bed.addServer('server5', 's5', '10.0.0.6/24', 11, ['net.ipv4.tcp_window_scaling=0']);
     await bed.engine.addBackend('echo', { name: 'server5', address: '10.0.0.6', port: SERVICE.port });
     const stop = bed.autoVerdict('MIGRATE', 'server5');
     const c = bed.scriptClient();
     try {
       const failed = once(bed.engine, 'migration_failed');
-      await open(c);
+      const { port } = await bed.open(c);
       assert.deepEqual(await c.cmd({ op: 'send', line: 'try' }), { ok: true, reply: 'server1 try' });
       const [, info] = await failed;
       assert.equal(info.to, 'server5');
       assert.match(info.why, /wscale/);
       assert.deepEqual(await c.cmd({ op: 'send', line: 'still here' }), { ok: true, reply: 'server1 still here' });
+      // server5 got a RST for the half-open replay: no SYN-RECV (nor anything else) is left there.
+      await bed.noSockets('server5', port);
       await c.cmd({ op: 'close' });
-    } finally { stop(); c.end(); }
-    // server5 got a RST for the half-open replay: nothing is left established there.
-    await waitFor(async () => !(await h.exec(['ss', '-Htn', 'state', 'established', `sport = :${SERVICE.port}`])).stdout.trim(), 'server5 to hold no connection', 5000);
+    } finally { stop(); endClient(c); }
+  });
+
+  /**
+   * One first-segment migration to server 2 with deterministic loss: `rules` go in once the client
+   * port is known, before the first data segment. Resolves with the move's outcome and the rules' counts.
+   */
+  async function lossyMove(line: string, rules: (port: number) => Promise<DropRule>[]) {
+    const stop = bed.autoVerdict('MIGRATE');
+    bed.engine.setHandoffTimeouts({ replayTimeoutMs: REPLAY_MS });
+    const c = bed.scriptClient();
+    const installed: DropRule[] = [];
+    let offOutcome = () => {};
+    // Packet-Outs carrying the client's line: the held segment released by the controller.
+    let released = 0;
+    const onCapture = (r: CaptureRecord) => {
+      const f = r.direction === 'out' ? parseFrame(r.frame) : undefined;
+      if (f?.ok && f.value.payload.toString() === `${line}\n`) released++;
+    };
+    bed.controller.on('capture', onCapture);
+    try {
+      const { id, port } = await bed.open(c);
+      for (const r of rules(port)) installed.push(await r);
+      const outcome = new Promise<{ event: string; info: { why?: string } }>((resolve) => {
+        const on = (event: string) => (v: { id: number }, info: { why?: string }) => { if (v.id === id) resolve({ event, info }); };
+        const ok = on('migrated');
+        const no = on('migration_failed');
+        bed.engine.on('migrated', ok).on('migration_failed', no);
+        offOutcome = () => { bed.engine.off('migrated', ok).off('migration_failed', no); };
+      });
+      const reply = (await c.cmd({ op: 'send', line })).reply;
+      const { event, info } = await outcome;
+      const counts = await Promise.all(installed.map((r) => r.counts()));
+      await c.cmd({ op: 'close' });
+      return { reply, port, event, info, counts, released };
+    } finally {
+      bed.controller.off('capture', onCapture);
+      offOutcome(); stop(); endClient(c);
+      bed.engine.setHandoffTimeouts({ replayTimeoutMs: bed.controller.config.handoff.replayTimeoutMs });
+      for (const r of installed) await r.remove();
+    }
+  }
+
+  it('replays the SYN again when the first replayed SYN is lost', async () => {
+    const s2 = bed.servers.server2;
+    const r = await lossyMove('syn lost', (p) => [DropRule.add(s2, 'input', synFrom(p))]);
+    assert.deepEqual([r.event, r.reply], ['migrated', 'server2 syn lost']);
+    assert.equal(r.counts[0].dropped, 1, 'the first replayed SYN was dropped');
+    assert.ok(r.counts[0].passed >= 1, 'the controller sent the SYN again');
+  });
+
+  it('completes the move when the target\'s SYN-ACK is lost: the replayed SYN is sent again', async () => {
+    const s2 = bed.servers.server2;
+    const r = await lossyMove('syn-ack lost', (p) => [DropRule.add(s2, 'output', synAckTo(p)), DropRule.add(s2, 'input', synFrom(p), 0)]);
+    assert.deepEqual([r.event, r.reply], ['migrated', 'server2 syn-ack lost']);
+    assert.deepEqual([r.counts[0].dropped, r.counts[0].passed >= 1], [1, true], 'the first SYN-ACK was dropped, a later one passed');
+    assert.ok(r.counts[1].passed >= 2, `server 2 got the replayed SYN again before its own SYN-ACK timer (${r.counts[1].passed} SYNs)`);
+  });
+
+  it('completes the move when the released held segment is lost: the client\'s retransmission takes the new path', async () => {
+    const s2 = bed.servers.server2;
+    const r = await lossyMove('held lost', (p) => [DropRule.add(s2, 'input', dataFrom(p))]);
+    assert.deepEqual([r.event, r.reply], ['migrated', 'server2 held lost']);
+    assert.ok(r.released >= 1, 'the controller released the held segment');
+    assert.deepEqual([r.counts[0].dropped, r.counts[0].passed >= 1], [1, true], 'the released segment was dropped, the retransmission passed');
+  });
+
+  it('gives up after 3 replayed SYNs to a silent target: the held segment goes to server 1', async () => {
+    const s2 = bed.servers.server2;
+    const r = await lossyMove('nobody there', (p) => [DropRule.add(s2, 'input', synFrom(p), Infinity)]);
+    assert.deepEqual([r.event, r.reply], ['migration_failed', 'server1 nobody there']);
+    assert.match(r.info.why ?? '', /no SYN-ACK from server2 after 3 SYNs/);
+    assert.equal(r.counts[0].dropped, 3);
+    await bed.noSockets('server2', r.port);
+  });
+
+  it('never lets a server the connection left reach the client, even when its reset was lost', async () => {
+    const stop = bed.autoVerdict('MIGRATE');
+    const c = bed.scriptClient();
+    let lostReset: DropRule | undefined;
+    let cap: Capture | undefined;
+    try {
+      const { port } = await bed.open(c);
+      lostReset = await DropRule.add(bed.servers.server1, 'input', fromClient(port, 'rst', 'rst'), Infinity);
+      cap = await Capture.start(bed.client, `tcp and src host ${SERVICE.ip} and src port ${SERVICE.port} and dst port ${port}`);
+      assert.equal((await c.cmd({ op: 'send', line: 'moved' })).reply, 'server2 moved');
+      await waitFor(async () => (await lostReset!.counts()).dropped === 1, 'the reset to server 1 to be dropped');
+      assert.match((await bed.socketsOf('server1', port)).join('\n'), /^ESTAB/, 'server 1 kept its half');
+      // Server 1 talks: its data is sent, and retransmitted, towards the client.
+      bed.echo.server1.kill('SIGUSR2');
+      await waitFor(async () => /retrans:\d+\/[1-9]/.test((await bed.servers.server1.exec(['ss', '-Htin', `dport = :${port}`])).stdout), 'server 1 to retransmit its unsolicited line');
+      assert.equal((await c.cmd({ op: 'send', line: 'still' })).reply, 'server2 still');
+      // And it resets the connection from its side (ss -K): that RST must not reach the client either.
+      await bed.servers.server1.exec(['ss', '-HK', `dport = :${port}`]);
+      await bed.noSockets('server1', port);
+      assert.equal((await c.cmd({ op: 'send', line: 'after' })).reply, 'server2 after');
+      const leaked = (await cap.stop()).filter((s) => s.rst || s.payload.includes('unsolicited'));
+      assert.deepEqual(leaked, [], 'nothing of server 1 reached the client');
+      await c.cmd({ op: 'close' });
+    } finally { stop(); endClient(c); await cap?.stop(); await lostReset?.remove(); }
   });
 
   it(`completes ${o.lossMigrations} migrations with 1 % packet loss on every link`, async function () {

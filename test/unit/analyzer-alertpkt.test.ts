@@ -157,12 +157,29 @@ describe('analyzers: Snort Alertpkt decoder', () => {
     }), { numRuns: 300 });
   });
 
-  it('encode/decode round trip', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 300 }), fc.nat(), fc.nat(), (msg, sid, rev) => {
-      const r = decodeAlertPkt(encodeAlertPkt({ msg: msg.replace(/\0/g, ''), sid: sid >>> 0, rev: rev >>> 0 }));
-      if (!r.ok) return;
-      assert.equal(r.value.sid, sid >>> 0);
-      assert.equal(r.value.rev, rev >>> 0);
-    }), { numRuns: 200 });
+  it('encode/decode round trip: every field back, the message cut to whole characters within 255 bytes', () => {
+    const u32 = fc.integer({ min: 0, max: 0xffffffff });
+    // Any Unicode text (multi-byte characters included; short, and long enough to be cut), with and
+    // without the quotes Snort 3 keeps.
+    const anyText = fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), fc.string({ unit: 'binary', minLength: 60, maxLength: 300, size: 'max' }));
+    const text = fc.tuple(anyText, fc.boolean()).map(([t, q]) => (q ? `"${t}"` : t).replace(/\0/g, ''));
+    fc.assert(fc.property(text, u32, u32, u32, (msg, sid, rev, gid) => {
+      const r = decodeAlertPkt(encodeAlertPkt({ msg, sid, rev, gid }));
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      const sent = utf8Prefix(msg, 255);
+      assert.equal(r.value.rawMsg, sent);
+      assert.equal(r.value.msg, stripQuotes(sent));
+      assert.deepEqual([r.value.sid, r.value.rev, r.value.gid], [sid, rev, gid]);
+    }), { numRuns: 300 });
   });
 });
+
+/** The longest prefix of `s` of whole characters whose UTF-8 form fits in `max` bytes (what Buffer.write keeps). */
+function utf8Prefix(s: string, max: number): string {
+  let out = '';
+  for (const ch of s) {
+    if (Buffer.byteLength(out + ch) > max) break;
+    out += ch;
+  }
+  return out;
+}

@@ -3,6 +3,7 @@
 //   --script: JSON commands on stdin, one JSON result per line on stdout:
 //     {"op":"connect","host":"10.0.0.1","port":5001}   -> {"ok":true,"local":"ip:port"}
 //     {"op":"send","line":"hello"}                       -> {"ok":true,"reply":"server1 hello"}
+//     {"op":"read"}                                      -> {"ok":true,"reply":"server1 ready"} (next line, nothing sent)
 //     {"op":"blob","n":1000,"seed":1}                    -> {"ok":true,"bytes":n,"sha256":"..."}
 //     {"op":"close"}                                     -> {"ok":true}
 //   and a pool of connections held open together (drills: they must all survive an event):
@@ -105,6 +106,7 @@ async function script() {
     try {
       if (cmd.op === 'connect') { c = await open(cmd.host, cmd.port); console.log(JSON.stringify({ ok: true, local: `${c.sock.localAddress}:${c.sock.localPort}` })); }
       else if (cmd.op === 'send') { c.sock.write(cmd.line + '\n'); console.log(JSON.stringify({ ok: true, reply: await c.line() })); }
+      else if (cmd.op === 'read') console.log(JSON.stringify({ ok: true, reply: await c.line() }));
       else if (cmd.op === 'blob') { c.sock.write(`BLOB ${cmd.n} ${cmd.seed}\n`); console.log(JSON.stringify({ ok: true, bytes: cmd.n, sha256: await c.blob(cmd.n) })); }
       else if (cmd.op === 'openMany') {
         pool = [];

@@ -3,7 +3,10 @@
 //   any line L        -> "<name> L"
 //   "BLOB <n> <seed>" -> n bytes of a deterministic stream (same on every server for the same seed)
 //   "WHO"             -> "<name>"
-// Usage: echo-server.mjs --name server1 --port 5001 [--host 0.0.0.0]
+// Usage: echo-server.mjs --name server1 --port 5001 [--host 0.0.0.0] [--banner]
+//   --banner: server speaks first; every new connection gets "<name> ready" before any request.
+//   SIGUSR2: writes "<name> unsolicited" to every open connection (tests: a server that talks
+//   after a connection has left it).
 import { createServer } from 'node:net';
 import { blobChunk } from './blob.mjs';
 
@@ -11,10 +14,16 @@ const args = Object.fromEntries(process.argv.slice(2).reduce((a, v, i, all) => (
 const name = args.name ?? 'server';
 const port = Number(args.port ?? 5001);
 
+const banner = 'banner' in args;
+const open = new Set();
+
 const server = createServer((sock) => {
   let buf = '';
   let busy = Promise.resolve();
   sock.on('error', () => {});
+  open.add(sock);
+  sock.on('close', () => open.delete(sock));
+  if (banner) sock.write(`${name} ready\n`);
   sock.on('data', (d) => {
     buf += d.toString('latin1');
     let i;
@@ -44,3 +53,4 @@ async function handle(sock, line) {
 
 server.listen(port, args.host ?? '0.0.0.0', () => console.log(JSON.stringify({ listening: port, name })));
 process.on('SIGTERM', () => process.exit(0));
+process.on('SIGUSR2', () => { for (const sock of open) sock.write(`${name} unsolicited\n`); });

@@ -1,0 +1,87 @@
+// tcpdump inside a test namespace, read back with the project's pcap reader and packet codec: what a
+// host really sent and received, an oracle independent of the controller's own view.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import type { Host } from './netns.ts';
+import { parseFrame, readPcap, seqAdd, seqGt, type ParsedFrame } from '../../controller/packet/index.ts';
+
+export interface Segment {
+  src: string; sport: number; dst: string; dport: number;
+  seq: number; ack: number; syn: boolean; fin: boolean; rst: boolean; len: number; payload: Buffer;
+}
+
+export class Capture {
+  private kept?: ParsedFrame[];
+  private constructor(private readonly child: ChildProcess, private readonly dir: string) {}
+
+  /** Starts tcpdump on the host's eth0 with a BPF `filter`; resolves once it is capturing. */
+  static async start(host: Host, filter: string): Promise<Capture> {
+    const dir = mkdtempSync('/tmp/tmt-cap-');
+    // --immediate-mode: without it packets wait in the kernel ring for a block timeout, and a capture
+    // stopped soon after loses them. -Z root: Debian's tcpdump otherwise drops to a user that cannot
+    // write the 0700 directory.
+    const child = host.spawn(['tcpdump', '-i', 'eth0', '-nn', '-U', '--immediate-mode', '-Z', 'root', '-B', '8192', '-w', join(dir, 'cap.pcap'), filter]);
+    const cap = new Capture(child, dir);
+    let err = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('listening on')) resolve(); });
+        child.once('exit', (code) => reject(new Error(`tcpdump in ${host.name} exited ${code}: ${err.trim()}`)));
+      });
+    } catch (e) { rmSync(dir, { recursive: true, force: true }); throw e; }
+    return cap;
+  }
+
+  /** Frames captured so far (tcpdump -U writes each packet as it comes), or all of them once stopped. */
+  frames(): ParsedFrame[] {
+    if (this.kept) return this.kept;
+    let buf: Buffer;
+    try { buf = readFileSync(join(this.dir, 'cap.pcap')); } catch { return []; }
+    const pcap = readPcap(buf);
+    // -U writes whole packets, but a read can still meet one half written: callers poll again.
+    if (!pcap.ok) return [];
+    return pcap.value.frames.map((f) => parseFrame(f.data)).filter((p) => p.ok).map((p) => p.value);
+  }
+
+  /** The TCP segments among frames(). */
+  segments(): Segment[] {
+    return this.frames().filter((f) => f.ipv4 && f.tcp).map(({ ipv4, tcp, payload }) => ({
+      src: ipv4!.src, sport: tcp!.srcPort, dst: ipv4!.dst, dport: tcp!.dstPort, seq: tcp!.seq, ack: tcp!.ack,
+      syn: tcp!.flagSet.syn, fin: tcp!.flagSet.fin, rst: tcp!.flagSet.rst, len: payload.length, payload: Buffer.from(payload),
+    }));
+  }
+
+  /** Stops tcpdump (everything it captured stays readable) and removes its file. Safe to call twice. */
+  async stop(): Promise<Segment[]> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const gone = once(this.child, 'exit');
+      this.child.kill('SIGINT');
+      await gone;
+    }
+    if (!this.kept) {
+      this.kept = this.frames();
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+    return this.segments();
+  }
+}
+
+/**
+ * The resets a backend received on one client tuple, each checked against the backend's RCV.NXT at
+ * that moment: the end of everything the client side had sent it since the last SYN (SYN and FIN
+ * count one). docs/migration.md: the old backend gets a RST with seq == its RCV.NXT exactly.
+ */
+export function resetsAt(segs: Segment[], client: { ip: string; port: number }): { seq: number; rcvNxt: number | undefined }[] {
+  let rcvNxt: number | undefined;
+  const out: { seq: number; rcvNxt: number | undefined }[] = [];
+  for (const s of segs) {
+    if (s.src !== client.ip || s.sport !== client.port) continue;
+    if (s.rst) { out.push({ seq: s.seq, rcvNxt }); continue; }
+    if (s.syn) { rcvNxt = seqAdd(s.seq, 1); continue; }
+    const end = seqAdd(s.seq, s.len + (s.fin ? 1 : 0));
+    if (rcvNxt === undefined || seqGt(end, rcvNxt)) rcvNxt = end;
+  }
+  return out;
+}
