@@ -17,6 +17,8 @@ const CONTROLLER_MAC = '02:00:00:00:00:fe';
 export const REPLAY_TRIES = 3;
 const FREEZE_TIMEOUT_MS = 30000;
 const ARP_TIMEOUT_MS = 1000;
+/** When the RST to a backend a connection left is sent again. */
+export const RESET_REPEAT_MS = [200, 1000];
 
 export class Mover {
   constructor(private readonly core: EngineCore) {}
@@ -139,7 +141,7 @@ export class Mover {
     c.migrations++;
     await core.installAndRelease(c, 'forwarded');
     // seq == the old backend's RCV.NXT exactly: the held segment never reached it.
-    core.packetOut(c, resetFor(c.client, old.backend, held.seq), old.backend.ofport, c.client.ofport);
+    this.resetOldBackend(c, old.backend, held.seq);
     const latencyMs = Date.now() - (c.move?.requestedAt ?? Date.now());
     core.stats.migrated++;
     const move = c.move;
@@ -147,6 +149,25 @@ export class Mover {
     c.replay = undefined;
     core.log.info('connection migrated', { conn: c.id, from: old.name, to: c.backendName, ackDelta, latencyMs, midStream: !!move?.midStream });
     core.emit('migrated', core.describe(c), { from: old.name, to: c.backendName, latencyMs, midStream: !!move?.midStream, sid: move?.sid });
+  }
+
+  /**
+   * Frees the old backend's half with a RST, sent again a little later: an old backend that lost
+   * it would otherwise keep an ESTABLISHED socket for ever (it has nothing to send, so nothing
+   * would tell it). A repeat that arrives after the socket is gone is dropped silently; it is
+   * skipped if the connection has come back (or is moving back) to that backend meanwhile.
+   */
+  private resetOldBackend(c: Connection, old: Attached, rcvNxt: number): void {
+    const core = this.core;
+    const rst = resetFor(c.client, old, rcvNxt);
+    core.packetOut(c, rst, old.ofport, c.client.ofport);
+    for (const ms of RESET_REPEAT_MS) {
+      setTimeout(() => {
+        const back = (b?: { ip: string; port: number }) => !!b && b.ip === old.ip && b.port === old.port;
+        if (back(c.backend) || back(c.replay?.target)) return;
+        core.packetOut(c, rst, old.ofport, c.client.ofport);
+      }, ms).unref();
+    }
   }
 
   /** The move is off: the connection goes on (or back) to its current backend with what was held. */

@@ -8,7 +8,7 @@ import { OpenFlowError } from '../../controller/datapath/switch-connection.ts';
 import { connCookie, CONN_ROLE } from '../../controller/cookies.ts';
 import { PRIORITY } from '../../controller/handoff/flow-plan.ts';
 import { MAX_QUEUE } from '../../controller/handoff/interception.ts';
-import { REPLAY_TRIES } from '../../controller/handoff/move.ts';
+import { REPLAY_TRIES, RESET_REPEAT_MS } from '../../controller/handoff/move.ts';
 import { allowed, TRANSITIONS } from '../../controller/handoff/phases.ts';
 
 const ISN = 1000;
@@ -87,6 +87,10 @@ describe('handoff engine (scripted switch)', () => {
     assert.equal(adds.length, 6);
     const view = bed.conn(id)!;
     assert.deepEqual([view.phase, view.backend, view.ackDelta, view.migrations], ['forwarded', 'server2', (S2_ISN + 1) - (S1_ISN + 1), 1]);
+    // The RST to server 1 is repeated (a lost one would leave its socket for ever), identical.
+    await new Promise((r) => setTimeout(r, RESET_REPEAT_MS[RESET_REPEAT_MS.length - 1] + 100));
+    const repeats = outputs(bed.sw.take()).filter((o) => o.tcp?.flags === 'rst' && o.tcp.dst === `${S1.ip}:${S1.port}`);
+    assert.deepEqual(repeats.map((o) => o.tcp!.seq), RESET_REPEAT_MS.map(() => ISN + 1));
     await closeAndCheckGone(bed, id);
   });
 
