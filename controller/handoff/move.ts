@@ -76,6 +76,8 @@ export class Mover {
     if (!c.synParsed) { this.failMove(c, 'the connection was adopted without its handshake: its SYN options are unknown, so it cannot be replayed'); return; }
     const isn = seqSub(held.seq, 1);
     const syn = replaySyn(c.synParsed, c.client, target, isn);
+    // Moving back to a backend it left: its old reset must not be repeated any more.
+    cancelResetRepeats(c, target);
     c.replay = { target, targetName: t.name, isn, syn, tries: 0 };
     core.table.indexBackend(c, target);
     core.setPhase(c, 'replaying');
@@ -155,19 +157,16 @@ export class Mover {
    * Frees the old backend's half with a RST, sent again a little later: an old backend that lost
    * it would otherwise keep an ESTABLISHED socket for ever (it has nothing to send, so nothing
    * would tell it). A repeat that arrives after the socket is gone is dropped silently; it is
-   * skipped if the connection has come back (or is moving back) to that backend meanwhile.
+   * cancelled if the connection moves back to that backend meanwhile.
    */
   private resetOldBackend(c: Connection, old: Attached, rcvNxt: number): void {
     const core = this.core;
     const rst = resetFor(c.client, old, rcvNxt);
     core.packetOut(c, rst, old.ofport, c.client.ofport);
-    for (const ms of RESET_REPEAT_MS) {
-      setTimeout(() => {
-        const back = (b?: { ip: string; port: number }) => !!b && b.ip === old.ip && b.port === old.port;
-        if (back(c.backend) || back(c.replay?.target)) return;
-        core.packetOut(c, rst, old.ofport, c.client.ofport);
-      }, ms).unref();
-    }
+    // A newer reset to the same backend supersedes the repeats of an older one.
+    cancelResetRepeats(c, old);
+    const timers = RESET_REPEAT_MS.map((ms) => setTimeout(() => core.packetOut(c, rst, old.ofport, c.client.ofport), ms).unref());
+    (c.resetRepeats ??= new Map()).set(backendKey(old), timers);
   }
 
   /** The move is off: the connection goes on (or back) to its current backend with what was held. */
@@ -217,4 +216,13 @@ export class Mover {
     this.core.packetOut(c, probe, OFPP.FLOOD, OFPP.CONTROLLER);
     return found;
   }
+}
+
+const backendKey = (b: { ip: string; port: number }) => `${b.ip}:${b.port}`;
+
+function cancelResetRepeats(c: Connection, b: { ip: string; port: number }): void {
+  const timers = c.resetRepeats?.get(backendKey(b));
+  if (!timers) return;
+  for (const t of timers) clearTimeout(t);
+  c.resetRepeats!.delete(backendKey(b));
 }
