@@ -12,12 +12,13 @@ import { TestNet, type Host } from './netns.ts';
 import { waitFor } from './exec.ts';
 import { ControllerProcess, apiClient, freePort, CLI, type LogLine } from './controller-process.ts';
 import { TcpCutter } from './tcp-cutter.ts';
+import { echoService, SERVICE } from './handoff-net.ts';
 import { ScriptClient } from '../../topo/lib/script-client.ts';
 import { run } from '../../topo/lib/exec.ts';
 import type { ApiClient } from '../../controller/api/client.ts';
 
 const APPS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'topo', 'apps');
-export const SERVICE = { ip: '10.0.0.1', port: 5001 };
+export { SERVICE };
 export const TOKEN = 'drill-token';
 
 /** First-segment verdicts by content: "migrate" → server 2, "stay" → server 1; anything else waits for the IDS. */
@@ -70,16 +71,8 @@ export class DrillBed {
       log: { level: 'info' },
       api: { enabled: true, host: '127.0.0.1', port: this.apiPort, token: TOKEN },
       handoff: { closeGraceMs: 200, switchGraceMs: 30000 },
-      services: [{
-        name: 'echo', address: SERVICE.ip, port: SERVICE.port, primary: 'server1', migrateTo: 'server2',
-        // Long: a connection whose rule does not match stays held (a drill may crash the controller then).
-        verdictTimeoutMs: 60000, idleTimeout: 60,
-        backends: [
-          { name: 'server1', address: '10.0.0.1', port: SERVICE.port },
-          { name: 'server2', address: '10.0.0.3', port: SERVICE.port },
-          { name: 'server3', address: '10.0.0.4', port: SERVICE.port },
-        ],
-      }],
+      // Long: a connection whose rule does not match stays held (a drill may crash the controller then).
+      services: [echoService({ verdictTimeoutMs: 60000 })],
       // A Suricata socket nobody writes to: the built-in matcher is not the only analyzer, so an
       // unmatched first segment waits for the (never coming) IDS verdict instead of defaulting.
       analyzers: { builtin: { rules: [this.rulesPath] }, suricata: { socket: join(this.dir, 'eve.sock') } },

@@ -31,6 +31,19 @@ export interface BedOptions {
 }
 export const IDS_PORT = 5;
 
+/** The test beds' service: the echo servers on server1 (the service address), server2 and server3. */
+export function echoService(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'echo', address: SERVICE.ip, port: SERVICE.port, primary: 'server1', migrateTo: 'server2', idleTimeout: 60,
+    backends: [
+      { name: 'server1', address: '10.0.0.1', port: SERVICE.port },
+      { name: 'server2', address: '10.0.0.3', port: SERVICE.port },
+      { name: 'server3', address: '10.0.0.4', port: SERVICE.port },
+    ],
+    ...over,
+  };
+}
+
 export class HandoffBed {
   ovs!: Ovs;
   net!: TestNet;
@@ -52,16 +65,7 @@ export class HandoffBed {
   }
 
   private async setup(opts: BedOptions): Promise<void> {
-    const service = {
-      name: 'echo', address: SERVICE.ip, port: SERVICE.port, primary: 'server1', migrateTo: 'server2',
-      verdictTimeoutMs: 5000, idleTimeout: 60,
-      backends: [
-        { name: 'server1', address: '10.0.0.1', port: SERVICE.port },
-        { name: 'server2', address: '10.0.0.3', port: SERVICE.port },
-        { name: 'server3', address: '10.0.0.4', port: SERVICE.port },
-      ],
-      ...opts.services,
-    };
+    const service = echoService({ verdictTimeoutMs: 5000, ...opts.services });
     const started = await startController([], { services: [service], handoff: { closeGraceMs: 200, ...opts.handoff }, ...(opts.analyzers ? { analyzers: opts.analyzers } : {}) });
     this.controller = started.controller;
     this.ovs = await Ovs.start({ prefix: opts.prefix });
