@@ -168,7 +168,7 @@ export class Controller extends EventEmitter {
       const unknown: FlowStats[] = [];
       for (const f of flows) {
         const app = owned.get(cookieApp(f.cookie));
-        if (app) byApp.set(app, [...(byApp.get(app) ?? []), f]);
+        if (app) { const mine = byApp.get(app); if (mine) mine.push(f); else byApp.set(app, [f]); }
         else if (cookieApp(f.cookie) !== APP_ID.core) unknown.push(f);
       }
       if (unknown.length) this.log.warn('deleting flows no app of this controller owns', { dpid: sw.describe(), flows: unknown.length, cookies: [...new Set(unknown.map((f) => '0x' + f.cookie.toString(16)))].slice(0, 8) });
