@@ -42,7 +42,10 @@ for (const f of pass) if (f.endsWith('.ts') && !existsSync(resolve(root, f))) fa
 const mocha = join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
 if (!existsSync(mocha)) fail('npm packages are missing. Run `npm ci` first (and, as root, `bash topo/install-deps.sh` for the system parts).');
 
-const strict = ['--forbid-only', '--fail-zero', ...(process.env.CI ? ['--forbid-pending'] : [])];
+// --exit: a handle a test leaks (seen: an alert-socket receiver of the native add-on, whose uv_poll
+// then kept the loop alive, or spun in Node's exit-time cleanup) must not hang the run after its
+// summary. The leak itself is a bug to find; it is not worth a CI run that never ends.
+const strict = ['--forbid-only', '--fail-zero', '--exit', ...(process.env.CI ? ['--forbid-pending'] : [])];
 const child = spawn(process.execPath, [mocha, '--reporter', join(root, 'test', 'lib', 'summary-reporter.cjs'), ...strict, ...pass, ...files], {
   cwd: root, stdio: ['inherit', 'pipe', 'inherit'], env: process.env,
 });
