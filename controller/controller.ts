@@ -2,7 +2,7 @@
 // hands each app the flows it owns, table-miss to the controller, full packets in Packet-Ins) and
 // dispatches switch events to the apps. It never wipes a switch: its flows are the durable state.
 import { EventEmitter } from 'node:events';
-import { OFPP, OFPTT, OFPG, OFPCML_NO_BUFFER, flowMod, type FlowStats, type OfpMessage } from './openflow/index.ts';
+import { OFPP, OFPCML_NO_BUFFER, flowMod, type FlowStats, type OfpMessage } from './openflow/index.ts';
 import { parseFrame } from './packet/index.ts';
 import { OpenFlowServer } from './datapath/openflow-server.ts';
 import { dpidString, type SwitchConnection } from './datapath/switch-connection.ts';
@@ -161,7 +161,7 @@ export class Controller extends EventEmitter {
 
   private async prepare(sw: SwitchConnection, st: { mode: string; early: OfpMessage[] }): Promise<void> {
     try {
-      const flows = await this.readFlows(sw);
+      const flows = await sw.flowStats();
       const owned = new Map<bigint, App>();
       for (const app of this.apps) for (const a of app.cookieApps ?? []) owned.set(a, app);
       const byApp = new Map<App, FlowStats[]>();
@@ -191,17 +191,6 @@ export class Controller extends EventEmitter {
     }
     this.log.info('switch ready', { dpid: dpidString(sw.features!.datapathId) });
     this.emit('switch_ready', sw);
-  }
-
-  /** The switch's whole flow table (every table, every cookie). */
-  private async readFlows(sw: SwitchConnection): Promise<FlowStats[]> {
-    const replies = await sw.request({
-      type: 'multipart_request', xid: 0, flags: 0,
-      body: { kind: 'flow', tableId: OFPTT.ALL, outPort: OFPP.ANY, outGroup: OFPG.ANY, cookie: 0n, cookieMask: 0n, match: {} },
-    } as OfpMessage);
-    const flows: FlowStats[] = [];
-    for (const r of replies) if (r.type === 'multipart_reply' && r.body.kind === 'flow') flows.push(...r.body.flows);
-    return flows;
   }
 
   private dispatch(sw: SwitchConnection, msg: OfpMessage): void {

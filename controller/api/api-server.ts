@@ -7,8 +7,9 @@ import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Controller, CaptureRecord } from '../controller.ts';
 import { EngineError, type ConnectionView } from '../handoff/handoff-engine.ts';
-import { APP_ID, COOKIE_APP_MASK, appCookie, connIdOf } from '../cookies.ts';
-import { OFPTT, OFPP, OFPG, type OfpMessage, type FlowStats } from '../openflow/index.ts';
+import { APP_ID, COOKIE_APP_MASK, appCookie } from '../cookies.ts';
+import type { FlowStats } from '../openflow/index.ts';
+import { flowsByConnection } from '../handoff/flow-plan.ts';
 import { PcapWriter } from '../packet/index.ts';
 import { ControllerMetrics, PROMETHEUS_CONTENT_TYPE } from '../metrics.ts';
 import type { Logger } from '../log.ts';
@@ -268,21 +269,11 @@ export class ApiServer {
       await Promise.all(this.controller.switches.map(async (sw) => {
         const dpid = sw.describe();
         try {
-          const replies = await sw.request({
-            type: 'multipart_request', xid: 0, flags: 0,
-            body: { kind: 'flow', tableId: OFPTT.ALL, outPort: OFPP.ANY, outGroup: OFPG.ANY, cookie: connApp, cookieMask: COOKIE_APP_MASK, match: {} },
-          } as OfpMessage);
           let n = 0;
-          for (const r of replies) {
-            if (r.type !== 'multipart_reply' || r.body.kind !== 'flow') continue;
-            for (const f of r.body.flows) {
-              const id = connIdOf(f.cookie);
-              if (id === undefined) continue;
-              n++;
-              const e = stats.get(id) ?? { dpid, flows: [] };
-              e.flows.push(f);
-              stats.set(id, e);
-            }
+          for (const [id, flows] of flowsByConnection(await sw.flowStats(connApp, COOKIE_APP_MASK))) {
+            n += flows.length;
+            const e = stats.get(id);
+            if (e) e.flows.push(...flows); else stats.set(id, { dpid, flows });
           }
           switches.push({ dpid, flows: n });
         } catch (e) {

@@ -4,8 +4,8 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import {
-  OFP_VERSION, OFPET, OFPBRC, OFPHFC, decodeMessage, encodeMessage, errorCodeName, errorTypeName, splitMessages,
-  type OfpMessage,
+  OFP_VERSION, OFPET, OFPBRC, OFPHFC, OFPG, OFPP, OFPTT, decodeMessage, encodeMessage, errorCodeName, errorTypeName, splitMessages,
+  type FlowStats, type OfpMessage,
 } from '../openflow/index.ts';
 import type { Logger } from '../log.ts';
 
@@ -150,6 +150,17 @@ export class SwitchConnection extends EventEmitter {
       for (const x of covered) this.errorsSinceBarrier.delete(x);
       if (errors.length > 0) throw errors[0];
     }
+  }
+
+  /** The switch's flows in every table whose cookie matches `cookie` under `cookieMask` (0/0: all of them). */
+  async flowStats(cookie = 0n, cookieMask = 0n): Promise<FlowStats[]> {
+    const replies = await this.request({
+      type: 'multipart_request', xid: 0, flags: 0,
+      body: { kind: 'flow', tableId: OFPTT.ALL, outPort: OFPP.ANY, outGroup: OFPG.ANY, cookie, cookieMask, match: {} },
+    } as OfpMessage);
+    const flows: FlowStats[] = [];
+    for (const r of replies) if (r.type === 'multipart_reply' && r.body.kind === 'flow') flows.push(...r.body.flows);
+    return flows;
   }
 
   /** Sends a batch followed by a barrier; rejects with the first error the batch caused. */
