@@ -20,6 +20,8 @@ const OFPC_FRAG_NORMAL = 0;
 const ALL_ONES = 0xffffffffffffffffn;
 /** Packet-Ins held while a switch is being reconciled (beyond this, the oldest are dropped: TCP retransmits). */
 const MAX_EARLY_MESSAGES = 4096;
+/** Messages the apps handle: only these are held during setup (the rest would be dropped anyway). */
+const EARLY_TYPES = new Set<OfpMessage['type']>(['packet_in', 'flow_removed', 'port_status']);
 
 /** A frame the controller received (Packet-In) or sent (Packet-Out), for packet capture. */
 export interface CaptureRecord { direction: 'in' | 'out'; dpid: string; port: number; frame: Buffer; time: number }
@@ -40,7 +42,7 @@ export class Controller extends EventEmitter {
   readonly engine: HandoffEngine;
   readonly analyzers: AnalyzerBridge;
   private readonly apps: App[] = [];
-  readonly stats = { packetIns: 0, unparsedPacketIns: 0, unclaimedPacketIns: 0, appErrors: 0 };
+  readonly stats = { packetIns: 0, unparsedPacketIns: 0, unclaimedPacketIns: 0, appErrors: 0, setupFailures: 0 };
   private readonly election?: Election;
   private _role: ControlRole;
   private generation?: bigint;
@@ -80,7 +82,7 @@ export class Controller extends EventEmitter {
       if (st.mode === 'ready') { this.dispatch(sw, msg); return; }
       // Messages that arrive while the apps adopt the switch's flows wait: a Packet-In of a
       // connection not yet adopted would otherwise look like a new, unknown one.
-      if (st.mode === 'pending') {
+      if (st.mode === 'pending' && EARLY_TYPES.has(msg.type)) {
         if (st.early.length >= MAX_EARLY_MESSAGES) st.early.shift();
         st.early.push(msg);
       }
@@ -104,10 +106,22 @@ export class Controller extends EventEmitter {
         this.log.info('master of switch', { dpid: sw.describe(), generation: generation.toString() });
       }
       await this.prepare(sw, st);
-    })().catch((e) => {
-      if (st.mode === 'pending') { st.mode = 'passive'; st.early = []; }
-      this.log.error('switch setup failed', { dpid: sw.describe(), error: (e as Error).message });
-    });
+    })().catch((e) => this.setupFailed(sw, st, e as Error));
+  }
+
+  /**
+   * A half-prepared switch (no table-miss flow, connections not adopted, mode unknown) must not
+   * stay attached: disconnect it, it reconnects (OVS backs off 1-8 s) and setup runs again.
+   */
+  private setupFailed(sw: SwitchConnection, st: { mode: string; early: OfpMessage[] }, e: Error): void {
+    const wasPending = st.mode === 'pending';
+    if (wasPending) { st.mode = 'passive'; st.early = []; }
+    if (!sw.connected) { this.log.info('switch disconnected during setup', { dpid: sw.describe(), error: e.message }); return; }
+    // The role changed meanwhile (now standby): the switch is attached as that role wants.
+    if (!wasPending) { this.log.warn('switch setup failed after a role change; left to the new role', { dpid: sw.describe(), error: e.message }); return; }
+    this.stats.setupFailures++;
+    this.log.error('switch setup failed; disconnecting it so that it reconnects and setup runs again', { dpid: sw.describe(), error: e.message });
+    sw.close(`setup failed: ${e.message}`);
   }
 
   private watchOnly(sw: SwitchConnection): void {
@@ -160,35 +174,33 @@ export class Controller extends EventEmitter {
   get switches(): SwitchConnection[] { return this.server.connected; }
 
   private async prepare(sw: SwitchConnection, st: { mode: string; early: OfpMessage[] }): Promise<void> {
-    try {
-      const flows = await sw.flowStats();
-      const owned = new Map<bigint, App>();
-      for (const app of this.apps) for (const a of app.cookieApps ?? []) owned.set(a, app);
-      const byApp = new Map<App, FlowStats[]>();
-      const unknown: FlowStats[] = [];
-      for (const f of flows) {
-        const app = owned.get(cookieApp(f.cookie));
-        if (app) { const mine = byApp.get(app); if (mine) mine.push(f); else byApp.set(app, [f]); }
-        else if (cookieApp(f.cookie) !== APP_ID.core) unknown.push(f);
-      }
-      if (unknown.length) this.log.warn('deleting flows no app of this controller owns', { dpid: sw.describe(), flows: unknown.length, cookies: [...new Set(unknown.map((f) => '0x' + f.cookie.toString(16)))].slice(0, 8) });
-      await sw.transact([
-        // Strict deletes: exactly the flows found, nothing that shares their match.
-        ...unknown.map((f) => flowMod({ command: 'delete_strict', tableId: f.tableId, priority: f.priority, cookie: f.cookie, cookieMask: ALL_ONES, match: f.match })),
-        { type: 'set_config', xid: 0, flags: OFPC_FRAG_NORMAL, missSendLen: OFPCML_NO_BUFFER },
-        flowMod({
-          command: 'add', priority: 0, cookie: appCookie(APP_ID.core),
-          instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: OFPP.CONTROLLER, maxLen: OFPCML_NO_BUFFER }] }],
-        }),
-      ]);
-      for (const app of this.apps) {
-        try { await app.switchReady?.(sw, byApp.get(app) ?? []); } catch (e) { this.stats.appErrors++; this.log.error('app switch setup failed', { app: app.name, dpid: sw.describe(), error: (e as Error).message }); }
-      }
-    } finally {
-      const held = st.early;
-      st.early = [];
-      if (st.mode === 'pending') { st.mode = 'ready'; for (const m of held) this.dispatch(sw, m); }
+    const flows = await sw.flowStats();
+    const owned = new Map<bigint, App>();
+    for (const app of this.apps) for (const a of app.cookieApps ?? []) owned.set(a, app);
+    const byApp = new Map<App, FlowStats[]>();
+    const unknown: FlowStats[] = [];
+    for (const f of flows) {
+      const app = owned.get(cookieApp(f.cookie));
+      if (app) { const mine = byApp.get(app); if (mine) mine.push(f); else byApp.set(app, [f]); }
+      else if (cookieApp(f.cookie) !== APP_ID.core) unknown.push(f);
     }
+    if (unknown.length) this.log.warn('deleting flows no app of this controller owns', { dpid: sw.describe(), flows: unknown.length, cookies: [...new Set(unknown.map((f) => '0x' + f.cookie.toString(16)))].slice(0, 8) });
+    await sw.transact([
+      // Strict deletes: exactly the flows found, nothing that shares their match.
+      ...unknown.map((f) => flowMod({ command: 'delete_strict', tableId: f.tableId, priority: f.priority, cookie: f.cookie, cookieMask: ALL_ONES, match: f.match })),
+      { type: 'set_config', xid: 0, flags: OFPC_FRAG_NORMAL, missSendLen: OFPCML_NO_BUFFER },
+      flowMod({
+        command: 'add', priority: 0, cookie: appCookie(APP_ID.core),
+        instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: OFPP.CONTROLLER, maxLen: OFPCML_NO_BUFFER }] }],
+      }),
+    ]);
+    for (const app of this.apps) {
+      // An app that could not take the switch (the engine's probe failed: mode unknown) fails the setup.
+      try { await app.switchReady?.(sw, byApp.get(app) ?? []); } catch (e) { this.stats.appErrors++; throw new Error(`app ${app.name}: ${(e as Error).message}`); }
+    }
+    const held = st.early;
+    st.early = [];
+    if (st.mode === 'pending') { st.mode = 'ready'; for (const m of held) this.dispatch(sw, m); }
     this.log.info('switch ready', { dpid: dpidString(sw.features!.datapathId) });
     this.emit('switch_ready', sw);
   }

@@ -15,7 +15,9 @@ One Open vSwitch bridge on the userspace datapath (the patched build from ovs-pa
 Checksum offload is off on every link (TCULink): the userspace datapath does not complete it.
 
 Unlike `mn`, this script never runs Mininet's global cleanup (which deletes every OVS bridge and
-kills processes by name): on exit, Ctrl-C or an error it stops only what it started.
+kills processes by name). On exit, Ctrl-C, SIGTERM, SIGHUP or an error it removes exactly what it
+made: the processes in its hosts (echo servers, Snort, anything started from the CLI), the hosts'
+namespaces, its bridge and its veth links. It refuses to start if its bridge or links already exist.
 
 Usage:
     sudo /usr/bin/python3 topo/mininet_topo.py [--controller 127.0.0.1:6653] [--cli]
@@ -29,13 +31,16 @@ With --snort, Snort 3 reads snort-rules/migrate.rules (exported for Snort 3 into
 import argparse
 import json
 import os
+import re
+import signal
+import subprocess
 import sys
 import time
 import urllib.request
 
 from mininet.cli import CLI
 from mininet.link import TCULink
-from mininet.log import info, setLogLevel
+from mininet.log import error, info, setLogLevel
 from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
@@ -60,13 +65,55 @@ def parse_args():
     return p.parse_args()
 
 
-def start_echo(host, name, procs):
+class Stop(BaseException):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C (KeyboardInterrupt), so that cleanup runs."""
+
+
+def on_signal(signum, _frame):
+    raise Stop(signal.Signals(signum).name)
+
+
+class Made:
+    """What this run created, so that cleanup removes that and nothing else."""
+
+    def __init__(self, switch):
+        self.switch = switch
+        self.procs = []        # daemons started in hosts (each leads its own session: mnexec -d)
+        self.netns = set()     # the hosts' network namespaces, as /proc/<pid>/ns/net links
+
+    def host(self, h):
+        try:
+            ns = os.readlink(f'/proc/{h.pid}/ns/net')
+        except OSError:
+            return
+        # Never this script's own namespace: cleanup kills every process in these.
+        if ns != os.readlink('/proc/self/ns/net'):
+            self.netns.add(ns)
+
+
+def root_links(switch):
+    """This switch's veth ends in the root namespace (Mininet names them <switch>-ethN)."""
+    out = subprocess.run(['ip', '-o', 'link', 'show'], capture_output=True, text=True).stdout
+    names = (m.group(1) for m in re.finditer(r'^\d+: ([^:@\s]+)', out, re.M))
+    return [n for n in names if re.fullmatch(re.escape(switch) + r'-eth\d+', n)]
+
+
+def refuse_existing(switch):
+    """Mininet deletes a bridge or interfaces of the same name before creating its own: never let it."""
+    if subprocess.run(['ovs-vsctl', '-t', '5', 'br-exists', switch]).returncode == 0:
+        sys.exit(f'mininet_topo.py: bridge {switch} exists; use another --switch (or remove it: ovs-vsctl del-br {switch})')
+    links = root_links(switch)
+    if links:
+        sys.exit(f'mininet_topo.py: interfaces {" ".join(links)} exist; use another --switch (or remove them: ip link del <name>)')
+
+
+def start_echo(host, name, made):
     proc = host.popen(['node', ECHO, '--name', name, '--port', str(SERVICE_PORT)])
-    procs.append(proc)
+    made.procs.append(proc)
     return proc
 
 
-def start_snort(host, logdir, procs):
+def start_snort(host, logdir, made):
     """Snort 3 on the IDS host's mirror-port interface; returns once its packet thread runs."""
     os.makedirs(logdir, exist_ok=True)
     log = os.path.join(logdir, 'snort.log')
@@ -74,7 +121,7 @@ def start_snort(host, logdir, procs):
         os.unlink(log)
     iface = host.defaultIntf().name
     proc = host.popen(['bash', SNORT_SH, 'run', logdir, iface])
-    procs.append(proc)
+    made.procs.append(proc)
     for _ in range(600):
         if os.path.exists(log) and any(line.startswith('++ [0] ' + iface) for line in open(log)):
             info(f'*** Snort 3 on {iface}: alerts to {logdir}/snort_alert (log {log}); controller config: '
@@ -98,14 +145,119 @@ def register_backend(args):
         info(f'*** registering server3 with {args.api} failed: {e}\n')
 
 
-def add_server3(net, args, procs):
+def add_server3(net, args, made):
     sw = net.get(args.switch)
     h = net.addHost('server3', ip='10.0.0.4/24', mac='02:00:00:00:00:04')
+    made.host(h)
     link = net.addLink(h, sw, port2=5, cls=TCULink)
     sw.attach(link.intf2)
     h.configDefault()
-    start_echo(h, 'server3', procs)
+    start_echo(h, 'server3', made)
     register_backend(args)
+
+
+def alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def stop_groups(pgids, grace=3.0):
+    """SIGTERM to each process group, SIGKILL to what is left after `grace` seconds."""
+    for g in pgids:
+        try:
+            os.killpg(g, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    while any(alive(g) for g in pgids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for g in pgids:
+        try:
+            os.killpg(g, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def pids_in(netns):
+    """Processes whose network namespace is one of `netns`."""
+    found = []
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                if os.readlink(f'/proc/{d}/ns/net') in netns:
+                    found.append(int(d))
+            except OSError:
+                pass
+    return found
+
+
+def cleanup(net, made):
+    """Removes what this run made; every step runs even when an earlier one failed."""
+    for h in net.hosts:
+        made.host(h)
+    # Daemons started in hosts survive net.stop(): end them, with their children, first.
+    stop_groups([p.pid for p in made.procs])
+    for p in made.procs:
+        try:
+            p.wait(timeout=1)
+        except Exception:
+            pass
+    try:
+        net.stop()
+    except BaseException as e:  # noqa: BLE001 - go on with what net.stop() did not get to
+        error(f'*** net.stop() failed: {e!r}\n')
+    # Anything still in a host's namespace (started from the CLI, or left by a failed stop) keeps
+    # the namespace, and with it the host's veth, alive.
+    for _ in range(2):
+        left = pids_in(made.netns)
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 3
+        while pids_in(made.netns) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # The bridge and links, should net.stop() have missed them (refuse_existing proved they are ours).
+    subprocess.run(['ovs-vsctl', '-t', '10', '--if-exists', 'del-br', made.switch])
+    for name in root_links(made.switch):
+        subprocess.run(['ip', 'link', 'del', name], stderr=subprocess.DEVNULL)
+
+
+def run(net, args, made):
+    host, port = args.controller.rsplit(':', 1)
+    net.addController('c0', controller=RemoteController, ip=host, port=int(port))
+    sw = net.addSwitch(args.switch, cls=OVSSwitch, datapath='user', protocols='OpenFlow13',
+                       failMode='secure', dpid='00000000000000a1')
+    hosts = [('server1', '10.0.0.1/24', 1), ('client', '10.0.0.2/24', 2), ('server2', '10.0.0.3/24', 3)]
+    for name, ip, ofport in hosts:
+        h = net.addHost(name, ip=ip, mac='02:00:00:00:00:%02x' % int(ip.split('.')[3].split('/')[0]))
+        made.host(h)
+        net.addLink(h, sw, port2=ofport)
+    ids = net.addHost('ids', ip=None)
+    made.host(ids)
+    net.addLink(ids, sw, port2=4)
+    net.build()
+    net.start()
+    for name in ('server1', 'server2'):
+        start_echo(net.get(name), name, made)
+    if args.snort:
+        start_snort(net.get('ids'), args.snort, made)
+    info('*** topology up: client 10.0.0.2 -> service 10.0.0.1:%d (server1), server2 10.0.0.3, IDS on port 4\n' % SERVICE_PORT)
+    if args.add_backend is not None:
+        time.sleep(args.add_backend)
+        add_server3(net, args, made)
+    if args.cli:
+        CLI(net)
+    else:
+        info('*** Ctrl-C to stop\n')
+        while True:
+            time.sleep(3600)
 
 
 def main():
@@ -113,48 +265,22 @@ def main():
     if os.geteuid() != 0:
         sys.exit('mininet_topo.py: run as root')
     setLogLevel('info')
-    host, port = args.controller.rsplit(':', 1)
+    # Without handlers SIGTERM and SIGHUP would end the process at once, leaving everything behind.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    refuse_existing(args.switch)
     net = Mininet(controller=None, link=TCULink, build=False, autoSetMacs=False)
-    procs = []
+    made = Made(args.switch)
     try:
-        net.addController('c0', controller=RemoteController, ip=host, port=int(port))
-        sw = net.addSwitch(args.switch, cls=OVSSwitch, datapath='user', protocols='OpenFlow13',
-                           failMode='secure', dpid='00000000000000a1')
-        hosts = [('server1', '10.0.0.1/24', 1), ('client', '10.0.0.2/24', 2), ('server2', '10.0.0.3/24', 3)]
-        for name, ip, ofport in hosts:
-            h = net.addHost(name, ip=ip, mac='02:00:00:00:00:%02x' % int(ip.split('.')[3].split('/')[0]))
-            net.addLink(h, sw, port2=ofport)
-        ids = net.addHost('ids', ip=None)
-        net.addLink(ids, sw, port2=4)
-        net.build()
-        net.start()
-        for name in ('server1', 'server2'):
-            start_echo(net.get(name), name, procs)
-        if args.snort:
-            start_snort(net.get('ids'), args.snort, procs)
-        info('*** topology up: client 10.0.0.2 -> service 10.0.0.1:%d (server1), server2 10.0.0.3, IDS on port 4\n' % SERVICE_PORT)
-        if args.add_backend is not None:
-            time.sleep(args.add_backend)
-            add_server3(net, args, procs)
-        if args.cli:
-            CLI(net)
-        else:
-            info('*** Ctrl-C to stop\n')
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        run(net, args, made)
+    except (KeyboardInterrupt, Stop) as e:
+        info(f'*** stopping ({e or "SIGINT"})\n')
     finally:
-        # Daemons started in hosts survive net.stop(): end them by pid first.
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=3)
-            except Exception:
-                p.kill()
-        net.stop()
+        # A second Ctrl-C or SIGTERM must not cut the cleanup short.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        cleanup(net, made)
+        info('*** removed everything this run made\n')
 
 
 if __name__ == '__main__':

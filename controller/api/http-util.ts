@@ -1,5 +1,5 @@
 // Small HTTP helpers for the API (node:http, no framework): JSON replies, errors that carry their
-// status, bounded JSON bodies, bearer-token checks.
+// status, bounded JSON bodies (and discarding unwanted ones), bearer-token checks.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -30,29 +30,30 @@ export function sendError(res: ServerResponse, status: number, message: string, 
 }
 
 /**
- * Reads a JSON object body of at most MAX_BODY_BYTES. Rejects with 413 as soon as the limit is
- * passed (the connection is then closed: the rest of the body is never read), 400 on bad JSON.
+ * Reads a JSON object body of at most `limit` bytes. Rejects with 413 as soon as the limit is
+ * passed (declared or counted), 400 on bad JSON. The rest of an oversized body is left to the
+ * error reply (see discardBody), so the client gets the 413 rather than a reset connection.
  */
 export function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
-    // Too large: the body is still read and discarded (bounded by the server's request timeout), so
-    // the client sees the 413 instead of a reset caused by unread data.
-    if (Number.isFinite(declared) && declared > limit) { req.resume(); reject(new HttpError(413, `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, { Connection: 'close' })); return; }
+    if (Number.isFinite(declared) && declared > limit) { reject(new HttpError(413, `request body of ${declared} bytes exceeds the limit of ${limit} bytes`)); return; }
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
-    req.on('data', (c: Buffer) => {
-      if (done) return;
+    const onData = (c: Buffer) => {
       size += c.length;
       if (size > limit) {
         done = true;
         chunks.length = 0;
-        reject(new HttpError(413, `request body exceeds the limit of ${limit} bytes`, { Connection: 'close' }));
+        req.off('data', onData);
+        req.pause();
+        reject(new HttpError(413, `request body exceeds the limit of ${limit} bytes`));
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('error', (e) => { if (!done) { done = true; reject(new HttpError(400, `reading the request body failed: ${e.message}`)); } });
     req.on('end', () => {
       if (done) return;
@@ -64,6 +65,38 @@ export function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Prom
       if (typeof v !== 'object' || v === null || Array.isArray(v)) { reject(new HttpError(400, `expected a JSON object in the request body, got ${Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'null' : typeof v}`)); return; }
       resolve(v as Record<string, unknown>);
     });
+  });
+}
+
+/** How much of an unwanted request body the server reads and throws away before it gives up on the connection. */
+export const DISCARD_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * Reads and throws away the rest of a request body. Closing a socket with unread data makes the
+ * kernel answer with a reset, which can destroy a reply the client has not read yet. Resolves
+ * true once the body ended; false when the client went away or sent more than `limit` bytes (the
+ * connection is then destroyed).
+ */
+export function discardBody(req: IncomingMessage, limit = DISCARD_LIMIT): Promise<boolean> {
+  if (req.complete) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    let size = 0;
+    const finish = (ok: boolean) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      resolve(ok);
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) { req.socket.destroy(); finish(false); }
+    };
+    const onEnd = () => finish(true);
+    const onClose = () => finish(req.complete);
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('close', onClose);
+    req.resume();
   });
 }
 
@@ -81,6 +114,13 @@ export function stringField(o: Record<string, unknown>, key: string): string {
 
 function digest(s: string): Buffer { return createHash('sha256').update(s).digest(); }
 
+/** A failed bearer-token check (401); `reason` labels the failure metric. */
+export class AuthError extends HttpError {
+  constructor(readonly reason: 'missing' | 'malformed' | 'invalid', message: string, wwwAuthenticate: string) {
+    super(401, message, { 'WWW-Authenticate': wwwAuthenticate });
+  }
+}
+
 /**
  * Bearer-token check for requests that change state. An empty configured token disables changes
  * (403) rather than allowing them: an API that accepts anything by default is a trap.
@@ -88,11 +128,11 @@ function digest(s: string): Buffer { return createHash('sha256').update(s).diges
 export function requireToken(req: IncomingMessage, token: string): void {
   if (!token) throw new HttpError(403, 'changes through the API are disabled: set api.token in the controller config');
   const h = req.headers.authorization;
-  if (!h) throw new HttpError(401, 'missing Authorization header: send "Authorization: Bearer <api.token>"', { 'WWW-Authenticate': 'Bearer realm="tcp-migrate"' });
+  if (!h) throw new AuthError('missing', 'missing Authorization header: send "Authorization: Bearer <api.token>"', 'Bearer realm="tcp-migrate"');
   const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
-  if (!m) throw new HttpError(401, 'malformed Authorization header: expected "Bearer <token>"', { 'WWW-Authenticate': 'Bearer realm="tcp-migrate"' });
+  if (!m) throw new AuthError('malformed', 'malformed Authorization header: expected "Bearer <token>"', 'Bearer realm="tcp-migrate"');
   // Compare digests: constant time and equal lengths whatever the caller sent.
-  if (!timingSafeEqual(digest(m[1]), digest(token))) throw new HttpError(401, 'invalid API token', { 'WWW-Authenticate': 'Bearer realm="tcp-migrate", error="invalid_token"' });
+  if (!timingSafeEqual(digest(m[1]), digest(token))) throw new AuthError('invalid', 'invalid API token', 'Bearer realm="tcp-migrate", error="invalid_token"');
 }
 
 /** A positive integer from a path or query parameter, or 400 naming it. */

@@ -1,15 +1,23 @@
 // One OpenFlow 1.3 channel to one switch: framing, version negotiation, features, echo keepalive
 // both ways with a dead-switch timeout, xid-correlated requests, barriers that surface OFPT_ERRORs
 // to the caller, and back-pressure (reading pauses while the switch is not draining our writes).
+// Hostile input is bounded: multipart replies are capped, anything before the peer's HELLO ends
+// the channel, and per-message warnings are throttled.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import {
-  OFP_VERSION, OFPET, OFPBRC, OFPHFC, OFPG, OFPP, OFPTT, decodeMessage, encodeMessage, errorCodeName, errorTypeName, splitMessages,
-  type FlowStats, type OfpMessage,
+  OFP_VERSION, OFPET, OFPBRC, OFPHFC, OFPG, OFPP, OFPT, OFPTT, MultipartBudget, decodeMessage, encodeMessage, errorCodeName, errorTypeName, splitMessages,
+  type DecodeError, type FlowStats, type MultipartLimits, type OfpMessage,
 } from '../openflow/index.ts';
+// The analyzers' throttle, shared: one helper for every source of untrusted input.
+import { ThrottledLog } from '../log-throttle.ts';
 import type { Logger } from '../log.ts';
 
-export interface ChannelOptions { echoIntervalMs: number; deadTimeoutMs: number; requestTimeoutMs: number }
+export interface ChannelOptions {
+  echoIntervalMs: number; deadTimeoutMs: number; requestTimeoutMs: number;
+  /** Caps on one multipart reply; MULTIPART_LIMITS when absent. */
+  multipart?: MultipartLimits;
+}
 
 export interface SwitchFeatures { datapathId: bigint; nBuffers: number; nTables: number; auxiliaryId: number; capabilities: number }
 
@@ -20,7 +28,13 @@ export class OpenFlowError extends Error {
   }
 }
 
-type Pending = { resolve: (m: OfpMessage[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; parts: OfpMessage[]; request: OfpMessage };
+type Pending = { resolve: (m: OfpMessage[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; parts: OfpMessage[]; request: OfpMessage; budget?: MultipartBudget };
+
+/** A multipart reply broke MultipartLimits: the request fails, the rest of the reply is dropped. */
+export class MultipartOverflowError extends Error {}
+
+/** xids of overflowed replies still streaming; more than this many at once is not a switch bug worth remembering. */
+const MAX_DISCARDING = 64;
 
 const OFPMPF_REPLY_MORE = 1;
 const REPLY_TYPES: Partial<Record<OfpMessage['type'], OfpMessage['type']>> = {
@@ -44,15 +58,23 @@ export class SwitchConnection extends EventEmitter {
   private corked = false;
   private echoTimer?: NodeJS.Timeout;
   private closed = false;
+  private closedBySwitch = false;
+  /** Set by the peer's (decodable) HELLO; before it, any other message ends the channel. */
+  private helloSeen = false;
+  /** Overflowed multipart replies whose further parts are dropped. */
+  private readonly discarding = new Set<number>();
+  /** Warnings about one switch's messages: at most 20 lines a second, with a suppressed count. */
+  private readonly warnings: ThrottledLog;
   features?: SwitchFeatures;
   readonly remote: string;
-  readonly stats = { messagesIn: 0, messagesOut: 0, malformed: 0, backpressurePauses: 0 };
+  readonly stats = { bytesIn: 0, messagesIn: 0, messagesOut: 0, malformed: 0, backpressurePauses: 0, multipartOverflows: 0 };
   /** When the TCP connection was accepted (ms since epoch). */
   readonly connectedAt = Date.now();
 
   constructor(private readonly socket: Socket, private readonly opts: ChannelOptions, private readonly log: Logger) {
     super();
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.warnings = new ThrottledLog(log);
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('close', () => this.shutdown('connection closed by switch'));
@@ -61,6 +83,8 @@ export class SwitchConnection extends EventEmitter {
   }
 
   get connected(): boolean { return !this.closed; }
+  /** True once the channel ended because the switch closed it or the socket failed (not by us). */
+  get endedBySwitch(): boolean { return this.closedBySwitch; }
   get datapathId(): bigint | undefined { return this.features?.datapathId; }
 
   /** Version negotiation and features; resolves once the switch is usable. */
@@ -119,7 +143,7 @@ export class SwitchConnection extends EventEmitter {
   }
 
   /** Sends a request and resolves with its reply (all parts of a multipart reply). */
-  request(msg: OfpMessage): Promise<OfpMessage[]> {
+  request(msg: OfpMessage, timeoutMs = this.opts.requestTimeoutMs): Promise<OfpMessage[]> {
     if (!REPLY_TYPES[msg.type]) return Promise.reject(new Error(`${msg.type} has no reply`));
     if (this.closed) return Promise.reject(new Error(`switch ${this.describe()} is disconnected`));
     const xid = msg.xid === 0 ? this.allocXid() : msg.xid;
@@ -127,11 +151,22 @@ export class SwitchConnection extends EventEmitter {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(xid);
-        reject(new Error(`${msg.type} xid ${xid} to ${this.describe()}: no reply within ${this.opts.requestTimeoutMs} ms`));
-      }, this.opts.requestTimeoutMs);
-      this.pending.set(xid, { resolve, reject, timer, parts: [], request: req });
+        reject(new Error(`${msg.type} xid ${xid} to ${this.describe()}: no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const budget = msg.type === 'multipart_request' ? new MultipartBudget(this.opts.multipart) : undefined;
+      this.pending.set(xid, { resolve, reject, timer, parts: [], request: req, budget });
       this.send(req);
     });
+  }
+
+  /** True if the switch answers an echo request within `timeoutMs` (it is alive and reading). */
+  async probe(timeoutMs: number): Promise<boolean> {
+    try {
+      await this.request({ type: 'echo_request', xid: 0, data: Buffer.alloc(0) }, timeoutMs);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -184,11 +219,14 @@ export class SwitchConnection extends EventEmitter {
   private onData(d: Buffer): void {
     if (this.closed) return;
     this.lastRx = Date.now();
+    this.stats.bytesIn += d.length;
     this.rx = this.rx.length ? Buffer.concat([this.rx, d]) : d;
     const split = splitMessages(this.rx);
     if (!split.ok) {
       // A header with length < 8 desynchronises the stream for good: nothing after it can be framed.
-      this.log.error('unframeable data from switch, closing', { remote: this.remote, error: split.error.message });
+      this.noteMalformed(split.error);
+      // Before the handshake the listener logs why the handshake failed (throttled across connections).
+      if (this.features) this.log.error('unframeable data from switch, closing', { dpid: this.describe(), error: split.error.message });
       this.close(`framing error: ${split.error.message}`);
       return;
     }
@@ -203,15 +241,25 @@ export class SwitchConnection extends EventEmitter {
     this.stats.messagesIn++;
     const version = raw[0];
     const xid = raw.readUInt32BE(4);
-    if (raw[1] === 0 /* OFPT_HELLO */ && this.peerVersion === 0) this.peerVersion = version;
     const res = decodeMessage(raw);
+    if (!this.helloSeen) {
+      if (res.ok && res.value.type === 'hello') {
+        this.helloSeen = true;
+        this.peerVersion = version;
+      } else {
+        this.refuseBeforeHello(raw, res.ok ? `message type ${raw[1]} before HELLO` : res.error.message);
+        return;
+      }
+    }
     if (!res.ok) {
       // One bad message must not take the channel down: report it to the switch and the log, go on.
-      this.log.warn('malformed OpenFlow message from switch', { dpid: this.describe(), xid, error: res.error.message, bytes: raw.subarray(0, 64).toString('hex') });
-      this.stats.malformed++;
-      this.emit('malformed', res.error);
-      if (version === OFP_VERSION) {
-        this.send({ type: 'error', xid, errType: OFPET.BAD_REQUEST, code: res.error.kind === 'bad_length' || res.error.kind === 'truncated' ? OFPBRC.BAD_LEN : OFPBRC.BAD_TYPE, data: raw.subarray(0, 64) });
+      this.noteMalformed(res.error);
+      this.warnings.warn('malformed OpenFlow message from switch', { dpid: this.describe(), xid, error: res.error.message, bytes: raw.subarray(0, 64).toString('hex') });
+      // Never answer an error with an error: two peers could bounce them forever.
+      if (raw[1] !== OFPT.ERROR) {
+        const k = res.error.kind;
+        const code = k === 'bad_version' ? OFPBRC.BAD_VERSION : k === 'bad_length' || k === 'truncated' ? OFPBRC.BAD_LEN : OFPBRC.BAD_TYPE;
+        this.send({ type: 'error', xid, errType: OFPET.BAD_REQUEST, code, data: raw.subarray(0, 64) });
       }
       return;
     }
@@ -225,16 +273,53 @@ export class SwitchConnection extends EventEmitter {
         return;
       default: break;
     }
+    const more = msg.type === 'multipart_reply' && (msg.flags & OFPMPF_REPLY_MORE) !== 0;
     const p = this.pending.get(msg.xid);
     if (p && REPLY_TYPES[p.request.type] === msg.type) {
+      const over = p.budget?.add(raw.length);
+      if (over) { this.overflow(p, msg.xid, over, more); return; }
       p.parts.push(msg);
-      if (msg.type === 'multipart_reply' && (msg.flags & OFPMPF_REPLY_MORE)) return;
+      if (more) return;
       clearTimeout(p.timer);
       this.pending.delete(msg.xid);
       p.resolve(p.parts);
       return;
     }
+    if (msg.type === 'multipart_reply' && this.discarding.has(msg.xid)) {
+      if (!more) this.discarding.delete(msg.xid);
+      return;
+    }
     this.emit('message', msg);
+  }
+
+  /** A reply broke the multipart caps: fail its request and drop the parts still to come. */
+  private overflow(p: Pending, xid: number, why: string, more: boolean): void {
+    clearTimeout(p.timer);
+    this.pending.delete(xid);
+    this.stats.multipartOverflows++;
+    if (more) {
+      if (this.discarding.size >= MAX_DISCARDING) this.discarding.delete(this.discarding.values().next().value!);
+      this.discarding.add(xid);
+    }
+    const b = p.budget!;
+    this.warnings.warn('multipart reply over the limit, discarded', { dpid: this.describe(), xid, why, parts: b.parts, bytes: b.bytes });
+    p.reject(new MultipartOverflowError(`multipart reply to xid ${xid} from ${this.describe()} has ${why}; discarded`));
+  }
+
+  /** Counted for the malformed metric (the listener re-emits it, handshake or not). */
+  private noteMalformed(error: DecodeError): void {
+    this.stats.malformed++;
+    this.emit('malformed', error);
+  }
+
+  /**
+   * OpenFlow starts with HELLO; anything else first (garbage, another protocol, a wrong version's
+   * request) ends the channel with one HELLO_FAILED instead of one warning per message.
+   */
+  private refuseBeforeHello(raw: Buffer, why: string): void {
+    this.noteMalformed({ kind: 'bad_type', message: why });
+    this.send({ type: 'error', xid: raw.readUInt32BE(4), errType: OFPET.HELLO_FAILED, code: OFPHFC.INCOMPATIBLE, data: Buffer.from('OpenFlow 1.3 HELLO expected') });
+    this.close(`no HELLO: ${why} (version 0x${raw[0].toString(16).padStart(2, '0')})`);
   }
 
   private onError(msg: Extract<OfpMessage, { type: 'error' }>): void {
@@ -252,7 +337,9 @@ export class SwitchConnection extends EventEmitter {
       if (this.errorsSinceBarrier.size > 1024) this.errorsSinceBarrier.delete(this.errorsSinceBarrier.keys().next().value!);
     }
     // A covered request's caller gets the error from barrier(); only orphan errors are warnings.
-    this.log.log(this.unconfirmed.has(msg.xid) ? 'debug' : 'warn', 'OpenFlow error from switch', { dpid: this.describe(), xid: msg.xid, type: errorTypeName(msg.errType), code: errorCodeName(msg.errType, msg.code) });
+    const fields = { dpid: this.describe(), xid: msg.xid, type: errorTypeName(msg.errType), code: errorCodeName(msg.errType, msg.code) };
+    if (this.unconfirmed.has(msg.xid)) this.log.debug('OpenFlow error from switch', fields);
+    else this.warnings.warn('OpenFlow error from switch', fields);
     this.emit('ofp_error', err);
   }
 
@@ -272,11 +359,13 @@ export class SwitchConnection extends EventEmitter {
   private shutdown(reason: string, destroy = true): void {
     if (this.closed) return;
     this.closed = true;
+    this.closedBySwitch = destroy;
     if (this.echoTimer) clearInterval(this.echoTimer);
     for (const [, p] of this.pending) { clearTimeout(p.timer); p.reject(new Error(`switch ${this.describe()} disconnected: ${reason}`)); }
     this.pending.clear();
     this.unconfirmed.clear();
     this.errorsSinceBarrier.clear();
+    this.discarding.clear();
     if (destroy) this.socket.destroy();
     this.emit('close', reason);
   }

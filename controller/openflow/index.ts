@@ -17,3 +17,4 @@ export {
   type TableStats, type PortStats,
 } from './multipart.ts';
 export type { PortDesc } from './port.ts';
+export { MULTIPART_LIMITS, MultipartBudget, type MultipartLimits } from './multipart-limits.ts';

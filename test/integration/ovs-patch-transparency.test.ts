@@ -243,17 +243,27 @@ describe('patched OVS: TCP seq/ack shift in the datapath (ovs-patch)', function 
     const synAckA = rcvdA.find((s) => (s.flags & 0x12) === 0x12)!;
     assert.equal(synAckA.ack, (synA.seq + 1) >>> 0);
 
-    // Data: each segment A sent arrives at B with seq + D, and none arrives unshifted.
+    // No ratios of captured packets below: tcpdump itself drops packets on a loaded machine, and a
+    // packet missing from a capture is not one the switch lost. Every captured packet is checked
+    // exactly; the counts only ask for enough of them to mean something.
+    // Data: every segment B received lies in A's sequence space shifted by D (D is far larger
+    // than the transfer, so the two spaces are disjoint), and A's segments are found there.
+    const isnA = synA.seq;
+    const outsideAtB = rcvdB.filter((s) => sub(s.seq, (isnA + D) >>> 0) > SIZE + 1);
+    assert.deepEqual(outsideAtB.slice(0, 3).map((s) => s.seq), [], `${outsideAtB.length} segments reached B outside A's shifted sequence space`);
     const seqAtB = new Set(rcvdB.map((s) => s.seq));
     const shifted = sentA.filter((s) => seqAtB.has((s.seq + D) >>> 0)).length;
     const unshifted = sentA.filter((s) => s.payloadLen > 0 && seqAtB.has(s.seq)).length;
-    assert.ok(shifted / sentA.length > 0.95, `only ${shifted} of ${sentA.length} segments found at B shifted by D`);
+    assert.ok(shifted > 10000, `only ${shifted} of ${sentA.length} segments found at B shifted by D`);
     assert.equal(unshifted, 0);
 
-    // ACKs: B acknowledges in its shifted view; A receives them shifted back by D.
+    // ACKs: B acknowledges in its shifted view; every ACK A received is back in A's own sequence
+    // space (up to its FIN), and B's ACKs are found at A shifted back by D.
+    const outsideAtA = rcvdA.filter((s) => (s.flags & 0x10) && sub(s.ack, isnA) > SIZE + 2);
+    assert.deepEqual(outsideAtA.slice(0, 3).map((s) => s.ack), [], `${outsideAtA.length} ACKs reached A outside its sequence space`);
     const ackAtA = new Set(rcvdA.map((s) => s.ack));
     const back = sentB.filter((s) => ackAtA.has(sub(s.ack, D))).length;
-    assert.ok(back / sentB.length > 0.95, `only ${back} of ${sentB.length} ACKs found at A shifted back by D`);
+    assert.ok(back > 1000, `only ${back} of ${sentB.length} ACKs found at A shifted back by D`);
 
     // Checksums of everything the switch rewrote and we captured whole.
     const full = parsePcap(join(tmp, 'b-full.pcap')).filter((s) => s.csumOk !== undefined);
@@ -304,9 +314,9 @@ describe('patched OVS: TCP seq/ack shift in the datapath (ovs-patch)', function 
       }
     }
     // Every pair above is checked exactly; this only asks that enough were paired to mean something.
-    // Not a high ratio: tcpdump itself drops packets on a loaded machine (0.895 seen in a CI run),
+    // No ratio: tcpdump itself drops packets on a loaded machine (0.895 and 0.899 seen in CI runs),
     // and a segment missing from A's capture is not a segment the switch lost.
-    assert.ok(paired >= 10 && paired / withSack.length > 0.5, `only ${paired} of ${withSack.length} SACK segments found at A`);
+    assert.ok(paired >= 10, `only ${paired} of ${withSack.length} SACK segments found at A`);
     // No SACK block reaches A in B's (shifted) view.
     for (const t of rcvdA) for (const [l] of t.sack) assert.ok(sub(l, isnA) <= SIZE + 1, 'unshifted SACK block reached A');
   });

@@ -102,13 +102,29 @@ describe('switch channel', function () {
     assert.deepEqual(parts.map((p) => (p as any).body.ports[0].portNo), [1, 2]);
   });
 
-  it('a reconnecting datapath replaces its old channel', async () => {
+  it('a reconnecting datapath replaces its old channel once that one stops answering echo', async () => {
     const first = await fake('127.0.0.1', 9n);
+    first.sw.autoEcho = false; // the old connection is half-open: the switch behind it is gone
     const closed = once(first.conn, 'close');
     const second = await fake('127.0.0.1', 9n);
-    await closed;
+    const [reason] = await closed;
+    // Whichever notices first: the takeover probe, or the keepalive (deadTimeoutMs is short here).
+    assert.match(reason, /stopped answering echo|no message for \d+ ms/);
     assert.equal(server.connected.length, 1);
     assert.equal(server.get(9n), second.conn);
+  });
+
+  it('a second connection for a live datapath is refused', async () => {
+    const first = await fake('127.0.0.1', 11n);
+    const sw = await FakeSwitch.connect(port, '127.0.0.1', 11n);
+    fakes.push(sw);
+    sw.hello();
+    const err = await sw.next('error');
+    assert.equal(err.errType, OFPET.HELLO_FAILED);
+    assert.equal(err.code, OFPHFC.EPERM);
+    await sw.waitClosed();
+    assert.equal(server.get(11n), first.conn);
+    assert.equal(first.conn.connected, true);
   });
 
   it('stops reading from a switch that does not read its replies, and resumes when it does', async function () {

@@ -11,6 +11,8 @@ export class FakeSwitch {
   closed = false;
   autoFeatures = true;
   autoEcho = true;
+  /** Called for every message received, in order (scripted replies: errors before a barrier reply). */
+  onMessage?: (m: OfpMessage) => void;
 
   private constructor(readonly sock: Socket, readonly dpid: bigint) {
     sock.on('data', (d) => {
@@ -25,6 +27,7 @@ export class FakeSwitch {
         this.received.push(m);
         if (m.type === 'features_request' && this.autoFeatures) this.send({ type: 'features_reply', xid: m.xid, datapathId: this.dpid, nBuffers: 0, nTables: 254, auxiliaryId: 0, capabilities: 0 });
         if (m.type === 'echo_request' && this.autoEcho) this.send({ type: 'echo_reply', xid: m.xid, data: m.data });
+        this.onMessage?.(m);
       }
       this.wake();
     });
