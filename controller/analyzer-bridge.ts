@@ -1,18 +1,30 @@
 // Connects alert sources to the handoff engine: every alert with a verdict becomes a verdict for
 // the connection its packet belongs to; held (and, with mirrorAll, copied) segments are shown to
-// the built-in matcher, which answers synchronously.
+// the built-in matcher, which answers synchronously. An IDS's no-match marker applies the default
+// verdict at once (no-match.ts); health.ts watches whether each IDS still answers.
 import { EventEmitter } from 'node:events';
-import { BuiltinMatcher, SnortUnixsockSource, SuricataEveSource, type Alert, type AlertSource, type RuleReloadSummary } from './analyzers/index.ts';
+import { BuiltinMatcher, SnortUnixsockSource, SuricataEveSource, isNoMatchMarker, type ActivityKind, type Alert, type AlertSource, type RuleReloadSummary } from './analyzers/index.ts';
 import { analyzerRestartNeeded, snortSockets, type AnalyzersConfig } from './analyzers/analyzer-config.ts';
+import { AnalyzerHealth, type AnalyzerHealthView } from './analyzers/health.ts';
+import { NoMatchTracker, type NoMatchStats } from './analyzers/no-match.ts';
 import type { HandoffEngine, ConnectionView } from './handoff/handoff-engine.ts';
 import type { ParsedFrame } from './packet/index.ts';
 import type { Logger } from './log.ts';
 
-/** Events: 'alert' (alert, connection id or undefined). */
+/** Events: 'alert' (alert, connection id or undefined); 'analyzer_health' (analyzer, state, reason). */
 export class AnalyzerBridge extends EventEmitter {
   readonly sources: AlertSource[] = [];
   readonly builtin?: BuiltinMatcher;
   readonly stats = { alerts: 0, withoutVerdict: 0, unknownConnection: 0 };
+  readonly health: AnalyzerHealth;
+  readonly noMatch: NoMatchTracker;
+  /** Default verdicts applied by the verdict timeout, per service (tcp_migrate_verdict_timeouts_total). */
+  readonly verdictTimeouts = new Map<string, number>();
+  /** Default verdicts applied at once because an IDS saw the held segment and no rule matched, per analyzer kind. */
+  readonly noMatchVerdicts = new Map<string, number>();
+  /** Health name of each socket source: its kind, or kind:path when a kind has several sockets. */
+  private readonly healthName = new Map<AlertSource, string>();
+  private healthTimer: NodeJS.Timeout | undefined;
   /** The analyzers as started (sockets) with the rule files and vars in force: what reloads compare to. */
   private running: AnalyzersConfig;
 
@@ -22,8 +34,6 @@ export class AnalyzerBridge extends EventEmitter {
     if (cfg.builtin) {
       this.builtin = new BuiltinMatcher({ ruleFiles: cfg.builtin.rules, vars: cfg.builtin.vars, logger: log });
       this.sources.push(this.builtin);
-      engine.on('held_frame', (c: ConnectionView, f: ParsedFrame) => this.inspectHeld(c, f));
-      engine.on('segment_frame', (_c: ConnectionView, f: ParsedFrame) => this.builtin!.inspect(f));
     }
     // One source per Snort socket: Snort 3 with several packet threads sends to <logdir>/<N>_snort_alert.
     for (const { path, key } of cfg.snort ? snortSockets(cfg.snort) : []) {
@@ -32,7 +42,32 @@ export class AnalyzerBridge extends EventEmitter {
       this.sources.push(new SnortUnixsockSource({ path, mode, owner, group, createDir, configKey: 'analyzers.snort', socketKey: key, logger: log }));
     }
     if (cfg.suricata) this.sources.push(new SuricataEveSource({ dgramPath: cfg.suricata.socket, streamPath: cfg.suricata.streamSocket, mode: cfg.suricata.mode, logger: log }));
-    for (const s of this.sources) s.on('alert', (a) => this.onAlert(a));
+    for (const s of this.sources) s.on('alert', (a) => this.onAlert(a, s));
+
+    const ids = this.sources.filter((s) => s !== this.builtin);
+    for (const s of ids) {
+      const several = ids.filter((x) => x.name === s.name).length > 1;
+      this.healthName.set(s, several && s instanceof SnortUnixsockSource ? `${s.name}:${s.path}` : s.name);
+    }
+    this.health = new AnalyzerHealth([...new Set(this.healthName.values())], { logger: log });
+    this.health.on('change', (name: string, state: string, reason?: string) => this.emit('analyzer_health', name, state, reason));
+    for (const [s, name] of this.healthName) {
+      const em = s as unknown as EventEmitter;
+      em.on('activity', (kind: ActivityKind) => this.health.record(name, kind));
+      em.on('peers', (n: number) => this.health.peers(name, n));
+    }
+    this.noMatch = new NoMatchTracker([...new Set(ids.map((s) => s.name))], (id, by) => this.applyNoMatch(id, by));
+    if (ids.length) {
+      engine.on('held_frame', (c: ConnectionView, f: ParsedFrame) => this.heldForIds(c, f));
+      engine.on('conn_closed', (c: ConnectionView) => this.noMatch.decided(c.id));
+    }
+    engine.on('verdict', (c: ConnectionView, req: { source: string }) => this.onVerdict(c, req));
+    // After heldForIds: a verdict the built-in matcher gives at once must find the segment
+    // registered, so that it cancels the IDS's marker for it.
+    if (this.builtin) {
+      engine.on('held_frame', (c: ConnectionView, f: ParsedFrame) => this.inspectHeld(c, f));
+      engine.on('segment_frame', (_c: ConnectionView, f: ParsedFrame) => this.builtin!.inspect(f));
+    }
   }
 
   /** Starts every source; if one fails, those already started are stopped again (their sockets unlinked). */
@@ -46,9 +81,28 @@ export class AnalyzerBridge extends EventEmitter {
       await this.stop();
       throw e;
     }
+    if (this.healthName.size && !this.healthTimer) {
+      this.healthTimer = setInterval(() => this.health.tick(), 1000);
+      this.healthTimer.unref();
+    }
   }
 
-  async stop(): Promise<void> { await Promise.all(this.sources.map((s) => s.stop().catch(() => undefined))); }
+  async stop(): Promise<void> {
+    if (this.healthTimer) { clearInterval(this.healthTimer); this.healthTimer = undefined; }
+    await Promise.all(this.sources.map((s) => s.stop().catch(() => undefined)));
+  }
+
+  /** Health of each IDS (the built-in matcher answers synchronously and has none). */
+  healthViews(): AnalyzerHealthView[] { return this.health.views(); }
+
+  /** GET /api/analyzers: each IDS's health, verdict timeouts per service, no-match counts. */
+  view(): { analyzers: AnalyzerHealthView[]; builtin: boolean; verdictTimeouts: Record<string, number>; noMatch: NoMatchStats & { byAnalyzer: Record<string, number> } } {
+    return {
+      analyzers: this.healthViews(), builtin: !!this.builtin,
+      verdictTimeouts: Object.fromEntries(this.verdictTimeouts),
+      noMatch: { ...this.noMatch.stats, byAnalyzer: Object.fromEntries(this.noMatchVerdicts) },
+    };
+  }
 
   /**
    * Reads and checks what a reload to `cfg` would change, changing nothing yet: the built-in
@@ -90,10 +144,41 @@ export class AnalyzerBridge extends EventEmitter {
     }
   }
 
-  private onAlert(a: Alert): void {
+  /** A held segment went to the IDS port: each IDS's marker for it can decide it (no-match.ts). */
+  private heldForIds(c: ConnectionView, f: ParsedFrame): void {
+    if (this.engine.service(c.service)?.mirrorPort === undefined || !f.ipv4 || !f.tcp) return;
+    this.noMatch.held(c.id, { srcIp: f.ipv4.src, srcPort: f.tcp.srcPort, dstIp: f.ipv4.dst, dstPort: f.tcp.dstPort }, f.tcp.seq);
+  }
+
+  private applyNoMatch(connId: number, by: string[]): void {
+    const c = this.engine.table.get(connId);
+    if (!c || c.phase !== 'held' || c.move) return; // decided meanwhile: nothing to add
+    for (const k of by) this.noMatchVerdicts.set(k, (this.noMatchVerdicts.get(k) ?? 0) + 1);
+    try { this.engine.verdict(connId, { verdict: c.service.defaultVerdict, source: `${by.join('+')} (no rule matched)`, seq: c.held?.seq }); } catch { /* closed meanwhile */ }
+  }
+
+  private onVerdict(c: ConnectionView, req: { source: string }): void {
+    this.noMatch.decided(c.id);
+    if (req.source !== 'timeout') return;
+    this.verdictTimeouts.set(c.service, (this.verdictTimeouts.get(c.service) ?? 0) + 1);
+    // Only a segment the IDSes were shown says anything about them.
+    if (this.engine.service(c.service)?.mirrorPort !== undefined) this.health.verdictTimeout();
+  }
+
+  private onAlert(a: Alert, from: AlertSource): void {
     this.stats.alerts++;
+    if (!a.verdict && isNoMatchMarker(a.msg) && from !== this.builtin) {
+      const name = this.healthName.get(from);
+      if (name) this.health.record(name, 'alert', true);
+      this.noMatch.marker(from.name, a.flow, a.seq);
+      this.emit('alert', a, undefined);
+      return;
+    }
     if (!a.verdict) { this.stats.withoutVerdict++; this.emit('alert', a, undefined); return; }
     if (!a.flow) { this.log.warn('alert without a flow: cannot tell which connection it is about', { sid: a.sid, msg: a.msg }); this.emit('alert', a, undefined); return; }
+    if (this.noMatch.verdictAlert(a.flow, a.seq)) {
+      this.log.warn('a verdict alert came after the no-match marker for the same packet: the catch-all rule must rank below every verdict rule (docs/analyzers.md)', { sid: a.sid, msg: a.msg, flow: a.flow, seq: a.seq });
+    }
     const c = this.engine.verdictForFlow(a.flow, { verdict: a.verdict, source: a.source, sid: a.sid, seq: a.seq });
     if (!c) {
       this.stats.unknownConnection++;

@@ -28,7 +28,14 @@ ips =
 
 -- Log every rule a packet matches (Snort 3 logs only 3 events per packet by default, so a packet
 -- matching FORWARD, MIGRATE and two more rules would lose alerts; Suricata logs up to 15).
-event_queue = { max_queue = 16, log = 16 }
+-- order_events = 'priority': a packet's events are logged in rule priority order (1 first; rules
+-- without one count as 0), so the no-match marker (snort-rules/no-match.rules, priority 255)
+-- comes after every verdict alert of the same packet.
+event_queue = { max_queue = 16, log = 16, order_events = 'priority' }
+
+-- Snort stops evaluating a packet after this many fast-pattern matches (default 5), skipping the
+-- rest, the content-less no-match marker included: a packet matching 6 rules lost its marker.
+search_engine = { max_queue_events = 16 }
 
 -- One Alertpkt datagram (65,864 bytes) per alert, sendto() <logdir>/snort_alert; no options.
 -- Snort 3 keeps the quotes of msg ("MIGRATE"); the controller strips them.

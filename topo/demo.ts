@@ -23,6 +23,8 @@ import { Logger } from '../controller/log.ts';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const APPS = join(ROOT, 'topo', 'apps');
 const RULES = join(ROOT, 'snort-rules', 'migrate.rules');
+/** The IDS's "inspected, nothing matched" marker (docs/analyzers.md): a no-match connection is forwarded at once. */
+const NO_MATCH_RULES = join(ROOT, 'snort-rules', 'no-match.rules');
 const argv = process.argv.slice(2);
 const flag = (k: string) => argv.includes(`--${k}`);
 const opt = (k: string, d: string) => { const i = argv.indexOf(`--${k}`); return i >= 0 && argv[i + 1] ? argv[i + 1] : d; };
@@ -104,12 +106,12 @@ async function main(): Promise<void> {
     }
     if (analyzer === 'suricata') {
       say('  starting Suricata on the IDS host …');
-      const ids = await startLiveSuricata(hosts.ids, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock') });
+      const ids = await startLiveSuricata(hosts.ids, dir, { rules: [RULES, NO_MATCH_RULES], eveSocket: join(dir, 'eve.sock') });
       cleanups.push(() => ids.stop());
     }
     if (analyzer === 'snort') {
       say('  starting Snort 3 on the IDS host (rules exported from snort-rules/migrate.rules) …');
-      const rules = await exportSnort3Rules([RULES], join(dir, 'migrate.snort3.rules'));
+      const rules = await exportSnort3Rules([RULES, NO_MATCH_RULES], join(dir, 'migrate.snort3.rules'));
       const ids = await startLiveSnort(hosts.ids, { logDir: dir, rules });
       cleanups.push(() => ids.stop());
     }

@@ -16,6 +16,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RULES="${RULES:-$ROOT/snort-rules/migrate.rules}"
+# The no-match marker (docs/analyzers.md): exported with the rules so a segment no rule matches is
+# forwarded at once instead of after verdictTimeoutMs. NO_MATCH_RULES= (empty) leaves it out.
+NO_MATCH_RULES="${NO_MATCH_RULES-$ROOT/snort-rules/no-match.rules}"
 
 # The documented command, in the array CMD (LOGDIR IFACE).
 set_command() {
@@ -24,7 +27,8 @@ set_command() {
 }
 
 export_rules() {
-  node "$ROOT/bin/tcp-migrate.mjs" rules export --for snort3 -o "$1/migrate.snort3.rules" "$RULES"
+  # shellcheck disable=SC2086  # NO_MATCH_RULES: one path or nothing
+  node "$ROOT/bin/tcp-migrate.mjs" rules export --for snort3 -o "$1/migrate.snort3.rules" "$RULES" $NO_MATCH_RULES
 }
 
 pid_of() {

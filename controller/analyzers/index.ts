@@ -6,3 +6,5 @@ export * from './suricata-eve.ts';
 export * from './rules.ts';
 export * from './builtin-matcher.ts';
 export { loadNative, nativeAvailable, sendDgram, prepareSocketPath, UnixDgramReceiver } from './unix-dgram.ts';
+export * from './health.ts';
+export * from './no-match.ts';

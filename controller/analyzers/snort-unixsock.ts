@@ -12,7 +12,8 @@ import { dirname } from 'node:path';
 import { silentLogger, type Logger } from '../log.ts';
 import { alertFromAlertPkt, decodeAlertPkt } from './snort-alertpkt.ts';
 import { resolveId, UnixDgramReceiver, unreachableDirs } from './unix-dgram.ts';
-import { headHex, ThrottledLog } from './util.ts';
+import { headHex } from './util.ts';
+import { ThrottledLog } from '../log-throttle.ts';
 import type { Alert, AlertSource } from './types.ts';
 
 export const DEFAULT_SNORT_SOCKET = '/tmp/snort_alert';
@@ -117,6 +118,8 @@ export class SnortUnixsockSource extends EventEmitter implements AlertSource {
     }
     const a = alertFromAlertPkt(r.value);
     this.stats.alerts!++;
+    // Health first, on its own: a throwing health listener must not cost the alert.
+    try { this.emit('activity', 'alert'); } catch { this.stats.listener_errors!++; }
     try {
       this.emit('alert', a);
     } catch (e) {

@@ -9,8 +9,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { err, ok, parseFrame, type Result } from '../packet/index.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { UnixDgramReceiver, prepareSocketPath } from './unix-dgram.ts';
-import { ThrottledLog } from './util.ts';
-import { frameFacts, stripQuotes, verdictOf, type Alert, type AlertSource } from './types.ts';
+import { ThrottledLog } from '../log-throttle.ts';
+import { frameFacts, stripQuotes, verdictOf, type ActivityKind, type Alert, type AlertSource } from './types.ts';
 
 export type EveRecord =
   | { kind: 'alert'; alert: Alert; packetError?: string }
@@ -162,6 +162,7 @@ export class SuricataEveSource extends EventEmitter implements AlertSource {
   private onConnection(s: Socket): void {
     this.stats.connections!++;
     this.conns.add(s);
+    this.peersChanged();
     const max = this.opts.maxLineBytes ?? 1024 * 1024;
     let parts: Buffer[] = [];
     let pending = 0;
@@ -199,6 +200,7 @@ export class SuricataEveSource extends EventEmitter implements AlertSource {
     s.on('error', (e) => this.log.warn('EVE stream connection error', { error: e.message }));
     s.on('close', () => {
       this.conns.delete(s);
+      if (this.server) this.peersChanged(); // not while stopping: we closed it
       // A last line without newline (Suricata always ends records with one, but be tolerant).
       if (!skipping && pending > 0) {
         const line = Buffer.concat(parts).toString('utf8');
@@ -220,13 +222,18 @@ export class SuricataEveSource extends EventEmitter implements AlertSource {
         this.bad.warn('ignoring invalid EVE record', { via, error: r.error.message, head: line.slice(0, 80) });
         continue;
       }
-      if (r.value.kind === 'other') { this.stats.ignored_events!++; continue; }
+      if (r.value.kind === 'other') {
+        this.stats.ignored_events!++;
+        this.activity(r.value.eventType === 'stats' ? 'heartbeat' : 'other');
+        continue;
+      }
       if (r.value.packetError) {
         this.stats.packet_errors!++;
         this.bad.warn('EVE packet not decoded; using the record 5-tuple', { sid: r.value.alert.sid, error: r.value.packetError });
       }
       const a = r.value.alert;
       this.stats.alerts!++;
+      this.activity('alert');
       out.push(a);
       try {
         this.emit('alert', a);
@@ -236,6 +243,15 @@ export class SuricataEveSource extends EventEmitter implements AlertSource {
       }
     }
     return out;
+  }
+
+  /** Health signals must not break alert handling: a throwing listener is only counted. */
+  private activity(kind: ActivityKind): void {
+    try { this.emit('activity', kind); } catch { this.stats.listener_errors!++; }
+  }
+
+  private peersChanged(): void {
+    try { this.emit('peers', this.conns.size); } catch { this.stats.listener_errors!++; }
   }
 
   async stop(): Promise<void> {
@@ -254,7 +270,10 @@ export class SuricataEveSource extends EventEmitter implements AlertSource {
     }
   }
 
-  override on(ev: 'alert', fn: (a: Alert) => void): this {
+  override on(ev: 'alert', fn: (a: Alert) => void): this;
+  override on(ev: 'activity', fn: (kind: ActivityKind) => void): this;
+  override on(ev: 'peers', fn: (connected: number) => void): this;
+  override on(ev: string, fn: (...args: any[]) => void): this {
     return super.on(ev, fn);
   }
 }

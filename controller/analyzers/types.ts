@@ -38,6 +38,14 @@ export interface AlertSource {
 }
 
 /**
+ * What the socket sources also emit, for analyzer health (health.ts): 'activity' (kind) on every
+ * valid record (an alert, or a Suricata EVE `stats` record: the heartbeat), and 'peers' (n) when
+ * the number of connected writers changes (Suricata's unix_stream socket only: a datagram socket
+ * cannot tell).
+ */
+export type ActivityKind = 'alert' | 'heartbeat' | 'other';
+
+/**
  * The verdict a rule message announces: MIGRATE or FORWARD as a case-insensitive prefix, after
  * whitespace and surrounding quotes are stripped (Snort 3 sends msg with its quotes). A plain
  * prefix, as documented for rule authors: "MIGRATE to server3" and "MIGRATE_web" both count.
@@ -47,6 +55,16 @@ export function verdictOf(msg: string): Verdict | undefined {
   const m = /^(migrate|forward)/i.exec(stripQuotes(msg));
   if (!m) return undefined;
   return m[1]!.toUpperCase() as Verdict;
+}
+
+/**
+ * Whether a rule message is the no-match marker: `SEEN` as a case-insensitive prefix, like a
+ * verdict. The catch-all rule in snort-rules/no-match.rules alerts with it on every client data
+ * segment, ranked below every verdict rule, so "SEEN alone" means "inspected, no verdict rule
+ * matched" (docs/analyzers.md, "Learning quickly that nothing matched").
+ */
+export function isNoMatchMarker(msg: string): boolean {
+  return typeof msg === 'string' && /^seen(\b|_)/i.test(stripQuotes(msg));
 }
 
 /** Trims whitespace and one pair of surrounding double quotes (also a lone leading quote). */

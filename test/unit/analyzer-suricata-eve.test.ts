@@ -78,4 +78,15 @@ describe('analyzers: Suricata EVE records', () => {
       [s.stats.records, s.stats.alerts, s.stats.ignored_events, s.stats.invalid_json, s.stats.invalid_alerts],
       [4, 1, 1, 1, 1]);
   });
+
+  it("'activity' for analyzer health: alert, heartbeat (EVE stats), other; a throwing listener is only counted", () => {
+    const s = new SuricataEveSource({ dgramPath: '/nonexistent/unused.sock' });
+    const kinds: string[] = [];
+    s.on('activity', (k) => kinds.push(k));
+    s.handleText(SAMPLE.offline_pcap_unix_dgram.raw_datagram + '{"event_type":"stats","stats":{}}\n{"event_type":"flow"}\ngarbage\n');
+    assert.deepEqual(kinds, ['alert', 'heartbeat', 'other']);
+    s.on('activity', () => { throw new Error('boom'); });
+    s.handleText('{"event_type":"stats"}\n');
+    assert.equal(s.stats.listener_errors, 1);
+  });
 });

@@ -2,15 +2,29 @@
 // controller has bound: the config, and a start that waits for Suricata's own "running" line.
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import type { Host } from './netns.ts';
 
 export interface LiveSuricata { proc: ChildProcess; stop(): Promise<void> }
 
-export function writeLiveConfig(dir: string, o: { rules: string; eveSocket: string; iface?: string; homeNet?: string }): string {
-  copyFileSync(o.rules, join(dir, 'migrate.rules'));
+export interface LiveSuricataOptions {
+  /** Rule file(s), copied into dir: snort-rules/migrate.rules, and snort-rules/no-match.rules for the no-match marker. */
+  rules: string | string[];
+  eveSocket: string;
+  iface?: string;
+  homeNet?: string;
+  /** EVE `stats` records every N seconds: the heartbeat analyzer health watches (docs/analyzers.md). */
+  heartbeatSec?: number;
+}
+
+export function writeLiveConfig(dir: string, o: LiveSuricataOptions): string {
+  const rules = (Array.isArray(o.rules) ? o.rules : [o.rules]).map((r) => {
+    const name = basename(r);
+    copyFileSync(r, join(dir, name));
+    return name;
+  });
   const path = join(dir, 'suricata.yaml');
   writeFileSync(path, `%YAML 1.1
 ---
@@ -21,7 +35,7 @@ vars:
 default-log-dir: ${dir}
 default-rule-path: ${dir}
 rule-files:
-  - migrate.rules
+${rules.map((r) => `  - ${r}`).join('\n')}
 classification-file: /etc/suricata/classification.config
 reference-config-file: /etc/suricata/reference.config
 outputs:
@@ -33,9 +47,16 @@ outputs:
         - alert:
             packet: yes
             payload: yes
-  - stats:
+${o.heartbeatSec ? `        - stats:
+            totals: yes
+            threads: no
+            deltas: no
+` : ''}  - stats:
       enabled: no
-af-packet:
+${o.heartbeatSec ? `stats:
+  enabled: yes
+  interval: ${o.heartbeatSec}
+` : ''}af-packet:
   - interface: ${o.iface ?? 'eth0'}
     cluster-id: 98
     cluster-type: cluster_flow
@@ -48,7 +69,7 @@ af-packet:
 }
 
 /** Starts Suricata in `ids`'s namespace; resolves once its capture threads run. */
-export async function startLiveSuricata(ids: Host, dir: string, o: { rules: string; eveSocket: string; iface?: string; timeoutMs?: number }): Promise<LiveSuricata> {
+export async function startLiveSuricata(ids: Host, dir: string, o: LiveSuricataOptions & { timeoutMs?: number }): Promise<LiveSuricata> {
   const config = writeLiveConfig(dir, o);
   const iface = o.iface ?? 'eth0';
   const proc = ids.spawn(['suricata', '-c', config, `--af-packet=${iface}`, '-l', dir, '-k', 'none', '-v']);
