@@ -169,17 +169,19 @@ withApiOptions(program.command('status')
   .description('show switches, services, connections and recent migrations of a running controller'))
   .action(async (o: ClientOpts) => {
     const api = client(o);
-    const [sw, sv, cn, mg] = await Promise.all([api.get('/api/switches'), api.get('/api/services'), api.get('/api/connections'), api.get('/api/migrations')]);
-    if (o.json) { console.log(JSON.stringify({ controller: sw.controller, switches: sw.switches, services: sv.services, connections: cn.connections, migrations: mg.migrations }, null, 2)); return; }
+    // /api/analyzers is newer than the rest: an older controller simply shows no analyzer section.
+    const [sw, sv, cn, mg, an] = await Promise.all([api.get('/api/switches'), api.get('/api/services'), api.get('/api/connections'), api.get('/api/migrations'), api.get('/api/analyzers').catch(() => undefined)]);
+    if (o.json) { console.log(JSON.stringify({ controller: sw.controller, switches: sw.switches, services: sv.services, connections: cn.connections, migrations: mg.migrations, analyzers: an }, null, 2)); return; }
     const now = Date.now();
     const out: string[] = [];
-    if (sw.controller) out.push(`Controller: ${sw.controller.role}${sw.controller.generationId ? ` (generation ${sw.controller.generationId})` : ''}`, '');
+    if (sw.controller) out.push(`Controller: ${sw.controller.role}${sw.controller.generationId ? ` (generation ${sw.controller.generationId})` : ''}`, ...loadLines(sw.controller.load), '');
     out.push(`Switches (${sw.switches.length})`);
     out.push(sw.switches.length ? table(['DPID', 'REMOTE', 'MODE', 'CONNECTED'], sw.switches.map((s: any) => [s.dpid, s.remote, s.mode, `${s.connectedSince} (${age(now - Date.parse(s.connectedSince))})`])) : '  none connected');
     out.push('', `Services (${sv.services.length})`);
     out.push(sv.services.length ? table(['NAME', 'ADDRESS', 'PRIMARY', 'MIGRATE TO', 'BACKENDS (connections)'], sv.services.map((s: any) => [
       s.name, `${s.address}:${s.port}`, s.primary, s.migrateTo ?? '-', s.backends.map((b: any) => `${b.name}=${b.address}:${b.port}(${b.connections})`).join(' '),
     ])) : '  none configured');
+    if (an) out.push('', ...analyzerLines(an, now));
     out.push('', `Connections (${cn.connections.length})`);
     out.push(cn.connections.length ? table(['ID', 'SERVICE', 'CLIENT', 'BACKEND', 'PHASE', 'TCP CLIENT/SERVER', 'ACK DELTA', 'MOVES', 'AGE'], cn.connections.map((c: any) => [
       c.id, c.service, c.client, `${c.backend} (${c.backendAddress})`, c.phase, `${c.tcp.client}/${c.tcp.server}`, c.ackDelta, c.migrations, age(now - c.createdAt),
@@ -193,13 +195,44 @@ withApiOptions(program.command('status')
     console.log(out.join('\n'));
   });
 
+/** Budgets of the connection table and what was refused under load (a SYN flood shows here). */
+function loadLines(l: any): string[] {
+  if (!l) return [];
+  const r = l.refused;
+  return [
+    `Load: ${l.halfOpen} handshake(s) in progress (budget ${l.halfOpenMax}, ${l.halfOpenPerSource} per source), ${l.established} connection(s) (budget ${l.maxConnections}, when full: ${l.whenFull})`,
+    `  refused SYNs: ${r.tableFull} table full, ${r.halfOpenEvicted} evicted handshakes, ${r.halfOpenPerSource} over a source's budget`,
+  ];
+}
+
+/** The status section on analyzers: each IDS's health, and the verdict timeouts per service. */
+function analyzerLines(an: any, now: number): string[] {
+  const out = [`Analyzers (${an.analyzers.length + (an.builtin ? 1 : 0)})`];
+  const since = (t?: string) => (t ? `${age(now - Date.parse(t))} ago` : 'never');
+  const rows = an.analyzers.map((h: any) => [h.analyzer, h.state.toUpperCase(), since(h.lastRecordAt), since(h.lastAlertAt), h.lastHeartbeatAt ? since(h.lastHeartbeatAt) : '-', h.peers ?? '-', h.timeoutsSinceRecord, h.reason ?? '']);
+  if (an.builtin) rows.push(['builtin', 'UP', '-', '-', '-', '-', 0, 'in the controller']);
+  out.push(rows.length ? table(['ANALYZER', 'STATE', 'LAST RECORD', 'LAST ALERT', 'HEARTBEAT', 'PEERS', 'TIMEOUTS SINCE', 'REASON'], rows) : '  none configured');
+  const t = Object.entries(an.verdictTimeouts ?? {}).map(([s, n]) => `${s}=${n}`).join(' ');
+  out.push(`  verdict timeouts: ${t || 'none'}; no rule matched (IDS said so): ${an.noMatch?.applied ?? 0}`);
+  return out;
+}
+
 withApiOptions(program.command('migrate')
   .description('move a connection (by id) or every connection of a service (by name) to another backend')
   .argument('<target>', 'connection id (a number) or service name')
-  .requiredOption('--to <backend>', 'backend to move to'))
-  .action(async (target: string, o: ClientOpts & { to: string }) => {
+  .option('--to <backend>', 'backend to move to')
+  .option('--cancel', 'call off a mid-stream move that still waits for the client (connection id only)'))
+  .action(async (target: string, o: ClientOpts & { to?: string; cancel?: boolean }, cmd: Command) => {
     const api = client(o);
     const isConn = /^\d+$/.test(target);
+    if (o.cancel) {
+      if (!isConn) cmd.error('error: --cancel takes a connection id');
+      const r = await api.delete(`/api/connections/${target}/migrate`);
+      if (o.json) { console.log(JSON.stringify(r, null, 2)); return; }
+      console.log(r.message);
+      return;
+    }
+    if (!o.to) cmd.error("error: required option '--to <backend>' not specified (or --cancel to call off a waiting move)");
     const path = isConn ? `/api/connections/${target}/migrate` : `/api/services/${encodeURIComponent(target)}/migrate`;
     const r = await api.post(path, { to: o.to });
     if (o.json) { console.log(JSON.stringify(r, null, 2)); return; }

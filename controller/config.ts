@@ -7,16 +7,23 @@ import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts';
 import { ConfigError, checkBool, checkInt, checkOneOf, checkString } from './config-checks.ts';
 import { parseServices, type ServiceConfig } from './handoff/service-config.ts';
 import { parseAnalyzers, type AnalyzersConfig } from './analyzers/analyzer-config.ts';
+import { checkAllowedHost } from './api/host-policy.ts';
+import { parseListenTls } from './datapath/listen-config.ts';
+import type { ListenTls } from './datapath/openflow-server.ts';
 
 export interface ControllerConfig {
-  listen: { host: string; port: number };
+  /** Where switches connect; with `tls`, only switches with a certificate signed by `tls.ca`. */
+  listen: { host: string; port: number; tls?: ListenTls };
   log: { level: LogLevel; format: LogFormat };
   switch: { echoIntervalMs: number; deadTimeoutMs: number; requestTimeoutMs: number };
   learning: { idleTimeout: number; hardTimeout: number; priority: number };
-  handoff: { maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number; switchGraceMs: number };
+  handoff: {
+    maxConnections: number; halfOpenMax: number; halfOpenPerSource: number; whenFull: 'refuse' | 'forward';
+    handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number; switchGraceMs: number;
+  };
   services: ServiceConfig[];
   analyzers: AnalyzersConfig;
-  api: { enabled: boolean; host: string; port: number; token: string };
+  api: { enabled: boolean; host: string; port: number; token: string; allowedHosts: string[] };
   /** Standby controllers: absent, this controller runs alone (OpenFlow role EQUAL, as without roles). */
   ha?: HaConfig;
 }
@@ -33,14 +40,15 @@ export interface HaConfig {
 }
 
 export const DEFAULT_CONFIG: ControllerConfig = {
-  listen: { host: '0.0.0.0', port: 6653 },
+  // Loopback unless told otherwise: the plain listener authenticates nobody (see listen.tls).
+  listen: { host: '127.0.0.1', port: 6653 },
   log: { level: 'info', format: 'text' },
   switch: { echoIntervalMs: 5000, deadTimeoutMs: 15000, requestTimeoutMs: 10000 },
   learning: { idleTimeout: 60, hardTimeout: 0, priority: 10 },
-  handoff: { maxConnections: 100000, handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100, switchGraceMs: 60000 },
+  handoff: { maxConnections: 100000, halfOpenMax: 10000, halfOpenPerSource: 256, whenFull: 'refuse', handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100, switchGraceMs: 60000 },
   services: [],
   analyzers: {},
-  api: { enabled: true, host: '127.0.0.1', port: 6680, token: '' },
+  api: { enabled: true, host: '127.0.0.1', port: 6680, token: '', allowedHosts: [] },
 };
 
 export { ConfigError };
@@ -54,11 +62,11 @@ const host: Checker = (v, key) => checkString(v, key, /^\S+$/, 'a host name or a
 type Schema = { [k: string]: Checker | Schema };
 
 const SCHEMA: Schema = {
-  listen: { host, port: int(0, 65535) },
+  listen: { host, port: int(0, 65535), tls: (v, key) => parseListenTls(v, key) },
   log: { level: oneOf(LOG_LEVELS), format: oneOf(['json', 'text']) },
   switch: { echoIntervalMs: int(100, 3_600_000), deadTimeoutMs: int(200, 3_600_000), requestTimeoutMs: int(100, 3_600_000) },
   learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
-  handoff: { maxConnections: int(1, 10_000_000), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000) },
+  handoff: { maxConnections: int(1, 10_000_000), halfOpenMax: int(1, 10_000_000), halfOpenPerSource: int(1, 10_000_000), whenFull: oneOf(['refuse', 'forward']), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000) },
   services: (v, key) => parseServices(v, key),
   analyzers: (v, key) => parseAnalyzers(v, key),
   ha: (v, key) => parseHa(v, key),
@@ -67,6 +75,11 @@ const SCHEMA: Schema = {
     host, port: int(0, 65535),
     // Bearer token for requests that change state; empty means changes are refused.
     token: (v, key) => checkString(v, key, /^\S*$/, 'a token string without spaces'),
+    // Host names (besides the listen address and localhost) clients may reach the API by.
+    allowedHosts: (v, key) => {
+      if (!Array.isArray(v)) throw new ConfigError(key, `expected an array of host names, got ${JSON.stringify(v)}`);
+      return v.map((h, i) => { try { return checkAllowedHost(h); } catch (e) { throw new ConfigError(`${key}[${i}]`, (e as Error).message); } });
+    },
   },
 };
 

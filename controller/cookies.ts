@@ -8,7 +8,8 @@ export function appCookie(app: bigint, low = 0n): bigint { return (app << COOKIE
 export function cookieApp(cookie: bigint): bigint { return cookie >> COOKIE_APP_SHIFT; }
 
 /** Per-connection cookies: app byte, a role byte (which of the connection's flows), a 48-bit id. */
-export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n } as const;
+/** freeze: a mid-stream move's data segments to the controller; freezeCopy: the rest forwarded with a copy. */
+export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n } as const;
 const ROLE_SHIFT = 48n;
 const ID_MASK = (1n << ROLE_SHIFT) - 1n;
 export function connCookie(id: number, role: bigint = CONN_ROLE.main): bigint { return appCookie(APP_ID.connection, (role << ROLE_SHIFT) | (BigInt(id) & ID_MASK)); }

@@ -163,6 +163,15 @@ export class ControllerMetrics {
     const alerts = r.counter('tcp_migrate_analyzer_alerts_total', 'Alerts received from analyzers (Snort, Suricata, built-in).');
     const alertsBySource = r.counter('tcp_migrate_analyzer_alerts_by_source_total', 'Alerts received, by analyzer and verdict.');
     const adoption = r.counter('tcp_migrate_reconciled_connections_total', 'Connections reconciled with a (re)connecting switch: adopted from its flows, flows reinstalled, or found without their handshake after a restart (degraded to FORWARD).');
+    const verdictTimeouts = r.counter('tcp_migrate_verdict_timeouts_total', 'Held segments that got no verdict in time (the service default applied), by service.');
+    const noMatch = r.counter('tcp_migrate_analyzer_no_match_total', 'Default verdicts applied at once because the IDS saw the held segment and no verdict rule matched, by analyzer.');
+    const analyzerUp = r.gauge('tcp_migrate_analyzer_up', 'Analyzer health: 1 answering, 0 silent (socket peer gone, heartbeat overdue, or held segments timing out), -1 nothing received yet.');
+    const analyzerAge = r.gauge('tcp_migrate_analyzer_last_record_age_seconds', 'Seconds since the analyzer last sent anything (alert or heartbeat); absent before the first record.');
+    const refused = r.counter('tcp_migrate_openflow_refused_connections_total', 'OpenFlow connections that never became a switch, by reason (handshake: garbage, wrong version, silence; tls: no valid certificate; duplicate_dpid: a live switch holds the datapath id; setup: the switch was disconnected because its setup failed).');
+    const refusedSyns = r.counter('tcp_migrate_refused_connections_total', 'SYNs to services refused for want of room: table_full (handoff.maxConnections), half_open_evicted (the oldest handshake made room for a new one), half_open_per_source (one address at handoff.halfOpenPerSource).');
+    const halfOpen = r.gauge('tcp_migrate_half_open_connections', 'Intercepted connections in their handshake (budget: handoff.halfOpenMax).');
+    const synData = r.counter('tcp_migrate_syn_data_held_total', 'SYNs that carried data (TCP Fast Open): the data went to no server before a verdict.');
+    const bypass = r.counter('tcp_migrate_bypass_flows_total', 'Flows installed for direct (not intercepted) traffic from a backend\'s service port.');
     const role = r.gauge('tcp_migrate_controller_role', 'This controller\'s role: 1 for the role it has (single, master or standby), 0 for the others.');
 
     r.onCollect(() => {
@@ -187,7 +196,27 @@ export class ControllerMetrics {
       adoption.setTotal({ kind: 'adopted' }, s.adopted);
       adoption.setTotal({ kind: 'reinstalled' }, s.reinstalled);
       adoption.setTotal({ kind: 'degraded' }, s.degraded);
+      refusedSyns.setTotal({ reason: 'table_full' }, s.refusedFull);
+      refusedSyns.setTotal({ reason: 'half_open_evicted' }, s.halfOpenEvicted);
+      refusedSyns.setTotal({ reason: 'half_open_per_source' }, s.halfOpenPerSourceRefused);
+      halfOpen.set({}, c.engine.table.halfOpenCount);
+      synData.setTotal({}, s.synDataHeld);
+      bypass.setTotal({}, s.bypassFlows);
+      const of = c.server.stats;
+      refused.setTotal({ reason: 'handshake' }, of.handshakeFailures);
+      refused.setTotal({ reason: 'tls' }, of.tlsFailures);
+      refused.setTotal({ reason: 'duplicate_dpid' }, of.refusedDuplicates);
+      refused.setTotal({ reason: 'setup' }, c.stats.setupFailures);
       for (const r of ['single', 'master', 'standby'] as const) role.set({ role: r }, c.role === r ? 1 : 0);
+      for (const sv of c.engine.listServices()) verdictTimeouts.setTotal({ service: sv.name }, c.analyzers.verdictTimeouts.get(sv.name) ?? 0);
+      for (const [analyzer, n] of c.analyzers.noMatchVerdicts) noMatch.setTotal({ analyzer }, n);
+      analyzerUp.reset();
+      analyzerAge.reset();
+      const now = Date.now();
+      for (const h of c.analyzers.healthViews()) {
+        analyzerUp.set({ analyzer: h.analyzer }, h.state === 'up' ? 1 : h.state === 'silent' ? 0 : -1);
+        if (h.lastRecordAt) analyzerAge.set({ analyzer: h.analyzer }, Math.max(0, (now - Date.parse(h.lastRecordAt)) / 1000));
+      }
     });
 
     const onMigrated = (_v: ConnectionView, info: { latencyMs: number; midStream: boolean }) => {
@@ -195,6 +224,9 @@ export class ControllerMetrics {
     };
     const onAlert = (a: Alert) => alertsBySource.inc({ source: a.source, verdict: a.verdict ?? 'none' });
     const onSwitch = (sw: SwitchConnection) => this.watch(sw);
+    // From the listener: malformed messages before the handshake count too (garbage instead of HELLO).
+    const onMalformed = () => this.ofpErrors.inc({ kind: 'malformed' });
+    controller.server.on('malformed', onMalformed);
     controller.engine.on('migrated', onMigrated);
     controller.analyzers.on('alert', onAlert);
     controller.server.on('switch_connected', onSwitch);
@@ -203,6 +235,7 @@ export class ControllerMetrics {
       () => controller.engine.off('migrated', onMigrated),
       () => controller.analyzers.off('alert', onAlert),
       () => controller.server.off('switch_connected', onSwitch),
+      () => controller.server.off('malformed', onMalformed),
     );
   }
 
@@ -210,10 +243,8 @@ export class ControllerMetrics {
     if (this.watched.has(sw)) return;
     this.watched.add(sw);
     const onError = () => this.ofpErrors.inc({ kind: 'error' });
-    const onMalformed = () => this.ofpErrors.inc({ kind: 'malformed' });
     sw.on('ofp_error', onError);
-    sw.on('malformed', onMalformed);
-    this.detach.push(() => { sw.off('ofp_error', onError); sw.off('malformed', onMalformed); });
+    this.detach.push(() => sw.off('ofp_error', onError));
   }
 
   render(): string { return this.registry.render(); }

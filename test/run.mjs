@@ -46,7 +46,9 @@ if (!existsSync(mocha)) fail('npm packages are missing. Run `npm ci` first (and,
 // then kept the loop alive, or spun in Node's exit-time cleanup) must not hang the run after its
 // summary. The leak itself is a bug to find; it is not worth a CI run that never ends.
 const strict = ['--forbid-only', '--fail-zero', '--exit', ...(process.env.CI ? ['--forbid-pending'] : [])];
-const child = spawn(process.execPath, [mocha, '--reporter', join(root, 'test', 'lib', 'summary-reporter.cjs'), ...strict, ...pass, ...files], {
+// global.gc for tests that measure memory (test/unit/handoff-memory.test.ts); merged with .mocharc's node-option.
+const nodeOptions = ['--node-option', 'expose-gc'];
+const child = spawn(process.execPath, [mocha, '--reporter', join(root, 'test', 'lib', 'summary-reporter.cjs'), ...strict, ...nodeOptions, ...pass, ...files], {
   cwd: root, stdio: ['inherit', 'pipe', 'inherit'], env: process.env,
 });
 // Output passes straight through; the last line is remembered so that a run mocha ends without

@@ -1,12 +1,14 @@
 // The operator API: JSON over node:http, a WebSocket event stream (ws), a live pcap stream, the
 // Prometheus scrape endpoint and the dashboard page. Reads are open (bound to localhost by
-// default); requests that change state need the configured bearer token.
+// default) but only under the API's own names (Host and Origin checked against DNS rebinding);
+// requests that change state need the configured bearer token, and failures are rate-limited.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Controller, CaptureRecord } from '../controller.ts';
-import { EngineError, type ConnectionView } from '../handoff/handoff-engine.ts';
+import { EngineError, type ConnectionView, type LoadView } from '../handoff/handoff-engine.ts';
+import { FREEZE_TIMEOUT_MS } from '../handoff/move.ts';
 import { APP_ID, COOKIE_APP_MASK, appCookie } from '../cookies.ts';
 import type { FlowStats } from '../openflow/index.ts';
 import { flowsByConnection } from '../handoff/flow-plan.ts';
@@ -16,9 +18,14 @@ import type { Logger } from '../log.ts';
 import type { ReloadResult } from '../reload/reloader.ts';
 import { EventHub, type ApiEvent } from './events.ts';
 import { flowView, type FlowView } from './flow-format.ts';
-import { HttpError, onlyKeys, positiveInt, readJsonBody, requireToken, sendError, sendJson, stringField, toJson } from './http-util.ts';
+import { AuthError, DISCARD_LIMIT, HttpError, discardBody, onlyKeys, positiveInt, readJsonBody, requireToken, sendError, sendJson, stringField, toJson } from './http-util.ts';
+import { HostPolicy } from './host-policy.ts';
+import { AuthLimiter, clientAddress } from './auth-limiter.ts';
+import { LogThrottle } from '../log-throttle.ts';
+import type { Counter } from '../metrics.ts';
 
-export interface ApiConfig { enabled: boolean; host: string; port: number; token: string }
+/** `allowedHosts`: names besides the listen address, localhost, 127.0.0.1 and [::1] that clients may use in Host. */
+export interface ApiConfig { enabled: boolean; host: string; port: number; token: string; allowedHosts?: string[] }
 
 /** What POST /api/reload calls (a Reloader): reloads the config and rule files, all or nothing. */
 export interface ReloadHandle { reload(trigger?: string): Promise<ReloadResult> }
@@ -51,8 +58,14 @@ export class ApiServer {
   private readonly routes: Route[];
   private flowsInFlight?: Promise<{ switches: { dpid: string; flows?: number; error?: string }[]; stats: Map<number, { dpid: string; flows: FlowStats[] }> }>;
   private dashboard?: string;
+  private policy?: HostPolicy;
+  private readonly limiter = new AuthLimiter();
+  private readonly throttle: LogThrottle;
+  private refused?: Counter;
+  private authFailures?: Counter;
 
   constructor(private readonly controller: Controller, private readonly config: ApiConfig, private readonly log: Logger, private readonly reloader?: ReloadHandle) {
+    this.throttle = new LogThrottle(log);
     // '/api/connections/:id' → a regex with a named group per ':param' (one path segment each).
     const p = (pattern: string) => ({ pattern, path: new RegExp(`^${pattern.replace(/:(\w+)/g, '(?<$1>[^/]+)')}$`) });
     this.routes = [
@@ -68,8 +81,13 @@ export class ApiServer {
       { method: 'GET', ...p('/api/connections'), handler: (_q, res, _a, url) => sendJson(res, 200, { connections: this.connections(url) }) },
       { method: 'GET', ...p('/api/connections/:id'), handler: (_q, res, a) => sendJson(res, 200, { connection: this.connection(a.id) }) },
       { method: 'POST', ...p('/api/connections/:id/migrate'), changes: true, handler: (q, res, a) => this.migrateConnection(q, res, a) },
+      { method: 'DELETE', ...p('/api/connections/:id/migrate'), changes: true, handler: (_q, res, a) => {
+        const view = this.controller.engine.cancelMove(positiveInt(a.id, 'connection id'));
+        sendJson(res, 200, { connection: view, message: `the move of connection ${view.id} is cancelled; it stays on ${view.backend}` });
+      } },
       { method: 'POST', ...p('/api/reload'), changes: true, handler: (q, res) => this.reload(q, res) },
       { method: 'GET', ...p('/api/migrations'), handler: (_q, res) => sendJson(res, 200, { migrations: this.hub!.migrations }) },
+      { method: 'GET', ...p('/api/analyzers'), handler: (_q, res) => sendJson(res, 200, this.controller.analyzers.view()) },
       { method: 'GET', ...p('/api/flows'), handler: (_q, res, _a, url) => this.flows(res, url) },
       { method: 'GET', ...p('/api/capture'), stream: true, handler: (q, res, _a, url) => this.capture(q, res, url) },
       { method: 'GET', ...p('/api/events'), stream: true, handler: () => { throw new HttpError(426, 'this endpoint is a WebSocket: send an Upgrade: websocket request', { Upgrade: 'websocket' }); } },
@@ -83,7 +101,13 @@ export class ApiServer {
     this.metrics = new ControllerMetrics(this.controller);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
     this.hub.on('event', (ev: ApiEvent) => this.broadcast(ev));
-    const server = createServer((req, res) => { this.handle(req, res).catch((e) => this.fail(res, e)); });
+    this.refused = this.metrics.registry.counter('tcp_migrate_api_refused_requests_total', 'API requests refused before they were served: foreign Host, foreign Origin, or rate-limited after failed authentication.');
+    this.authFailures = this.metrics.registry.counter('tcp_migrate_api_auth_failures_total', 'API requests with a missing, malformed or wrong bearer token.');
+    for (const reason of ['host', 'origin', 'rate_limited']) this.refused.inc({ reason }, 0);
+    for (const reason of ['missing', 'malformed', 'invalid']) this.authFailures.inc({ reason }, 0);
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((e) => this.fail(req, res, e)).catch((e) => { this.log.error('API reply failed', { error: (e as Error).message }); res.destroy(); });
+    });
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Socket, head));
     server.on('connection', (s: Socket) => { this.sockets.add(s); s.once('close', () => this.sockets.delete(s)); });
     // Slow or idle clients must not pin sockets; streams turn the timeout off themselves.
@@ -106,7 +130,8 @@ export class ApiServer {
     this.server = server;
     const addr = server.address();
     const bound = typeof addr === 'object' && addr ? { host: addr.address, port: addr.port } : { host: this.config.host, port: this.config.port };
-    this.log.info('API listening', { ...bound, changes: this.config.token ? 'token required' : 'disabled (no api.token)' });
+    this.policy = new HostPolicy(this.config.host, bound.port, this.config.allowedHosts ?? []);
+    this.log.info('API listening', { ...bound, changes: this.config.token ? 'token required' : 'disabled (no api.token)', allowedHosts: this.policy.describe() });
     return bound;
   }
 
@@ -128,6 +153,7 @@ export class ApiServer {
   // ------------------------------------------------------------------ dispatch
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.checkHostAndOrigin(req);
     let url: URL;
     try { url = new URL(req.url ?? '/', 'http://api.invalid'); } catch { throw new HttpError(400, 'bad request URL'); }
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
@@ -141,7 +167,7 @@ export class ApiServer {
       throw new HttpError(405, `${req.method} is not allowed on ${url.pathname} (allowed: ${allow.join(', ')})`, { Allow: allow.join(', ') });
     }
     if (req.method === 'HEAD' && hit.r.stream) throw new HttpError(405, `HEAD is not allowed on ${url.pathname}`, { Allow: 'GET' });
-    if (hit.r.changes) requireToken(req, this.config.token);
+    if (hit.r.changes) this.authenticate(req, url.pathname);
     const params: Params = {};
     for (const [k, v] of Object.entries(hit.m!.groups ?? {})) {
       try { params[k] = decodeURIComponent(v); } catch { throw new HttpError(400, `bad percent-encoding in ${k}`); }
@@ -150,7 +176,44 @@ export class ApiServer {
     if (hit.r.changes) this.log.info('API change', { method: req.method, path: url.pathname, status: res.statusCode });
   }
 
-  private fail(res: ServerResponse, e: unknown): void {
+  /** 421 for a Host that is not one of the API's names, 403 for a foreign Origin (DNS rebinding, other sites). */
+  private checkHostAndOrigin(req: IncomingMessage): void {
+    const host = req.headers.host;
+    const client = clientAddress(req.socket.remoteAddress);
+    if (!this.policy!.allows(host)) {
+      this.refused!.inc({ reason: 'host' });
+      this.throttle.warn('host', client, 'API request refused: Host is not one of the API\'s names', { host: host ?? null, url: req.url });
+      throw new HttpError(421, `${host === undefined ? 'missing Host header' : `Host ${JSON.stringify(host)} is not a name of this API`}: use one of ${this.policy!.describe().join(', ')}, or add the name to api.allowedHosts`);
+    }
+    // Browsers send Origin with WebSocket and cross-site requests: another site's page gets nothing.
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.policy!.allowsOrigin(origin)) {
+      this.refused!.inc({ reason: 'origin' });
+      this.throttle.warn('origin', client, 'API request refused: cross-origin', { origin, url: req.url });
+      throw new HttpError(403, `cross-origin request from ${origin} refused (the API's origins: http://${this.policy!.describe()[0]}, ...; see api.allowedHosts)`);
+    }
+  }
+
+  /** The bearer token, with failures rate-limited per client address (429 while it is blocked). */
+  private authenticate(req: IncomingMessage, path: string): void {
+    const client = clientAddress(req.socket.remoteAddress);
+    const wait = this.limiter.retryAfter(client);
+    if (wait > 0) {
+      this.refused!.inc({ reason: 'rate_limited' });
+      this.throttle.warn('rate', client, 'API request refused: too many failed authentications from this address', { method: req.method, path, retryAfterSec: wait });
+      throw new HttpError(429, `too many failed authentication attempts from ${client}: retry after ${wait} s`, { 'Retry-After': String(wait) });
+    }
+    try { requireToken(req, this.config.token); } catch (e) {
+      if (e instanceof AuthError) {
+        this.limiter.fail(client);
+        this.authFailures!.inc({ reason: e.reason });
+        this.throttle.warn('auth', client, 'API authentication failed', { method: req.method, path, reason: e.reason });
+      }
+      throw e;
+    }
+  }
+
+  private async fail(req: IncomingMessage, res: ServerResponse, e: unknown): Promise<void> {
     let status = 500;
     let message = 'internal error';
     let headers: Record<string, string> = {};
@@ -162,7 +225,19 @@ export class ApiServer {
       message = `the switch could not carry out the request: ${(e as Error).message}`;
       this.log.warn('API request failed', { error: (e as Error).stack ?? String(e) });
     }
-    if (res.headersSent) { res.destroy(); return; }
+    if (res.headersSent || res.destroyed) { res.destroy(); return; }
+    if (!req.complete) {
+      const declared = Number(req.headers['content-length']);
+      // Not worth reading: say so and close (the client may see a reset instead of the reply).
+      if (declared > DISCARD_LIMIT) headers = { ...headers, Connection: 'close' };
+      else {
+        // The unread rest of the body is thrown away (a reply followed by a close with unread data
+        // would reach the client as a reset). A client that asked for Connection: close gets the
+        // reply after its body, because the server closes the socket right after replying.
+        const drained = discardBody(req);
+        if (!res.shouldKeepAlive && !(await drained)) return;
+      }
+    }
     sendError(res, status, message, headers);
   }
 
@@ -253,9 +328,9 @@ export class ApiServer {
   }
 
   /** single (no ha section), or master/standby in an etcd election, with the OpenFlow generation_id. */
-  private controllerView(): { role: string; generationId?: string } {
+  private controllerView(): { role: string; generationId?: string; load: LoadView } {
     const g = this.controller.generationId;
-    return { role: this.controller.role, ...(g !== undefined ? { generationId: g.toString() } : {}) };
+    return { role: this.controller.role, ...(g !== undefined ? { generationId: g.toString() } : {}), load: this.controller.engine.load() };
   }
 
   // ------------------------------------------------------------------ flows
@@ -355,18 +430,15 @@ export class ApiServer {
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const reject = (status: number, message: string) => {
       const body = toJson({ error: message, status }) + '\n';
-      socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const reason = ({ 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request' } as Record<number, string>)[status] ?? 'Bad Request';
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     };
+    socket.on('error', () => socket.destroy());
+    // The same Host and Origin checks as every other request.
+    try { this.checkHostAndOrigin(req); } catch (e) { reject((e as HttpError).status, (e as HttpError).message); return; }
     let path: string;
     try { path = new URL(req.url ?? '/', 'http://api.invalid').pathname.replace(/\/+$/, ''); } catch { reject(400, 'bad request URL'); return; }
     if (path !== '/api/events') { reject(404, `no WebSocket endpoint at ${path}`); return; }
-    // Browsers send Origin: another site's page must not read the controller's events.
-    const origin = req.headers.origin;
-    if (origin !== undefined) {
-      let host: string | undefined;
-      try { host = new URL(origin).host; } catch { host = undefined; }
-      if (host !== req.headers.host) { reject(403, `cross-origin WebSocket from ${origin} refused`); return; }
-    }
     this.wss!.handleUpgrade(req, socket, head, (ws) => this.subscribe(ws));
   }
 
@@ -391,7 +463,11 @@ export class ApiServer {
 function notFound(message: string): never { throw new HttpError(404, message); }
 
 function migrateMessage(v: ConnectionView): string {
-  if (v.phase === 'freezing') return `connection ${v.id} moves at the client's next data segment`;
+  if (v.phase === 'freezing') {
+    return `connection ${v.id} moves at the client's next data segment (the end of a client write); until then its traffic stays on ${v.backend}. `
+      + `A connection whose client only receives (a download) moves when the client next sends, or the move is called off after ${FREEZE_TIMEOUT_MS / 1000} s; `
+      + `cancel it sooner with DELETE /api/connections/${v.id}/migrate (tcp-migrate migrate ${v.id} --cancel)`;
+  }
   if (v.phase === 'held' || v.phase === 'replaying') return `connection ${v.id} is being moved now (first segment held)`;
   return `connection ${v.id} is ${v.phase}`;
 }

@@ -41,6 +41,7 @@ export class EventHub extends EventEmitter {
       this.publish('migrated', { connection: v, from: info.from, to: info.to, latencyMs: info.latencyMs, midStream: info.midStream, sid: info.sid });
     });
     this.on_(engine, 'migration_failed', (v: ConnectionView, info: { to?: string; why: string }) => this.publish('migration_failed', { connection: v, to: info.to, why: info.why }));
+    this.on_(engine, 'move_cancelled', (v: ConnectionView, info: { to?: string; why: string }) => this.publish('migration_cancelled', { connection: v, to: info.to, why: info.why }));
     this.on_(engine, 'conn_closed', (v: ConnectionView, why: string) => this.publish('connection_closed', { connection: v, why }));
     this.on_(controller.analyzers, 'alert', (a: Alert, connId: number | undefined) => this.publish('alert', {
       alert: { source: a.source, verdict: a.verdict, msg: a.msg, gid: a.gid, sid: a.sid, rev: a.rev, flow: a.flow, seq: a.seq, time: a.time.toISOString() },

@@ -115,7 +115,7 @@ export function formatInstructions(ins: Instruction[]): string {
   }).join(',');
 }
 
-export type FlowRole = 'main' | 'flags' | 'freeze' | 'other';
+export type FlowRole = 'main' | 'flags' | 'freeze' | 'freeze-copy' | 'other';
 
 export interface FlowView {
   cookie: string;
@@ -138,7 +138,7 @@ export interface FlowView {
 
 function roleOf(cookie: bigint): FlowRole {
   const r = connRoleOf(cookie);
-  return r === CONN_ROLE.main ? 'main' : r === CONN_ROLE.flags ? 'flags' : r === CONN_ROLE.freeze ? 'freeze' : 'other';
+  return r === CONN_ROLE.main ? 'main' : r === CONN_ROLE.flags ? 'flags' : r === CONN_ROLE.freeze ? 'freeze' : r === CONN_ROLE.freezeCopy ? 'freeze-copy' : 'other';
 }
 
 /** A flow-stats entry in readable form; `clientIp` tells the two directions apart. */

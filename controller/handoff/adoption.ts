@@ -4,15 +4,14 @@
 // keeps its connections for a grace period, and segments of connections nobody knows (held or
 // mid-handshake when an earlier controller stopped) are forwarded with flows.
 import { OFPET, OFPP, type FlowStats, type OfpMessage } from '../openflow/index.ts';
-import { buildTcpFrame, type ParsedFrame } from '../packet/index.ts';
+import type { ParsedFrame } from '../packet/index.ts';
 import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/switch-connection.ts';
 import { tupleKey, type Connection } from './connection.ts';
-import { reparse, type EngineCore } from './engine-core.ts';
+import type { EngineCore } from './engine-core.ts';
 import {
   deleteAllInterceptFlows, deleteConnectionFlows, flowsByConnection, interceptFlows, probeFlows,
   type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta, type SwitchMode,
 } from './flow-plan.ts';
-import type { SynRecord } from './connection-record.ts';
 import { hasFlows } from './phases.ts';
 import { planReconciliation } from './reconcile.ts';
 import type { ServiceConfig } from './service-config.ts';
@@ -98,13 +97,12 @@ export class SwitchAdoption {
   /** A connection rebuilt from its flows: forwarded (maybe migrated) as the flows say. */
   private adopt(sw: SwitchConnection, dpid: string, spec: ConnectionFlowSpec & { meta: ConnectionMeta }): Connection {
     const core = this.core;
-    const syn = spec.meta.syn ? synFrameOf(spec.meta.syn, spec.client, spec.service) : undefined;
     const c: Connection = {
       id: spec.id, service: core.service(spec.meta.serviceName)!, sw, dpid, mode: spec.mode,
       client: spec.client, serviceL2: spec.service, backend: spec.backend, backendName: spec.meta.backendName,
       phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
-      syn, synParsed: syn ? reparse(syn) : undefined, isnClient: spec.meta.syn?.isn ?? -1, acceptedSynAck: spec.meta.synAck,
-      ackDelta: spec.ackDelta, queue: [], retired: [], createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, timers: {}, adopted: true,
+      syn: spec.meta.syn, isnClient: spec.meta.syn?.isn ?? -1, acceptedSynAck: spec.meta.synAck,
+      ackDelta: spec.ackDelta, queue: [], retired: [], createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, timers: {}, adopted: true, flowsInstalled: true,
     };
     core.table.add(c);
     core.learning.learnHost(c.client.ip, { mac: c.client.mac, dpid, port: c.client.ofport, seen: Date.now() });
@@ -145,6 +143,7 @@ export class SwitchAdoption {
     core.log.info('connection without a known handshake (from before a restart); forwarding it to the primary', { conn: c.id, client: `${client.ip}:${client.port}`, service: service.name });
     core.emit('conn_opened', core.describe(c));
     c.sw.transact(core.reinstallMessages(c)).then(() => {
+      c.flowsInstalled = true;
       core.packetOut(c, frame.raw, OFPP.TABLE, inPort);
       core.stats.forwarded++;
       core.emit('forwarded', core.describe(c));
@@ -248,10 +247,3 @@ async function probe(sw: SwitchConnection): Promise<SwitchMode> {
   }
 }
 
-/** The client's SYN rebuilt from its record (as it went to server 1). */
-function synFrameOf(r: SynRecord, client: { mac: string; ip: string; port: number }, service: { mac: string; ip: string; port: number }): Buffer {
-  return buildTcpFrame({
-    ethSrc: client.mac, ethDst: service.mac, ipSrc: client.ip, ipDst: service.ip, srcPort: client.port, dstPort: service.port,
-    seq: r.isn, ack: 0, flags: { syn: true }, window: r.window, optionsRaw: r.options, tos: r.tos, ttl: r.ttl,
-  });
-}

@@ -4,7 +4,14 @@
 import type { SynAckSummary } from './option-policy.ts';
 
 /** The client's SYN as it went to the first backend (after the option policy): enough to replay it. */
-export interface SynRecord { isn: number; window: number; options: Buffer; tos: number; ttl: number }
+export interface SynRecord {
+  isn: number; window: number;
+  /** The option bytes, hex (a string is a fraction of a Buffer's size: half-open entries hold one each). */
+  options: string;
+  tos: number; ttl: number;
+  /** The SYN asked for ECN (ECE and CWR set). */
+  ecn?: boolean;
+}
 
 export interface ConnectionRecord {
   serviceName: string;
@@ -33,8 +40,8 @@ export function encodeRecord(r: ConnectionRecord): Buffer {
     s: r.serviceName, sm: r.serviceMac, cm: r.clientMac, b: r.backendName, bm: r.backendMac,
     d: r.ackDelta >>> 0, n: r.migrations, t: r.createdAt,
   };
-  if (r.syn) o.syn = { isn: r.syn.isn >>> 0, w: r.syn.window, o: r.syn.options.toString('hex'), tos: r.syn.tos, ttl: r.syn.ttl };
-  if (r.synAck) o.sa = { mss: r.synAck.mss, ws: r.synAck.wscale, sack: r.synAck.sackPermitted, ts: r.synAck.timestamps };
+  if (r.syn) o.syn = { isn: r.syn.isn >>> 0, w: r.syn.window, o: r.syn.options, tos: r.syn.tos, ttl: r.syn.ttl, ...(r.syn.ecn ? { e: true } : {}) };
+  if (r.synAck) o.sa = { mss: r.synAck.mss, ws: r.synAck.wscale, sack: r.synAck.sackPermitted, ts: r.synAck.timestamps, ...(r.synAck.ecn ? { ecn: true } : {}) };
   return Buffer.from(MAGIC + JSON.stringify(o), 'utf8');
 }
 
@@ -62,7 +69,7 @@ export function decodeRecord(note: Buffer): ConnectionRecord {
   if (o.syn !== undefined) {
     const s = o.syn;
     if (typeof s !== 'object' || s === null || typeof s.o !== 'string' || !/^([0-9a-f]{2}){0,40}$/.test(s.o)) throw new RecordError('note field syn: bad value');
-    r.syn = { isn: num(s.isn, 'syn.isn'), window: num(s.w, 'syn.w', 0xffff), options: Buffer.from(s.o, 'hex'), tos: num(s.tos, 'syn.tos', 0xff), ttl: num(s.ttl, 'syn.ttl', 0xff) };
+    r.syn = { isn: num(s.isn, 'syn.isn'), window: num(s.w, 'syn.w', 0xffff), options: s.o, tos: num(s.tos, 'syn.tos', 0xff), ttl: num(s.ttl, 'syn.ttl', 0xff), ...(s.e === true ? { ecn: true } : {}) };
   }
   if (o.sa !== undefined) {
     const a = o.sa;
@@ -70,7 +77,7 @@ export function decodeRecord(note: Buffer): ConnectionRecord {
     r.synAck = {
       mss: a.mss === undefined ? undefined : num(a.mss, 'sa.mss', 0xffff),
       wscale: a.ws === undefined ? undefined : num(a.ws, 'sa.ws', 14),
-      sackPermitted: a.sack === true, timestamps: a.ts === true,
+      sackPermitted: a.sack === true, timestamps: a.ts === true, ecn: a.ecn === true,
     };
   }
   return r;

@@ -1,11 +1,11 @@
 // What the controller knows about one intercepted TCP connection, and the table that holds them.
 // Keys: the client → service 5-tuple, and backend → client 5-tuples (current, replay target and
 // retired backends, whose stray packets must be dropped rather than reach the client).
-import type { ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { ServiceConfig, BackendConfig } from './service-config.ts';
 import type { Attached, L2L4, SwitchMode } from './flow-plan.ts';
 import type { SynAckSummary } from './option-policy.ts';
+import type { SynRecord } from './connection-record.ts';
 import type { TcpTrack } from './tcp-state.ts';
 
 export type Phase =
@@ -53,9 +53,11 @@ export interface Connection {
   backendName: string;
   phase: Phase;
   track: TcpTrack;
-  /** The client's SYN as it went to server 1 (after the option policy); absent for a connection adopted without its handshake. */
-  syn?: Buffer;
-  synParsed?: ParsedFrame;
+  /**
+   * The client's SYN as it went to server 1 (after the option policy), as a record rather than a
+   * frame (a half-open entry must stay small); absent for a connection adopted without its handshake.
+   */
+  syn?: SynRecord;
   isnClient: number;
   /** Options of the SYN-ACK the client accepted; every later target must be compatible. */
   acceptedSynAck?: SynAckSummary;
@@ -69,6 +71,12 @@ export interface Connection {
   retired: string[];
   /** A freeze flow (mid-stream move) is installed and must be removed after the move. */
   frozenByFlow?: boolean;
+  /** The backend the last mid-stream freeze forwarded (copies of its flows after a move name it). */
+  frozenFrom?: string;
+  /** The switch has (had) this connection's flows; a connection closing without them is passed on by the controller. */
+  flowsInstalled?: boolean;
+  /** A flow-stats request is checking whether its flows are really missing (see EngineCore.stray). */
+  checkingFlows?: boolean;
   /** Intercepted packets since the last flow install (see HandoffEngine.stray). */
   strays?: number;
   createdAt: number;
@@ -82,26 +90,59 @@ export interface Connection {
 }
 
 export function tupleKey(srcIp: string, srcPort: number, dstIp: string, dstPort: number): string {
-  return `${srcIp}:${srcPort}>${dstIp}:${dstPort}`;
+  // join() builds one flat string; a template literal builds a rope of cons strings, which a Map
+  // key keeps alive beside its flattened copy (a few hundred bytes per half-open entry).
+  return [srcIp, ':', srcPort, '>', dstIp, ':', dstPort].join('');
+}
+
+export interface TableLimits {
+  /** Connections past their handshake. */
+  max: number;
+  /** Connections in their handshake (SYN seen, no ACK yet), in all. */
+  halfOpenMax: number;
+  /** … and from one client address. */
+  halfOpenPerSource: number;
 }
 
 export class ConnectionTable {
   private readonly byId = new Map<number, Connection>();
   private readonly byClient = new Map<string, Connection>();
   private readonly byBackend = new Map<string, Connection>();
+  /** Connections in their handshake, oldest first: a SYN flood fills this budget, never the other. */
+  private readonly halfOpen = new Set<Connection>();
+  private readonly halfOpenBySource = new Map<string, number>();
   private nextId = 1;
 
-  constructor(readonly max: number) {}
+  constructor(readonly limits: TableLimits) {}
 
+  get max(): number { return this.limits.max; }
   get size(): number { return this.byId.size; }
-  get full(): boolean { return this.byId.size >= this.max; }
+  /** The budget of connections past their handshake is used up. */
+  get full(): boolean { return this.byId.size - this.halfOpen.size >= this.limits.max; }
+  get halfOpenCount(): number { return this.halfOpen.size; }
+  /** Whether one more handshake from this client address would exceed its own budget. */
+  sourceAtBudget(ip: string): boolean { return (this.halfOpenBySource.get(ip) ?? 0) >= this.limits.halfOpenPerSource; }
+  /** The oldest handshake in progress, when the half-open budget is used up. */
+  halfOpenVictim(): Connection | undefined {
+    return this.halfOpen.size >= this.limits.halfOpenMax ? this.halfOpen.values().next().value : undefined;
+  }
+
+  /** Handshakes in progress, oldest first. */
+  halfOpenOldestFirst(): IterableIterator<Connection> { return this.halfOpen.values(); }
+
+  /** The connection left its handshake (or the table): it no longer counts as half-open. */
+  settle(c: Connection): void {
+    if (!this.halfOpen.delete(c)) return;
+    const n = (this.halfOpenBySource.get(c.client.ip) ?? 1) - 1;
+    if (n <= 0) this.halfOpenBySource.delete(c.client.ip); else this.halfOpenBySource.set(c.client.ip, n);
+  }
   all(): IterableIterator<Connection> { return this.byId.values(); }
   get(id: number): Connection | undefined { return this.byId.get(id); }
   byClientTuple(key: string): Connection | undefined { return this.byClient.get(key); }
   byBackendTuple(key: string): Connection | undefined { return this.byBackend.get(key); }
   /** Index sizes, for leak checks. */
-  sizes(): { connections: number; clientKeys: number; backendKeys: number } {
-    return { connections: this.byId.size, clientKeys: this.byClient.size, backendKeys: this.byBackend.size };
+  sizes(): { connections: number; clientKeys: number; backendKeys: number; halfOpen: number; halfOpenSources: number } {
+    return { connections: this.byId.size, clientKeys: this.byClient.size, backendKeys: this.byBackend.size, halfOpen: this.halfOpen.size, halfOpenSources: this.halfOpenBySource.size };
   }
 
   allocId(): number {
@@ -114,6 +155,10 @@ export class ConnectionTable {
 
   add(c: Connection): void {
     this.byId.set(c.id, c);
+    if (c.phase === 'handshake') {
+      this.halfOpen.add(c);
+      this.halfOpenBySource.set(c.client.ip, (this.halfOpenBySource.get(c.client.ip) ?? 0) + 1);
+    }
     // Adopted connections bring their ids with them: new ones must not collide.
     if (c.id >= this.nextId && c.id < 0xffffffffffff) this.nextId = c.id + 1;
     this.byClient.set(clientKey(c), c);
@@ -125,6 +170,7 @@ export class ConnectionTable {
   /** Removes a connection and every key pointing at it. */
   remove(c: Connection): void {
     this.byId.delete(c.id);
+    this.settle(c);
     if (this.byClient.get(clientKey(c)) === c) this.byClient.delete(clientKey(c));
     for (const k of [tupleKey(c.backend.ip, c.backend.port, c.client.ip, c.client.port), ...c.retired, ...(c.replay ? [tupleKey(c.replay.target.ip, c.replay.target.port, c.client.ip, c.client.port)] : [])]) {
       if (this.byBackend.get(k) === c) this.byBackend.delete(k);

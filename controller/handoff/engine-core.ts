@@ -9,9 +9,10 @@ import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { LearningSwitch } from '../apps/learning-switch.ts';
 import type { Logger } from '../log.ts';
 import { ConnectionTable, type Connection, type Phase } from './connection.ts';
-import { connectionFlows, deleteConnectionFlows, needsRelay, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
+import { connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
 import type { SynRecord } from './connection-record.ts';
-import { allowed } from './phases.ts';
+import { allowed, hasFlows } from './phases.ts';
+import { connCookie, CONN_COOKIE_MASK } from '../cookies.ts';
 import { rewriteToBackend, rewriteToClient } from './relay.ts';
 import type { ServiceConfig, Verdict } from './service-config.ts';
 import type { Interception } from './interception.ts';
@@ -20,7 +21,11 @@ import type { Teardown } from './teardown.ts';
 import type { SwitchAdoption } from './adoption.ts';
 
 export interface EngineOptions {
-  maxConnections: number; handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number;
+  /** Connections past their handshake; `whenFull` says what happens to new SYNs beyond it ('refuse': dropped, never forwarded unanalysed). */
+  maxConnections: number; whenFull?: 'refuse' | 'forward';
+  /** Handshakes in progress, in all and per client address (a SYN flood's budget, separate from established clients'). */
+  halfOpenMax?: number; halfOpenPerSource?: number;
+  handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number;
   /** How long a disconnected switch's connections are remembered (to reinstall their flows should it come back empty). */
   switchGraceMs: number;
   /** The built-in matcher runs in the controller: services with mirrorAll copy segments to it. */
@@ -45,32 +50,43 @@ export interface ConnectionView {
 /** Intercepted packets of a connection that should have flows, before its flows are reinstalled. */
 const STRAYS_BEFORE_REINSTALL = 16;
 
+
 export interface EngineParts { interception: Interception; move: Mover; teardown: Teardown; adoption: SwitchAdoption }
 
 export class EngineCore {
   readonly table: ConnectionTable;
   readonly services: ServiceConfig[];
   readonly byServiceAddr = new Map<string, ServiceConfig>();
+  /** Every backend's address:port (the intercept flows catch traffic from these). */
+  readonly backendPorts = new Set<string>();
   readonly modes = new Map<string, SwitchMode>();
   /** Switches this engine has prepared (dpid → channel); a switch away for its grace period is not here. */
   readonly switches = new Map<string, SwitchConnection>();
   readonly stats = {
-    intercepted: 0, forwarded: 0, migrated: 0, migrationFailures: 0, closed: 0, refusedFull: 0, droppedStray: 0, relayed: 0, alertsUnknownConn: 0, alertsDuplicate: 0,
+    intercepted: 0, forwarded: 0, migrated: 0, migrationFailures: 0, closed: 0, droppedStray: 0, relayed: 0, alertsUnknownConn: 0, alertsDuplicate: 0,
     adopted: 0, reinstalled: 0, degraded: 0, illegalTransitions: 0,
+    /** SYNs refused: the established budget was used up, a half-open entry evicted for a newer one, a source at its own budget. */
+    refusedFull: 0, halfOpenEvicted: 0, halfOpenPerSourceRefused: 0, synDataHeld: 0,
+    /** Direct (not intercepted) traffic from a backend's service port given a bypass flow. */
+    bypassFlows: 0,
   };
   parts!: EngineParts;
 
   constructor(private readonly events: EventEmitter, services: ServiceConfig[], readonly opts: EngineOptions, readonly learning: LearningSwitch, readonly log: Logger) {
     this.services = services.map((s) => structuredClone(s));
     this.indexServices();
-    this.table = new ConnectionTable(opts.maxConnections);
+    this.table = new ConnectionTable({ max: opts.maxConnections, halfOpenMax: opts.halfOpenMax ?? 10000, halfOpenPerSource: opts.halfOpenPerSource ?? 256 });
   }
 
   emit(event: string, ...args: unknown[]): void { this.events.emit(event, ...args); }
 
   indexServices(): void {
     this.byServiceAddr.clear();
-    for (const s of this.services) this.byServiceAddr.set(`${s.address}:${s.port}`, s);
+    this.backendPorts.clear();
+    for (const s of this.services) {
+      this.byServiceAddr.set(`${s.address}:${s.port}`, s);
+      for (const b of s.backends) this.backendPorts.add(`${b.address}:${b.port}`);
+    }
   }
 
   service(name: string): ServiceConfig | undefined { return this.services.find((s) => s.name === name); }
@@ -85,6 +101,7 @@ export class EngineCore {
       return false;
     }
     c.phase = to;
+    if (from === 'handshake') this.table.settle(c);
     if (to === 'established') this.parts.interception.armIdle(c, this.opts.handshakeTimeoutMs);
     this.emit('conn_state', this.describe(c), from, to);
     return true;
@@ -142,7 +159,7 @@ export class EngineCore {
       id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
       ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? c.service.mirrorPort : undefined,
       inspect: c.service.mirrorAll && !!this.opts.inspectInController,
-      meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: synRecordOf(c), synAck: c.acceptedSynAck },
+      meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck },
     };
   }
 
@@ -158,6 +175,7 @@ export class EngineCore {
   async installAndRelease(c: Connection, phase: Phase): Promise<void> {
     await c.sw.transact(this.reinstallMessages(c));
     c.strays = 0;
+    c.flowsInstalled = true;
     if (c.phase === 'closed' || c.phase === 'closing') { c.held = undefined; c.queue = []; return; }
     this.setPhase(c, phase);
     this.clearTimer(c, 'idle');
@@ -202,11 +220,21 @@ export class EngineCore {
   stray(c: Connection): void {
     c.strays = (c.strays ?? 0) + 1;
     this.log.debug('intercepted packet of a connection with flows', { conn: c.id, strays: c.strays });
-    if (c.strays < STRAYS_BEFORE_REINSTALL) return;
+    if (c.strays < STRAYS_BEFORE_REINSTALL || c.checkingFlows) return;
     c.strays = 0;
-    this.log.warn('connection flows missing from the switch; reinstalling them', { conn: c.id });
-    c.sw.transact(this.reinstallMessages(c))
-      .catch((e) => { this.log.error('reinstalling flows failed; dropping the connection', { conn: c.id, error: (e as Error).message }); this.parts.teardown.finish(c, 'flows could not be reinstalled', true); });
+    c.checkingFlows = true;
+    // Ask the switch first: right after a flow change the datapath's cached intercept megaflow keeps
+    // catching the connection's packets until the revalidator has run (slower under load), and
+    // reinstalling flows that are there only adds a flow change.
+    c.sw.flowStats(connCookie(c.id), CONN_COOKIE_MASK)
+      .then((flows) => {
+        if (c.phase === 'closed' || !hasFlows(c.phase)) return;
+        if (flowsMatchPlan(this.flowSpec(c), flows)) { this.log.debug('strays of a connection whose flows are in place: the datapath is catching up', { conn: c.id }); return; }
+        this.log.warn('connection flows missing from the switch; reinstalling them', { conn: c.id, found: flows.length });
+        return c.sw.transact(this.reinstallMessages(c)).then(() => { c.flowsInstalled = true; });
+      })
+      .catch((e) => { this.log.error('reinstalling flows failed; dropping the connection', { conn: c.id, error: (e as Error).message }); this.parts.teardown.finish(c, 'flows could not be reinstalled', true); })
+      .finally(() => { c.checkingFlows = false; });
   }
 
   describe(c: Connection): ConnectionView {
@@ -220,10 +248,18 @@ export class EngineCore {
   }
 }
 
-function synRecordOf(c: Connection): SynRecord | undefined {
-  const f = c.synParsed;
-  if (!f?.tcp || !f.ipv4) return undefined;
-  return { isn: c.isnClient >>> 0, window: f.tcp.window, options: Buffer.from(f.tcp.optionsRaw), tos: f.ipv4.tos, ttl: f.ipv4.ttl };
+/** A copy that owns its memory: small Buffer.from copies share 8 KiB pool slabs, which one retained copy keeps alive. */
+export function ownCopy(b: Buffer): Buffer {
+  const out = Buffer.allocUnsafeSlow(b.length);
+  b.copy(out);
+  return out;
+}
+
+/** What a SYN's replay needs, in its own small buffers (not the Packet-In's). */
+export function synRecordOfFrame(f: ParsedFrame): SynRecord | undefined {
+  if (!f.tcp || !f.ipv4) return undefined;
+  const ecn = f.tcp.flagSet.ece && f.tcp.flagSet.cwr;
+  return { isn: f.tcp.seq >>> 0, window: f.tcp.window, options: f.tcp.optionsRaw.toString('hex'), tos: f.ipv4.tos, ttl: f.ipv4.ttl, ...(ecn ? { ecn: true } : {}) };
 }
 
 export function reparse(buf: Buffer): ParsedFrame | undefined {

@@ -9,12 +9,13 @@ import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, CONN_CO
 import { decodeRecord, encodeRecord, RecordError, type SynRecord } from './connection-record.ts';
 import type { SynAckSummary } from './option-policy.ts';
 
-export const PRIORITY = { intercept: 100, connection: 200, connectionFlags: 210, freeze: 300 } as const;
+export const PRIORITY = { intercept: 100, bypass: 150, connection: 200, connectionFlags: 210, freeze: 300, freezePush: 301 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const IPPROTO_TCP = 6;
 const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
+const TCP_PSH = 0x08;
 /** Enough of a FIN/RST copy to read the headers; the controller needs no payload. */
 const FLAG_COPY_LEN = 128;
 const ALL_ONES = 0xffffffffffffffffn;
@@ -140,16 +141,34 @@ export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
   return flows;
 }
 
-/** Mid-stream move: the client's packets come to the controller until the next data segment. */
-export function freezeFlow(spec: { id: number; client: Attached; service: L2L4 }): OfpMessage {
-  return flowMod({
-    command: 'add', priority: PRIORITY.freeze, cookie: connCookie(spec.id, CONN_ROLE.freeze), hardTimeout: 60,
-    match: clientToServiceMatch(spec), instructions: [{ type: 'apply_actions', actions: [toController()] }],
-  });
+/**
+ * Mid-stream move: the client's next data segment is where the move happens. A segment with PSH
+ * (the end of a client write; a pure ACK never has it) comes to the controller alone and is held
+ * there; everything else keeps going to the current backend, with a copy to the controller, so a
+ * download's ACKs are not slowed while the move waits, and data that follows a held segment is
+ * still seen (and replayed to the target). OpenFlow cannot match "has payload": PSH is the signal.
+ */
+export function freezeFlows(s: ConnectionFlowSpec): OfpMessage[] {
+  const m = clientToServiceMatch(s);
+  const onward = clientToBackendActions({ ...s, inspect: false });
+  return [
+    flowMod({
+      command: 'add', priority: PRIORITY.freezePush, cookie: connCookie(s.id, CONN_ROLE.freeze), hardTimeout: 60,
+      match: { ...m, tcpFlags: { value: TCP_PSH, mask: TCP_PSH } }, instructions: [{ type: 'apply_actions', actions: [toController()] }],
+    }),
+    flowMod({
+      command: 'add', priority: PRIORITY.freeze, cookie: connCookie(s.id, CONN_ROLE.freezeCopy), hardTimeout: 60,
+      match: m, instructions: [{ type: 'apply_actions', actions: [toController(), ...onward] }],
+    }),
+  ];
 }
 
-export function deleteFreezeFlow(spec: { id: number; client: Attached; service: L2L4 }): OfpMessage {
-  return flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freeze, cookie: connCookie(spec.id, CONN_ROLE.freeze), cookieMask: ALL_ONES, match: clientToServiceMatch(spec) });
+export function deleteFreezeFlows(spec: { id: number; client: Attached; service: L2L4 }): OfpMessage[] {
+  const m = clientToServiceMatch(spec);
+  return [
+    flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freezePush, cookie: connCookie(spec.id, CONN_ROLE.freeze), cookieMask: ALL_ONES, match: { ...m, tcpFlags: { value: TCP_PSH, mask: TCP_PSH } } }),
+    flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freeze, cookie: connCookie(spec.id, CONN_ROLE.freezeCopy), cookieMask: ALL_ONES, match: m }),
+  ];
 }
 
 /** Every flow of one connection, whatever its role, in every table. */
@@ -172,6 +191,34 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
     flows.push(mk({ ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: b.ip, tcpSrc: b.port }));
   }
   return flows;
+}
+
+/** Cookie of bypass flows: intercept-owned (a switch reconcile replaces them with the intercept flows). */
+export const BYPASS_COOKIE = appCookie(APP_ID.intercept, 0xb7a55n << 24n);
+/** Seconds a bypass flow outlives its last packet. */
+export const BYPASS_IDLE_TIMEOUT = 10;
+
+export interface BypassSpec { inPort: number; src: { ip: string; port: number }; dst: { ip: string; port: number } }
+
+function bypassMatch(b: BypassSpec): Match {
+  return { inPort: b.inPort, ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: b.src.ip, ipv4Dst: b.dst.ip, tcpSrc: b.src.port, tcpDst: b.dst.port };
+}
+
+/**
+ * Traffic from a backend's service port that belongs to no intercepted connection (a client
+ * talking to the backend directly) is caught by the intercept flows; this flow forwards the rest
+ * of it in the switch instead of one Packet-In per packet.
+ */
+export function bypassFlow(b: BypassSpec, outPort: number): OfpMessage {
+  return flowMod({
+    command: 'add', priority: PRIORITY.bypass, cookie: BYPASS_COOKIE, idleTimeout: BYPASS_IDLE_TIMEOUT,
+    match: bypassMatch(b), instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: outPort }] }],
+  });
+}
+
+/** A replay to a backend must reach the controller: any bypass flow for the same addresses goes first. */
+export function deleteBypassFlow(b: BypassSpec): OfpMessage {
+  return flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.bypass, cookie: BYPASS_COOKIE, cookieMask: ALL_ONES, match: bypassMatch(b) });
 }
 
 export function deleteInterceptFlows(index: number): OfpMessage {

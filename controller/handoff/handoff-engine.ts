@@ -34,7 +34,7 @@ export { EngineError, type ConnectionView, type EngineOptions, type VerdictReque
  * 'conn_opened', 'conn_state' (c, from, to), 'held', 'verdict', 'forwarded', 'migrated',
  * 'migration_failed', 'conn_closed', 'switch_mode' (dpid, mode), 'held_frame' (c, frame) and
  * 'segment_frame' (c, frame) for inspectors, 'move_pending' (c, {to, reason}) once a mid-stream
- * move waits for the client's next data segment, 'tcp_state' (c, dir), 'reconciled' (dpid, counts).
+ * move waits for the client's next data segment, 'move_cancelled' (c, {to, why}), 'tcp_state' (c, dir), 'reconciled' (dpid, counts).
  */
 export class HandoffEngine extends EventEmitter implements App {
   readonly name = 'handoff';
@@ -61,7 +61,7 @@ export class HandoffEngine extends EventEmitter implements App {
   /** Drops every connection from memory, flows untouched: another controller is master now. */
   forget(why: string): void { this.core.parts.adoption.forget(why); }
   /** Stops timers; the switches keep their flows (a restarted controller adopts them). */
-  stop(): void { this.core.parts.adoption.stop(); }
+  stop(): void { this.core.parts.interception.stop(); this.core.parts.adoption.stop(); }
   modeOf(dpid: string): SwitchMode | undefined { return this.core.modes.get(dpid); }
 
   // ---------------------------------------------------------------- verdicts and moves
@@ -71,6 +71,8 @@ export class HandoffEngine extends EventEmitter implements App {
     return this.core.parts.interception.verdictForFlow(flow, req);
   }
   migrate(connId: number, targetName: string): Promise<ConnectionView> { return this.core.parts.move.migrate(connId, targetName); }
+  /** Calls off a mid-stream move still waiting for the client's next data segment (409 otherwise). */
+  cancelMove(connId: number): ConnectionView { return this.core.parts.move.cancel(connId); }
 
   /** API: move every forwarded (or held) connection of a service. */
   async migrateService(serviceName: string, targetName: string): Promise<ConnectionView[]> {
@@ -93,6 +95,7 @@ export class HandoffEngine extends EventEmitter implements App {
     try { b = parseBackend(input, 'backend'); } catch (e) { throw new EngineError(400, (e as Error).message); }
     if (s.backends.some((x) => x.name === b.name)) throw new EngineError(409, `service '${serviceName}' already has a backend named '${b.name}'`);
     s.backends.push(b);
+    this.core.indexServices();
     await this.reinstallIntercept(s);
     this.core.log.info('backend added', { service: s.name, backend: b.name, address: `${b.address}:${b.port}` });
     return b;
@@ -109,6 +112,7 @@ export class HandoffEngine extends EventEmitter implements App {
     s.backends.splice(i, 1);
     if (s.migrateTo === backendName) s.migrateTo = s.backends.find((b) => b.name !== s.primary)?.name;
     for (const [sid, name] of Object.entries(s.sidBackends)) if (name === backendName) delete s.sidBackends[sid];
+    this.core.indexServices();
     await this.reinstallIntercept(s);
     this.core.log.info('backend removed', { service: s.name, backend: backendName });
   }
@@ -156,4 +160,20 @@ export class HandoffEngine extends EventEmitter implements App {
   flowSpec(c: Connection): ConnectionFlowSpec { return this.core.flowSpec(c); }
   describe(c: Connection): ConnectionView { return this.core.describe(c); }
   connections(): ConnectionView[] { return [...this.table.all()].map((c) => this.core.describe(c)); }
+
+  /** The connection table's budgets and what was refused for want of room (status, /api/switches, metrics). */
+  load(): LoadView {
+    const t = this.table;
+    const s = this.core.stats;
+    return {
+      halfOpen: t.halfOpenCount, halfOpenMax: t.limits.halfOpenMax, halfOpenPerSource: t.limits.halfOpenPerSource,
+      established: t.size - t.halfOpenCount, maxConnections: t.limits.max, whenFull: this.core.opts.whenFull ?? 'refuse',
+      refused: { tableFull: s.refusedFull, halfOpenEvicted: s.halfOpenEvicted, halfOpenPerSource: s.halfOpenPerSourceRefused },
+    };
+  }
+}
+
+export interface LoadView {
+  halfOpen: number; halfOpenMax: number; halfOpenPerSource: number; established: number; maxConnections: number; whenFull: 'refuse' | 'forward';
+  refused: { tableFull: number; halfOpenEvicted: number; halfOpenPerSource: number };
 }

@@ -2,13 +2,16 @@
 // controller, the client's first data segment is held until an analyzer (or the API, or the
 // timeout) decides, and packets of connections that have flows but still reach the controller
 // (copies, strays, relayed connections) are routed by phase.
-import { OFPP } from '../openflow/index.ts';
-import type { ParsedFrame } from '../packet/index.ts';
+import { OFPP, OFP_NO_BUFFER } from '../openflow/index.ts';
+import { seqAdd, type ParsedFrame } from '../packet/index.ts';
 import { dpidString, type SwitchConnection } from '../datapath/switch-connection.ts';
-import { connIdOf, connRoleOf, CONN_ROLE } from '../cookies.ts';
+import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE } from '../cookies.ts';
 import type { PacketIn } from '../apps/app.ts';
-import { tupleKey, type Connection } from './connection.ts';
-import { EngineError, reparse, type EngineCore, type VerdictRequest } from './engine-core.ts';
+import { clientKey, tupleKey, type Connection } from './connection.ts';
+import { EngineError, ownCopy, reparse, synRecordOfFrame, type EngineCore, type VerdictRequest } from './engine-core.ts';
+import { bypassFlow } from './flow-plan.ts';
+import { LogThrottle } from '../log-throttle.ts';
+import { resetFor } from './segments.ts';
 import { applySynPolicy, summarise } from './option-policy.ts';
 import { isIdentity } from './relay.ts';
 import { initialTrack, observe, segmentInfo } from './tcp-state.ts';
@@ -17,11 +20,24 @@ import type { BackendConfig, ServiceConfig } from './service-config.ts';
 /** Client segments queued behind a held one, at most. */
 export const MAX_QUEUE = 32;
 
+/** Client tuples of connections refused under load, remembered (newest last) so their late segments are dropped. */
+const REFUSED_MAX = 65536;
+/** Every new connection's TCP states after its SYN (observe() returns new objects, so one shared value will do). */
+const SYN_SENT = Object.freeze(observe(initialTrack(), 'c2s', { syn: true, ack: false, fin: false, rst: false, seq: 0, ackNo: 0, payloadLength: 0 }));
+/** Interned service endpoints and MAC strings, at most (the caches start over beyond). */
+const SHARED_MAX = 4096;
+
 export class Interception {
   private readonly seenAlerts = new Set<string>();
-  private fullWarned = 0;
+  private readonly refused = new Map<string, number>();
+  private sweeper?: NodeJS.Timeout;
+  private readonly ends = new Map<string, { serviceL2: Connection['serviceL2']; backend: Connection['backend'] }>();
+  private readonly macs = new Map<string, string>();
 
-  constructor(private readonly core: EngineCore) {}
+  /** One WARN per kind of overload (and source) every 10 s, with how many were left out. */
+  private readonly loadLog: LogThrottle;
+
+  constructor(private readonly core: EngineCore) { this.loadLog = new LogThrottle(core.log); }
 
   /** Routes a Packet-In: a tracked connection's packet, a new SYN to a service, or one nobody tracks. */
   packetIn(sw: SwitchConnection, pi: PacketIn, frame: ParsedFrame | undefined): boolean {
@@ -39,47 +55,132 @@ export class Interception {
 
     const service = byServiceAddr.get(`${ip.dst}:${tcp.dstPort}`);
     if (service && tcp.flagSet.syn && !tcp.flagSet.ack) return this.newConnection(sw, service, frame, inPort);
+    // A connection refused under load stays refused: its late segments must not slip through unanalysed.
+    if (service && this.refused.has(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort))) return true;
     if (!this.core.switches.has(dpidString(sw.features.datapathId))) return false;
     if (service) return this.core.parts.adoption.degrade(sw, service, frame, 'c2s', inPort);
     const fromPrimary = byServiceAddr.get(`${ip.src}:${tcp.srcPort}`);
-    if (fromPrimary) return this.core.parts.adoption.degrade(sw, fromPrimary, frame, 's2c', inPort);
+    if (fromPrimary) {
+      if (this.refused.has(tupleKey(ip.dst, tcp.dstPort, ip.src, tcp.srcPort))) return true;
+      return this.core.parts.adoption.degrade(sw, fromPrimary, frame, 's2c', inPort);
+    }
+    if (cookieApp(pi.cookie) === APP_ID.intercept && this.core.backendPorts.has(`${ip.src}:${tcp.srcPort}`)) return this.bypass(sw, frame, inPort);
     // Anything else (traffic of connections this controller does not track) is plain forwarding.
     return false;
   }
 
+  /** Direct traffic from a backend's service port (not through the service): a flow forwards the rest of it. */
+  private bypass(sw: SwitchConnection, frame: ParsedFrame, inPort: number): boolean {
+    const core = this.core;
+    const dpid = dpidString(sw.features!.datapathId);
+    const out = core.learning.portForMac(dpid, frame.eth.dst);
+    if (out === undefined || out === inPort) return false;
+    const ip = frame.ipv4!;
+    const tcp = frame.tcp!;
+    core.stats.bypassFlows++;
+    try {
+      sw.send(bypassFlow({ inPort, src: { ip: ip.src, port: tcp.srcPort }, dst: { ip: ip.dst, port: tcp.dstPort } }, out));
+      sw.send({ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'output', port: out }], data: frame.raw });
+    } catch (e) { core.log.debug('bypass flow not sent', { error: (e as Error).message }); }
+    return true;
+  }
+
   private newConnection(sw: SwitchConnection, service: ServiceConfig, frame: ParsedFrame, inPort: number): boolean {
     const { table, stats, log, learning } = this.core;
-    if (table.full) {
-      stats.refusedFull++;
-      if (Date.now() - this.fullWarned > 10000) { this.fullWarned = Date.now(); log.warn('connection table full; new connections are forwarded without interception', { max: table.max }); }
-      return false;
-    }
-    const dpid = dpidString(sw.features!.datapathId);
-    const primary = service.backends.find((b) => b.name === service.primary)!;
     const tcp = frame.tcp!;
     const ip = frame.ipv4!;
+    if (table.full) {
+      stats.refusedFull++;
+      const forward = this.core.opts.whenFull === 'forward';
+      this.loadLog.warn('table_full', '*', `connection table full; ${forward ? 'new connections are forwarded without interception (handoff.whenFull=forward)' : 'new SYNs are dropped until connections close (handoff.whenFull=refuse)'}`, { max: table.max });
+      return !forward;
+    }
+    if (table.sourceAtBudget(ip.src)) {
+      // One address with this many handshakes in progress is flooding (or a huge NAT): its next SYN waits for a retransmission.
+      stats.halfOpenPerSourceRefused++;
+      this.loadLog.warn('half_open_per_source', ip.src, 'half-open budget of one source reached; its new SYNs are dropped until its handshakes complete or time out', { perSource: table.limits.halfOpenPerSource });
+      return true;
+    }
+    const victim = table.halfOpenVictim();
+    if (victim) this.evict(victim);
+    const dpid = dpidString(sw.features!.datapathId);
+    const primary = service.backends.find((b) => b.name === service.primary)!;
     const synOut = applySynPolicy(frame.raw, service.options);
     if (!synOut.ok) log.warn('cannot apply the option policy to a SYN; forwarding it untouched', { error: synOut.error.message });
     const syn = synOut.ok ? synOut.value : Buffer.from(frame.raw);
+    const sent = reparse(syn) ?? frame;
+    if (frame.payload.length > 0 && synOut.ok) {
+      // TCP Fast Open data: the client sends it again after the handshake, and that segment is held for the verdict.
+      stats.synDataHeld++;
+      log.info('SYN carries data; it goes to no server before a verdict (the client retransmits it after the handshake)', { client: `${ip.src}:${tcp.srcPort}`, bytes: frame.payload.length });
+    }
     const backendPort = primary.switchPort ?? learning.portForMac(dpid, frame.eth.dst) ?? OFPP.FLOOD;
+    const ends = this.serviceEnds(service, primary, frame.eth.dst, backendPort);
     const c: Connection = {
       id: table.allocId(), service, sw, dpid, mode: this.core.modes.get(dpid) ?? 'relay',
-      client: { mac: frame.eth.src, ip: ip.src, port: tcp.srcPort, ofport: inPort },
-      serviceL2: { mac: frame.eth.dst, ip: ip.dst, port: tcp.dstPort },
-      backend: { mac: frame.eth.dst, ip: primary.address, port: primary.port, ofport: backendPort },
+      client: { mac: this.intern(frame.eth.src), ip: ip.src, port: tcp.srcPort, ofport: inPort },
+      serviceL2: ends.serviceL2,
+      backend: ends.backend,
       backendName: primary.name,
-      phase: 'handshake', track: observe(initialTrack(), 'c2s', segmentInfo(frame)),
-      syn, synParsed: reparse(syn) ?? frame, isnClient: tcp.seq, ackDelta: 0, queue: [], retired: [],
+      phase: 'handshake', track: tcp.flagSet.rst ? observe(initialTrack(), 'c2s', segmentInfo(frame)) : SYN_SENT,
+      syn: synRecordOfFrame(sent), isnClient: tcp.seq, ackDelta: 0, queue: [], retired: [],
       createdAt: Date.now(), migrations: 0, timers: {},
     };
     table.add(c);
-    learning.learnHost(ip.src, { mac: frame.eth.src, dpid, port: inPort, seen: Date.now() });
     stats.intercepted++;
-    this.armIdle(c, this.core.opts.handshakeTimeoutMs);
+    this.sweepHandshakes();
     this.core.emit('conn_opened', this.core.describe(c));
     this.core.passOn(c, syn, c.backend.ofport, inPort);
     return true;
   }
+
+  /**
+   * What the client sees and where its SYN goes are the same for every connection of a service
+   * (until a connection moves, which replaces its own): shared, immutable objects, so that a
+   * half-open entry costs little more than its client's address.
+   */
+  private serviceEnds(service: ServiceConfig, primary: BackendConfig, mac: string, ofport: number): { serviceL2: Connection['serviceL2']; backend: Connection['backend'] } {
+    const key = `${service.name}|${primary.name}|${primary.address}:${primary.port}|${mac}|${ofport}`;
+    let e = this.ends.get(key);
+    if (!e) {
+      if (this.ends.size >= SHARED_MAX) this.ends.clear();
+      e = Object.freeze({
+        serviceL2: Object.freeze({ mac, ip: service.address, port: service.port }),
+        backend: Object.freeze({ mac, ip: primary.address, port: primary.port, ofport }),
+      });
+      this.ends.set(key, e);
+    }
+    return e;
+  }
+
+  /** One string per MAC address (a flood from one host repeats it in every entry). */
+  private intern(mac: string): string {
+    const known = this.macs.get(mac);
+    if (known !== undefined) return known;
+    if (this.macs.size >= SHARED_MAX) this.macs.clear();
+    this.macs.set(mac, mac);
+    return mac;
+  }
+
+  /**
+   * The half-open budget is used up: the oldest handshake in progress makes room. Server 1 gets a
+   * RST for it (its half-open socket goes), and its late segments are dropped rather than let through.
+   */
+  private evict(c: Connection): void {
+    const core = this.core;
+    core.stats.halfOpenEvicted++;
+    this.loadLog.warn('half_open_evicted', '*', 'half-open budget reached; the oldest handshakes in progress are dropped for new ones', { halfOpenMax: core.table.limits.halfOpenMax });
+    core.packetOut(c, resetFor(c.client, c.backend, seqAdd(c.isnClient, 1)), c.backend.ofport, c.client.ofport);
+    this.refuse(clientKey(c));
+    core.parts.teardown.finish(c, 'evicted: half-open budget reached', false);
+  }
+
+  private refuse(key: string): void {
+    this.refused.delete(key);
+    this.refused.set(key, Date.now());
+    if (this.refused.size > REFUSED_MAX) this.refused.delete(this.refused.keys().next().value!);
+  }
+
 
   private fromClient(c: Connection, pi: PacketIn, frame: ParsedFrame, inPort: number): void {
     const core = this.core;
@@ -90,10 +191,30 @@ export class Interception {
     if (role === 'copy') {
       core.parts.teardown.trackSegment(c, 'c2s', frame);
       if (seg.payloadLength > 0) core.emit('segment_frame', core.describe(c), frame);
+      // A freeze copy after the move: the datapath's cached freeze megaflow also sent this data to
+      // the backend the connection left, until revalidation. Its new flows take it now (the client
+      // need not wait for a retransmission).
+      if (seg.payloadLength > 0 && c.phase === 'forwarded' && connRoleOf(pi.cookie) === CONN_ROLE.freezeCopy && c.frozenFrom !== undefined && c.frozenFrom !== c.backendName) {
+        core.packetOut(c, frame.raw, OFPP.TABLE, inPort);
+        return;
+      }
+      // Data behind a mid-stream move's held segment reached the old backend (out of order, past
+      // the hole the held one left) and must reach the target too: it is released after the held one.
+      if (seg.payloadLength > 0 && c.move?.midStream && (c.phase === 'held' || c.phase === 'replaying') && c.held && tcp.seq !== c.held.seq) {
+        if (c.queue.some((q) => q.equals(frame.raw))) return;
+        // Losing one would leave the target without data the client believes delivered: call the move off instead.
+        if (c.queue.length >= MAX_QUEUE) { core.parts.move.failMove(c, `more than ${MAX_QUEUE} client segments behind the held one`); return; }
+        c.queue.push(ownCopy(frame.raw));
+      }
       return;
     }
     if (tcp.flagSet.syn && !tcp.flagSet.ack) {
-      if (tcp.seq === c.isnClient && c.phase === 'handshake' && c.syn) { core.passOn(c, c.syn, c.backend.ofport, inPort); return; }
+      if (tcp.seq === c.isnClient && c.phase === 'handshake') {
+        // A retransmitted SYN goes through the same policy (options, and any data, removed).
+        const again = applySynPolicy(frame.raw, c.service.options);
+        if (again.ok) core.passOn(c, again.value, c.backend.ofport, inPort);
+        return;
+      }
       if (c.phase === 'closing' || c.phase === 'closed' || tcp.seq !== c.isnClient) {
         // A new connection reusing the 4-tuple: forget the old one.
         core.parts.teardown.finish(c, 'replaced by a new SYN on the same address/port pair', true);
@@ -106,18 +227,24 @@ export class Interception {
     switch (c.phase) {
       case 'handshake':
       case 'established':
+        if (c.phase === 'handshake' && tcp.flagSet.ack && !seg.rst) {
+          // Learnt only now: a spoofed SYN must not teach the controller where an address lives.
+          core.learning.learnHost(c.client.ip, { mac: c.client.mac, dpid: c.dpid, port: c.client.ofport, seen: Date.now() });
+        }
         if (seg.payloadLength === 0 || seg.rst) { core.passOn(c, frame.raw, c.backend.ofport, inPort); if (c.phase === 'handshake' && tcp.flagSet.ack) core.setPhase(c, 'established'); return; }
         this.hold(c, frame);
         return;
       case 'held':
       case 'replaying':
         if (c.held && tcp.seq === c.held.seq) {
-          // Retransmission of the held segment: keep one copy (the longest), forward none.
+          // Retransmission of the held segment: keep one copy (the longest), forward none. The IDS
+          // gets it again while it decides: its first copy may have been lost on the way.
           if (seg.payloadLength > c.held.len) c.held = heldOf(frame);
+          if (c.phase === 'held' && !c.move && c.service.mirrorPort !== undefined) core.packetOut(c, frame.raw, c.service.mirrorPort, c.client.ofport);
           return;
         }
         if (seg.payloadLength === 0 && !seg.fin && !seg.rst) return; // pure ACKs carry nothing the backend needs yet
-        if (c.queue.length < MAX_QUEUE && !c.queue.some((q) => q.equals(frame.raw))) c.queue.push(Buffer.from(frame.raw));
+        if (c.queue.length < MAX_QUEUE && !c.queue.some((q) => q.equals(frame.raw))) c.queue.push(ownCopy(frame.raw));
         return;
       case 'freezing':
         if (seg.payloadLength > 0) { this.hold(c, frame); return; }
@@ -125,6 +252,9 @@ export class Interception {
         return;
       case 'forwarded':
       case 'closing':
+        // A connection that closed before it had flows (connect-and-close probes): its last
+        // segments go on from here; sending them to the table would bring them straight back.
+        if (c.phase === 'closing' && !c.flowsInstalled) { this.withoutFlows(c, frame.raw, 'c2s', inPort); return; }
         // A packet that raced the flow change (stale datapath cache) goes back through the table,
         // which now has the connection's flows; relayed connections are rewritten here instead.
         if (role === 'intercept') core.stray(c);
@@ -152,15 +282,24 @@ export class Interception {
     }
     if (c.phase === 'handshake' && tcp.flagSet.syn && tcp.flagSet.ack) {
       c.backend = { ...c.backend, mac: frame.eth.src, ofport: inPort };
-      if (!c.acceptedSynAck) c.acceptedSynAck = summarise(tcp.options);
+      if (!c.acceptedSynAck) c.acceptedSynAck = summarise(tcp.options, tcp.flagSet);
       core.learning.learnHost(ip.src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
     }
     core.parts.teardown.trackSegment(c, 's2c', frame);
+    if (c.phase === 'closing' && !c.flowsInstalled) { this.withoutFlows(c, frame.raw, 's2c', inPort); return; }
     const hasFlows = c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing' || !!c.move?.midStream;
     if (hasFlows && role === 'intercept') core.stray(c);
     if (hasFlows && !core.relayed(c)) { core.packetOut(c, frame.raw, OFPP.TABLE, inPort); return; }
     if (isIdentity(c)) { core.passOn(c, frame.raw, c.client.ofport, inPort); return; }
     core.relayToClient(c, frame.raw);
+  }
+
+  /** A segment of a connection without flows, passed on (rewritten if it was moved) by the controller. */
+  private withoutFlows(c: Connection, raw: Buffer, dir: 'c2s' | 's2c', inPort: number): void {
+    const core = this.core;
+    if (isIdentity(c)) core.passOn(c, raw, dir === 'c2s' ? c.backend.ofport : c.client.ofport, inPort);
+    else if (dir === 'c2s') core.relayToBackend(c, raw);
+    else core.relayToClient(c, raw);
   }
 
   /**
@@ -170,7 +309,7 @@ export class Interception {
   private flowRole(pi: PacketIn, c: Connection): 'copy' | 'flow' | 'intercept' {
     if (connIdOf(pi.cookie) !== c.id) return 'intercept';
     const role = connRoleOf(pi.cookie);
-    if (role === CONN_ROLE.flags || (role === CONN_ROLE.main && !this.core.relayed(c))) return 'copy';
+    if (role === CONN_ROLE.flags || role === CONN_ROLE.freezeCopy || (role === CONN_ROLE.main && !this.core.relayed(c))) return 'copy';
     return 'flow';
   }
 
@@ -245,6 +384,32 @@ export class Interception {
     core.log.debug('verdict ignored in this phase', { conn: c.id, phase: c.phase, verdict: req.verdict });
   }
 
+  /**
+   * Handshake timeouts without a timer per entry (a flood's entries must stay small): the
+   * half-open set is in arrival order, so one periodic sweep drops expired entries from its front.
+   */
+  private sweepHandshakes(): void {
+    if (this.sweeper) return;
+    const every = Math.min(1000, Math.max(10, Math.floor(this.core.opts.handshakeTimeoutMs / 4)));
+    this.sweeper = setInterval(() => {
+      const core = this.core;
+      const deadline = Date.now() - core.opts.handshakeTimeoutMs;
+      for (const c of core.table.halfOpenOldestFirst()) {
+        if (c.createdAt > deadline) break;
+        // Server 1 may hold a half-open socket for it (a spoofed SYN's): free it, as on eviction.
+        core.packetOut(c, resetFor(c.client, c.backend, seqAdd(c.isnClient, 1)), c.backend.ofport, c.client.ofport);
+        core.parts.teardown.finish(c, 'handshake did not complete', true);
+      }
+      if (core.table.halfOpenCount === 0) this.stop();
+    }, every);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
   /** Handshake timeout, or (once established) forwarding a client that sends nothing. */
   armIdle(c: Connection, ms: number): void {
     const core = this.core;
@@ -268,5 +433,5 @@ export function targetFor(c: Pick<Connection, 'service'>, req: VerdictRequest): 
 }
 
 function heldOf(f: ParsedFrame) {
-  return { frame: Buffer.from(f.raw), seq: f.tcp!.seq, ack: f.tcp!.ack, len: f.payload.length, window: f.tcp!.window, heldAt: Date.now() };
+  return { frame: ownCopy(f.raw), seq: f.tcp!.seq, ack: f.tcp!.ack, len: f.payload.length, window: f.tcp!.window, heldAt: Date.now() };
 }

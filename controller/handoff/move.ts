@@ -7,7 +7,7 @@ import { OFPP } from '../openflow/index.ts';
 import { buildArpFrame, seqAdd, seqSub, type ParsedFrame } from '../packet/index.ts';
 import { tupleKey, type Connection } from './connection.ts';
 import { EngineError, type ConnectionView, type EngineCore } from './engine-core.ts';
-import { deleteFreezeFlow, freezeFlow, type Attached } from './flow-plan.ts';
+import { deleteBypassFlow, deleteFreezeFlows, freezeFlows, type Attached } from './flow-plan.ts';
 import { compareSynAcks, summarise } from './option-policy.ts';
 import { replayAck, replaySyn, resetFor } from './segments.ts';
 import type { BackendConfig } from './service-config.ts';
@@ -15,7 +15,8 @@ import type { BackendConfig } from './service-config.ts';
 /** The controller's own MAC for ARP probes (locally administered). */
 const CONTROLLER_MAC = '02:00:00:00:00:fe';
 export const REPLAY_TRIES = 3;
-const FREEZE_TIMEOUT_MS = 30000;
+/** How long a mid-stream move waits for the client's next data segment before it is called off. */
+export const FREEZE_TIMEOUT_MS = 30000;
 const ARP_TIMEOUT_MS = 1000;
 /** When the RST to a backend a connection left is sent again. */
 export const RESET_REPEAT_MS = [200, 1000];
@@ -41,15 +42,25 @@ export class Mover {
     return core.describe(c);
   }
 
-  /** Mid-stream: from now on the client's packets come to the controller; its next data segment is held. */
+  /** API: call off a mid-stream move that still waits for the client's next data segment. */
+  cancel(connId: number): ConnectionView {
+    const c = this.core.table.get(connId);
+    if (!c) throw new EngineError(404, `no connection ${connId}`);
+    if (c.phase !== 'freezing' || !c.move) throw new EngineError(409, `connection ${connId} has no move waiting (it is ${c.phase}${c.move ? ', and its move is under way' : ''})`);
+    this.failMove(c, 'cancelled by the operator', { cancelled: true });
+    return this.core.describe(c);
+  }
+
+  /** Mid-stream: from now on the client's data segments come to the controller; its next one is held. */
   async requestMove(c: Connection, target: BackendConfig, reason: string, sid?: number): Promise<void> {
     const core = this.core;
     c.move = { target, reason, requestedAt: Date.now(), sid, midStream: true };
+    c.frozenFrom = c.backendName;
     core.setPhase(c, 'freezing');
     // Barrier: once it returns, the client's next segment cannot slip past to the old backend.
     if (!core.relayed(c)) {
       c.frozenByFlow = true;
-      await c.sw.transact([freezeFlow(core.flowIdentity(c))]);
+      await c.sw.transact(freezeFlows(core.flowSpec(c)));
       // OVS answers the barrier once its flow table changed, but revalidates the datapath's cached
       // megaflows asynchronously: for a moment the client's packets can still take the old path.
       await new Promise((r) => setTimeout(r, core.opts.revalidateMs));
@@ -73,9 +84,11 @@ export class Mover {
     let target: Attached;
     try { target = await this.locate(c, t); } catch (e) { this.failMove(c, (e as Error).message); return; }
     if (c.phase !== 'held') return;
-    if (!c.synParsed) { this.failMove(c, 'the connection was adopted without its handshake: its SYN options are unknown, so it cannot be replayed'); return; }
+    if (!c.syn) { this.failMove(c, 'the connection was adopted without its handshake: its SYN options are unknown, so it cannot be replayed'); return; }
     const isn = seqSub(held.seq, 1);
-    const syn = replaySyn(c.synParsed, c.client, target, isn);
+    const syn = replaySyn(c.syn, c.acceptedSynAck, c.client, target, isn);
+    // The target's answers must reach the controller, not a bypass flow of some earlier direct connection.
+    core.send(c, [deleteBypassFlow({ inPort: target.ofport, src: { ip: target.ip, port: target.port }, dst: { ip: c.client.ip, port: c.client.port } })]);
     // Moving back to a backend it left: its old reset must not be repeated any more.
     cancelResetRepeats(c, target);
     c.replay = { target, targetName: t.name, isn, syn, tries: 0 };
@@ -102,12 +115,17 @@ export class Mover {
     const core = this.core;
     const r = c.replay!;
     const tcp = frame.tcp!;
-    if (tcp.flagSet.rst) { this.failMove(c, `${r.targetName} refused the connection (RST)`); return; }
+    if (tcp.flagSet.rst) {
+      // Once spliced, the move's outcome is decided: a reset now belongs to the migrated connection.
+      if (r.targetIsn !== undefined) return;
+      this.failMove(c, `${r.targetName} refused the connection (RST)`);
+      return;
+    }
     if (!(tcp.flagSet.syn && tcp.flagSet.ack)) return;
     if (r.targetIsn !== undefined) { if (r.ack) core.packetOut(c, r.ack, r.target.ofport, c.client.ofport); return; }
     if (tcp.ack !== seqAdd(r.isn, 1)) { core.log.debug('SYN-ACK from target acknowledges something else', { conn: c.id }); return; }
     r.target = { ...r.target, mac: frame.eth.src, ofport: inPort };
-    const theirs = summarise(tcp.options);
+    const theirs = summarise(tcp.options, tcp.flagSet);
     const problems = c.acceptedSynAck ? compareSynAcks(c.acceptedSynAck, theirs) : [];
     if (problems.length) {
       const detail = problems.map((p) => `${p.option}: ${String(p.original)} vs ${String(p.target)} (${p.why})`).join('; ');
@@ -170,9 +188,9 @@ export class Mover {
   }
 
   /** The move is off: the connection goes on (or back) to its current backend with what was held. */
-  failMove(c: Connection, why: string): void {
+  failMove(c: Connection, why: string, o: { cancelled?: boolean } = {}): void {
     const core = this.core;
-    core.stats.migrationFailures++;
+    if (!o.cancelled) core.stats.migrationFailures++;
     const move = c.move;
     const r = c.replay;
     if (r?.timer) clearTimeout(r.timer);
@@ -180,8 +198,13 @@ export class Mover {
     if (r) c.retired.push(tupleKey(r.target.ip, r.target.port, c.client.ip, c.client.port));
     c.move = undefined;
     c.replay = undefined;
-    core.log.warn('migration failed; the connection stays where it was', { conn: c.id, to: move?.target.name, why });
-    core.emit('migration_failed', core.describe(c), { to: move?.target.name, why });
+    if (o.cancelled) {
+      core.log.info('move cancelled; the connection stays where it was', { conn: c.id, to: move?.target.name });
+      core.emit('move_cancelled', core.describe(c), { to: move?.target.name, why });
+    } else {
+      core.log.warn('migration failed; the connection stays where it was', { conn: c.id, to: move?.target.name, why });
+      core.emit('migration_failed', core.describe(c), { to: move?.target.name, why });
+    }
     if (c.phase === 'closed') return;
     const frozen = c.frozenByFlow;
     c.frozenByFlow = false;
@@ -191,7 +214,7 @@ export class Mover {
         core.releaseWithoutFlows(c);
       });
     }
-    else { if (frozen) core.send(c, [deleteFreezeFlow(core.flowIdentity(c))]); core.setPhase(c, 'forwarded'); }
+    else { if (frozen) core.send(c, deleteFreezeFlows(core.flowIdentity(c))); core.setPhase(c, 'forwarded'); }
   }
 
   /** Where a backend is: config, what the switch has shown us, or an ARP probe. */

@@ -1,20 +1,30 @@
 // Segments the controller itself sends during a handoff, built from what it recorded.
 // Pure: each returns the frame; the engine decides where it goes.
-import { buildTcpFrame, type ParsedFrame } from '../packet/index.ts';
+import { buildTcpFrame } from '../packet/index.ts';
+import type { SynRecord } from './connection-record.ts';
+import { replayedSynOffer, type SynAckSummary } from './option-policy.ts';
 
 export interface Endpoint { mac: string; ip: string; port: number }
 
 /**
- * The handshake replay: the client's SYN (its ISN and, byte for byte, its options as the policy
- * left them) addressed to the target, from the client's own address and port.
+ * The handshake replay: the client's SYN (its options as the policy left them, less what the
+ * first backend did not accept) addressed to the target, from the client's own address and port.
  */
-export function replaySyn(clientSyn: ParsedFrame, client: Endpoint, target: Endpoint, isn: number): Buffer {
-  const tcp = clientSyn.tcp!;
+export function replaySyn(syn: SynRecord, accepted: SynAckSummary | undefined, client: Endpoint, target: Endpoint, isn: number): Buffer {
+  const offer = replayedSynOffer(syn, accepted);
   return buildTcpFrame({
     ethSrc: client.mac, ethDst: target.mac, ipSrc: client.ip, ipDst: target.ip,
     srcPort: client.port, dstPort: target.port, seq: isn >>> 0, ack: 0,
-    flags: tcp.flags, window: tcp.window, optionsRaw: tcp.optionsRaw,
-    tos: clientSyn.ipv4?.tos, ttl: clientSyn.ipv4?.ttl,
+    flags: { syn: true, ...(offer.ecn ? { ece: true, cwr: true } : {}) }, window: syn.window, optionsRaw: offer.options,
+    tos: syn.tos, ttl: syn.ttl,
+  });
+}
+
+/** The client's SYN as it went to the first backend, rebuilt from its record (adoption, tests). */
+export function synFrameOf(r: SynRecord, client: Endpoint, service: Endpoint): Buffer {
+  return buildTcpFrame({
+    ethSrc: client.mac, ethDst: service.mac, ipSrc: client.ip, ipDst: service.ip, srcPort: client.port, dstPort: service.port,
+    seq: r.isn, ack: 0, flags: { syn: true, ...(r.ecn ? { ece: true, cwr: true } : {}) }, window: r.window, optionsRaw: Buffer.from(r.options, 'hex'), tos: r.tos, ttl: r.ttl,
   });
 }
 

@@ -19,8 +19,14 @@ export interface OptionPolicy {
   timestamps: 'strip' | 'keep';
   /** 'keep' (default): SACK blocks are shifted with the ack (patched switch or relay); 'strip' removes SACK-permitted. */
   sack: 'keep' | 'strip';
-  /** What to do when the target's SYN-ACK differs from server 1's in window scale or has a smaller MSS. */
+  /** What to do when the target's SYN-ACK differs from server 1's (window scale, SACK, timestamps, ECN) or has a smaller MSS. */
   mismatch: 'refuse' | 'warn';
+  /**
+   * 'strip' (default): remove MPTCP's MP_CAPABLE from the client's SYN, so the client knowingly
+   * runs plain TCP (a replay cannot carry server 1's MPTCP keys to another server); 'pass' lets
+   * MPTCP through: FORWARD works, a migrated connection falls back to plain TCP.
+   */
+  mptcp: 'strip' | 'pass';
 }
 
 export interface ServiceConfig {
@@ -82,11 +88,12 @@ export function parseService(v: unknown, key: string): ServiceConfig {
     throw new ConfigError(`${key}.primary`, `backend '${primary}' is ${pb.address}:${pb.port}, but connections reach the primary on the service address ${address}:${port}`);
   }
   const optIn = o.options === undefined ? {} : obj(o.options, `${key}.options`);
-  only(optIn, `${key}.options`, ['timestamps', 'sack', 'mismatch']);
+  only(optIn, `${key}.options`, ['timestamps', 'sack', 'mismatch', 'mptcp']);
   const options: OptionPolicy = {
     timestamps: optIn.timestamps === undefined ? 'strip' : oneOf(optIn.timestamps, `${key}.options.timestamps`, ['strip', 'keep'] as const),
     sack: optIn.sack === undefined ? 'keep' : oneOf(optIn.sack, `${key}.options.sack`, ['keep', 'strip'] as const),
     mismatch: optIn.mismatch === undefined ? 'refuse' : oneOf(optIn.mismatch, `${key}.options.mismatch`, ['refuse', 'warn'] as const),
+    mptcp: optIn.mptcp === undefined ? 'strip' : oneOf(optIn.mptcp, `${key}.options.mptcp`, ['strip', 'pass'] as const),
   };
   const sidIn = o.sidBackends === undefined ? {} : obj(o.sidBackends, `${key}.sidBackends`);
   const sidBackends: Record<string, string> = {};

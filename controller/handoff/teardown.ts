@@ -33,7 +33,9 @@ export class Teardown {
 
   private closeSoon(c: Connection, why: string): void {
     const core = this.core;
-    if (c.replay || c.move) core.parts.move.failMove(c, `connection ${why} during the move`);
+    // A move whose target has answered is being spliced: it completes (one outcome: migrated) and the connection then closes.
+    const splicing = c.replay?.targetIsn !== undefined;
+    if ((c.replay || c.move) && !splicing) core.parts.move.failMove(c, `connection ${why} during the move`);
     core.setPhase(c, 'closing');
     core.clearTimer(c, 'verdict');
     core.clearTimer(c, 'idle');

@@ -215,9 +215,10 @@ export function buildArpReply(request: ParsedFrame, mac: string): Buffer {
 /**
  * Returns a copy of a TCP frame with its option area replaced by `options` (e.g. to strip
  * timestamps from a SYN before it reaches a server). Lengths and checksums are recomputed;
- * Ethernet/VLAN/IPv4 header fields and the payload are kept. Ethernet padding is dropped.
+ * Ethernet/VLAN/IPv4 header fields are kept, and the payload unless `dropPayload` (data in a
+ * SYN must not reach a server before a verdict). Ethernet padding is dropped.
  */
-export function replaceTcpOptions(frame: Buffer, options: readonly TcpOption[]): Result<Buffer> {
+export function replaceTcpOptions(frame: Buffer, options: readonly TcpOption[], extra: { dropPayload?: boolean } = {}): Result<Buffer> {
   const p = parseFrame(frame);
   if (!p.ok) return p;
   const { ipv4, tcp, l4Offset } = p.value;
@@ -226,12 +227,13 @@ export function replaceTcpOptions(frame: Buffer, options: readonly TcpOption[]):
   if (!opts.ok) return opts;
   const l3 = p.value.l3Offset;
   const newHl = 20 + opts.value.length;
-  const ipTotal = ipv4.headerLength + newHl + p.value.payload.length;
+  const payload = extra.dropPayload ? Buffer.alloc(0) : p.value.payload;
+  const ipTotal = ipv4.headerLength + newHl + payload.length;
   if (ipTotal > 0xffff) return err('bad_argument', 'resulting IPv4 datagram too long');
   const out = Buffer.concat([
     frame.subarray(0, l4Offset + 20),
     opts.value,
-    p.value.payload,
+    payload,
   ]);
   out.writeUInt16BE(ipTotal, l3 + 2);
   writeIpv4HeaderChecksum(out, l3, ipv4.headerLength);
@@ -245,12 +247,12 @@ export function replaceTcpOptions(frame: Buffer, options: readonly TcpOption[]):
 export function stripTcpOptionsFromFrame(
   frame: Buffer,
   kinds: readonly TcpOptionKind[],
-  extra: { unknownTypes?: readonly number[] } = {},
+  extra: { unknownTypes?: readonly number[]; dropPayload?: boolean } = {},
 ): Result<Buffer> {
   const p = parseFrame(frame);
   if (!p.ok) return p;
   const tcp = p.value.tcp;
   if (!tcp) return err('not_applicable', 'not an IPv4/TCP frame');
   if (tcp.optionsError) return err('bad_options', `cannot strip options: ${tcp.optionsError.message}`, tcp.optionsError.offset);
-  return replaceTcpOptions(frame, stripTcpOptions(tcp.options, kinds, extra));
+  return replaceTcpOptions(frame, stripTcpOptions(tcp.options, kinds, extra), { dropPayload: extra.dropPayload });
 }

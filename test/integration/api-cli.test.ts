@@ -80,6 +80,7 @@ describe('tcp-migrate CLI against a running controller', function () {
       assert.match(status.stdout, /^Switches \(1\)\nDPID\s+REMOTE\s+MODE\s+CONNECTED\n[0-9a-f]{16}\s+127\.0\.0\.1:\d+\s+relay\s/m);
       assert.match(status.stdout, /^echo\s+10\.0\.0\.1:5001\s+server1\s+server2\s+server1=10\.0\.0\.1:5001\(1\)/m);
       assert.match(status.stdout, new RegExp(`^${id}\\s+echo\\s+10\\.0\\.0\\.2:\\d+\\s+server1 \\(10\\.0\\.0\\.1:5001\\)\\s+forwarded\\s+ESTABLISHED/ESTABLISHED`, 'm'));
+      assert.match(status.stdout, /^Load: 0 handshake\(s\) in progress \(budget 10000, 256 per source\), 1 connection\(s\) \(budget 100000, when full: refuse\)\n  refused SYNs: 0 table full, 0 evicted handshakes, 0 over a source's budget$/m);
       const json = JSON.parse((await cli(['status', '--json'], { TCP_MIGRATE_API: base })).stdout);
       assert.ok(json.connections.some((x: any) => x.id === id));
 
@@ -95,6 +96,18 @@ describe('tcp-migrate CLI against a running controller', function () {
       assert.match(svc.stdout, new RegExp(`will move to 'server3': .*\\b${id}\\b`));
       assert.deepEqual(await c.cmd({ op: 'send', line: 'three' }), { ok: true, reply: 'server3 three' });
       await events.next((e) => e.type === 'migrated' && e.connection.id === id && e.to === 'server3');
+
+      // A waiting mid-stream move is called off: the connection stays on server 3.
+      const waiting = await cli(['migrate', String(id), '--to', 'server1', '--api', base, '--token', TOKEN]);
+      assert.match(waiting.stdout, /cancel it sooner with DELETE \/api\/connections\/\d+\/migrate/);
+      const cancelled = await cli(['migrate', String(id), '--cancel', '--api', base, '--token', TOKEN]);
+      assert.equal(cancelled.code, 0, cancelled.stderr);
+      assert.match(cancelled.stdout, new RegExp(`the move of connection ${id} is cancelled; it stays on server3`));
+      await events.next((e) => e.type === 'migration_cancelled' && e.connection.id === id);
+      assert.deepEqual(await c.cmd({ op: 'send', line: 'four' }), { ok: true, reply: 'server3 four' });
+      const again = await cli(['migrate', String(id), '--cancel', '--api', base, '--token', TOKEN]);
+      assert.equal(again.code, 1, 'nothing to cancel: 409');
+      assert.match(again.stderr, /409: connection \d+ has no move waiting/);
 
       const flows = await cli(['flows', '--api', base, '--id', String(id)]);
       assert.equal(flows.code, 0, flows.stderr);

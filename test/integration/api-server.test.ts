@@ -39,7 +39,11 @@ describe('HTTP API on a live controller (stock OVS)', function () {
     const r = await http(base, 'GET', '/api/switches');
     assert.equal(r.status, 200);
     assert.equal(r.json.switches.length, 1);
-    assert.deepEqual(r.json.controller, { role: 'single' }, 'no ha section: a controller alone');
+    const { load, ...role } = r.json.controller;
+    assert.deepEqual(role, { role: 'single' }, 'no ha section: a controller alone');
+    // The table's budgets, as configured (the bed's defaults), and nothing refused.
+    assert.deepEqual([load.halfOpenMax, load.maxConnections, load.whenFull, load.refused], [10000, 100000, 'refuse', { tableFull: 0, halfOpenEvicted: 0, halfOpenPerSource: 0 }]);
+    assert.equal(load.halfOpen + load.established, bed.engine.table.size);
     const s = r.json.switches[0];
     assert.equal(s.dpid, bed.controller.switches[0].describe());
     assert.equal(s.mode, 'relay');

@@ -36,7 +36,7 @@ describe(`handoff hygiene over ${N} connections (${mode})`, function () {
       assert.ok(r.servers.server1 > N / 3 && r.servers.server2 > N / 3, JSON.stringify(r.servers));
     } finally { clearInterval(sample); bed.engine.off('held', onHeld); }
     await waitFor(() => bed.engine.table.size === 0, 'the connection table to empty', 20000);
-    assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0 });
+    assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0, halfOpen: 0, halfOpenSources: 0 });
     await waitFor(async () => (await bed.connectionFlows()).length === 0, 'per-connection flows to go', 20000);
     assert.equal(bed.engine.stats.closed, bed.engine.stats.intercepted);
     // Every server 1 half of a migrated connection was reset, every other one closed: no socket

@@ -70,7 +70,7 @@ export class Capture {
 
 /**
  * The resets a backend received on one client tuple, each checked against the backend's RCV.NXT at
- * that moment: the end of everything the client side had sent it since the last SYN (SYN and FIN
+ * that moment: the end of all data the client side had sent it since the last SYN (SYN and FIN
  * count one). docs/migration.md: the old backend gets a RST with seq == its RCV.NXT exactly.
  */
 export function resetsAt(segs: Segment[], client: { ip: string; port: number }): { seq: number; rcvNxt: number | undefined }[] {
@@ -80,6 +80,9 @@ export function resetsAt(segs: Segment[], client: { ip: string; port: number }):
     if (s.src !== client.ip || s.sport !== client.port) continue;
     if (s.rst) { out.push({ seq: s.seq, rcvNxt }); continue; }
     if (s.syn) { rcvNxt = seqAdd(s.seq, 1); continue; }
+    // Only data and FIN advance RCV.NXT; a pure ACK's seq may run ahead of it (one the datapath
+    // still sent to the old backend in the moment after a move, before its megaflows were revalidated).
+    if (s.len === 0 && !s.fin) continue;
     const end = seqAdd(s.seq, s.len + (s.fin ? 1 : 0));
     if (rcvNxt === undefined || seqGt(end, rcvNxt)) rcvNxt = end;
   }

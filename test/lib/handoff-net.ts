@@ -26,10 +26,15 @@ export interface BedOptions {
   analyzers?: Record<string, unknown>;
   /** Adds an IDS host on switch port IDS_PORT (no address; it only listens). */
   ids?: boolean;
+  /** Adds an attacker host (ATTACKER_IP, the next switch port) that sends raw SYN floods (topo/apps/syn-flood.py). */
+  attacker?: boolean;
   /** The echo servers speak first (`--banner`: "<name> ready" on every new connection). */
   banner?: boolean;
+  /** Per-host sysctls (`key=value`), by 'client' or server name, set before any server listens (e.g. TFO listeners). */
+  sysctls?: Record<string, string[]>;
 }
 export const IDS_PORT = 5;
+export const ATTACKER_IP = '10.0.0.66';
 
 /** The test beds' service: the echo servers on server1 (the service address), server2 and server3. */
 export function echoService(over: Record<string, unknown> = {}): Record<string, unknown> {
@@ -53,6 +58,7 @@ export class HandoffBed {
   /** The echo server process of each server (by name), e.g. to signal it. */
   readonly echo: Record<string, ChildProcess> = {};
   ids?: Host;
+  attacker?: Host;
   private banner = false;
   bridge = `tmtbr${randomBytes(2).toString('hex')}`;
 
@@ -75,6 +81,8 @@ export class HandoffBed {
     this.servers.server2 = await this.net.addHost('s2', '10.0.0.3/24');
     this.servers.server3 = await this.net.addHost('s3', '10.0.0.4/24');
     if (opts.ids) this.ids = await this.net.addHost('ids', '10.0.0.9/24');
+    if (opts.attacker) this.attacker = await this.net.addHost('atk', `${ATTACKER_IP}/24`);
+    for (const [name, h] of Object.entries({ client: this.client, ...this.servers })) for (const k of opts.sysctls?.[name] ?? []) await h.exec(['sysctl', '-qw', k]);
     const ready = nextSwitchReady(this.controller);
     await this.ovs.addBridge(this.bridge, { controller: started.target });
     let n = 1;

@@ -1,12 +1,11 @@
 // The end-to-end handoff scenarios, run against a given OVS build: the patched switch (fast path)
 // and Debian's stock switch (controller relay) run the same suite.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { HandoffBed, DropRule, SERVICE, endClient } from './handoff-net.ts';
 import { Capture, resetsAt, type Segment } from './capture.ts';
 import { waitFor } from './exec.ts';
-import { blobChunk } from '../../topo/apps/blob.mjs';
+import { blobSha } from '../../topo/apps/blob.mjs';
 import { parseFrame, seqSub } from '../../controller/packet/index.ts';
 import type { CaptureRecord } from '../../controller/controller.ts';
 import { startApi, http, TOKEN } from '../integration/api-helpers.ts';
@@ -16,12 +15,6 @@ export interface SuiteOptions { prefix: string; mode: 'fastpath' | 'relay'; bigT
 const CLIENT = '10.0.0.2';
 /** The controller's replay timeout in the loss tests: well below a Linux SYN-ACK retransmission (1 s). */
 const REPLAY_MS = 200;
-
-function blobSha(seed: number, n: number): string {
-  const h = createHash('sha256');
-  for (let off = 0; off < n; off += 1 << 20) h.update(blobChunk(seed, off, Math.min(1 << 20, n - off)));
-  return h.digest('hex');
-}
 
 /** nft match words: client segments from `port` to the service port, by TCP flags under `mask`. */
 const fromClient = (port: number, mask: string, flags: string) => ['ip', 'saddr', CLIENT, 'tcp', 'sport', String(port), 'tcp', 'dport', String(SERVICE.port), 'tcp', 'flags', '&', mask, '==', flags];
@@ -419,7 +412,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
   it('leaves no connection state in the controller or the switch once everything has closed', async () => {
     await waitFor(() => bed.engine.table.size === 0, 'the connection table to empty', 15000)
       .catch((e) => { throw new Error(`${(e as Error).message}; left: ${JSON.stringify(bed.engine.connections().slice(0, 5))}`); });
-    assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0 });
+    assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0, halfOpen: 0, halfOpenSources: 0 });
     await waitFor(async () => (await bed.connectionFlows()).length === 0, 'per-connection flows to go', 15000);
   });
 }

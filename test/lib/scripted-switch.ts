@@ -1,7 +1,7 @@
 // The handoff engine without a switch or root: a scripted switch connection that records what
 // the engine sends (Flow-Mods, Packet-Outs) and can refuse a batch, and hosts that speak TCP
 // segments into the engine as Packet-Ins. For unit tests of every engine path.
-import { OFPP, OFP_NO_BUFFER, OFPET, OFPBAC, type FlowStats, type OfpMessage } from '../../controller/openflow/index.ts';
+import { OFPP, OFP_NO_BUFFER, OFPET, OFPBAC, decodeMessage, encodeMessage, type FlowStats, type OfpMessage } from '../../controller/openflow/index.ts';
 import { buildTcpFrame, parseFrame, type TcpFlagsSpec, type TcpOption } from '../../controller/packet/index.ts';
 import { OpenFlowError, type SwitchConnection } from '../../controller/datapath/switch-connection.ts';
 import { HandoffEngine, type EngineOptions } from '../../controller/handoff/handoff-engine.ts';
@@ -19,8 +19,12 @@ export class ScriptedSwitch {
   sent: OfpMessage[] = [];
   /** Return an error to make transact() reject this batch (nothing of it is recorded). */
   refuse?: (msgs: OfpMessage[]) => Error | undefined;
+  /** What flowStats() answers (the scripted switch keeps no table of its own). */
+  table: FlowStats[] = [];
   /** A stock switch: the inc/dec_tcp_seq probe is refused with BAD_ACTION. */
   constructor(readonly patched = true) {}
+
+  async flowStats(cookie = 0n, cookieMask = 0n): Promise<FlowStats[]> { return this.table.filter((f) => (f.cookie & cookieMask) === (cookie & cookieMask)); }
 
   describe(): string { return '00000000000000a1'; }
   send(m: OfpMessage): number { if (!this.connected) throw new Error('disconnected'); this.sent.push(m); return 1; }
@@ -113,6 +117,19 @@ export class EngineBed {
       this.engine.once(name, (...args: unknown[]) => { clearTimeout(t); resolve(args); });
     });
   }
+}
+
+/** Flow-Mods as a switch would report them in flow stats (through the codec, both ways). */
+export function asFlowStats(msgs: OfpMessage[]): FlowStats[] {
+  return msgs.map((m) => {
+    const r = decodeMessage(encodeMessage({ ...m, xid: 1 }));
+    if (!r.ok || r.value.type !== 'flow_mod') throw new Error('not a flow_mod');
+    const f = r.value;
+    return {
+      tableId: f.tableId, durationSec: 1, durationNsec: 0, priority: f.priority, idleTimeout: f.idleTimeout, hardTimeout: f.hardTimeout,
+      flags: f.flags, cookie: f.cookie, packetCount: 0n, byteCount: 0n, match: f.match, instructions: f.instructions,
+    };
+  });
 }
 
 /** Packet-Outs as (port, parsed TCP) pairs, for asserting where frames went. */

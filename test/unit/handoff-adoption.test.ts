@@ -3,19 +3,19 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  adoptConnection, connectionFlows, flowsByConnection, freezeFlow, type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta,
+  adoptConnection, connectionFlows, flowsByConnection, freezeFlows, type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta,
 } from '../../controller/handoff/flow-plan.ts';
 import { planReconciliation } from '../../controller/handoff/reconcile.ts';
 import { decodeRecord, encodeRecord, RecordError, type ConnectionRecord } from '../../controller/handoff/connection-record.ts';
 import { connCookie, CONN_ROLE } from '../../controller/cookies.ts';
-import { decodeMessage, encodeMessage, type FlowStats, type OfpMessage } from '../../controller/openflow/index.ts';
+import { asFlowStats } from '../lib/scripted-switch.ts';
 
 type Spec = ConnectionFlowSpec & { meta: ConnectionMeta };
 
 const META: ConnectionMeta = {
   serviceName: 'echo', backendName: 'server2', migrations: 1, createdAt: 1_790_000_000_123,
-  syn: { isn: 0xfedcba98, window: 64240, options: Buffer.from('020405b40402080a', 'hex'), tos: 0, ttl: 64 },
-  synAck: { mss: 1460, wscale: 7, sackPermitted: true, timestamps: false },
+  syn: { isn: 0xfedcba98, window: 64240, options: '020405b40402080a', tos: 0, ttl: 64 },
+  synAck: { mss: 1460, wscale: 7, sackPermitted: true, timestamps: false, ecn: false },
 };
 
 const spec = (over: Partial<Spec> = {}): Spec => ({
@@ -28,17 +28,7 @@ const spec = (over: Partial<Spec> = {}): Spec => ({
 });
 
 /** The flows as a switch reports them: each Flow-Mod through the wire codec, then as flow stats. */
-function asSwitchHasThem(msgs: OfpMessage[]): FlowStats[] {
-  return msgs.map((m) => {
-    const r = decodeMessage(encodeMessage({ ...m, xid: 1 }));
-    assert.ok(r.ok && r.value.type === 'flow_mod');
-    const f = r.value;
-    return {
-      tableId: f.tableId, durationSec: 1, durationNsec: 0, priority: f.priority, idleTimeout: f.idleTimeout, hardTimeout: f.hardTimeout,
-      flags: f.flags, cookie: f.cookie, packetCount: 0n, byteCount: 0n, match: f.match, instructions: f.instructions,
-    };
-  });
-}
+const asSwitchHasThem = asFlowStats;
 
 const ctx = (over: Partial<AdoptionContext> = {}, service = { mirrorPort: undefined as number | undefined, inspect: false }): AdoptionContext => ({
   mode: 'fastpath', service: (name) => (name === 'echo' ? service : undefined), ...over,
@@ -58,6 +48,7 @@ describe('adoption: the inverse of the flow plan', () => {
     ['relay (stock switch, shifted)', spec({ mode: 'relay' })],
     ['relay mode but unshifted (the switch does the NAT)', spec({ mode: 'relay', ackDelta: 0, backend: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 5001, ofport: 1 } })],
     ['with an IDS mirror and controller inspection', spec({ mirrorPort: 5, inspect: true })],
+    ['an ECN connection', spec({ meta: { ...META, syn: { ...META.syn!, ecn: true }, synAck: { ...META.synAck!, ecn: true } } })],
     ['adopted earlier without its handshake (no SYN record)', spec({ meta: { ...META, syn: undefined, synAck: undefined } })],
   ];
   for (const [name, s] of kinds) {
@@ -81,8 +72,8 @@ describe('adoption: the inverse of the flow plan', () => {
       mirrorPort: fc.option(ofport, { nil: undefined }), inspect: fc.boolean(),
       meta: fc.record({
         serviceName: fc.constant('echo'), backendName: fc.stringMatching(/^[A-Za-z0-9_.-]{1,64}$/), migrations: fc.nat(1000), createdAt: fc.nat(2 ** 42),
-        syn: fc.option(fc.record({ isn: fc.nat(0xffffffff), window: fc.nat(0xffff), options: fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)), tos: fc.nat(255), ttl: fc.nat(255) }), { nil: undefined }),
-        synAck: fc.option(fc.record({ mss: fc.option(fc.nat(0xffff), { nil: undefined }), wscale: fc.option(fc.nat(14), { nil: undefined }), sackPermitted: fc.boolean(), timestamps: fc.boolean() }), { nil: undefined }),
+        syn: fc.option(fc.record({ isn: fc.nat(0xffffffff), window: fc.nat(0xffff), options: fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u).toString('hex')), tos: fc.nat(255), ttl: fc.nat(255) }), { nil: undefined }),
+        synAck: fc.option(fc.record({ mss: fc.option(fc.nat(0xffff), { nil: undefined }), wscale: fc.option(fc.nat(14), { nil: undefined }), sackPermitted: fc.boolean(), timestamps: fc.boolean(), ecn: fc.boolean() }), { nil: undefined }),
       }, { noNullPrototype: true }),
     }, { noNullPrototype: true });
     fc.assert(fc.property(arb, (s) => {
@@ -98,7 +89,7 @@ describe('adoption: the inverse of the flow plan', () => {
 
   it('a freeze flow left by an interrupted move makes the adoption inexact (reinstall)', () => {
     const s = spec();
-    const flows = asSwitchHasThem([...connectionFlows(s), freezeFlow(s)]);
+    const flows = asSwitchHasThem([...connectionFlows(s), ...freezeFlows(s)]);
     const a = adoptConnection(flows, ctx());
     assert.ok(a.ok);
     assert.equal(a.exact, false);
@@ -182,7 +173,7 @@ describe('reconciliation plan', () => {
   });
 
   it('a connection whose phase has no flows loses whatever flows it has', () => {
-    const table = asSwitchHasThem([freezeFlow(s1)]);
+    const table = asSwitchHasThem(freezeFlows(s1));
     const plan = planReconciliation(new Map([[1, undefined]]), new Set(), flowsByConnection(table), ctx());
     assert.deepEqual(plan.drop, [{ id: 1, why: 'the connection has no flows in its phase' }]);
   });

@@ -32,7 +32,7 @@ async function closeAndCheckGone(bed: EngineBed, id: number): Promise<void> {
   bed.from(CLIENT, S1, { flags: { rst: true }, seq: ISN + 6 }, connCookie(id, CONN_ROLE.flags));
   await closed;
   assert.equal(bed.engine.table.size, 0);
-  assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0 });
+  assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0, halfOpen: 0, halfOpenSources: 0 });
   assert.ok(bed.sw.flowMods().some((m) => m.command === 'delete' && m.cookie === connCookie(id)), 'its flows are deleted');
 }
 
@@ -208,12 +208,20 @@ describe('handoff engine (scripted switch)', () => {
     await closeAndCheckGone(bed, id);
   });
 
-  it('a full table: new SYNs are left to plain forwarding, counted', async () => {
+  it('a full table: new SYNs are dropped (never forwarded unanalysed), counted; whenFull=forward leaves them to plain forwarding', async () => {
     bed = await EngineBed.create({ opts: { maxConnections: 1 } });
     const id = bed.handshake();
-    assert.equal(bed.from({ ...CLIENT, port: 40001 }, S1, { flags: { syn: true }, seq: 7 }), false);
+    bed.sw.take();
+    assert.equal(bed.from({ ...CLIENT, port: 40001 }, S1, { flags: { syn: true }, seq: 7 }), true, 'claimed: the learning switch must not forward it');
+    assert.deepEqual(bed.sw.take(), [], 'and dropped');
     assert.equal(bed.engine.stats.refusedFull, 1);
     await closeAndCheckGone(bed, id);
+    bed.engine.stop();
+    bed = await EngineBed.create({ opts: { maxConnections: 1, whenFull: 'forward' } });
+    const id2 = bed.handshake();
+    assert.equal(bed.from({ ...CLIENT, port: 40001 }, S1, { flags: { syn: true }, seq: 7 }), false);
+    assert.equal(bed.engine.stats.refusedFull, 1);
+    await closeAndCheckGone(bed, id2);
   });
 
   it('a handshake that never completes is dropped after handshakeTimeoutMs', async () => {
@@ -303,7 +311,8 @@ describe('handoff engine (scripted switch)', () => {
     bed.sw.take();
     await bed.engine.migrate(id, 'server2');
     assert.equal(bed.conn(id)?.phase, 'freezing');
-    assert.ok(bed.sw.flowMods().some((m) => m.priority === PRIORITY.freeze && m.cookie === connCookie(id, CONN_ROLE.freeze)));
+    assert.ok(bed.sw.flowMods().some((m) => m.priority === PRIORITY.freezePush && m.cookie === connCookie(id, CONN_ROLE.freeze) && JSON.stringify(m.match.tcpFlags) === JSON.stringify({ value: 0x08, mask: 0x08 })), 'PSH segments to the controller');
+    assert.ok(bed.sw.flowMods().some((m) => m.priority === PRIORITY.freeze && m.cookie === connCookie(id, CONN_ROLE.freezeCopy)), 'the rest forwarded with a copy');
     bed.sw.take();
     // The next request, after server 1 answered "hello" with 6 bytes.
     bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));

@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { connectionFlows, needsRelay, interceptFlows, deleteConnectionFlows, PRIORITY, type ConnectionFlowSpec } from '../../controller/handoff/flow-plan.ts';
 import { initialTrack, observe, bothFinSent, type SegmentInfo } from '../../controller/handoff/tcp-state.ts';
-import { compareSynAcks, optionsToStrip, summarise } from '../../controller/handoff/option-policy.ts';
+import { applySynPolicy, compareSynAcks, optionsToStrip, summarise } from '../../controller/handoff/option-policy.ts';
+import { replaySyn } from '../../controller/handoff/segments.ts';
+import { buildTcpFrame, encodeTcpOptions, parseFrame, verifyChecksums, type TcpOption } from '../../controller/packet/index.ts';
+
+const checksumsOk = (f: Buffer): boolean => { const r = verifyChecksums(f); return r.ok && r.value.ip && r.value.l4 && r.value.l4Checked; };
+const encodeOpts = (o: TcpOption[]): Buffer => { const r = encodeTcpOptions(o); if (!r.ok) throw new Error(r.error.message); return r.value; };
 import { parseServices } from '../../controller/handoff/service-config.ts';
 import { connIdOf, connRoleOf, CONN_ROLE } from '../../controller/cookies.ts';
 import { decodeMessage, encodeMessage, OFPP, type OfpMessage } from '../../controller/openflow/index.ts';
@@ -118,8 +123,65 @@ describe('TCP state tracking', () => {
 
 describe('TCP option policy', () => {
   it('strips timestamps by default and SACK-permitted only on request', () => {
-    assert.deepEqual(optionsToStrip({ timestamps: 'strip', sack: 'keep', mismatch: 'refuse' }), ['timestamp']);
-    assert.deepEqual(optionsToStrip({ timestamps: 'keep', sack: 'strip', mismatch: 'refuse' }), ['sack_permitted']);
+    assert.deepEqual(optionsToStrip({ timestamps: 'strip', sack: 'keep', mismatch: 'refuse', mptcp: 'strip' }), ['timestamp']);
+    assert.deepEqual(optionsToStrip({ timestamps: 'keep', sack: 'strip', mismatch: 'refuse', mptcp: 'strip' }), ['sack_permitted']);
+  });
+
+  const client = { mac: '02:00:00:00:00:01', ip: '10.0.0.2', port: 40000 };
+  const server = { mac: '02:00:00:00:00:02', ip: '10.0.0.1', port: 80 };
+  const synOptions: TcpOption[] = [
+    { kind: 'mss', value: 1460 }, { kind: 'sack_permitted' }, { kind: 'timestamp', tsval: 1, tsecr: 0 }, { kind: 'nop' }, { kind: 'wscale', shift: 7 },
+    { kind: 'unknown', type: 30, data: Buffer.from('0081', 'hex') }, { kind: 'unknown', type: 34, data: Buffer.alloc(0) },
+  ];
+  const tfoSyn = () => buildTcpFrame({
+    ethSrc: client.mac, ethDst: server.mac, ipSrc: client.ip, ipDst: server.ip, srcPort: client.port, dstPort: server.port,
+    seq: 1000, ack: 0, flags: { syn: true, ece: true, cwr: true }, window: 64240, options: synOptions, payload: Buffer.from('migrate hello'),
+  });
+  const kindsOf = (f: Buffer) => { const p = parseFrame(f); assert.ok(p.ok); return p.value.tcp!.options.map((o) => (o.kind === 'unknown' ? o.type : o.kind)).filter((k) => k !== 'eol'); };
+
+  it('removes data, the TFO option and MP_CAPABLE from a SYN; keeps MPTCP on request', () => {
+    const out = applySynPolicy(tfoSyn(), { timestamps: 'strip', sack: 'keep', mismatch: 'refuse', mptcp: 'strip' });
+    assert.ok(out.ok);
+    const p = parseFrame(out.value);
+    assert.ok(p.ok && p.value.tcp && p.value.ipv4);
+    assert.equal(p.value.payload.length, 0, 'SYN data removed');
+    assert.equal(p.value.ipv4.totalLength, out.value.length - 14, 'IP length follows');
+    assert.ok(checksumsOk(out.value), 'checksums recomputed');
+    assert.equal(p.value.tcp.seq, 1000);
+    assert.ok(p.value.tcp.flagSet.ece && p.value.tcp.flagSet.cwr, 'the ECN request is the client\'s to make');
+    assert.deepEqual(kindsOf(out.value).filter((k) => k !== 'nop'), ['mss', 'sack_permitted', 'wscale']);
+    const pass = applySynPolicy(tfoSyn(), { timestamps: 'keep', sack: 'keep', mismatch: 'refuse', mptcp: 'pass' });
+    assert.ok(pass.ok);
+    assert.ok(kindsOf(pass.value).includes(30) && !kindsOf(pass.value).includes(34));
+  });
+
+  it('replays to a target only what the first backend accepted', () => {
+    const rec = { isn: 1000, window: 64240, options: encodeOpts([{ kind: 'mss', value: 1460 }, { kind: 'sack_permitted' }, { kind: 'timestamp', tsval: 1, tsecr: 0 }, { kind: 'nop' }, { kind: 'wscale', shift: 7 }]).toString('hex'), tos: 0, ttl: 64, ecn: true };
+    const target = { ...server, ip: '10.0.0.3' };
+    const all = replaySyn(rec, { mss: 1460, wscale: 9, sackPermitted: true, timestamps: true, ecn: true }, client, target, 999);
+    assert.deepEqual(kindsOf(all).filter((k) => k !== 'nop'), ['mss', 'sack_permitted', 'timestamp', 'wscale']);
+    const pa = parseFrame(all);
+    assert.ok(pa.ok && pa.value.tcp!.flagSet.ece && pa.value.tcp!.flagSet.cwr && pa.value.tcp!.seq === 999);
+    // A SYN-cookie SYN-ACK without timestamps carries neither window scale nor SACK; no ECN either.
+    const cookie = replaySyn(rec, { mss: 1460, sackPermitted: false, timestamps: false, ecn: false }, client, target, 999);
+    assert.deepEqual(kindsOf(cookie).filter((k) => k !== 'nop'), ['mss']);
+    const pc = parseFrame(cookie);
+    assert.ok(pc.ok && !pc.value.tcp!.flagSet.ece && !pc.value.tcp!.flagSet.cwr);
+    assert.ok(checksumsOk(cookie));
+  });
+
+  it('reads ECN acceptance from a SYN-ACK (ECE without CWR)', () => {
+    assert.equal(summarise([], { ece: true, cwr: false }).ecn, true);
+    assert.equal(summarise([], { ece: true, cwr: true }).ecn, false);
+    assert.equal(summarise([], { ece: false, cwr: false }).ecn, false);
+  });
+
+  it('flags SACK and ECN a target does not honour', () => {
+    const s1 = summarise([{ kind: 'mss', value: 1460 }, { kind: 'sack_permitted' }], { ece: true, cwr: false });
+    const noSack = summarise([{ kind: 'mss', value: 1460 }], { ece: true, cwr: false });
+    const noEcn = summarise([{ kind: 'mss', value: 1460 }, { kind: 'sack_permitted' }]);
+    assert.deepEqual(compareSynAcks(s1, noSack).map((m) => m.option), ['sack']);
+    assert.deepEqual(compareSynAcks(s1, noEcn).map((m) => m.option), ['ecn']);
   });
 
   it('flags window-scale differences and a smaller target MSS', () => {
@@ -138,7 +200,7 @@ describe('service config', () => {
     assert.equal(s.primary, 's1');
     assert.equal(s.migrateTo, 's2');
     assert.equal(s.defaultVerdict, 'FORWARD');
-    assert.deepEqual(s.options, { timestamps: 'strip', sack: 'keep', mismatch: 'refuse' });
+    assert.deepEqual(s.options, { timestamps: 'strip', sack: 'keep', mismatch: 'refuse', mptcp: 'strip' });
   });
   const bad: [unknown, RegExp][] = [
     [{ ...base, backends: [] }, /services\[0\]\.backends/],

@@ -1,5 +1,7 @@
 // Deterministic byte stream shared by the demo servers and clients: byte i of stream `seed` is
 // the same everywhere, so a transfer that switches servers half-way can still be verified.
+import { createHash } from 'node:crypto';
+
 const BLOCK = 1 << 16;
 const cache = new Map();
 
@@ -31,4 +33,11 @@ export function blobChunk(seed, offset, length) {
     done += n;
   }
   return out;
+}
+
+/** The sha256 (hex) of the first `length` bytes of stream `seed`: what a receiver must have got. */
+export function blobSha(seed, length) {
+  const h = createHash('sha256');
+  for (let off = 0; off < length; off += 1 << 20) h.update(blobChunk(seed, off, Math.min(1 << 20, length - off)));
+  return h.digest('hex');
 }
