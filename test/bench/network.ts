@@ -22,6 +22,7 @@ const ROOT = join(HERE, '..', '..');
 const CLIENT = join(HERE, 'apps', 'bench-client.mjs');
 const APPS = join(ROOT, 'topo', 'apps');
 const RULES = join(ROOT, 'snort-rules', 'migrate.rules');
+const NO_MATCH_RULES = join(ROOT, 'snort-rules', 'no-match.rules');
 const IPERF_PORT = 5201;
 const PLAIN_PORT = 5002;
 
@@ -282,7 +283,7 @@ export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
   let stopIds: (() => Promise<void>) | undefined;
   try {
     bed = await HandoffBed.create({ prefix, ids: true, analyzers: { suricata: { socket: join(dir, 'eve.sock') } }, services: { mirrorPort: IDS_PORT, verdictTimeoutMs: 3000 } });
-    const ids = await startLiveSuricata(bed.ids!, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock'), timeoutMs: 90000 });
+    const ids = await startLiveSuricata(bed.ids!, dir, { rules: [RULES, NO_MATCH_RULES], eveSocket: join(dir, 'eve.sock'), timeoutMs: 90000 });
     stopIds = () => ids.stop();
     await sleep(1000);
     // Warm-up: Suricata's first packets on a new interface can be late.
