@@ -60,7 +60,7 @@ export class SwitchAdoption {
     const msgs: OfpMessage[] = [];
     for (const id of plan.reinstall) msgs.push(...core.reinstallMessages(core.table.get(id)!));
     const why: Record<string, number> = {};
-    const drop = (id: number, reason: string) => { msgs.push(deleteConnectionFlows(id)); why[reason] = (why[reason] ?? 0) + 1; };
+    const drop = (id: number, reason: string) => { msgs.push(...deleteConnectionFlows(id)); why[reason] = (why[reason] ?? 0) + 1; };
     for (const d of plan.drop) {
       drop(d.id, d.why);
       core.log.warn('deleting flows the controller cannot adopt', { dpid, conn: d.id, why: d.why });

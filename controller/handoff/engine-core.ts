@@ -122,6 +122,13 @@ export class EngineCore {
     try { for (const m of msgs) c.sw.send(m); } catch (e) { this.log.warn('send to switch failed', { conn: c.id, error: (e as Error).message }); }
   }
 
+  /** A frame out of one port of a switch, for no connection (a reset to a refused client). */
+  sendOut(sw: SwitchConnection, frame: Buffer, port: number): void {
+    if (!sw.connected) return;
+    try { sw.send({ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort: OFPP.CONTROLLER, actions: [{ type: 'output', port }], data: frame }); }
+    catch (e) { this.log.debug('send to switch failed', { error: (e as Error).message }); }
+  }
+
   packetOut(c: Connection, frame: Buffer, port: number, inPort: number): void {
     this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'output', port }], data: frame }]);
   }
@@ -163,8 +170,11 @@ export class EngineCore {
     };
   }
 
-  /** Every flow of the connection replaced with the plan for its current state. */
-  reinstallMessages(c: Connection): OfpMessage[] { return [deleteConnectionFlows(c.id), ...connectionFlows(this.flowSpec(c))]; }
+  /** Every flow of the connection replaced with the plan for its current state (no delete before its first flows: there is nothing to delete). */
+  reinstallMessages(c: Connection): OfpMessage[] {
+    const fresh = !c.flowsInstalled && !c.frozenByFlow && !c.adopted;
+    return [...(fresh ? [] : deleteConnectionFlows(c.id)), ...connectionFlows(this.flowSpec(c))];
+  }
 
   /**
    * Replaces all of the connection's flows (old backend, freeze, flag copies) with those for its

@@ -5,7 +5,7 @@ import {
   flowMod, seqShiftAction, encodeMatch, encodeInstructions, OFPP, OFPTT, OFPFF, OFPCML_NO_BUFFER,
   type Action, type FlowStats, type Instruction, type Match, type OfpMessage,
 } from '../openflow/index.ts';
-import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, CONN_COOKIE_MASK, COOKIE_APP_MASK } from '../cookies.ts';
+import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, COOKIE_APP_MASK } from '../cookies.ts';
 import { decodeRecord, encodeRecord, RecordError, type SynRecord } from './connection-record.ts';
 import type { SynAckSummary } from './option-policy.ts';
 
@@ -107,9 +107,14 @@ export function backendToClientActions(s: ConnectionFlowSpec): Action[] {
   return out;
 }
 
-function add(spec: ConnectionFlowSpec, priority: number, match: Match, actions: Action[], role: bigint = CONN_ROLE.main): OfpMessage {
+/**
+ * One of a connection's flows. Only the client → backend main flow (`notify`) reports its removal:
+ * its idle timeout is the connection's (TCP keeps both directions busy together), and one
+ * FLOW_REMOVED per teardown instead of six spares the channel.
+ */
+function add(spec: ConnectionFlowSpec, priority: number, match: Match, actions: Action[], role: bigint = CONN_ROLE.main, notify = false): OfpMessage {
   return flowMod({
-    command: 'add', priority, cookie: connCookie(spec.id, role), idleTimeout: spec.idleTimeout, flags: OFPFF.SEND_FLOW_REM,
+    command: 'add', priority, cookie: connCookie(spec.id, role), idleTimeout: spec.idleTimeout, flags: notify ? OFPFF.SEND_FLOW_REM : 0,
     match, instructions: [{ type: 'apply_actions', actions }],
   });
 }
@@ -128,10 +133,10 @@ export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
   const s2c = backendToClientMatch(s);
   // The state note rides on the client → backend flow only; it is a no-op in the datapath.
   const note = noteFor(s);
-  if (needsRelay(s)) return [add(s, PRIORITY.connection, c2s, [...note, toController()]), add(s, PRIORITY.connection, s2c, [toController()])];
+  if (needsRelay(s)) return [add(s, PRIORITY.connection, c2s, [...note, toController()], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, [toController()])];
   const c2sActions = clientToBackendActions(s);
   const s2cActions = backendToClientActions(s);
-  const flows = [add(s, PRIORITY.connection, c2s, [...note, ...c2sActions]), add(s, PRIORITY.connection, s2c, s2cActions)];
+  const flows = [add(s, PRIORITY.connection, c2s, [...note, ...c2sActions], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, s2cActions)];
   // The copy goes first, before any rewrite: the controller finds the connection by the addresses
   // the packet had on arrival (client → service, backend → client).
   for (const flag of [TCP_FIN, TCP_RST]) {
@@ -171,9 +176,14 @@ export function deleteFreezeFlows(spec: { id: number; client: Attached; service:
   ];
 }
 
-/** Every flow of one connection, whatever its role, in every table. */
-export function deleteConnectionFlows(id: number): OfpMessage {
-  return flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id), cookieMask: CONN_COOKIE_MASK, match: {} });
+/**
+ * Every flow of one connection, whatever its role, in every table: one delete per role, each by its
+ * exact cookie. OVS finds rules by a cookie index only when the mask is all ones; any other mask
+ * (one delete with the role bits masked out) walks the whole flow table, which at 10,000
+ * connections stalled ovs-vswitchd for seconds per teardown (docs/benchmarks.md).
+ */
+export function deleteConnectionFlows(id: number): OfpMessage[] {
+  return Object.values(CONN_ROLE).map((role) => flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id, role), cookieMask: ALL_ONES, match: {} }));
 }
 
 export interface InterceptSpec { index: number; service: { ip: string; port: number }; backends: { ip: string; port: number }[] }

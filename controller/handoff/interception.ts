@@ -11,7 +11,7 @@ import { clientKey, tupleKey, type Connection } from './connection.ts';
 import { EngineError, ownCopy, reparse, synRecordOfFrame, type EngineCore, type VerdictRequest } from './engine-core.ts';
 import { bypassFlow } from './flow-plan.ts';
 import { LogThrottle } from '../log-throttle.ts';
-import { resetFor } from './segments.ts';
+import { resetFor, resetReply } from './segments.ts';
 import { applySynPolicy, summarise } from './option-policy.ts';
 import { isIdentity } from './relay.ts';
 import { initialTrack, observe, segmentInfo } from './tcp-state.ts';
@@ -55,8 +55,12 @@ export class Interception {
 
     const service = byServiceAddr.get(`${ip.dst}:${tcp.dstPort}`);
     if (service && tcp.flagSet.syn && !tcp.flagSet.ack) return this.newConnection(sw, service, frame, inPort);
-    // A connection refused under load stays refused: its late segments must not slip through unanalysed.
-    if (service && this.refused.has(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort))) return true;
+    // A connection refused under load stays refused: its late segments must not slip through
+    // unanalysed. A client that already had its SYN-ACK is told at once (a RST), so it retries now.
+    if (service && this.refused.has(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort))) {
+      if (!tcp.flagSet.rst) this.core.sendOut(sw, resetReply(frame), inPort);
+      return true;
+    }
     if (!this.core.switches.has(dpidString(sw.features.datapathId))) return false;
     if (service) return this.core.parts.adoption.degrade(sw, service, frame, 'c2s', inPort);
     const fromPrimary = byServiceAddr.get(`${ip.src}:${tcp.srcPort}`);

@@ -1,6 +1,6 @@
 // Segments the controller itself sends during a handoff, built from what it recorded.
 // Pure: each returns the frame; the engine decides where it goes.
-import { buildTcpFrame } from '../packet/index.ts';
+import { buildTcpFrame, type ParsedFrame } from '../packet/index.ts';
 import type { SynRecord } from './connection-record.ts';
 import { replayedSynOffer, type SynAckSummary } from './option-policy.ts';
 
@@ -44,6 +44,20 @@ export function resetFor(client: Endpoint, backend: Endpoint, rcvNxt: number): B
   return buildTcpFrame({
     ethSrc: client.mac, ethDst: backend.mac, ipSrc: client.ip, ipDst: backend.ip,
     srcPort: client.port, dstPort: backend.port, seq: rcvNxt >>> 0, ack: 0, flags: { rst: true }, window: 0,
+  });
+}
+
+/**
+ * The reset RFC 793 (§3.4, "Reset Generation") sends for a segment of no connection, from the
+ * address it was sent to: seq = its ack (with ACK set, as data always has), else ack = its end.
+ */
+export function resetReply(f: ParsedFrame): Buffer {
+  const t = f.tcp!;
+  const ip = f.ipv4!;
+  const end = (t.seq + f.payload.length + (t.flagSet.syn ? 1 : 0) + (t.flagSet.fin ? 1 : 0)) >>> 0;
+  return buildTcpFrame({
+    ethSrc: f.eth.dst, ethDst: f.eth.src, ipSrc: ip.dst, ipDst: ip.src, srcPort: t.dstPort, dstPort: t.srcPort,
+    seq: t.flagSet.ack ? t.ack : 0, ack: t.flagSet.ack ? 0 : end, flags: t.flagSet.ack ? { rst: true } : { rst: true, ack: true }, window: 0,
   });
 }
 

@@ -59,7 +59,7 @@ export class Teardown {
     core.clearTimers(c);
     core.setPhase(c, 'closed');
     core.table.remove(c);
-    if (removeFlows && c.sw.connected) core.send(c, [deleteConnectionFlows(c.id)]);
+    if (removeFlows && c.sw.connected) core.send(c, deleteConnectionFlows(c.id));
     else if (removeFlows) core.parts.adoption.endedWhileAway(c);
     this.recentlyClosed.delete(clientKey(c));
     this.recentlyClosed.set(clientKey(c), Date.now());

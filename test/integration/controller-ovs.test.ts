@@ -55,8 +55,10 @@ describe('controller core with a real Open vSwitch', function () {
     assert.equal(sw.features?.datapathId, 0xa1n);
     const flows = await ovs.ofctl('-O', 'OpenFlow13', 'dump-flows', BR);
     assert.match(flows, /cookie=0x100000000000000,.*priority=0 actions=CONTROLLER:65535/);
-    // ovs-vswitchd logs the version it negotiated on its channel to this controller.
-    assert.match(ovs.log(), new RegExp(`\\|vconn\\|DBG\\|tcp:127\\.0\\.0\\.1:${ofPort}: negotiated OpenFlow version 0x04 \\(we support version 0x04, peer supports version 0x04\\)`));
+    // ovs-vswitchd logs the version it negotiated on its channel to this controller (its log
+    // writer is asynchronous: the line may reach the file a moment after the switch is ready).
+    const negotiated = new RegExp(`\\|vconn\\|DBG\\|tcp:127\\.0\\.0\\.1:${ofPort}: negotiated OpenFlow version 0x04 \\(we support version 0x04, peer supports version 0x04\\)`);
+    await waitFor(() => negotiated.test(ovs.log()), 'ovs-vswitchd to log the negotiated version', 5000).catch(() => assert.match(ovs.log(), negotiated));
   });
 
   it('lets hosts ping each other through learned flows', async () => {

@@ -53,11 +53,17 @@ describe('handoff engine under load and odd TCP (scripted switch)', () => {
     const rst = outs.find((o) => o.tcp?.flags === 'rst');
     assert.deepEqual(rst && { ports: rst.ports, src: rst.tcp!.src, seq: rst.tcp!.seq }, { ports: [S1.ofport], src: `${CLIENT.ip}:${client(1).port}`, seq: ISN + 100 + 1 }, 'the oldest (client 1) is reset at server 1');
     assert.ok(!bed.engine.connections().some((c) => c.client.endsWith(`:${client(1).port}`)));
-    // Its handshake completing late must not slip through unanalysed (no adoption, no forwarding).
+    // Its handshake completing late must not slip through unanalysed (no adoption, no forwarding):
+    // server 1's SYN-ACK is dropped; the client's segments are answered with a RST, so it retries at once.
     assert.equal(bed.from(S1, client(1), { flags: { syn: true, ack: true }, seq: 7, ack: ISN + 101 }), true);
+    assert.deepEqual(bed.sw.take(), []);
     assert.equal(bed.from(client(1), S1, { flags: { ack: true }, seq: ISN + 101, ack: 8 }), true);
     assert.equal(bed.from(client(1), S1, { flags: { ack: true, psh: true }, seq: ISN + 101, ack: 8, payload: 'GET /' }), true);
-    assert.deepEqual(bed.sw.take(), []);
+    const resets = outputs(bed.sw.take());
+    assert.deepEqual(resets.map((o) => [o.ports, o.tcp?.flags, o.tcp?.src, o.tcp?.dst, o.tcp?.seq]), [
+      [[client(1).ofport], 'rst', `${S1.ip}:${S1.port}`, `${CLIENT.ip}:${client(1).port}`, 8],
+      [[client(1).ofport], 'rst', `${S1.ip}:${S1.port}`, `${CLIENT.ip}:${client(1).port}`, 8],
+    ], 'each answered by a RST from the service, seq = its ack');
     assert.equal(bed.engine.stats.degraded, 0);
     // A flood of handshakes never counts against connections past theirs: one more client still gets in.
     assert.ok(bed.conn(established));
@@ -200,6 +206,27 @@ describe('handoff engine under load and odd TCP (scripted switch)', () => {
     await tick();
     msgs = bed.sw.take();
     assert.ok(msgs.some((m) => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id, CONN_ROLE.main)), 'reinstalled once they are gone');
+  });
+
+  it('flow changes OVS can index: exact-cookie deletes, none before a connection\'s first flows, one FLOW_REMOVED per connection', async () => {
+    bed = await EngineBed.create();
+    const id = bed.handshake();
+    bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' });
+    bed.sw.take();
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    const first = bed.sw.take().filter((m): m is FlowMod => m.type === 'flow_mod');
+    assert.deepEqual(first.map((m) => m.command), Array(6).fill('add'), 'a new connection: adds only');
+    assert.equal(first.filter((m) => m.flags & 1).length, 1, 'only the client → backend flow reports its removal');
+    await bed.engine.migrate(id, 'server2');
+    bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
+    await tick();
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 6, options: SYN_OPTIONS });
+    await migrated;
+    const deletes = bed.sw.flowMods().filter((m) => m.command === 'delete');
+    assert.deepEqual(deletes.map((m) => [m.cookie, m.cookieMask]), Object.values(CONN_ROLE).map((r) => [connCookie(id, r), 0xffffffffffffffffn]), 'every role (freeze ones included) by its exact cookie');
   });
 
   it('direct traffic from a backend\'s service port gets a bypass flow instead of a Packet-In per segment', async () => {

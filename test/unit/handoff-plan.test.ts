@@ -74,7 +74,7 @@ describe('flow plan', () => {
   });
 
   it('every planned message survives the codec round trip', () => {
-    const msgs = [...connectionFlows(spec()), ...connectionFlows(spec({ mode: 'relay' })), deleteConnectionFlows(7),
+    const msgs = [...connectionFlows(spec()), ...connectionFlows(spec({ mode: 'relay' })), ...deleteConnectionFlows(7),
       ...interceptFlows({ index: 0, service: { ip: '10.0.0.1', port: 5001 }, backends: [{ ip: '10.0.0.1', port: 5001 }, { ip: '10.0.0.3', port: 5001 }] })];
     for (const m of msgs) {
       const bytes = encodeMessage({ ...m, xid: 1 });
