@@ -1,242 +1,193 @@
-// Prometheus metrics: a minimal registry that renders the text exposition format (version 0.0.4)
-// itself, and the controller's metric set bound to its events and counters.
+// Prometheus metrics on prom-client (the ecosystem's standard client): the controller's metric set,
+// bound to its events and counters, plus Node's default process/GC metrics. The text exposition
+// format (version 0.0.4) is prom-client's; parsePrometheusText below reads it back for tests and the CLI.
 // Format: https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Controller } from './controller.ts';
 import type { SwitchConnection } from './datapath/switch-connection.ts';
-import type { ConnectionView } from './handoff/handoff-engine.ts';
+import type { ConnectionView, VerdictRequest } from './handoff/handoff-engine.ts';
 import type { Alert } from './analyzers/index.ts';
 
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export { Counter, Gauge, Histogram, Registry };
+export const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
 type Labels = Record<string, string>;
-type MetricType = 'counter' | 'gauge' | 'histogram';
-
-const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-
-export function escapeLabelValue(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
-
-function escapeHelp(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
-}
-
-export function formatValue(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (v === Infinity) return '+Inf';
-  if (v === -Infinity) return '-Inf';
-  return String(v);
-}
-
-function labelString(labels: Labels): string {
-  const keys = Object.keys(labels);
-  if (keys.length === 0) return '';
-  return '{' + keys.map((k) => `${k}="${escapeLabelValue(labels[k])}"`).join(',') + '}';
-}
-
-// Series are keyed by their rendered label set, so the same labels in any order hit one series.
-function seriesKey(labels: Labels): string {
-  return labelString(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
-}
-
-abstract class Metric {
-  constructor(readonly name: string, readonly help: string, readonly type: MetricType) {
-    if (!NAME_RE.test(name)) throw new Error(`bad metric name '${name}'`);
-  }
-  protected checkLabels(labels: Labels): void {
-    for (const k of Object.keys(labels)) if (!LABEL_RE.test(k) || k.startsWith('__')) throw new Error(`bad label name '${k}' on ${this.name}`);
-  }
-  abstract samples(): string[];
-  render(): string {
-    return [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.type}`, ...this.samples()].join('\n') + '\n';
-  }
-}
-
-/** A value per label set; counters only go up, gauges are set. */
-class Scalar extends Metric {
-  private readonly series = new Map<string, { labels: Labels; value: number }>();
-  protected put(labels: Labels, f: (old: number) => number): void {
-    this.checkLabels(labels);
-    const k = seriesKey(labels);
-    const s = this.series.get(k);
-    if (s) s.value = f(s.value); else this.series.set(k, { labels: { ...labels }, value: f(0) });
-  }
-  get(labels: Labels = {}): number { return this.series.get(seriesKey(labels))?.value ?? 0; }
-  reset(): void { this.series.clear(); }
-  samples(): string[] { return [...this.series.values()].map((s) => `${this.name}${labelString(s.labels)} ${formatValue(s.value)}`); }
-}
-
-export class Counter extends Scalar {
-  constructor(name: string, help: string) { super(name, help, 'counter'); }
-  inc(labels: Labels = {}, n = 1): void {
-    if (!(n >= 0)) throw new Error(`counter ${this.name} can only go up`);
-    this.put(labels, (v) => v + n);
-  }
-  /** For counters kept elsewhere (monotonic stats objects): copy the current total in. */
-  setTotal(labels: Labels, total: number): void { this.put(labels, () => total); }
-}
-
-export class Gauge extends Scalar {
-  constructor(name: string, help: string) { super(name, help, 'gauge'); }
-  set(labels: Labels, v: number): void { this.put(labels, () => v); }
-}
-
-export class Histogram extends Metric {
-  readonly buckets: number[];
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(name: string, help: string, buckets: number[]) {
-    super(name, help, 'histogram');
-    this.buckets = [...buckets].sort((a, b) => a - b);
-    if (this.buckets.some((b, i) => !Number.isFinite(b) || (i > 0 && b === this.buckets[i - 1]))) throw new Error(`bad buckets for ${name}`);
-  }
-  observe(v: number, labels: Labels = {}): void {
-    this.checkLabels(labels);
-    if ('le' in labels) throw new Error(`'le' is reserved on histogram ${this.name}`);
-    const k = seriesKey(labels);
-    let s = this.series.get(k);
-    if (!s) { s = { labels: { ...labels }, counts: this.buckets.map(() => 0), sum: 0, count: 0 }; this.series.set(k, s); }
-    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]) s.counts[i]++;
-    s.sum += v;
-    s.count++;
-  }
-  samples(): string[] {
-    const out: string[] = [];
-    for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) => out.push(`${this.name}_bucket${labelString({ ...s.labels, le: formatValue(b) })} ${s.counts[i]}`));
-      out.push(`${this.name}_bucket${labelString({ ...s.labels, le: '+Inf' })} ${s.count}`);
-      out.push(`${this.name}_sum${labelString(s.labels)} ${formatValue(s.sum)}`);
-      out.push(`${this.name}_count${labelString(s.labels)} ${s.count}`);
-    }
-    return out;
-  }
-}
-
-export class Registry {
-  private readonly metrics: Metric[] = [];
-  private readonly collectors: (() => void)[] = [];
-  counter(name: string, help: string): Counter { return this.add(new Counter(name, help)); }
-  gauge(name: string, help: string): Gauge { return this.add(new Gauge(name, help)); }
-  histogram(name: string, help: string, buckets: number[]): Histogram { return this.add(new Histogram(name, help, buckets)); }
-  /** Runs before every render: refreshes values read from elsewhere (gauges, foreign counters). */
-  onCollect(fn: () => void): void { this.collectors.push(fn); }
-  render(): string {
-    for (const c of this.collectors) c();
-    return this.metrics.map((m) => m.render()).join('');
-  }
-  private add<M extends Metric>(m: M): M {
-    if (this.metrics.some((x) => x.name === m.name)) throw new Error(`metric ${m.name} registered twice`);
-    this.metrics.push(m);
-    return m;
-  }
-}
 
 export const PHASES = ['handshake', 'established', 'held', 'replaying', 'forwarded', 'freezing', 'closing'] as const;
 /** Handoff latency buckets in seconds: a fast path migration takes milliseconds, a lossy one seconds. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Verdict latency buckets in seconds: the built-in matcher answers in microseconds, an IDS in milliseconds, a timeout after handoff.verdictTimeoutMs. */
+export const VERDICT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * A verdict's source as bounded labels: `rule` (an analyzer's rule matched: snort, suricata,
+ * builtin), `default` (an IDS saw the segment and no rule matched: "suricata (no rule matched)"),
+ * `timeout` (no answer in time), `api` (an operator's migrate request). The dashboard's verdict
+ * chart uses the same mapping (controller/api/charts.js).
+ */
+export function verdictLabels(source: string): { analyzer: string; source: 'rule' | 'default' | 'timeout' | 'api' } {
+  if (source === 'timeout') return { analyzer: 'none', source: 'timeout' };
+  if (source === 'api') return { analyzer: 'api', source: 'api' };
+  const m = /^(.*) \(no rule matched\)$/.exec(source);
+  if (m) return { analyzer: m[1], source: 'default' };
+  return { analyzer: source, source: 'rule' };
+}
+
+/**
+ * Node's default metrics (process_cpu_seconds_total, process_resident_memory_bytes,
+ * nodejs_eventloop_lag_seconds, nodejs_gc_duration_seconds, nodejs_heap_size_*, ...), collected
+ * once per process: their collectors (a GC observer, an event-loop delay monitor) live as long as
+ * the process, so every ControllerMetrics shares this one registry.
+ */
+let processRegistry: Registry | undefined;
+export function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/** A counter kept elsewhere (a monotonic stats object): its series are copied in at scrape time. */
+function statsCounter(r: Registry, name: string, help: string, labelNames: string[], read: () => [Labels, number][]): Counter<string> {
+  return new Counter({
+    name, help, labelNames, registers: [r],
+    collect() { this.reset(); for (const [l, v] of read()) this.inc(l, v); },
+  });
+}
+
+function statsGauge(r: Registry, name: string, help: string, labelNames: string[], read: () => [Labels, number][]): Gauge<string> {
+  return new Gauge({
+    name, help, labelNames, registers: [r],
+    collect() { this.reset(); for (const [l, v] of read()) this.set(l, v); },
+  });
+}
 
 /**
  * The controller's metrics. Counters the controller already keeps (engine.stats, controller.stats)
  * are read at scrape time, so they count from controller start even if this was created later;
- * the latency histogram and the OpenFlow error counter need events and count from creation.
+ * the latency histograms, the verdict counter and the OpenFlow error counter need events and
+ * count from creation.
  */
 export class ControllerMetrics {
   readonly registry = new Registry();
-  private readonly latency: Histogram;
-  private readonly ofpErrors: Counter;
+  private readonly latency: Histogram<string>;
+  private readonly verdictLatency: Histogram<string>;
+  private readonly verdicts: Counter<string>;
+  private readonly ofpErrors: Counter<string>;
   private readonly detach: (() => void)[] = [];
   private readonly watched = new WeakSet<SwitchConnection>();
+  /** When each held connection's segment was held: the start of its verdict latency. */
+  private readonly heldAt = new Map<number, bigint>();
 
-  constructor(private readonly controller: Controller) {
+  constructor(private readonly controller: Controller, opts: { processMetrics?: boolean } = {}) {
     const r = this.registry;
-    const connections = r.gauge('tcp_migrate_connections', 'Tracked TCP connections by handoff phase.');
-    const switches = r.gauge('tcp_migrate_switches', 'Connected switches by datapath mode (fastpath: patched OVS; relay: the controller relays shifted connections).');
-    const opened = r.counter('tcp_migrate_connections_opened_total', 'Connections intercepted (SYN to a service).');
-    const closed = r.counter('tcp_migrate_connections_closed_total', 'Connections finished and removed from the table.');
-    const forwarded = r.counter('tcp_migrate_forwards_total', 'Connections forwarded to their first backend.');
-    const migrations = r.counter('tcp_migrate_migrations_total', 'Completed migrations (first-segment and mid-stream).');
-    const failures = r.counter('tcp_migrate_migration_failures_total', 'Migrations that failed; the connection stayed where it was.');
-    this.latency = r.histogram('tcp_migrate_handoff_latency_seconds', 'Time from the migration request to the spliced connection.', LATENCY_BUCKETS);
-    const packetIns = r.counter('tcp_migrate_packet_ins_total', 'OpenFlow Packet-In messages received.');
-    const relayed = r.counter('tcp_migrate_relayed_packets_total', 'Packets of shifted connections relayed through the controller (stock switch).');
-    this.ofpErrors = r.counter('tcp_migrate_openflow_errors_total', 'OFPT_ERROR messages from switches and malformed messages, by kind.');
-    const alerts = r.counter('tcp_migrate_analyzer_alerts_total', 'Alerts received from analyzers (Snort, Suricata, built-in).');
-    const alertsBySource = r.counter('tcp_migrate_analyzer_alerts_by_source_total', 'Alerts received, by analyzer and verdict.');
-    const adoption = r.counter('tcp_migrate_reconciled_connections_total', 'Connections reconciled with a (re)connecting switch: adopted from its flows, flows reinstalled, or found without their handshake after a restart (degraded to FORWARD).');
-    const verdictTimeouts = r.counter('tcp_migrate_verdict_timeouts_total', 'Held segments that got no verdict in time (the service default applied), by service.');
-    const noMatch = r.counter('tcp_migrate_analyzer_no_match_total', 'Default verdicts applied at once because the IDS saw the held segment and no verdict rule matched, by analyzer.');
-    const analyzerUp = r.gauge('tcp_migrate_analyzer_up', 'Analyzer health: 1 answering, 0 silent (socket peer gone, heartbeat overdue, or held segments timing out), -1 nothing received yet.');
-    const analyzerAge = r.gauge('tcp_migrate_analyzer_last_record_age_seconds', 'Seconds since the analyzer last sent anything (alert or heartbeat); absent before the first record.');
-    const refused = r.counter('tcp_migrate_openflow_refused_connections_total', 'OpenFlow connections that never became a switch, by reason (handshake: garbage, wrong version, silence; tls: no valid certificate; duplicate_dpid: a live switch holds the datapath id; setup: the switch was disconnected because its setup failed).');
-    const refusedSyns = r.counter('tcp_migrate_refused_connections_total', 'SYNs to services refused for want of room: table_full (handoff.maxConnections), half_open_evicted (the oldest handshake made room for a new one), half_open_per_source (one address at handoff.halfOpenPerSource).');
-    const halfOpen = r.gauge('tcp_migrate_half_open_connections', 'Intercepted connections in their handshake (budget: handoff.halfOpenMax).');
-    const synData = r.counter('tcp_migrate_syn_data_held_total', 'SYNs that carried data (TCP Fast Open): the data went to no server before a verdict.');
-    const bypass = r.counter('tcp_migrate_bypass_flows_total', 'Flows installed for direct (not intercepted) traffic from a backend\'s service port.');
-    const role = r.gauge('tcp_migrate_controller_role', 'This controller\'s role: 1 for the role it has (single, master or standby), 0 for the others.');
-
-    r.onCollect(() => {
-      const c = this.controller;
+    const c = () => this.controller;
+    const s = () => this.controller.engine.stats;
+    const one = (v: number): [Labels, number][] => [[{}, v]];
+    statsGauge(r, 'tcp_migrate_connections', 'Tracked TCP connections by handoff phase.', ['phase'], () => {
       const byPhase = new Map<string, number>(PHASES.map((p) => [p, 0]));
-      for (const v of c.engine.connections()) byPhase.set(v.phase, (byPhase.get(v.phase) ?? 0) + 1);
-      connections.reset();
-      for (const [phase, n] of byPhase) connections.set({ phase }, n);
-      switches.reset();
-      const modes = { fastpath: 0, relay: 0, unknown: 0 };
-      for (const sw of c.switches) modes[c.engine.modeOf(sw.describe()) ?? 'unknown']++;
-      for (const [mode, n] of Object.entries(modes)) switches.set({ mode }, n);
-      const s = c.engine.stats;
-      opened.setTotal({}, s.intercepted);
-      closed.setTotal({}, s.closed);
-      forwarded.setTotal({}, s.forwarded);
-      migrations.setTotal({}, s.migrated);
-      failures.setTotal({}, s.migrationFailures);
-      relayed.setTotal({}, s.relayed);
-      packetIns.setTotal({}, c.stats.packetIns);
-      alerts.setTotal({}, c.analyzers.stats.alerts);
-      adoption.setTotal({ kind: 'adopted' }, s.adopted);
-      adoption.setTotal({ kind: 'reinstalled' }, s.reinstalled);
-      adoption.setTotal({ kind: 'degraded' }, s.degraded);
-      refusedSyns.setTotal({ reason: 'table_full' }, s.refusedFull);
-      refusedSyns.setTotal({ reason: 'half_open_evicted' }, s.halfOpenEvicted);
-      refusedSyns.setTotal({ reason: 'half_open_per_source' }, s.halfOpenPerSourceRefused);
-      halfOpen.set({}, c.engine.table.halfOpenCount);
-      synData.setTotal({}, s.synDataHeld);
-      bypass.setTotal({}, s.bypassFlows);
-      const of = c.server.stats;
-      refused.setTotal({ reason: 'handshake' }, of.handshakeFailures);
-      refused.setTotal({ reason: 'tls' }, of.tlsFailures);
-      refused.setTotal({ reason: 'duplicate_dpid' }, of.refusedDuplicates);
-      refused.setTotal({ reason: 'setup' }, c.stats.setupFailures);
-      for (const r of ['single', 'master', 'standby'] as const) role.set({ role: r }, c.role === r ? 1 : 0);
-      for (const sv of c.engine.listServices()) verdictTimeouts.setTotal({ service: sv.name }, c.analyzers.verdictTimeouts.get(sv.name) ?? 0);
-      for (const [analyzer, n] of c.analyzers.noMatchVerdicts) noMatch.setTotal({ analyzer }, n);
-      analyzerUp.reset();
-      analyzerAge.reset();
-      const now = Date.now();
-      for (const h of c.analyzers.healthViews()) {
-        analyzerUp.set({ analyzer: h.analyzer }, h.state === 'up' ? 1 : h.state === 'silent' ? 0 : -1);
-        if (h.lastRecordAt) analyzerAge.set({ analyzer: h.analyzer }, Math.max(0, (now - Date.parse(h.lastRecordAt)) / 1000));
-      }
+      for (const v of c().engine.connections()) byPhase.set(v.phase, (byPhase.get(v.phase) ?? 0) + 1);
+      return [...byPhase].map(([phase, n]) => [{ phase }, n]);
     });
+    statsGauge(r, 'tcp_migrate_switches', 'Connected switches by datapath mode (fastpath: patched OVS; relay: the controller relays shifted connections).', ['mode'], () => {
+      const modes = { fastpath: 0, relay: 0, unknown: 0 };
+      for (const sw of c().switches) modes[c().engine.modeOf(sw.describe()) ?? 'unknown']++;
+      return Object.entries(modes).map(([mode, n]) => [{ mode }, n]);
+    });
+    statsGauge(r, 'tcp_migrate_backend_connections', 'Tracked connections by service and the backend that serves them now.', ['service', 'backend'], () => {
+      const n = new Map<string, number>();
+      for (const sv of c().engine.listServices()) for (const b of sv.backends) n.set(`${sv.name}\0${b.name}`, 0);
+      for (const v of c().engine.connections()) {
+        const k = `${v.service}\0${v.backend}`;
+        if (v.phase !== 'closed' && n.has(k)) n.set(k, n.get(k)! + 1);
+      }
+      return [...n].map(([k, count]) => { const [service, backend] = k.split('\0'); return [{ service, backend }, count]; });
+    });
+    statsCounter(r, 'tcp_migrate_connections_opened_total', 'Connections intercepted (SYN to a service).', [], () => one(s().intercepted));
+    statsCounter(r, 'tcp_migrate_connections_closed_total', 'Connections finished and removed from the table.', [], () => one(s().closed));
+    statsCounter(r, 'tcp_migrate_forwards_total', 'Connections forwarded to their first backend.', [], () => one(s().forwarded));
+    statsCounter(r, 'tcp_migrate_migrations_total', 'Completed migrations (first-segment and mid-stream).', [], () => one(s().migrated));
+    statsCounter(r, 'tcp_migrate_migration_failures_total', 'Migrations that failed; the connection stayed where it was.', [], () => one(s().migrationFailures));
+    this.latency = new Histogram({ name: 'tcp_migrate_handoff_latency_seconds', help: 'Time from the migration request to the spliced connection.', labelNames: ['kind'], buckets: LATENCY_BUCKETS, registers: [r] });
+    statsCounter(r, 'tcp_migrate_packet_ins_total', 'OpenFlow Packet-In messages received.', [], () => one(c().stats.packetIns));
+    statsCounter(r, 'tcp_migrate_relayed_packets_total', 'Packets of shifted connections relayed through the controller (stock switch).', [], () => one(s().relayed));
+    this.ofpErrors = new Counter({ name: 'tcp_migrate_openflow_errors_total', help: 'OFPT_ERROR messages from switches and malformed messages, by kind.', labelNames: ['kind'], registers: [r] });
+    statsCounter(r, 'tcp_migrate_analyzer_alerts_total', 'Alerts received from analyzers (Snort, Suricata, built-in).', [], () => one(c().analyzers.stats.alerts));
+    const alertsBySource = new Counter({ name: 'tcp_migrate_analyzer_alerts_by_source_total', help: 'Alerts received, by analyzer and verdict.', labelNames: ['source', 'verdict'], registers: [r] });
+    this.verdicts = new Counter({ name: 'tcp_migrate_verdicts_total', help: 'Verdicts applied to held connections, by analyzer, source (rule: a rule matched; default: an IDS saw the segment and no rule matched; timeout: no answer in time; api: an operator) and verdict.', labelNames: ['analyzer', 'source', 'verdict'], registers: [r] });
+    this.verdictLatency = new Histogram({ name: 'tcp_migrate_verdict_latency_seconds', help: 'Time from holding a connection\'s first data segment to its verdict, by analyzer and source (as tcp_migrate_verdicts_total).', labelNames: ['analyzer', 'source'], buckets: VERDICT_BUCKETS, registers: [r] });
+    statsCounter(r, 'tcp_migrate_reconciled_connections_total', 'Connections reconciled with a (re)connecting switch: adopted from its flows, flows reinstalled, or found without their handshake after a restart (degraded to FORWARD).', ['kind'],
+      () => [[{ kind: 'adopted' }, s().adopted], [{ kind: 'reinstalled' }, s().reinstalled], [{ kind: 'degraded' }, s().degraded]]);
+    // Services keep their last count after they are removed (a counter must not go back).
+    const timeouts = new Map<string, number>();
+    statsCounter(r, 'tcp_migrate_verdict_timeouts_total', 'Held segments that got no verdict in time (the service default applied), by service.', ['service'], () => {
+      for (const sv of c().engine.listServices()) timeouts.set(sv.name, c().analyzers.verdictTimeouts.get(sv.name) ?? 0);
+      return [...timeouts].map(([service, n]) => [{ service }, n]);
+    });
+    statsCounter(r, 'tcp_migrate_analyzer_no_match_total', 'Default verdicts applied at once because the IDS saw the held segment and no verdict rule matched, by analyzer.', ['analyzer'],
+      () => [...c().analyzers.noMatchVerdicts].map(([analyzer, n]) => [{ analyzer }, n]));
+    statsGauge(r, 'tcp_migrate_analyzer_up', 'Analyzer health: 1 answering, 0 silent (socket peer gone, heartbeat overdue, or held segments timing out), -1 nothing received yet.', ['analyzer'],
+      () => c().analyzers.healthViews().map((h) => [{ analyzer: h.analyzer }, h.state === 'up' ? 1 : h.state === 'silent' ? 0 : -1]));
+    statsGauge(r, 'tcp_migrate_analyzer_last_record_age_seconds', 'Seconds since the analyzer last sent anything (alert or heartbeat); absent before the first record.', ['analyzer'], () => {
+      const now = Date.now();
+      return c().analyzers.healthViews().filter((h) => h.lastRecordAt).map((h) => [{ analyzer: h.analyzer }, Math.max(0, (now - Date.parse(h.lastRecordAt!)) / 1000)]);
+    });
+    statsCounter(r, 'tcp_migrate_openflow_refused_connections_total', 'OpenFlow connections that never became a switch, by reason (handshake: garbage, wrong version, silence; tls: no valid certificate; duplicate_dpid: a live switch holds the datapath id; setup: the switch was disconnected because its setup failed).', ['reason'], () => {
+      const of = c().server.stats;
+      return [[{ reason: 'handshake' }, of.handshakeFailures], [{ reason: 'tls' }, of.tlsFailures], [{ reason: 'duplicate_dpid' }, of.refusedDuplicates], [{ reason: 'setup' }, c().stats.setupFailures]];
+    });
+    statsCounter(r, 'tcp_migrate_refused_connections_total', 'SYNs to services refused for want of room: table_full (handoff.maxConnections), half_open_evicted (the oldest handshake made room for a new one), half_open_per_source (one address at handoff.halfOpenPerSource).', ['reason'],
+      () => [[{ reason: 'table_full' }, s().refusedFull], [{ reason: 'half_open_evicted' }, s().halfOpenEvicted], [{ reason: 'half_open_per_source' }, s().halfOpenPerSourceRefused]]);
+    statsGauge(r, 'tcp_migrate_half_open_connections', 'Intercepted connections in their handshake (budget: handoff.halfOpenMax).', [], () => one(c().engine.table.halfOpenCount));
+    statsCounter(r, 'tcp_migrate_syn_data_held_total', 'SYNs that carried data (TCP Fast Open): the data went to no server before a verdict.', [], () => one(s().synDataHeld));
+    statsCounter(r, 'tcp_migrate_bypass_flows_total', 'Flows installed for direct (not intercepted) traffic from a backend\'s service port.', [], () => one(s().bypassFlows));
+    statsGauge(r, 'tcp_migrate_controller_role', 'This controller\'s role: 1 for the role it has (single, master or standby), 0 for the others.', ['role'],
+      () => (['single', 'master', 'standby'] as const).map((role) => [{ role }, c().role === role ? 1 : 0]));
+    if (opts.processMetrics !== false) this.includeProcess = true;
 
     const onMigrated = (_v: ConnectionView, info: { latencyMs: number; midStream: boolean }) => {
-      this.latency.observe(info.latencyMs / 1000, { kind: info.midStream ? 'mid_stream' : 'first_segment' });
+      this.latency.observe({ kind: info.midStream ? 'mid_stream' : 'first_segment' }, info.latencyMs / 1000);
     };
+    const onHeld = (v: ConnectionView) => { if (v.migrations === 0 && !this.heldAt.has(v.id)) this.heldAt.set(v.id, process.hrtime.bigint()); };
+    const onVerdict = (v: ConnectionView, req: VerdictRequest) => {
+      const l = verdictLabels(req.source);
+      this.verdicts.inc({ ...l, verdict: req.verdict });
+      const t0 = this.heldAt.get(v.id);
+      if (t0 === undefined) return;
+      this.heldAt.delete(v.id);
+      this.verdictLatency.observe(l, Number(process.hrtime.bigint() - t0) / 1e9);
+    };
+    const onClosed = (v: ConnectionView) => { this.heldAt.delete(v.id); };
     const onAlert = (a: Alert) => alertsBySource.inc({ source: a.source, verdict: a.verdict ?? 'none' });
     const onSwitch = (sw: SwitchConnection) => this.watch(sw);
     // From the listener: malformed messages before the handshake count too (garbage instead of HELLO).
     const onMalformed = () => this.ofpErrors.inc({ kind: 'malformed' });
+    const engine = controller.engine;
     controller.server.on('malformed', onMalformed);
-    controller.engine.on('migrated', onMigrated);
+    engine.on('migrated', onMigrated);
+    engine.on('held', onHeld);
+    engine.on('verdict', onVerdict);
+    engine.on('conn_closed', onClosed);
     controller.analyzers.on('alert', onAlert);
     controller.server.on('switch_connected', onSwitch);
     for (const sw of controller.switches) this.watch(sw);
     this.detach.push(
-      () => controller.engine.off('migrated', onMigrated),
+      () => engine.off('migrated', onMigrated),
+      () => engine.off('held', onHeld),
+      () => engine.off('verdict', onVerdict),
+      () => engine.off('conn_closed', onClosed),
       () => controller.analyzers.off('alert', onAlert),
       () => controller.server.off('switch_connected', onSwitch),
       () => controller.server.off('malformed', onMalformed),
     );
+  }
+
+  private includeProcess = false;
+
+  /** A counter the caller increments (the API's refused requests), in this registry. */
+  counter(name: string, help: string, labelNames: string[] = []): Counter<string> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
 
   private watch(sw: SwitchConnection): void {
@@ -247,9 +198,16 @@ export class ControllerMetrics {
     this.detach.push(() => sw.off('ofp_error', onError));
   }
 
-  render(): string { return this.registry.render(); }
+  /** The exposition text: the controller's metrics, then the process's (unless created without them). */
+  async render(): Promise<string> {
+    const own = await this.registry.metrics();
+    return this.includeProcess ? own + '\n' + await processMetrics().metrics() : own;
+  }
 
-  dispose(): void { for (const d of this.detach.splice(0)) d(); }
+  dispose(): void {
+    for (const d of this.detach.splice(0)) d();
+    this.heldAt.clear();
+  }
 }
 
 // ------------------------------------------------------------------ parsing (tests, CLI)
@@ -292,8 +250,9 @@ export function parsePrometheusText(text: string): ParsedMetrics {
       }
     }
     const raw = m[4];
-    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' ? NaN : Number(raw);
-    if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`${where}: bad value '${raw}'`);
+    const isNaNText = /^nan$/i.test(raw); // Prometheus (Go's ParseFloat) reads any case; prom-client writes "Nan"
+    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : isNaNText ? NaN : Number(raw);
+    if (Number.isNaN(value) && !isNaNText) throw new Error(`${where}: bad value '${raw}'`);
     out.samples.push({ name: m[1], labels, value });
   });
   return out;

@@ -4,6 +4,7 @@
 // requests that change state need the configured bearer token, and failures are rate-limited.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Controller, CaptureRecord } from '../controller.ts';
@@ -20,6 +21,7 @@ import { EventHub, type ApiEvent } from './events.ts';
 import { flowView, type FlowView } from './flow-format.ts';
 import { AuthError, DISCARD_LIMIT, HttpError, discardBody, onlyKeys, positiveInt, readJsonBody, requireToken, sendError, sendJson, stringField, toJson } from './http-util.ts';
 import { HostPolicy } from './host-policy.ts';
+import { topologyView } from './topology.ts';
 import { AuthLimiter, clientAddress } from './auth-limiter.ts';
 import { LogThrottle } from '../log-throttle.ts';
 import type { Counter } from '../metrics.ts';
@@ -47,6 +49,12 @@ export interface ConnectionFlows {
 const ROLE_ORDER = ['main', 'freeze', 'flags', 'other'];
 
 const DASHBOARD_URL = new URL('./dashboard.html', import.meta.url);
+/** The dashboard's scripts and styles, served from the controller (no CDN): uPlot from its npm package, the charts module beside this file. */
+const STATIC_FILES: Record<string, { path: () => string; type: string }> = {
+  'uplot.min.js': { path: () => createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  'uplot.min.css': { path: () => createRequire(import.meta.url).resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
+  'charts.js': { path: () => new URL('./charts.js', import.meta.url).pathname, type: 'text/javascript; charset=utf-8' },
+};
 
 export class ApiServer {
   private server?: Server;
@@ -58,6 +66,7 @@ export class ApiServer {
   private readonly routes: Route[];
   private flowsInFlight?: Promise<{ switches: { dpid: string; flows?: number; error?: string }[]; stats: Map<number, { dpid: string; flows: FlowStats[] }> }>;
   private dashboard?: string;
+  private readonly staticFiles = new Map<string, Buffer>();
   private policy?: HostPolicy;
   private readonly limiter = new AuthLimiter();
   private readonly throttle: LogThrottle;
@@ -71,6 +80,7 @@ export class ApiServer {
     this.routes = [
       { method: 'GET', ...p('/'), handler: (_q, res) => this.serveDashboard(res) },
       { method: 'GET', ...p('/metrics'), handler: (_q, res) => this.serveMetrics(res) },
+      { method: 'GET', ...p('/static/:file'), handler: (_q, res, a) => this.serveStatic(res, a.file) },
       { method: 'GET', ...p('/api'), handler: (_q, res) => sendJson(res, 200, { routes: this.routes.map((r) => `${r.method} ${r.pattern}`) }) },
       { method: 'GET', ...p('/api/switches'), handler: (_q, res) => sendJson(res, 200, { switches: this.controller.switches.map((sw) => this.hub!.switchView(sw)), controller: this.controllerView() }) },
       { method: 'GET', ...p('/api/services'), handler: (_q, res) => sendJson(res, 200, { services: this.services() }) },
@@ -88,6 +98,7 @@ export class ApiServer {
       { method: 'POST', ...p('/api/reload'), changes: true, handler: (q, res) => this.reload(q, res) },
       { method: 'GET', ...p('/api/migrations'), handler: (_q, res) => sendJson(res, 200, { migrations: this.hub!.migrations }) },
       { method: 'GET', ...p('/api/analyzers'), handler: (_q, res) => sendJson(res, 200, this.controller.analyzers.view()) },
+      { method: 'GET', ...p('/api/topology'), handler: (_q, res) => sendJson(res, 200, topologyView(this.controller)) },
       { method: 'GET', ...p('/api/flows'), handler: (_q, res, _a, url) => this.flows(res, url) },
       { method: 'GET', ...p('/api/capture'), stream: true, handler: (q, res, _a, url) => this.capture(q, res, url) },
       { method: 'GET', ...p('/api/events'), stream: true, handler: () => { throw new HttpError(426, 'this endpoint is a WebSocket: send an Upgrade: websocket request', { Upgrade: 'websocket' }); } },
@@ -97,12 +108,13 @@ export class ApiServer {
   async start(): Promise<{ host: string; port: number }> {
     if (this.server) throw new Error('API server already started');
     this.dashboard = readFileSync(DASHBOARD_URL, 'utf8');
+    for (const [name, f] of Object.entries(STATIC_FILES)) this.staticFiles.set(name, readFileSync(f.path()));
     this.hub = new EventHub(this.controller, this.log);
     this.metrics = new ControllerMetrics(this.controller);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
     this.hub.on('event', (ev: ApiEvent) => this.broadcast(ev));
-    this.refused = this.metrics.registry.counter('tcp_migrate_api_refused_requests_total', 'API requests refused before they were served: foreign Host, foreign Origin, or rate-limited after failed authentication.');
-    this.authFailures = this.metrics.registry.counter('tcp_migrate_api_auth_failures_total', 'API requests with a missing, malformed or wrong bearer token.');
+    this.refused = this.metrics.counter('tcp_migrate_api_refused_requests_total', 'API requests refused before they were served: foreign Host, foreign Origin, or rate-limited after failed authentication.', ['reason']);
+    this.authFailures = this.metrics.counter('tcp_migrate_api_auth_failures_total', 'API requests with a missing, malformed or wrong bearer token.', ['reason']);
     for (const reason of ['host', 'origin', 'rate_limited']) this.refused.inc({ reason }, 0);
     for (const reason of ['missing', 'malformed', 'invalid']) this.authFailures.inc({ reason }, 0);
     const server = createServer((req, res) => {
@@ -315,14 +327,22 @@ export class ApiServer {
     res.writeHead(200, {
       'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(html), 'Cache-Control': 'no-store',
       // Self-contained page: nothing may load from elsewhere, and other sites may not frame it.
-      'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+      'Content-Security-Policy': "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
       'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer',
     });
     res.end(html);
   }
 
-  private serveMetrics(res: ServerResponse): void {
-    const text = this.metrics!.render();
+  /** The dashboard's own scripts and styles (/static/uplot.min.js, /static/uplot.min.css, /static/charts.js). */
+  private serveStatic(res: ServerResponse, name: string): void {
+    const body = this.staticFiles.get(name);
+    if (!body || !Object.hasOwn(STATIC_FILES, name)) throw new HttpError(404, `no static file '${name}' (known: ${Object.keys(STATIC_FILES).join(', ')})`);
+    res.writeHead(200, { 'Content-Type': STATIC_FILES[name].type, 'Content-Length': body.length, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' });
+    res.end(body);
+  }
+
+  private async serveMetrics(res: ServerResponse): Promise<void> {
+    const text = await this.metrics!.render();
     res.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
     res.end(text);
   }

@@ -61,12 +61,14 @@ describe('dashboard: analyzer health panel (headless Chromium)', function () {
     assert.deepEqual((await up).slice(0, 2), ['suricata', 'up']);
     await row.and(page.locator('[data-state="up"]')).waitFor(); // the panel polls every 2 s
     assert.equal(await row.locator('.badge').textContent(), 'up');
+    assert.equal(await row.locator('td.peers').textContent(), '1', 'the socket peer (writer) is shown');
 
     const silent = once(bed!.controller.analyzers, 'analyzer_health');
     w.end();
     assert.deepEqual((await silent).slice(0, 2), ['suricata', 'silent']);
     await row.and(page.locator('[data-state="silent"]')).waitFor();
     assert.match(await row.textContent() ?? '', /silent.*its socket peer disconnected/);
+    assert.equal(await row.locator('td.peers').textContent(), '0');
     assert.deepEqual(problems, []);
   });
 });

@@ -133,7 +133,7 @@ describe('OpenFlow channel: garbage, versions and log volume', function () {
       fakes.push(sw);
       sw.sock.write(GARBAGE);
       await sw.waitClosed();
-      const parsed = parsePrometheusText(metrics.render());
+      const parsed = parsePrometheusText(await metrics.render());
       assert.equal(sampleValue(parsed, 'tcp_migrate_openflow_errors_total', { kind: 'malformed' }), 1);
       assert.equal(sampleValue(parsed, 'tcp_migrate_openflow_refused_connections_total', { reason: 'handshake' }), 1);
     } finally {

@@ -1,0 +1,47 @@
+// GET /api/topology: what the dashboard's topology view draws. Switches, the hosts the controller
+// has seen on their ports (learning switch: IP → MAC, datapath, port), the services' backends
+// with the port each was seen on, and every tracked connection from its client to the backend
+// that serves it now. Links between switches are listed once the controller knows of a fabric;
+// today each switch stands alone, so `links` is empty.
+import type { Controller } from '../controller.ts';
+
+export interface TopologyHost { ip: string; mac: string; dpid: string; port: number; lastSeen: string; roles: string[] }
+export interface TopologyBackend { service: string; name: string; address: string; port: number; primary: boolean; dpid?: string; ofport?: number; connections: number }
+export interface TopologyConnection { id: number; service: string; dpid: string; client: string; backend: string; backendAddress: string; phase: string; migrations: number }
+export interface TopologyView {
+  switches: { dpid: string; remote: string; mode: string; ports: number[] }[];
+  hosts: TopologyHost[];
+  backends: TopologyBackend[];
+  connections: TopologyConnection[];
+  links: { a: { dpid: string; port: number }; b: { dpid: string; port: number } }[];
+}
+
+export function topologyView(controller: Controller): TopologyView {
+  const engine = controller.engine;
+  const views = engine.connections().filter((v) => v.phase !== 'closed');
+  const hostsByIp = controller.learning.hosts;
+  const roles = new Map<string, Set<string>>();
+  const role = (ip: string, r: string) => { let s = roles.get(ip); if (!s) roles.set(ip, (s = new Set())); s.add(r); };
+  const backends: TopologyBackend[] = [];
+  for (const s of engine.listServices()) {
+    for (const b of s.backends) {
+      role(b.address, `backend ${s.name}/${b.name}`);
+      const at = hostsByIp.get(b.address);
+      backends.push({
+        service: s.name, name: b.name, address: b.address, port: b.port, primary: b.name === s.primary,
+        ...(at ? { dpid: at.dpid, ofport: at.port } : {}),
+        connections: views.filter((v) => v.service === s.name && v.backend === b.name).length,
+      });
+    }
+  }
+  for (const v of views) role(v.client.replace(/:\d+$/, ''), 'client');
+  const hosts: TopologyHost[] = [...hostsByIp].map(([ip, h]) => ({ ip, mac: h.mac, dpid: h.dpid, port: h.port, lastSeen: new Date(h.seen).toISOString(), roles: [...(roles.get(ip) ?? [])] }))
+    .sort((a, b) => a.dpid.localeCompare(b.dpid) || a.port - b.port || a.ip.localeCompare(b.ip));
+  const switches = controller.switches.map((sw) => {
+    const dpid = sw.describe();
+    return { dpid, remote: sw.remote, mode: engine.modeOf(dpid) ?? 'unknown', ports: [...new Set(hosts.filter((h) => h.dpid === dpid).map((h) => h.port))].sort((a, b) => a - b) };
+  });
+  const connections = views.map((v) => ({ id: v.id, service: v.service, dpid: v.dpid, client: v.client, backend: v.backend, backendAddress: v.backendAddress, phase: v.phase, migrations: v.migrations }))
+    .sort((a, b) => a.id - b.id);
+  return { switches, hosts, backends, connections, links: [] };
+}
