@@ -2,17 +2,16 @@
 // EVE stream socket shows it waiting, up once a writer sends a record, silent once the writer
 // disconnects (socket peer gone), as GET /api/analyzers says.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { launchChromium, requireBrowser } from '../lib/browser.ts';
 import { HandoffBed } from '../lib/handoff-net.ts';
 import type { ApiServer } from '../../controller/api/index.ts';
 import { startApi } from './api-helpers.ts';
 
-const CHROMIUM = process.env.TM_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe('dashboard: analyzer health panel (headless Chromium)', function () {
   this.timeout(60000);
@@ -26,17 +25,11 @@ describe('dashboard: analyzer health panel (headless Chromium)', function () {
 
   before(async function () {
     this.timeout(120000);
-    let playwright: typeof import('playwright-core') | undefined;
-    try { playwright = await import('playwright-core'); } catch { playwright = undefined; }
-    const missing = !existsSync(CHROMIUM) ? `${CHROMIUM} not found (apt-get install chromium)` : !playwright ? 'playwright-core is not installed (npm install)' : undefined;
-    if (missing) {
-      if (process.env.CI) throw new Error(`dashboard browser test cannot run: ${missing}`);
-      this.skip();
-    }
+    await requireBrowser(this);
     dir = mkdtempSync('/tmp/tmt-anadash-');
     bed = await HandoffBed.create({ prefix: '/usr', analyzers: { suricata: { streamSocket: join(dir, 'eve.sock') } } });
     ({ api, base } = await startApi(bed.controller));
-    browser = await playwright!.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });

@@ -2,17 +2,15 @@
 // a real controller and OVS bed: it loads, shows the switch and live connections, migrates a
 // connection from its button, and updates live over the WebSocket (checked on screenshots too).
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { launchChromium, requireBrowser } from '../lib/browser.ts';
 import { HandoffBed } from '../lib/handoff-net.ts';
 import type { ApiServer } from '../../controller/api/index.ts';
 import { EventCollector, TOKEN, openConnection, startApi } from './api-helpers.ts';
 
-// TM_CHROMIUM: another browser binary (also how the missing-browser path is checked).
-const CHROMIUM = process.env.TM_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe('dashboard in headless Chromium', function () {
   this.timeout(60000);
@@ -26,18 +24,11 @@ describe('dashboard in headless Chromium', function () {
 
   before(async function () {
     this.timeout(120000);
-    let playwright: typeof import('playwright-core') | undefined;
-    try { playwright = await import('playwright-core'); } catch { playwright = undefined; }
-    const missing = !existsSync(CHROMIUM) ? `${CHROMIUM} not found (apt-get install chromium)` : !playwright ? 'playwright-core is not installed (npm install)' : undefined;
-    if (missing) {
-      // CI must have the browser; a developer machine without it just skips these tests.
-      if (process.env.CI) throw new Error(`dashboard browser test cannot run: ${missing}`);
-      this.skip();
-    }
+    await requireBrowser(this);
     bed = await HandoffBed.create({ prefix: '/usr' });
     ({ api, base } = await startApi(bed.controller));
     stopVerdicts = bed.autoVerdict('FORWARD');
-    browser = await playwright!.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     // Refused API calls (the wrong-token case) are shown by the page itself; Chromium also logs them.

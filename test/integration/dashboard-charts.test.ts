@@ -5,10 +5,11 @@
 // /metrics (prom-client) timed the same handoff. One screenshot per panel goes to the test output
 // (TM_SCREENSHOT_DIR, default $TMPDIR/tcp-migrate-dashboard) for people.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { launchChromium, requireBrowser } from '../lib/browser.ts';
 import { HandoffBed } from '../lib/handoff-net.ts';
 import { stop, waitFor } from '../lib/exec.ts';
 import { PATCHED_PREFIX, requirePatchedOvs } from '../lib/ovs.ts';
@@ -17,8 +18,6 @@ import type { ApiServer } from '../../controller/api/index.ts';
 import { LATENCY_BUCKETS, parsePrometheusText, sampleValue } from '../../controller/metrics.ts';
 import { EventCollector, http, openConnection, startApi } from './api-helpers.ts';
 
-const CHROMIUM = process.env.TM_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SHOTS = process.env.TM_SCREENSHOT_DIR ?? join(tmpdir(), 'tcp-migrate-dashboard');
 
 /** A chart's series as the page holds them: labels and data arrays of its uPlot instance. */
@@ -35,17 +34,11 @@ describe('dashboard charts and topology (headless Chromium, patched OVS)', funct
 
   before(async function () {
     this.timeout(120000);
-    let playwright: typeof import('playwright-core') | undefined;
-    try { playwright = await import('playwright-core'); } catch { playwright = undefined; }
-    const missing = !existsSync(CHROMIUM) ? `${CHROMIUM} not found (apt-get install chromium)` : !playwright ? 'playwright-core is not installed (npm install)' : undefined;
-    if (missing) {
-      if (process.env.CI) throw new Error(`dashboard browser test cannot run: ${missing}`);
-      this.skip();
-    }
+    await requireBrowser(this);
     await requirePatchedOvs(this);
     bed = await HandoffBed.create({ prefix: PATCHED_PREFIX, services: { sidBackends: { 1000003: 'server3' } }, analyzers: { builtin: { rules: [RULES], vars: { HOME_NET: '10.0.0.0/8' } } } });
     ({ api, base } = await startApi(bed.controller));
-    browser = await playwright!.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });

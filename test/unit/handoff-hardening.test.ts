@@ -23,6 +23,16 @@ const optionKinds = (data: Buffer) => {
   return p.value.tcp.options.map((o) => (o.kind === 'unknown' ? o.type : o.kind)).filter((k) => k !== 'nop' && k !== 'eol');
 };
 
+/** An established connection whose first segment got a FORWARD verdict: its flows are in. */
+async function forwardedConn(bed: EngineBed): Promise<number> {
+  const id = bed.handshake();
+  bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' });
+  const fwd = bed.waitEvent('forwarded');
+  bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+  await fwd;
+  return id;
+}
+
 /** An established connection whose first segment got a MIGRATE verdict: its SYN is being replayed to server 2. */
 async function replaying(bed: EngineBed): Promise<number> {
   const id = bed.handshake();
@@ -189,11 +199,7 @@ describe('handoff engine under load and odd TCP (scripted switch)', () => {
 
   it('strays of a connection whose flows the switch has (the datapath catching up) reinstall nothing; missing flows are reinstalled', async () => {
     bed = await EngineBed.create();
-    const id = bed.handshake();
-    bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' });
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
+    const id = await forwardedConn(bed);
     bed.sw.table = asFlowStats(bed.sw.take().filter((m) => m.type === 'flow_mod' && m.command === 'add'));
     const strays = (n: number) => { for (let i = 0; i < n; i++) bed!.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6 + i, ack: S1_ISN + 7, payload: 'x' }); };
     strays(40);
@@ -267,11 +273,7 @@ describe('mid-stream moves keep the client\'s ACKs on the datapath (scripted swi
 
   async function forwarded(): Promise<number> {
     bed = await EngineBed.create();
-    const id = bed.handshake();
-    bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' });
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
+    const id = await forwardedConn(bed);
     await bed.engine.migrate(id, 'server2');
     bed.sw.take();
     return id;
