@@ -71,6 +71,8 @@ export interface Connection {
   retired: string[];
   /** A freeze flow (mid-stream move) is installed and must be removed after the move. */
   frozenByFlow?: boolean;
+  /** When the full freeze went in (the move's segment was held): the splice waits for revalidation after it. */
+  fullFreezeAt?: number;
   /** The backend the last mid-stream freeze forwarded (copies of its flows after a move name it). */
   frozenFrom?: string;
   /** The switch has (had) this connection's flows; a connection closing without them is passed on by the controller. */

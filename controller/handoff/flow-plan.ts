@@ -9,7 +9,7 @@ import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, COOKIE_
 import { decodeRecord, encodeRecord, RecordError, type SynRecord } from './connection-record.ts';
 import type { SynAckSummary } from './option-policy.ts';
 
-export const PRIORITY = { intercept: 100, bypass: 150, connection: 200, connectionFlags: 210, freeze: 300, freezePush: 301 } as const;
+export const PRIORITY = { intercept: 100, bypass: 150, connection: 200, connectionFlags: 210, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const IPPROTO_TCP = 6;
@@ -168,9 +168,23 @@ export function freezeFlows(s: ConnectionFlowSpec): OfpMessage[] {
   ];
 }
 
+/**
+ * Once the move's segment is held, everything of the client's goes to the controller only: after
+ * the move, a datapath megaflow cached from the freeze-copy flow would otherwise keep sending the
+ * client's segments to the backend it left until the revalidator replaces it (hundreds of ms under
+ * load). The splice waits `revalidateMs` after this flow, as the freeze itself does.
+ */
+export function fullFreezeFlow(spec: { id: number; client: Attached; service: L2L4 }): OfpMessage {
+  return flowMod({
+    command: 'add', priority: PRIORITY.freezeAll, cookie: connCookie(spec.id, CONN_ROLE.freeze), hardTimeout: 60,
+    match: clientToServiceMatch(spec), instructions: [{ type: 'apply_actions', actions: [toController()] }],
+  });
+}
+
 export function deleteFreezeFlows(spec: { id: number; client: Attached; service: L2L4 }): OfpMessage[] {
   const m = clientToServiceMatch(spec);
   return [
+    flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freezeAll, cookie: connCookie(spec.id, CONN_ROLE.freeze), cookieMask: ALL_ONES, match: m }),
     flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freezePush, cookie: connCookie(spec.id, CONN_ROLE.freeze), cookieMask: ALL_ONES, match: { ...m, tcpFlags: { value: TCP_PSH, mask: TCP_PSH } } }),
     flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freeze, cookie: connCookie(spec.id, CONN_ROLE.freezeCopy), cookieMask: ALL_ONES, match: m }),
   ];

@@ -9,7 +9,7 @@ import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE } from '../cookies.t
 import type { PacketIn } from '../apps/app.ts';
 import { clientKey, tupleKey, type Connection } from './connection.ts';
 import { EngineError, ownCopy, reparse, synRecordOfFrame, type EngineCore, type VerdictRequest } from './engine-core.ts';
-import { bypassFlow } from './flow-plan.ts';
+import { bypassFlow, fullFreezeFlow } from './flow-plan.ts';
 import { LogThrottle } from '../log-throttle.ts';
 import { resetFor, resetReply } from './segments.ts';
 import { applySynPolicy, summarise } from './option-policy.ts';
@@ -326,6 +326,7 @@ export class Interception {
     if (c.phase === 'freezing') {
       // Mid-stream: the move was decided already; this segment is the boundary it happens at.
       core.clearTimer(c, 'freeze');
+      if (c.frozenByFlow) { core.send(c, [fullFreezeFlow(core.flowIdentity(c))]); c.fullFreezeAt = Date.now(); }
       core.setPhase(c, 'held');
       core.emit('held', core.describe(c));
       void core.parts.move.startMove(c);

@@ -148,6 +148,14 @@ export class Mover {
   private async splice(c: Connection): Promise<void> {
     const core = this.core;
     const r = c.replay!;
+    // A mid-stream move: the datapath must have dropped the freeze-copy megaflow (which forwards to
+    // the backend being left) before the new flows go in.
+    const wait = c.fullFreezeAt === undefined ? 0 : c.fullFreezeAt + core.opts.revalidateMs - Date.now();
+    c.fullFreezeAt = undefined;
+    if (wait > 0) {
+      await new Promise((res) => setTimeout(res, wait));
+      if (c.replay !== r || c.phase === 'closed') return;
+    }
     const held = c.held!;
     const old = { backend: c.backend, name: c.backendName, client: c.client };
     // The client's ack (server-1 space as the client sees it) must land on target ISN + 1.
@@ -208,6 +216,7 @@ export class Mover {
     if (c.phase === 'closed') return;
     const frozen = c.frozenByFlow;
     c.frozenByFlow = false;
+    c.fullFreezeAt = undefined;
     if (c.held || c.phase === 'replaying') {
       core.installAndRelease(c, 'forwarded').catch((e) => {
         core.log.error('restoring flows failed; passing the connection on without them for now', { conn: c.id, error: (e as Error).message });
