@@ -110,13 +110,18 @@ export class Interception {
     const dpid = dpidString(sw.features!.datapathId);
     const primary = service.backends.find((b) => b.name === service.primary)!;
     const synOut = applySynPolicy(frame.raw, service.options);
+    if (!synOut.ok && frame.payload.length > 0) {
+      // Data must never reach a server before a verdict, and this SYN cannot be rewritten without it.
+      this.loadLog.warn('syn_unreadable', ip.src, 'a SYN with data and unreadable options; dropped', { error: synOut.error.message });
+      return true;
+    }
     if (!synOut.ok) log.warn('cannot apply the option policy to a SYN; forwarding it untouched', { error: synOut.error.message });
     const syn = synOut.ok ? synOut.value : Buffer.from(frame.raw);
     const sent = reparse(syn) ?? frame;
-    if (frame.payload.length > 0 && synOut.ok) {
+    if (frame.payload.length > 0) {
       // TCP Fast Open data: the client sends it again after the handshake, and that segment is held for the verdict.
       stats.synDataHeld++;
-      log.info('SYN carries data; it goes to no server before a verdict (the client retransmits it after the handshake)', { client: `${ip.src}:${tcp.srcPort}`, bytes: frame.payload.length });
+      log.debug('SYN carries data; it goes to no server before a verdict (the client retransmits it after the handshake)', { client: `${ip.src}:${tcp.srcPort}`, bytes: frame.payload.length });
     }
     const backendPort = primary.switchPort ?? learning.portForMac(dpid, frame.eth.dst) ?? OFPP.FLOOD;
     const ends = this.serviceEnds(service, primary, frame.eth.dst, backendPort);

@@ -154,6 +154,20 @@ describe('handoff engine under load and odd TCP (scripted switch)', () => {
     assert.deepEqual(outputs(bed.sw.take()).map((o) => o.ports[0]), [CLIENT.ofport], 'only the SYN-ACK went anywhere');
   });
 
+  it('a SYN with data whose options cannot be rewritten is dropped, never forwarded with its data', async () => {
+    bed = await EngineBed.create();
+    // An option whose length runs past the option area: the policy cannot rewrite this SYN.
+    const broken = frame(CLIENT, S1, { flags: { syn: true }, seq: ISN, payload: 'migrate hello' });
+    const p = parseFrame(broken);
+    assert.ok(p.ok && p.value.l4Offset !== undefined);
+    const withBadOptions = Buffer.concat([broken.subarray(0, p.value.l4Offset + 20), Buffer.from('0208ffff', 'hex'), broken.subarray(p.value.l4Offset + 20)]);
+    withBadOptions[p.value.l4Offset + 12] = (6 << 4);
+    withBadOptions.writeUInt16BE(withBadOptions.length - 14, 14 + 2);
+    assert.equal(bed.packetIn(withBadOptions, CLIENT.ofport), true);
+    assert.deepEqual(bed.sw.take(), [], 'nothing forwarded');
+    assert.equal(bed.engine.table.size, 0);
+  });
+
   it('MP_CAPABLE is removed from SYNs by default and kept with options.mptcp=pass', async () => {
     const mpCapable: TcpOption = { kind: 'unknown', type: 30, data: Buffer.from('0081', 'hex') };
     bed = await EngineBed.create();
