@@ -8,7 +8,11 @@ export function appCookie(app: bigint, low = 0n): bigint { return (app << COOKIE
 export function cookieApp(cookie: bigint): bigint { return cookie >> COOKIE_APP_SHIFT; }
 
 /** Per-connection cookies: app byte, a role byte (which of the connection's flows), a 48-bit id. */
-/** freeze: a mid-stream move's data segments to the controller; freezeCopy: the rest forwarded with a copy. */
+/**
+ * freeze: a mid-stream move's data segments to the controller; freezeCopy: the rest forwarded with a
+ * copy. flags: per-connection FIN/RST copies of the one-table layout (replaced by per-service copies;
+ * still recognised, and deleted, in flows adopted from a switch set up by an older controller).
+ */
 export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n } as const;
 const ROLE_SHIFT = 48n;
 const ID_MASK = (1n << ROLE_SHIFT) - 1n;
@@ -19,3 +23,17 @@ export function connIdOf(cookie: bigint): number | undefined {
   return cookieApp(cookie) === APP_ID.connection ? Number(cookie & ID_MASK) : undefined;
 }
 export function connRoleOf(cookie: bigint): bigint { return (cookie >> ROLE_SHIFT) & 0xffn; }
+
+/**
+ * A service's flows: intercept (steering in table 0, to the controller in table 1) and flagCopy
+ * (FIN/RST copies in table 0, whose Packet-Ins are copies of packets the switch also forwarded).
+ * Bypass flows use role 0 with a marker in the low bits.
+ */
+export const INTERCEPT_ROLE = { intercept: 0n, flagCopy: 1n } as const;
+export function interceptCookie(serviceIndex: number, role: bigint = INTERCEPT_ROLE.intercept): bigint {
+  return appCookie(APP_ID.intercept, (role << ROLE_SHIFT) | BigInt(serviceIndex));
+}
+/** Whether a Packet-In came from a service's FIN/RST copy flow. */
+export function isFlagCopy(cookie: bigint): boolean {
+  return cookieApp(cookie) === APP_ID.intercept && connRoleOf(cookie) === INTERCEPT_ROLE.flagCopy;
+}

@@ -3,7 +3,7 @@
 // found only on the switch are adopted (flow-plan.ts adoptConnection), a switch that goes away
 // keeps its connections for a grace period, and segments of connections nobody knows (held or
 // mid-handshake when an earlier controller stopped) are forwarded with flows.
-import { OFPET, OFPP, type FlowStats, type OfpMessage } from '../openflow/index.ts';
+import { OFPET, type FlowStats, type OfpMessage } from '../openflow/index.ts';
 import type { ParsedFrame } from '../packet/index.ts';
 import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/switch-connection.ts';
 import { tupleKey, type Connection } from './connection.ts';
@@ -144,7 +144,7 @@ export class SwitchAdoption {
     core.emit('conn_opened', core.describe(c));
     c.sw.transact(core.reinstallMessages(c)).then(() => {
       c.flowsInstalled = true;
-      core.packetOut(c, frame.raw, OFPP.TABLE, inPort);
+      core.toPipeline(c, frame.raw, inPort);
       core.stats.forwarded++;
       core.emit('forwarded', core.describe(c));
     }, (e) => { core.log.error('installing forwarding flows failed', { conn: c.id, error: (e as Error).message }); core.parts.teardown.finish(c, 'flows could not be installed', false); });

@@ -86,8 +86,8 @@ export interface Connection {
   lastVerdict?: { verdict: string; source: string; sid?: number; at: number };
   /** Rebuilt from the switch's flows, or found without its handshake after a restart. */
   adopted?: boolean;
-  /** backend ip:port → timers repeating the RST that freed that backend (move.ts). */
-  resetRepeats?: Map<string, NodeJS.Timeout[]>;
+  /** backend ip:port → the timer of the next repeat of the RST that freed that backend (move.ts). */
+  resetRepeats?: Map<string, NodeJS.Timeout>;
   timers: { verdict?: NodeJS.Timeout; idle?: NodeJS.Timeout; close?: NodeJS.Timeout; freeze?: NodeJS.Timeout };
 }
 

@@ -9,11 +9,14 @@ import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { LearningSwitch } from '../apps/learning-switch.ts';
 import type { Logger } from '../log.ts';
 import { ConnectionTable, type Connection, type Phase } from './connection.ts';
-import { connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
+import { connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
 import type { SynRecord } from './connection-record.ts';
 import { allowed, hasFlows } from './phases.ts';
 import { connCookie, CONN_COOKIE_MASK } from '../cookies.ts';
 import { rewriteToBackend, rewriteToClient } from './relay.ts';
+import { stringInterner, valueInterner } from './intern.ts';
+import type { TcpTrack } from './tcp-state.ts';
+import type { SynAckSummary } from './option-policy.ts';
 import type { ServiceConfig, Verdict } from './service-config.ts';
 import type { Interception } from './interception.ts';
 import type { Mover } from './move.ts';
@@ -71,6 +74,10 @@ export class EngineCore {
     bypassFlows: 0,
   };
   parts!: EngineParts;
+  /** Shared copies of what many connections repeat (intern.ts): their records hold references, not copies. */
+  readonly shared = {
+    attached: valueInterner<Attached>(), track: valueInterner<TcpTrack>(), synAck: valueInterner<SynAckSummary>(), strings: stringInterner(),
+  };
 
   constructor(private readonly events: EventEmitter, services: ServiceConfig[], readonly opts: EngineOptions, readonly learning: LearningSwitch, readonly log: Logger) {
     this.services = services.map((s) => structuredClone(s));
@@ -131,6 +138,14 @@ export class EngineCore {
 
   packetOut(c: Connection, frame: Buffer, port: number, inPort: number): void {
     this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'output', port }], data: frame }]);
+  }
+
+  /**
+   * Sends a service packet through the connection table (table 1), as if it had just arrived on
+   * `inPort`: past table 0, whose FIN/RST copies would bring a copy of it straight back.
+   */
+  toPipeline(c: Connection, frame: Buffer, inPort: number): void {
+    this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'nx_resubmit', inPort: OFPP.IN_PORT, tableId: TABLE.connection }], data: frame }]);
   }
 
   /** Forwards a handshake-phase packet, with a copy to the service's IDS port so the IDS sees the whole flow. */
@@ -194,7 +209,7 @@ export class EngineCore {
     c.queue = [];
     for (const f of out) {
       if (this.relayed(c)) this.relayToBackend(c, f);
-      else this.packetOut(c, f, OFPP.TABLE, c.client.ofport);
+      else this.toPipeline(c, f, c.client.ofport);
     }
   }
 

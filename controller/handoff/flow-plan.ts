@@ -5,11 +5,19 @@ import {
   flowMod, seqShiftAction, encodeMatch, encodeInstructions, OFPP, OFPTT, OFPFF, OFPCML_NO_BUFFER,
   type Action, type FlowStats, type Instruction, type Match, type OfpMessage,
 } from '../openflow/index.ts';
-import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, COOKIE_APP_MASK } from '../cookies.ts';
+import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, COOKIE_APP_MASK, INTERCEPT_ROLE, interceptCookie } from '../cookies.ts';
 import { decodeRecord, encodeRecord, RecordError, type SynRecord } from './connection-record.ts';
 import type { SynAckSummary } from './option-policy.ts';
 
-export const PRIORITY = { intercept: 100, bypass: 150, connection: 200, connectionFlags: 210, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
+/**
+ * Two tables. Table 0 steers service traffic (to the service, or from a backend's service port)
+ * on to table 1, copying FIN/RST segments to the controller on the way, before any rewrite: one
+ * set of copy flows per service instead of four per connection. Table 1 holds each connection's
+ * two flows (and a mid-stream move's freeze flows) above the intercept flows that send everything
+ * else of a service to the controller. Other traffic (the learning switch) stays in table 0.
+ */
+export const TABLE = { steer: 0, connection: 1 } as const;
+export const PRIORITY = { intercept: 100, steer: 100, bypass: 150, connection: 200, flagCopy: 210, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const IPPROTO_TCP = 6;
@@ -65,7 +73,7 @@ function noteFor(s: ConnectionFlowSpec): Action[] {
   return [{ type: 'nx_note', data }];
 }
 
-export function interceptCookie(serviceIndex: number): bigint { return appCookie(APP_ID.intercept, BigInt(serviceIndex)); }
+export { interceptCookie };
 
 export function clientToServiceMatch(s: ConnectionFlowSpec | { client: Attached; service: L2L4 }): Match {
   return { inPort: s.client.ofport, ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: s.client.ip, ipv4Dst: s.service.ip, tcpSrc: s.client.port, tcpDst: s.service.port };
@@ -114,7 +122,7 @@ export function backendToClientActions(s: ConnectionFlowSpec): Action[] {
  */
 function add(spec: ConnectionFlowSpec, priority: number, match: Match, actions: Action[], role: bigint = CONN_ROLE.main, notify = false): OfpMessage {
   return flowMod({
-    command: 'add', priority, cookie: connCookie(spec.id, role), idleTimeout: spec.idleTimeout, flags: notify ? OFPFF.SEND_FLOW_REM : 0,
+    command: 'add', tableId: TABLE.connection, priority, cookie: connCookie(spec.id, role), idleTimeout: spec.idleTimeout, flags: notify ? OFPFF.SEND_FLOW_REM : 0,
     match, instructions: [{ type: 'apply_actions', actions }],
   });
 }
@@ -125,8 +133,9 @@ export function needsRelay(s: Pick<ConnectionFlowSpec, 'mode' | 'ackDelta'>): bo
 }
 
 /**
- * The connection's flows. Fast path: both directions rewritten in the switch, plus FIN/RST copies
- * to the controller for teardown. Relay (stock switch with a shift): both directions go through the controller.
+ * The connection's flows, in table 1. Fast path: both directions rewritten in the switch (their
+ * FIN/RST segments are copied to the controller by the service's flows in table 0). Relay (stock
+ * switch with a shift): both directions go through the controller.
  */
 export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
   const c2s = clientToServiceMatch(s);
@@ -134,16 +143,7 @@ export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
   // The state note rides on the client → backend flow only; it is a no-op in the datapath.
   const note = noteFor(s);
   if (needsRelay(s)) return [add(s, PRIORITY.connection, c2s, [...note, toController()], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, [toController()])];
-  const c2sActions = clientToBackendActions(s);
-  const s2cActions = backendToClientActions(s);
-  const flows = [add(s, PRIORITY.connection, c2s, [...note, ...c2sActions], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, s2cActions)];
-  // The copy goes first, before any rewrite: the controller finds the connection by the addresses
-  // the packet had on arrival (client → service, backend → client).
-  for (const flag of [TCP_FIN, TCP_RST]) {
-    flows.push(add(s, PRIORITY.connectionFlags, { ...c2s, tcpFlags: { value: flag, mask: flag } }, [toController(FLAG_COPY_LEN), ...c2sActions], CONN_ROLE.flags));
-    flows.push(add(s, PRIORITY.connectionFlags, { ...s2c, tcpFlags: { value: flag, mask: flag } }, [toController(FLAG_COPY_LEN), ...s2cActions], CONN_ROLE.flags));
-  }
-  return flows;
+  return [add(s, PRIORITY.connection, c2s, [...note, ...clientToBackendActions(s)], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, backendToClientActions(s))];
 }
 
 /**
@@ -158,11 +158,11 @@ export function freezeFlows(s: ConnectionFlowSpec): OfpMessage[] {
   const onward = clientToBackendActions({ ...s, inspect: false });
   return [
     flowMod({
-      command: 'add', priority: PRIORITY.freezePush, cookie: connCookie(s.id, CONN_ROLE.freeze), hardTimeout: 60,
+      command: 'add', tableId: TABLE.connection, priority: PRIORITY.freezePush, cookie: connCookie(s.id, CONN_ROLE.freeze), hardTimeout: 60,
       match: { ...m, tcpFlags: { value: TCP_PSH, mask: TCP_PSH } }, instructions: [{ type: 'apply_actions', actions: [toController()] }],
     }),
     flowMod({
-      command: 'add', priority: PRIORITY.freeze, cookie: connCookie(s.id, CONN_ROLE.freezeCopy), hardTimeout: 60,
+      command: 'add', tableId: TABLE.connection, priority: PRIORITY.freeze, cookie: connCookie(s.id, CONN_ROLE.freezeCopy), hardTimeout: 60,
       match: m, instructions: [{ type: 'apply_actions', actions: [toController(), ...onward] }],
     }),
   ];
@@ -176,7 +176,7 @@ export function freezeFlows(s: ConnectionFlowSpec): OfpMessage[] {
  */
 export function fullFreezeFlow(spec: { id: number; client: Attached; service: L2L4 }): OfpMessage {
   return flowMod({
-    command: 'add', priority: PRIORITY.freezeAll, cookie: connCookie(spec.id, CONN_ROLE.freeze), hardTimeout: 60,
+    command: 'add', tableId: TABLE.connection, priority: PRIORITY.freezeAll, cookie: connCookie(spec.id, CONN_ROLE.freeze), hardTimeout: 60,
     match: clientToServiceMatch(spec), instructions: [{ type: 'apply_actions', actions: [toController()] }],
   });
 }
@@ -184,9 +184,9 @@ export function fullFreezeFlow(spec: { id: number; client: Attached; service: L2
 export function deleteFreezeFlows(spec: { id: number; client: Attached; service: L2L4 }): OfpMessage[] {
   const m = clientToServiceMatch(spec);
   return [
-    flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freezeAll, cookie: connCookie(spec.id, CONN_ROLE.freeze), cookieMask: ALL_ONES, match: m }),
-    flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freezePush, cookie: connCookie(spec.id, CONN_ROLE.freeze), cookieMask: ALL_ONES, match: { ...m, tcpFlags: { value: TCP_PSH, mask: TCP_PSH } } }),
-    flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.freeze, cookie: connCookie(spec.id, CONN_ROLE.freezeCopy), cookieMask: ALL_ONES, match: m }),
+    flowMod({ command: 'delete_strict', tableId: TABLE.connection, priority: PRIORITY.freezeAll, cookie: connCookie(spec.id, CONN_ROLE.freeze), cookieMask: ALL_ONES, match: m }),
+    flowMod({ command: 'delete_strict', tableId: TABLE.connection, priority: PRIORITY.freezePush, cookie: connCookie(spec.id, CONN_ROLE.freeze), cookieMask: ALL_ONES, match: { ...m, tcpFlags: { value: TCP_PSH, mask: TCP_PSH } } }),
+    flowMod({ command: 'delete_strict', tableId: TABLE.connection, priority: PRIORITY.freeze, cookie: connCookie(spec.id, CONN_ROLE.freezeCopy), cookieMask: ALL_ONES, match: m }),
   ];
 }
 
@@ -202,17 +202,33 @@ export function deleteConnectionFlows(id: number): OfpMessage[] {
 
 export interface InterceptSpec { index: number; service: { ip: string; port: number }; backends: { ip: string; port: number }[] }
 
-/** Service traffic (client → service, and anything from a backend's service port) to the controller. */
+/**
+ * A service's flows: in table 0, its traffic (client → service, and anything from a backend's
+ * service port) steered to table 1, FIN/RST segments copied to the controller first (truncated:
+ * only the headers matter); in table 1, below the connections' flows, the rest to the controller.
+ */
 export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   const cookie = interceptCookie(s.index);
-  const mk = (match: Match) => flowMod({ command: 'add', priority: PRIORITY.intercept, cookie, match, instructions: [{ type: 'apply_actions', actions: [toController()] }] });
-  const flows = [mk({ ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Dst: s.service.ip, tcpDst: s.service.port })];
+  const copyCookie = interceptCookie(s.index, INTERCEPT_ROLE.flagCopy);
+  const matches: Match[] = [{ ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Dst: s.service.ip, tcpDst: s.service.port }];
   const seen = new Set<string>();
   for (const b of s.backends) {
     const k = `${b.ip}:${b.port}`;
     if (seen.has(k)) continue;
     seen.add(k);
-    flows.push(mk({ ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: b.ip, tcpSrc: b.port }));
+    matches.push({ ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: b.ip, tcpSrc: b.port });
+  }
+  const toConnTable: Instruction = { type: 'goto_table', tableId: TABLE.connection };
+  const flows: OfpMessage[] = [];
+  for (const match of matches) {
+    flows.push(flowMod({ command: 'add', tableId: TABLE.steer, priority: PRIORITY.steer, cookie, match, instructions: [toConnTable] }));
+    for (const flag of [TCP_FIN, TCP_RST]) {
+      flows.push(flowMod({
+        command: 'add', tableId: TABLE.steer, priority: PRIORITY.flagCopy, cookie: copyCookie, match: { ...match, tcpFlags: { value: flag, mask: flag } },
+        instructions: [{ type: 'apply_actions', actions: [toController(FLAG_COPY_LEN)] }, toConnTable],
+      }));
+    }
+    flows.push(flowMod({ command: 'add', tableId: TABLE.connection, priority: PRIORITY.intercept, cookie, match, instructions: [{ type: 'apply_actions', actions: [toController()] }] }));
   }
   return flows;
 }
@@ -235,18 +251,18 @@ function bypassMatch(b: BypassSpec): Match {
  */
 export function bypassFlow(b: BypassSpec, outPort: number): OfpMessage {
   return flowMod({
-    command: 'add', priority: PRIORITY.bypass, cookie: BYPASS_COOKIE, idleTimeout: BYPASS_IDLE_TIMEOUT,
+    command: 'add', tableId: TABLE.connection, priority: PRIORITY.bypass, cookie: BYPASS_COOKIE, idleTimeout: BYPASS_IDLE_TIMEOUT,
     match: bypassMatch(b), instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: outPort }] }],
   });
 }
 
 /** A replay to a backend must reach the controller: any bypass flow for the same addresses goes first. */
 export function deleteBypassFlow(b: BypassSpec): OfpMessage {
-  return flowMod({ command: 'delete_strict', tableId: 0, priority: PRIORITY.bypass, cookie: BYPASS_COOKIE, cookieMask: ALL_ONES, match: bypassMatch(b) });
+  return flowMod({ command: 'delete_strict', tableId: TABLE.connection, priority: PRIORITY.bypass, cookie: BYPASS_COOKIE, cookieMask: ALL_ONES, match: bypassMatch(b) });
 }
 
-export function deleteInterceptFlows(index: number): OfpMessage {
-  return flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: interceptCookie(index), cookieMask: ALL_ONES, match: {} });
+export function deleteInterceptFlows(index: number): OfpMessage[] {
+  return Object.values(INTERCEPT_ROLE).map((role) => flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: interceptCookie(index, role), cookieMask: ALL_ONES, match: {} }));
 }
 
 /** Every service's intercept flows (services may have been removed or renumbered since they were installed). */
@@ -283,11 +299,11 @@ function actionsOfFlow(f: { instructions: Instruction[] }): Action[] {
   return i && 'actions' in i ? i.actions : [];
 }
 
-/** One flow's identity on the wire (priority, cookie, match and instructions), for comparing plan and switch. */
-function flowKey(f: { tableId?: number; priority?: number; cookie?: bigint; match?: Match; instructions?: Instruction[] }): string {
+/** One flow on the wire (table, priority, cookie, timeouts, removal notice, match and instructions), for comparing plan and switch. */
+function flowKey(f: { tableId?: number; priority?: number; cookie?: bigint; idleTimeout?: number; hardTimeout?: number; flags?: number; match?: Match; instructions?: Instruction[] }): string {
   const instr = (f.instructions ?? []).map((i) => (i.type === 'apply_actions'
     ? { ...i, actions: i.actions.map((a) => (a.type === 'nx_note' ? { ...a, data: stripZeros(a.data) } : a)) } : i));
-  return [f.tableId ?? 0, f.priority ?? 0, (f.cookie ?? 0n).toString(16), encodeMatch(f.match ?? {}).toString('hex'), encodeInstructions(instr).toString('hex')].join('|');
+  return [f.tableId ?? 0, f.priority ?? 0, (f.cookie ?? 0n).toString(16), f.idleTimeout ?? 0, f.hardTimeout ?? 0, (f.flags ?? 0) & OFPFF.SEND_FLOW_REM, encodeMatch(f.match ?? {}).toString('hex'), encodeInstructions(instr).toString('hex')].join('|');
 }
 
 function stripZeros(b: Buffer): Buffer {

@@ -152,7 +152,7 @@ export class HandoffEngine extends EventEmitter implements App {
 
   private async reinstallIntercept(s: ServiceConfig): Promise<void> {
     const index = this.core.services.indexOf(s);
-    await Promise.all([...this.core.switches.values()].map((sw) => sw.transact([deleteInterceptFlows(index), ...interceptFor(s, index)])));
+    await Promise.all([...this.core.switches.values()].map((sw) => sw.transact([...deleteInterceptFlows(index), ...interceptFor(s, index)])));
   }
 
   // ---------------------------------------------------------------- views

@@ -5,7 +5,7 @@
 import { OFPP, OFP_NO_BUFFER } from '../openflow/index.ts';
 import { seqAdd, type ParsedFrame } from '../packet/index.ts';
 import { dpidString, type SwitchConnection } from '../datapath/switch-connection.ts';
-import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE } from '../cookies.ts';
+import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE, isFlagCopy } from '../cookies.ts';
 import type { PacketIn } from '../apps/app.ts';
 import { clientKey, tupleKey, type Connection } from './connection.ts';
 import { EngineError, ownCopy, reparse, synRecordOfFrame, type EngineCore, type VerdictRequest } from './engine-core.ts';
@@ -32,7 +32,6 @@ export class Interception {
   private readonly refused = new Map<string, number>();
   private sweeper?: NodeJS.Timeout;
   private readonly ends = new Map<string, { serviceL2: Connection['serviceL2']; backend: Connection['backend'] }>();
-  private readonly macs = new Map<string, string>();
 
   /** One WARN per kind of overload (and source) every 10 s, with how many were left out. */
   private readonly loadLog: LogThrottle;
@@ -47,6 +46,9 @@ export class Interception {
     const inPort = pi.match.inPort;
     if (inPort === undefined) return false;
     const { table, byServiceAddr } = this.core;
+    // A FIN/RST copy from table 0: the switch carries the packet on (through the connection's
+    // flows, or to the intercept flow, which sends it here in full), so nothing else acts on it.
+    if (isFlagCopy(pi.cookie)) { this.flagCopy(sw, frame, inPort); return true; }
 
     const c2s = table.byClientTuple(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort));
     if (c2s && c2s.sw === sw) { this.fromClient(c2s, pi, frame, inPort); return true; }
@@ -107,7 +109,7 @@ export class Interception {
     }
     const victim = table.halfOpenVictim();
     if (victim) this.evict(victim);
-    const dpid = dpidString(sw.features!.datapathId);
+    const dpid = this.core.shared.strings.get(dpidString(sw.features!.datapathId));
     const primary = service.backends.find((b) => b.name === service.primary)!;
     const synOut = applySynPolicy(frame.raw, service.options);
     if (!synOut.ok && frame.payload.length > 0) {
@@ -127,7 +129,7 @@ export class Interception {
     const ends = this.serviceEnds(service, primary, frame.eth.dst, backendPort);
     const c: Connection = {
       id: table.allocId(), service, sw, dpid, mode: this.core.modes.get(dpid) ?? 'relay',
-      client: { mac: this.intern(frame.eth.src), ip: ip.src, port: tcp.srcPort, ofport: inPort },
+      client: { mac: this.core.shared.strings.get(frame.eth.src), ip: ip.src, port: tcp.srcPort, ofport: inPort },
       serviceL2: ends.serviceL2,
       backend: ends.backend,
       backendName: primary.name,
@@ -162,15 +164,6 @@ export class Interception {
     return e;
   }
 
-  /** One string per MAC address (a flood from one host repeats it in every entry). */
-  private intern(mac: string): string {
-    const known = this.macs.get(mac);
-    if (known !== undefined) return known;
-    if (this.macs.size >= SHARED_MAX) this.macs.clear();
-    this.macs.set(mac, mac);
-    return mac;
-  }
-
   /**
    * The half-open budget is used up: the oldest handshake in progress makes room. Server 1 gets a
    * RST for it (its half-open socket goes), and its late segments are dropped rather than let through.
@@ -191,6 +184,27 @@ export class Interception {
   }
 
 
+  /**
+   * Teardown learns of FIN/RST from these copies: only for the connection's current ends (a retired
+   * backend's RST must not close it) and not for relayed connections, whose every packet arrives in
+   * full. A segment that reaches the controller in full as well is tracked twice; tracking is idempotent.
+   */
+  private flagCopy(sw: SwitchConnection, frame: ParsedFrame, inPort: number): void {
+    const { table } = this.core;
+    const ip = frame.ipv4!;
+    const tcp = frame.tcp!;
+    const key = tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort);
+    const c2s = table.byClientTuple(key);
+    if (c2s) {
+      if (c2s.sw === sw && inPort === c2s.client.ofport && !this.core.relayed(c2s)) this.core.parts.teardown.trackSegment(c2s, 'c2s', frame);
+      return;
+    }
+    const s2c = table.byBackendTuple(key);
+    if (s2c && s2c.sw === sw && inPort === s2c.backend.ofport && ip.src === s2c.backend.ip && tcp.srcPort === s2c.backend.port && !this.core.relayed(s2c)) {
+      this.core.parts.teardown.trackSegment(s2c, 's2c', frame);
+    }
+  }
+
   private fromClient(c: Connection, pi: PacketIn, frame: ParsedFrame, inPort: number): void {
     const core = this.core;
     const tcp = frame.tcp!;
@@ -204,7 +218,7 @@ export class Interception {
       // the backend the connection left, until revalidation. Its new flows take it now (the client
       // need not wait for a retransmission).
       if (seg.payloadLength > 0 && c.phase === 'forwarded' && connRoleOf(pi.cookie) === CONN_ROLE.freezeCopy && c.frozenFrom !== undefined && c.frozenFrom !== c.backendName) {
-        core.packetOut(c, frame.raw, OFPP.TABLE, inPort);
+        core.toPipeline(c, frame.raw, inPort);
         return;
       }
       // Data behind a mid-stream move's held segment reached the old backend (out of order, past
@@ -267,7 +281,7 @@ export class Interception {
         // A packet that raced the flow change (stale datapath cache) goes back through the table,
         // which now has the connection's flows; relayed connections are rewritten here instead.
         if (role === 'intercept') core.stray(c);
-        if (!core.relayed(c)) { core.packetOut(c, frame.raw, OFPP.TABLE, inPort); return; }
+        if (!core.relayed(c)) { core.toPipeline(c, frame.raw, inPort); return; }
         core.relayToBackend(c, frame.raw);
         return;
       case 'closed': return;
@@ -290,15 +304,15 @@ export class Interception {
       return;
     }
     if (c.phase === 'handshake' && tcp.flagSet.syn && tcp.flagSet.ack) {
-      c.backend = { ...c.backend, mac: frame.eth.src, ofport: inPort };
-      if (!c.acceptedSynAck) c.acceptedSynAck = summarise(tcp.options, tcp.flagSet);
+      c.backend = core.shared.attached.get({ ...c.backend, mac: core.shared.strings.get(frame.eth.src), ofport: inPort });
+      if (!c.acceptedSynAck) c.acceptedSynAck = core.shared.synAck.get(summarise(tcp.options, tcp.flagSet));
       core.learning.learnHost(ip.src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
     }
     core.parts.teardown.trackSegment(c, 's2c', frame);
     if (c.phase === 'closing' && !c.flowsInstalled) { this.withoutFlows(c, frame.raw, 's2c', inPort); return; }
     const hasFlows = c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing' || !!c.move?.midStream;
     if (hasFlows && role === 'intercept') core.stray(c);
-    if (hasFlows && !core.relayed(c)) { core.packetOut(c, frame.raw, OFPP.TABLE, inPort); return; }
+    if (hasFlows && !core.relayed(c)) { core.toPipeline(c, frame.raw, inPort); return; }
     if (isIdentity(c)) { core.passOn(c, frame.raw, c.client.ofport, inPort); return; }
     core.relayToClient(c, frame.raw);
   }

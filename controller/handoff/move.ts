@@ -124,7 +124,7 @@ export class Mover {
     if (!(tcp.flagSet.syn && tcp.flagSet.ack)) return;
     if (r.targetIsn !== undefined) { if (r.ack) core.packetOut(c, r.ack, r.target.ofport, c.client.ofport); return; }
     if (tcp.ack !== seqAdd(r.isn, 1)) { core.log.debug('SYN-ACK from target acknowledges something else', { conn: c.id }); return; }
-    r.target = { ...r.target, mac: frame.eth.src, ofport: inPort };
+    r.target = core.shared.attached.get({ ...r.target, mac: core.shared.strings.get(frame.eth.src), ofport: inPort });
     const theirs = summarise(tcp.options, tcp.flagSet);
     const problems = c.acceptedSynAck ? compareSynAcks(c.acceptedSynAck, theirs) : [];
     if (problems.length) {
@@ -191,8 +191,18 @@ export class Mover {
     core.packetOut(c, rst, old.ofport, c.client.ofport);
     // A newer reset to the same backend supersedes the repeats of an older one.
     cancelResetRepeats(c, old);
-    const timers = RESET_REPEAT_MS.map((ms) => setTimeout(() => core.packetOut(c, rst, old.ofport, c.client.ofport), ms).unref());
-    (c.resetRepeats ??= new Map()).set(backendKey(old), timers);
+    // One timer at a time, and nothing left on the connection once the last repeat is out.
+    const key = backendKey(old);
+    const repeat = (i: number): void => {
+      const wait = RESET_REPEAT_MS[i] - (i > 0 ? RESET_REPEAT_MS[i - 1] : 0);
+      (c.resetRepeats ??= new Map()).set(key, setTimeout(() => {
+        core.packetOut(c, rst, old.ofport, c.client.ofport);
+        if (i + 1 < RESET_REPEAT_MS.length) { repeat(i + 1); return; }
+        c.resetRepeats?.delete(key);
+        if (c.resetRepeats?.size === 0) c.resetRepeats = undefined;
+      }, wait).unref());
+    };
+    repeat(0);
   }
 
   /** The move is off: the connection goes on (or back) to its current backend with what was held. */
@@ -253,8 +263,8 @@ export class Mover {
 const backendKey = (b: { ip: string; port: number }) => `${b.ip}:${b.port}`;
 
 function cancelResetRepeats(c: Connection, b: { ip: string; port: number }): void {
-  const timers = c.resetRepeats?.get(backendKey(b));
-  if (!timers) return;
-  for (const t of timers) clearTimeout(t);
+  const timer = c.resetRepeats?.get(backendKey(b));
+  if (!timer) return;
+  clearTimeout(timer);
   c.resetRepeats!.delete(backendKey(b));
 }

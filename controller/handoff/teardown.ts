@@ -25,7 +25,9 @@ export class Teardown {
     const seg = segmentInfo(frame);
     // Track in the client's view: a backend's own sequence numbers are shifted by the delta.
     if (dir === 's2c' && frame.ipv4!.src === c.backend.ip && frame.tcp!.srcPort === c.backend.port) seg.seq = seqSub(seg.seq, c.ackDelta);
-    c.track = observe(c.track, dir, seg);
+    const track = observe(c.track, dir, seg);
+    // Most connections are in the same few states: share those (a FIN's sequence number is the connection's own).
+    c.track = track.clientFinSeq === undefined && track.serverFinSeq === undefined ? core.shared.track.get(track) : track;
     if (before.client !== c.track.client || before.server !== c.track.server) core.emit('tcp_state', core.describe(c), dir);
     if (c.phase === 'closing' || c.phase === 'closed') return;
     if (frame.tcp!.flagSet.rst || bothFinSent(c.track)) this.closeSoon(c, frame.tcp!.flagSet.rst ? 'reset' : 'closed by both ends');

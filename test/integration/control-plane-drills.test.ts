@@ -16,8 +16,15 @@ import { once } from 'node:events';
 import { SwitchConnection } from '../../controller/datapath/switch-connection.ts';
 import { requestRole, StaleGenerationError } from '../../controller/ha/switch-role.ts';
 import { silentLogger } from '../../controller/log.ts';
+import { connectionFlows } from '../../controller/handoff/flow-plan.ts';
 
 const N = 20;
+/** Flows the plan gives one fast-path connection (whatever the layout is). */
+const PER_CONN = connectionFlows({
+  id: 1, idleTimeout: 60, mode: 'fastpath', ackDelta: 1,
+  client: { mac: '02:00:00:00:00:02', ip: '10.0.0.2', port: 1, ofport: 1 }, service: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 2 },
+  backend: { mac: '02:00:00:00:00:03', ip: '10.0.0.3', port: 2, ofport: 2 },
+}).length;
 
 /** The controller view's role part (its load counters are checked elsewhere). */
 const roleOf = ({ role, generationId }: { role: string; generationId?: string }) => ({ role, ...(generationId !== undefined ? { generationId } : {}) });
@@ -119,7 +126,7 @@ describe('control-plane drills (patched OVS, controller process)', function () {
       assert.deepEqual([rec.reinstalled, rec.adopted, rec.kept, rec.dropped], [N, 0, 0, 0], JSON.stringify(rec));
       // Segments sent while the switch was down are retransmitted by TCP: nothing lost, nothing reordered.
       await bed.round(pool, 'after', { server2: N });
-      assert.equal((await bed.connectionFlows()).length, N * 6);
+      assert.equal((await bed.connectionFlows()).length, N * PER_CONN);
       const st = await bed.status();
       assert.equal(st.connections.filter((c: any) => c.backend === 'server2').length, N);
       assert.equal((await pool.cmd({ op: 'closeMany' })).ok, true);
@@ -201,7 +208,7 @@ describe('control-plane drills (patched OVS, controller process)', function () {
       assert.ok(bed.controller!.logs.slice(fromA).some((l) => l.msg === 'no longer master; forgetting connections and leaving the switches to the new master'));
       assert.equal((await bed.apiOf('A').get('/api/connections')).connections.length, 0);
       assert.deepEqual(roleOf((await bed.apiOf('A').get('/api/switches')).controller), { role: 'standby', generationId: String(genB) });
-      assert.equal((await bed.connectionFlows()).length, N * 6, 'the switch kept every connection flow');
+      assert.equal((await bed.connectionFlows()).length, N * PER_CONN, 'the switch kept every connection flow');
       await bed.round(pool, 'after-resume', { server2: N });
 
       // The switch itself refuses the old generation: a third controller channel asks for mastership with it.

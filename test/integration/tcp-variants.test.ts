@@ -147,11 +147,12 @@ describe('TCP variants through the controller (issue 17): clients, mismatched ta
     });
 
     it('window scale: server 2 with a larger receive buffer (tcp_rmem max 32 MB) scales by another shift', async () => {
-      const restore = await sysctls(bed.servers.server2, ['net.ipv4.tcp_rmem=4096 131072 33554432']);
+      // Both set: a namespace may inherit the host's tcp_rmem (some kernels copy it), which can already be 32 MB.
+      const restore = [await sysctls(bed.servers.server1, ['net.ipv4.tcp_rmem=4096 131072 6291456']), await sysctls(bed.servers.server2, ['net.ipv4.tcp_rmem=4096 131072 33554432'])];
       try {
         const r = await refusedMove(/wscale/i);
         assert.notEqual(r.s1SynAck.wscale, r.s2SynAck.wscale, 'the two servers announce different window scales');
-      } finally { await restore(); }
+      } finally { for (const f of restore) await f(); }
     });
 
     it('MSS: server 2 at MTU 1200 announces a smaller MSS than server 1', async () => {
@@ -238,7 +239,10 @@ describe('TCP variants through the controller (issue 17): clients, mismatched ta
           const summary = `${ins} Packet-Ins (${perProbe.toFixed(1)} per probe), ${outs} Packet-Outs (${(outs / PROBES).toFixed(1)} per probe)${close === 'fin' ? `, longest wait for server 1's FIN ${r.maxEofMs} ms` : ''}`;
           console.log(`      ${PROBES} ${close} probes: ${summary}`);
           assert.equal(warnings.lines.length, 0, `${warnings.lines.length} "connection flows missing" warnings (${summary}), e.g. ${warnings.lines.slice(0, 3).join('; ')}`);
-          assert.ok(perProbe <= 8, `${summary}; at most 8 Packet-Ins per probe expected`);
+          // A probe's own segments reach the controller once each (about 6), and its FIN/RST twice: the
+          // service's copy (table 0) and the packet itself (table 1's intercept, the connection has no
+          // flows). A probe looping through the table (the bug of issue 17) took 20 and more.
+          assert.ok(perProbe <= 10, `${summary}; at most 10 Packet-Ins per probe expected`);
         } finally { warnings.stop(); bed.controller.off('capture', onCapture); }
       });
     }

@@ -7,7 +7,7 @@ import { OpenFlowError, type SwitchConnection } from '../../controller/datapath/
 import { HandoffEngine, type EngineOptions } from '../../controller/handoff/handoff-engine.ts';
 import { LearningSwitch } from '../../controller/apps/learning-switch.ts';
 import { parseServices } from '../../controller/handoff/service-config.ts';
-import { interceptCookie } from '../../controller/handoff/flow-plan.ts';
+import { interceptCookie, TABLE } from '../../controller/handoff/flow-plan.ts';
 import { silentLogger } from '../../controller/log.ts';
 
 export type PacketOut = Extract<OfpMessage, { type: 'packet_out' }>;
@@ -133,6 +133,9 @@ export function asFlowStats(msgs: OfpMessage[]): FlowStats[] {
 }
 
 /** Packet-Outs as (port, parsed TCP) pairs, for asserting where frames went. */
+/** In outputs(): a Packet-Out that re-enters the pipeline at the connection table (resubmit(,1)). */
+export const CONN_TABLE = -1;
+
 export function outputs(msgs: OfpMessage[]): { ports: number[]; inPort: number; tcp?: { src: string; dst: string; seq: number; ack: number; flags: string; payload: string } }[] {
   return msgs.filter((m): m is PacketOut => m.type === 'packet_out').map((p) => {
     const f = parseFrame(p.data);
@@ -140,7 +143,7 @@ export function outputs(msgs: OfpMessage[]): { ports: number[]; inPort: number; 
     const ip = f.ok ? f.value.ipv4 : undefined;
     const fl = t ? Object.entries(t.flagSet).filter(([, v]) => v).map(([k]) => k).sort().join(',') : '';
     return {
-      ports: p.actions.filter((a) => a.type === 'output').map((a) => (a as { port: number }).port), inPort: p.inPort,
+      ports: p.actions.flatMap((a) => (a.type === 'output' ? [a.port] : a.type === 'nx_resubmit' && a.tableId === TABLE.connection ? [CONN_TABLE] : [])), inPort: p.inPort,
       tcp: t && ip ? { src: `${ip.src}:${t.srcPort}`, dst: `${ip.dst}:${t.dstPort}`, seq: t.seq, ack: t.ack, flags: fl, payload: f.ok ? f.value.payload.toString() : '' } : undefined,
     };
   });

@@ -3,12 +3,15 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  adoptConnection, connectionFlows, flowsByConnection, freezeFlows, type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta,
+  adoptConnection, connectionFlows, deleteConnectionFlows, flowsByConnection, freezeFlows, type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta,
 } from '../../controller/handoff/flow-plan.ts';
 import { planReconciliation } from '../../controller/handoff/reconcile.ts';
 import { decodeRecord, encodeRecord, RecordError, type ConnectionRecord } from '../../controller/handoff/connection-record.ts';
 import { connCookie, CONN_ROLE } from '../../controller/cookies.ts';
 import { asFlowStats } from '../lib/scripted-switch.ts';
+import { OFPP, type Action, type OfpMessage } from '../../controller/openflow/index.ts';
+
+type FlowMod = Extract<OfpMessage, { type: 'flow_mod' }>;
 
 type Spec = ConnectionFlowSpec & { meta: ConnectionMeta };
 
@@ -96,13 +99,32 @@ describe('adoption: the inverse of the flow plan', () => {
     assert.deepEqual(a.spec, s);
   });
 
-  it('a missing FIN/RST copy, or a service setting changed since, makes it inexact', () => {
+  it('a service setting changed since, or a flow of the connection edited, makes it inexact', () => {
     const s = spec();
     const flows = asSwitchHasThem(connectionFlows(s));
-    const a = adoptConnection(flows.slice(0, -1), ctx());
-    assert.ok(a.ok && !a.exact);
     const b = adoptConnection(flows, ctx({}, { mirrorPort: 9, inspect: false }));
     assert.ok(b.ok && !b.exact && b.spec.mirrorPort === 9);
+    const longer = flows.map((f, i) => (i === 1 ? { ...f, idleTimeout: f.idleTimeout + 1 } : f));
+    const c = adoptConnection(longer, ctx());
+    assert.ok(c.ok && !c.exact);
+  });
+
+  it('flows of the one-table layout (per-connection FIN/RST copies, table 0) are adopted and reinstalled as two flows', () => {
+    const s = spec();
+    const oneTable = connectionFlows(s).map((m) => ({ ...(m as FlowMod), tableId: 0 }));
+    const [c2s, s2c] = oneTable;
+    for (const [base, flag] of [[c2s, 1], [c2s, 4], [s2c, 1], [s2c, 4]] as const) {
+      const acts = (base.instructions[0] as { actions: Action[] }).actions.filter((a) => a.type !== 'nx_note');
+      oneTable.push({ ...base, priority: 210, flags: 0, cookie: connCookie(s.id, CONN_ROLE.flags), match: { ...base.match, tcpFlags: { value: flag, mask: flag } }, instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: OFPP.CONTROLLER, maxLen: 128 }, ...acts] }] });
+    }
+    const a = adoptConnection(asSwitchHasThem(oneTable), ctx());
+    assert.ok(a.ok, a.ok ? '' : a.why);
+    assert.equal(a.exact, false);
+    assert.deepEqual(a.spec, s);
+    // What the reinstall deletes covers every role the old layout used.
+    const roles = deleteConnectionFlows(s.id).map((m) => (m as FlowMod).cookie);
+    for (const f of oneTable) assert.ok(roles.includes(f.cookie));
+    assert.equal(connectionFlows(a.spec).length, 2);
   });
 
   it('relay flows on a switch that now has the patch are reinstalled as datapath flows', () => {
@@ -158,7 +180,7 @@ describe('reconciliation plan', () => {
   it('keeps, reinstalls, adopts and drops, each for its reason', () => {
     const table = asSwitchHasThem([
       ...connectionFlows(s1),                                 // known, exact → keep
-      ...connectionFlows(s2).slice(0, 2),                     // known, copies missing → reinstall
+      ...connectionFlows(s2).slice(0, 1),                     // known, a flow missing → reinstall
       ...connectionFlows(s4),                                 // unknown → adopt
       ...connectionFlows({ ...s3, meta: undefined }),         // unknown, no note → drop
       ...connectionFlows(spec({ id: 9, client: { mac: '02:00:00:00:00:19', ip: '10.0.0.19', port: 1, ofport: 9 } })), // ended while away → drop
@@ -182,7 +204,7 @@ describe('reconciliation plan', () => {
     const other = { ...asSwitchHasThem(connectionFlows(s1))[0], cookie: 0x0200000000000000n };
     const g = flowsByConnection([...asSwitchHasThem(connectionFlows(s1)), other]);
     assert.deepEqual([...g.keys()], [1]);
-    assert.equal(g.get(1)!.length, 6);
+    assert.equal(g.get(1)!.length, 2);
     assert.equal(g.get(1)![0].cookie, connCookie(1, CONN_ROLE.main));
   });
 });

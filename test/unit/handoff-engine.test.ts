@@ -2,10 +2,10 @@
 // paths a real bed rarely reaches. Each test asserts the phase, where the held segment went, the
 // flows sent and that the connection table empties; none may take an illegal phase transition.
 import assert from 'node:assert/strict';
-import { EngineBed, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, frame } from '../lib/scripted-switch.ts';
+import { EngineBed, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, frame, CONN_TABLE } from '../lib/scripted-switch.ts';
 import { OFPP, OFPET, OFPBRC } from '../../controller/openflow/index.ts';
 import { OpenFlowError } from '../../controller/datapath/switch-connection.ts';
-import { connCookie, CONN_ROLE } from '../../controller/cookies.ts';
+import { connCookie, CONN_ROLE, INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
 import { PRIORITY } from '../../controller/handoff/flow-plan.ts';
 import { MAX_QUEUE } from '../../controller/handoff/interception.ts';
 import { REPLAY_TRIES, RESET_REPEAT_MS } from '../../controller/handoff/move.ts';
@@ -29,7 +29,7 @@ async function held(bed: EngineBed): Promise<number> {
 /** Closes the connection with a client RST and checks the table empties and its flows are deleted. */
 async function closeAndCheckGone(bed: EngineBed, id: number): Promise<void> {
   const closed = bed.waitEvent('conn_closed');
-  bed.from(CLIENT, S1, { flags: { rst: true }, seq: ISN + 6 }, connCookie(id, CONN_ROLE.flags));
+  bed.from(CLIENT, S1, { flags: { rst: true }, seq: ISN + 6 }, interceptCookie(0, INTERCEPT_ROLE.flagCopy));
   await closed;
   assert.equal(bed.engine.table.size, 0);
   assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0, halfOpen: 0, halfOpenSources: 0 });
@@ -67,6 +67,31 @@ describe('handoff engine (scripted switch)', () => {
     await closeAndCheckGone(bed, id);
   });
 
+  it('FIN/RST copies (the service\'s flows in table 0) are consumed, never forwarded, and close a connection only through its current ends', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+    await migrated;
+    bed.sw.take();
+    const COPY = interceptCookie(0, INTERCEPT_ROLE.flagCopy);
+    // Server 1, which the connection left, resets its old half: not one of the connection's ends any more.
+    assert.equal(bed.from(S1, CLIENT, { flags: { rst: true }, seq: S1_ISN + 1 }, COPY), true, 'a copy is consumed');
+    assert.equal(bed.conn(id)?.phase, 'forwarded');
+    // A copy of a connection nobody tracks: consumed as well (the switch carries the packet on itself).
+    assert.equal(bed.from({ ...CLIENT, port: CLIENT.port + 1 }, S1, { flags: { fin: true, ack: true }, seq: 5, ack: 9 }, COPY), true);
+    bed.from(CLIENT, S1, { flags: { fin: true, ack: true }, seq: ISN + 6, ack: S1_ISN + 1 }, COPY);
+    assert.equal(bed.conn(id)?.tcp.client, 'FIN_WAIT_1');
+    const closed = bed.waitEvent('conn_closed');
+    // Server 2's FIN, in its own sequence space, as the copy sees it before the shift.
+    bed.from(S2, CLIENT, { flags: { fin: true, ack: true }, seq: S2_ISN + 1, ack: ISN + 7 }, COPY);
+    assert.equal(bed.conn(id)?.phase, 'closing');
+    assert.deepEqual(outputs(bed.sw.take()), [], 'no copy goes anywhere');
+    await closed;
+  });
+
   it('MIGRATE: replays the SYN to server 2, answers its SYN-ACK, installs shifted flows, releases the segment, resets server 1', async () => {
     bed = await EngineBed.create();
     const id = await held(bed);
@@ -81,10 +106,10 @@ describe('handoff engine (scripted switch)', () => {
     const sent = bed.sw.take();
     const outs = outputs(sent);
     assert.deepEqual(outs[0].tcp, { src: `${CLIENT.ip}:${CLIENT.port}`, dst: `${S2.ip}:${S2.port}`, seq: ISN + 1, ack: S2_ISN + 1, flags: 'ack', payload: '' }, 'the ACK to server 2');
-    assert.deepEqual([outs[1].ports, outs[1].tcp?.payload], [[OFPP.TABLE], 'hello'], 'the held segment, through the new flows');
+    assert.deepEqual([outs[1].ports, outs[1].tcp?.payload], [[CONN_TABLE], 'hello'], 'the held segment, through the new flows');
     assert.deepEqual([outs[2].ports, outs[2].tcp?.dst, outs[2].tcp?.flags, outs[2].tcp?.seq], [[S1.ofport], `${S1.ip}:${S1.port}`, 'rst', ISN + 1], 'server 1 reset at its RCV.NXT');
     const adds = sent.filter((m) => m.type === 'flow_mod' && m.command === 'add');
-    assert.equal(adds.length, 6);
+    assert.equal(adds.length, 2);
     const view = bed.conn(id)!;
     assert.deepEqual([view.phase, view.backend, view.ackDelta, view.migrations], ['forwarded', 'server2', (S2_ISN + 1) - (S1_ISN + 1), 1]);
     // The RST to server 1 is repeated (a lost one would leave its socket for ever), identical.
@@ -102,7 +127,7 @@ describe('handoff engine (scripted switch)', () => {
     await fwd;
     const sent = bed.sw.take();
     assert.equal(sent.filter((m) => m.type === 'flow_mod' && m.command === 'add' && m.priority === PRIORITY.connection).length, 2);
-    assert.deepEqual(outputs(sent).map((o) => [o.ports, o.tcp?.payload]), [[[OFPP.TABLE], 'hello']]);
+    assert.deepEqual(outputs(sent).map((o) => [o.ports, o.tcp?.payload]), [[[CONN_TABLE], 'hello']]);
     await closeAndCheckGone(bed, id);
   });
 
@@ -116,7 +141,7 @@ describe('handoff engine (scripted switch)', () => {
     await tick();
     const outs = outputs(bed.sw.take());
     assert.equal(outs.filter((o) => o.tcp?.flags === 'syn' && o.tcp.dst === `${S2.ip}:${S2.port}`).length, REPLAY_TRIES);
-    assert.deepEqual(outs.filter((o) => o.tcp?.payload === 'hello').map((o) => o.ports), [[OFPP.TABLE]], 'held segment released to server 1');
+    assert.deepEqual(outs.filter((o) => o.tcp?.payload === 'hello').map((o) => o.ports), [[CONN_TABLE]], 'held segment released to server 1');
     assert.deepEqual([bed.conn(id)?.phase, bed.conn(id)?.backend], ['forwarded', 'server1']);
     // Server 2's late SYN-ACK must never reach the client.
     bed.sw.take();
@@ -136,7 +161,7 @@ describe('handoff engine (scripted switch)', () => {
     const [, info] = await failed as [unknown, { why: string }];
     assert.match(info.why, /refused the connection \(RST\)/);
     await tick();
-    assert.deepEqual(outputs(bed.sw.take()).filter((o) => o.tcp?.payload === 'hello').map((o) => o.ports), [[OFPP.TABLE]]);
+    assert.deepEqual(outputs(bed.sw.take()).filter((o) => o.tcp?.payload === 'hello').map((o) => o.ports), [[CONN_TABLE]]);
     assert.equal(bed.conn(id)?.backend, 'server1');
     await closeAndCheckGone(bed, id);
   });
@@ -359,7 +384,7 @@ describe('handoff engine (scripted switch)', () => {
     await fwd;
     const c = bed.engine.connections()[0];
     assert.deepEqual([c.phase, c.backend, c.adopted], ['forwarded', 'server1', true]);
-    assert.deepEqual(outputs(bed.sw.take()).map((o) => [o.ports, o.tcp?.payload]), [[[OFPP.TABLE], 'hello']]);
+    assert.deepEqual(outputs(bed.sw.take()).map((o) => [o.ports, o.tcp?.payload]), [[[CONN_TABLE], 'hello']]);
     // A RST or FIN of an unknown connection is not adopted.
     assert.equal(bed.from({ ...CLIENT, port: 40020 }, S1, { flags: { rst: true }, seq: 1 }), false);
   });

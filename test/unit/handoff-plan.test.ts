@@ -1,7 +1,7 @@
 // The pure parts of the handoff: flow plans, TCP state tracking, option policy, service config.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { connectionFlows, needsRelay, interceptFlows, deleteConnectionFlows, PRIORITY, type ConnectionFlowSpec } from '../../controller/handoff/flow-plan.ts';
+import { connectionFlows, needsRelay, interceptFlows, deleteConnectionFlows, deleteInterceptFlows, interceptCookie, PRIORITY, TABLE, type ConnectionFlowSpec } from '../../controller/handoff/flow-plan.ts';
 import { initialTrack, observe, bothFinSent, type SegmentInfo } from '../../controller/handoff/tcp-state.ts';
 import { applySynPolicy, compareSynAcks, optionsToStrip, summarise } from '../../controller/handoff/option-policy.ts';
 import { replaySyn } from '../../controller/handoff/segments.ts';
@@ -10,8 +10,8 @@ import { buildTcpFrame, encodeTcpOptions, parseFrame, verifyChecksums, type TcpO
 const checksumsOk = (f: Buffer): boolean => { const r = verifyChecksums(f); return r.ok && r.value.ip && r.value.l4 && r.value.l4Checked; };
 const encodeOpts = (o: TcpOption[]): Buffer => { const r = encodeTcpOptions(o); if (!r.ok) throw new Error(r.error.message); return r.value; };
 import { parseServices } from '../../controller/handoff/service-config.ts';
-import { connIdOf, connRoleOf, CONN_ROLE } from '../../controller/cookies.ts';
-import { decodeMessage, encodeMessage, OFPP, type OfpMessage } from '../../controller/openflow/index.ts';
+import { connIdOf, connRoleOf, CONN_ROLE, isFlagCopy } from '../../controller/cookies.ts';
+import { decodeMessage, encodeMessage, OFPFF, OFPP, type OfpMessage } from '../../controller/openflow/index.ts';
 
 const spec = (over: Partial<ConnectionFlowSpec> = {}): ConnectionFlowSpec => ({
   id: 7, idleTimeout: 30, mode: 'fastpath', ackDelta: 1000,
@@ -54,14 +54,45 @@ describe('flow plan', () => {
     assert.deepEqual(actionsOf(flows[1]), [{ type: 'output', port: 2 }]);
   });
 
-  it('FIN/RST copies go to the controller before any rewrite, with their own cookie role', () => {
-    const flags = connectionFlows(spec()).filter((m) => fm(m).priority === PRIORITY.connectionFlags);
-    assert.equal(flags.length, 4);
-    for (const f of flags) {
-      assert.deepEqual(actionsOf(f)[0], { type: 'output', port: OFPP.CONTROLLER, maxLen: 128 });
+  it('a connection has two flows, both in the connection table, and only the client → backend one reports its removal', () => {
+    const flows = connectionFlows(spec());
+    assert.equal(flows.length, 2);
+    for (const f of flows) {
+      assert.equal(fm(f).tableId, TABLE.connection);
       assert.equal(connIdOf(fm(f).cookie), 7);
-      assert.equal(connRoleOf(fm(f).cookie), CONN_ROLE.flags);
+      assert.equal(connRoleOf(fm(f).cookie), CONN_ROLE.main);
     }
+    assert.deepEqual(flows.map((f) => fm(f).flags), [OFPFF.SEND_FLOW_REM, 0]);
+  });
+
+  it('a service steers its traffic to the connection table, copying FIN/RST to the controller before any rewrite', () => {
+    const flows = interceptFlows({ index: 2, service: { ip: '10.0.0.1', port: 5001 }, backends: [{ ip: '10.0.0.1', port: 5001 }, { ip: '10.0.0.3', port: 5001 }, { ip: '10.0.0.3', port: 5001 }] }).map(fm);
+    // One set per distinct match: the service address, each distinct backend source.
+    const matches = [{ ipv4Dst: '10.0.0.1', tcpDst: 5001 }, { ipv4Src: '10.0.0.1', tcpSrc: 5001 }, { ipv4Src: '10.0.0.3', tcpSrc: 5001 }];
+    assert.equal(flows.length, matches.length * 4);
+    for (const m of matches) {
+      const mine = flows.filter((f) => Object.entries(m).every(([k, v]) => (f.match as Record<string, unknown>)[k] === v));
+      const steer = mine.filter((f) => f.tableId === TABLE.steer && f.priority === PRIORITY.steer);
+      assert.equal(steer.length, 1);
+      assert.deepEqual(steer[0].instructions, [{ type: 'goto_table', tableId: TABLE.connection }]);
+      assert.equal(steer[0].cookie, interceptCookie(2));
+      const copies = mine.filter((f) => f.priority === PRIORITY.flagCopy);
+      assert.deepEqual(copies.map((f) => f.match.tcpFlags), [{ value: 0x01, mask: 0x01 }, { value: 0x04, mask: 0x04 }]);
+      for (const c of copies) {
+        assert.equal(c.tableId, TABLE.steer);
+        assert.equal(isFlagCopy(c.cookie), true);
+        assert.deepEqual(c.instructions, [{ type: 'apply_actions', actions: [{ type: 'output', port: OFPP.CONTROLLER, maxLen: 128 }] }, { type: 'goto_table', tableId: TABLE.connection }]);
+      }
+      const intercept = mine.filter((f) => f.tableId === TABLE.connection);
+      assert.equal(intercept.length, 1);
+      assert.equal(intercept[0].priority, PRIORITY.intercept);
+      assert.ok(intercept[0].priority < PRIORITY.connection && intercept[0].priority < PRIORITY.bypass);
+      assert.equal(isFlagCopy(intercept[0].cookie), false);
+    }
+    // Deleting a service's flows: one exact-cookie delete per role, which covers every flow above.
+    const dels = deleteInterceptFlows(2).map(fm);
+    assert.deepEqual(new Set(dels.map((d) => d.cookie)), new Set(flows.map((f) => f.cookie)));
+    for (const d of dels) assert.equal(d.cookieMask, 0xffffffffffffffffn);
   });
 
   it('relay only on a stock switch with a shifted sequence space', () => {
