@@ -26,6 +26,7 @@ PACKAGES=(
   openvswitch-switch openvswitch-common openvswitch-source  # stock OVS (tests, relay mode) + the patch's source
   iproute2 ethtool nftables procps kmod                     # namespaces, offload off, packet loss for tests
   tcpdump iperf3 iputils-ping netcat-openbsd                # looking at and loading the network
+  tshark                                                    # dissects frames built by the packet codec
   mininet                                                   # topo/mininet_topo.py
   python3-os-ken                                            # the peer controller for benchmarks
   chromium                                                  # dashboard browser test

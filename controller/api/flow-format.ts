@@ -1,6 +1,7 @@
 // Human-readable flows: match and actions in ovs-ofctl's spelling, so what the API and the CLI
 // show can be compared line by line with `ovs-ofctl dump-flows`.
 import { OFPP, type Action, type FlowStats, type Instruction, type Match, type Masked } from '../openflow/index.ts';
+import { parseIpv6 } from '../packet/addr.ts';
 import { connIdOf, connRoleOf, CONN_ROLE } from '../cookies.ts';
 import { decodeRecord, type ConnectionRecord } from '../handoff/connection-record.ts';
 
@@ -18,6 +19,34 @@ function masked<T extends string | number | bigint>(v: T | Masked<T>, show: (x: 
   return show(v as T);
 }
 
+/** Leading one bits of a contiguous IPv6 mask, or -1 when the mask is not a prefix. */
+function ipv6PrefixLength(mask: string): number {
+  const r = parseIpv6(mask);
+  if (!r.ok) return -1;
+  let n = 0;
+  for (const b of r.value) {
+    if (b === 0xff) { n += 8; continue; }
+    const ones = Math.clz32(~b & 0xff) - 24;
+    if (((b << ones) & 0xff) !== 0) return -1; // a one bit after the first zero
+    n += ones;
+    break;
+  }
+  return r.value.subarray(Math.ceil(n / 8)).every((b) => b === 0) ? n : -1;
+}
+
+/** As ovs-ofctl prints IPv6 matches: an exact address, a CIDR prefix, or address/mask. */
+function ipv6Masked(v: string | Masked<string>): string {
+  if (typeof v === 'string') return v;
+  const len = ipv6PrefixLength(v.mask);
+  if (len === 128) return v.value;
+  return len >= 0 ? `${v.value}/${len}` : `${v.value}/${v.mask}`;
+}
+
+/** ovs-ofctl prints the 20-bit flow label as five hex digits. */
+function flabel(n: number): string {
+  return '0x' + n.toString(16).padStart(5, '0');
+}
+
 // ovs-ofctl field names, in the order ovs-ofctl prints them.
 const MATCH_ORDER: [keyof Match, string, (v: never) => string][] = [
   ['inPort', 'in_port', (v: number) => portName(v)],
@@ -29,6 +58,9 @@ const MATCH_ORDER: [keyof Match, string, (v: never) => string][] = [
   ['vlanPcp', 'dl_vlan_pcp', (v: number) => String(v)],
   ['ipv4Src', 'nw_src', (v: string | Masked<string>) => masked(v, String)],
   ['ipv4Dst', 'nw_dst', (v: string | Masked<string>) => masked(v, String)],
+  ['ipv6Src', 'ipv6_src', ipv6Masked],
+  ['ipv6Dst', 'ipv6_dst', ipv6Masked],
+  ['ipv6Flabel', 'ipv6_label', (v: number | Masked<number>) => masked(v, flabel)],
   ['ipDscp', 'ip_dscp', (v: number) => String(v)],
   ['ipEcn', 'nw_ecn', (v: number) => String(v)],
   ['arpOp', 'arp_op', (v: number) => String(v)],
@@ -42,11 +74,20 @@ const MATCH_ORDER: [keyof Match, string, (v: never) => string][] = [
   ['udpDst', 'tp_dst', (v: number) => String(v)],
   ['icmpv4Type', 'icmp_type', (v: number) => String(v)],
   ['icmpv4Code', 'icmp_code', (v: number) => String(v)],
+  // ovs-ofctl spells the ICMPv6 fields like the ICMPv4 ones (the protocol word tells them apart).
+  ['icmpv6Type', 'icmp_type', (v: number) => String(v)],
+  ['icmpv6Code', 'icmp_code', (v: number) => String(v)],
+  ['ipv6NdTarget', 'nd_target', (v: string) => v],
+  ['ipv6NdSll', 'nd_sll', (v: string) => v],
+  ['ipv6NdTll', 'nd_tll', (v: string) => v],
+  // No ovs-ofctl name (OVS does not implement OXM_OF_IPV6_EXTHDR); the OpenFlow name, in hex.
+  ['ipv6Exthdr', 'ipv6_exthdr', (v: number | Masked<number>) => masked(v, hex)],
   ['tcpFlags', 'tcp_flags', (v: number | Masked<number>) => masked(v, hex)],
 ];
 
 function protoWord(m: Match): string | undefined {
   if (m.ethType === 0x0806) return 'arp';
+  if (m.ethType === 0x86dd) return ({ 6: 'tcp6', 17: 'udp6', 58: 'icmp6', 132: 'sctp6' } as Record<number, string>)[m.ipProto ?? -1] ?? 'ipv6';
   if (m.ethType !== 0x0800) return undefined;
   return ({ 6: 'tcp', 17: 'udp', 1: 'icmp' } as Record<number, string>)[m.ipProto ?? -1] ?? 'ip';
 }
@@ -59,6 +100,7 @@ export function formatMatch(m: Match): string {
   if (proto) parts.push(proto);
   else if (m.ethType !== undefined) parts.push(`dl_type=${hex(m.ethType)}`);
   if (m.ethType === 0x0800 && m.ipProto !== undefined && !['tcp', 'udp', 'icmp'].includes(proto ?? '')) parts.push(`nw_proto=${m.ipProto}`);
+  if (m.ethType === 0x86dd && m.ipProto !== undefined && proto === 'ipv6') parts.push(`nw_proto=${m.ipProto}`);
   for (const [key, name, show] of MATCH_ORDER) {
     if (key === 'inPort') continue;
     const v = m[key];
@@ -70,7 +112,9 @@ export function formatMatch(m: Match): string {
 
 const SET_FIELD_NAMES: Partial<Record<keyof Match, string>> = {
   ethSrc: 'eth_src', ethDst: 'eth_dst', ipv4Src: 'ip_src', ipv4Dst: 'ip_dst', tcpSrc: 'tcp_src', tcpDst: 'tcp_dst',
-  udpSrc: 'udp_src', udpDst: 'udp_dst', vlanVid: 'vlan_vid', ipDscp: 'ip_dscp',
+  udpSrc: 'udp_src', udpDst: 'udp_dst', vlanVid: 'vlan_vid', ipDscp: 'ip_dscp', ipv6Src: 'ipv6_src', ipv6Dst: 'ipv6_dst',
+  ipv6Flabel: 'ipv6_label', icmpv6Type: 'icmpv6_type', icmpv6Code: 'icmpv6_code', ipv6NdTarget: 'nd_target', ipv6NdSll: 'nd_sll',
+  ipv6NdTll: 'nd_tll',
 };
 
 export function formatAction(a: Action): string {
@@ -80,7 +124,9 @@ export function formatAction(a: Action): string {
     case 'set_field': {
       const [k, v] = Object.entries(a.field).find(([key]) => key !== 'unknownOxm') ?? ['unknown', '?'];
       const name = SET_FIELD_NAMES[k as keyof Match] ?? k;
-      return `set_field:${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}->${name}`;
+      // ovs-ofctl prints a flow label in hex, other numbers in decimal.
+      const text = k === 'ipv6Flabel' && typeof v === 'number' ? hex(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+      return `set_field:${text}->${name}`;
     }
     case 'nx_inc_tcp_seq': return `inc_tcp_seq:${a.delta}`;
     case 'nx_dec_tcp_seq': return `dec_tcp_seq:${a.delta}`;
@@ -143,7 +189,8 @@ function roleOf(cookie: bigint): FlowRole {
 
 /** A flow-stats entry in readable form; `clientIp` tells the two directions apart. */
 export function flowView(f: FlowStats, clientIp?: string): FlowView {
-  const src = typeof f.match.ipv4Src === 'string' ? f.match.ipv4Src : f.match.ipv4Src?.value;
+  const srcField = f.match.ipv4Src ?? f.match.ipv6Src;
+  const src = typeof srcField === 'string' ? srcField : srcField?.value;
   return {
     cookie: '0x' + f.cookie.toString(16),
     role: connIdOf(f.cookie) === undefined ? 'other' : roleOf(f.cookie),

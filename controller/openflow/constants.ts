@@ -193,6 +193,19 @@ export const OFPXMC = {
   EXPERIMENTER: 0xffff,
 } as const;
 
+/** ofp_ipv6exthdr_flags: the bits of an OXM_OF_IPV6_EXTHDR value (OF1.3 §7.2.3.8). */
+export const OFPIEH = {
+  NONEXT: 1 << 0, // "No next header" encountered
+  ESP: 1 << 1,
+  AUTH: 1 << 2,
+  DEST: 1 << 3,
+  FRAG: 1 << 4,
+  ROUTER: 1 << 5,
+  HOP: 1 << 6,
+  UNREP: 1 << 7, // unexpected repeats encountered
+  UNSEQ: 1 << 8, // unexpected sequencing encountered
+} as const;
+
 /** ofp_hello_elem_type. */
 export const OFPHET = { VERSIONBITMAP: 1 } as const;
 

@@ -1,5 +1,6 @@
 // OXM TLVs: one table row per match field, knowing its class/field number, value layout and
 // whether OF1.3 allows a mask. match.ts and the set_field action both use this table.
+import { formatIpv6, parseIpv6 } from '../packet/addr.ts';
 import { OFPXMC, ONF_VENDOR_ID } from './constants.ts';
 import type { Reader } from './reader.ts';
 import { OfpEncodeError } from './result.ts';
@@ -30,6 +31,11 @@ export interface Match {
   ipProto?: number;
   ipv4Src?: string | Masked<string>;
   ipv4Dst?: string | Masked<string>;
+  /** IPv6 addresses are accepted in any valid text form and decoded in RFC 5952 form. */
+  ipv6Src?: string | Masked<string>;
+  ipv6Dst?: string | Masked<string>;
+  /** 20-bit flow label. */
+  ipv6Flabel?: number | Masked<number>;
   tcpSrc?: number;
   tcpDst?: number;
   udpSrc?: number;
@@ -42,6 +48,13 @@ export interface Match {
   arpTpa?: string | Masked<string>;
   arpSha?: string | Masked<string>;
   arpTha?: string | Masked<string>;
+  icmpv6Type?: number;
+  icmpv6Code?: number;
+  ipv6NdTarget?: string;
+  ipv6NdSll?: string;
+  ipv6NdTll?: string;
+  /** OFPIEH_* bits (9 bits): which extension headers the packet has. */
+  ipv6Exthdr?: number | Masked<number>;
   unknownOxm?: UnknownOxm[];
 }
 
@@ -50,7 +63,7 @@ export type MatchField = Exclude<keyof Match, 'unknownOxm'>;
 // ---------------------------------------------------------------------------------------------
 // Value layouts.
 
-type ValueKind = 'u8' | 'u16' | 'u32' | 'u64' | 'mac' | 'ipv4';
+type ValueKind = 'u8' | 'u16' | 'u32' | 'u64' | 'mac' | 'ipv4' | 'ipv6';
 
 interface ValueCodec {
   size: number;
@@ -82,6 +95,16 @@ export function bytesToIpv4(b: Buffer): string {
   return [...b].join('.');
 }
 
+export function ipv6ToBytes(ip: unknown, what = 'IPv6'): Buffer {
+  const r = parseIpv6(ip as string);
+  if (!r.ok) throw new OfpEncodeError(`${what}: bad IPv6 address ${String(ip)}`);
+  return r.value;
+}
+
+export function bytesToIpv6(b: Buffer): string {
+  return formatIpv6(b);
+}
+
 const VALUE_CODECS: Record<ValueKind, ValueCodec> = {
   u8: {
     size: 1,
@@ -99,10 +122,18 @@ const VALUE_CODECS: Record<ValueKind, ValueCodec> = {
       w.u16(v as number, what);
     },
   },
-  u32: { size: 4, read: (r) => r.u32(), write: (w, v, what) => w.u32(v as number, what) },
+  u32: {
+    size: 4,
+    read: (r) => r.u32(),
+    write: (w, v, what, max = 0xffffffff) => {
+      if (typeof v === 'number' && v > max) throw new OfpEncodeError(`${what}: ${v} > ${max}`);
+      w.u32(v as number, what);
+    },
+  },
   u64: { size: 8, read: (r) => r.u64(), write: (w, v, what) => w.u64(v as bigint, what) },
   mac: { size: 6, read: (r) => bytesToMac(r.bytes(6)), write: (w, v, what) => w.bytes(macToBytes(v, what)) },
   ipv4: { size: 4, read: (r) => bytesToIpv4(r.bytes(4)), write: (w, v, what) => w.bytes(ipv4ToBytes(v, what)) },
+  ipv6: { size: 16, read: (r) => bytesToIpv6(r.bytes(16)), write: (w, v, what) => w.bytes(ipv6ToBytes(v, what)) },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -148,6 +179,9 @@ export const OXM_FIELDS: readonly OxmFieldDef[] = [
   basic('ipProto', 'OXM_OF_IP_PROTO', 10, 'u8', false),
   basic('ipv4Src', 'OXM_OF_IPV4_SRC', 11, 'ipv4', true),
   basic('ipv4Dst', 'OXM_OF_IPV4_DST', 12, 'ipv4', true),
+  basic('ipv6Src', 'OXM_OF_IPV6_SRC', 26, 'ipv6', true),
+  basic('ipv6Dst', 'OXM_OF_IPV6_DST', 27, 'ipv6', true),
+  basic('ipv6Flabel', 'OXM_OF_IPV6_FLABEL', 28, 'u32', true, 0xfffff),
   basic('tcpSrc', 'OXM_OF_TCP_SRC', 13, 'u16', false),
   basic('tcpDst', 'OXM_OF_TCP_DST', 14, 'u16', false),
   // OVS 3.1 emits tcp_flags at OF1.3 as the ONF experimenter OXM (ONFOXM_ET_TCP_FLAGS).
@@ -171,6 +205,13 @@ export const OXM_FIELDS: readonly OxmFieldDef[] = [
   basic('arpTpa', 'OXM_OF_ARP_TPA', 23, 'ipv4', true),
   basic('arpSha', 'OXM_OF_ARP_SHA', 24, 'mac', true),
   basic('arpTha', 'OXM_OF_ARP_THA', 25, 'mac', true),
+  // ICMPv6 type before the ND fields: OVS requires icmpv6_type 135/136 ahead of nd_*.
+  basic('icmpv6Type', 'OXM_OF_ICMPV6_TYPE', 29, 'u8', false),
+  basic('icmpv6Code', 'OXM_OF_ICMPV6_CODE', 30, 'u8', false),
+  basic('ipv6NdTarget', 'OXM_OF_IPV6_ND_TARGET', 31, 'ipv6', false),
+  basic('ipv6NdSll', 'OXM_OF_IPV6_ND_SLL', 32, 'mac', false),
+  basic('ipv6NdTll', 'OXM_OF_IPV6_ND_TLL', 33, 'mac', false),
+  basic('ipv6Exthdr', 'OXM_OF_IPV6_EXTHDR', 39, 'u16', true, 0x1ff),
   // Decode-only: the same field in its Nicira NXM form.
   {
     key: 'tcpFlags',

@@ -1,5 +1,5 @@
 /**
- * Internet checksum (RFC 1071) and incremental update (RFC 1624 eqn. 3).
+ * Internet checksum (RFC 1071), IPv4/IPv6 pseudo-headers, and incremental update (RFC 1624 eqn. 3).
  * Pure functions over Buffers; callers guarantee the ranges they pass are in bounds.
  */
 
@@ -43,6 +43,24 @@ export function pseudoHeaderSum(srcIp: number, dstIp: number, protocol: number, 
 export function l4Checksum(buf: Buffer, start: number, end: number, srcIp: number, dstIp: number, protocol: number): number {
   const ph = pseudoHeaderSum(srcIp >>> 0, dstIp >>> 0, protocol, end - start);
   return ~onesSum(buf, start, end, ph) & 0xffff;
+}
+
+/**
+ * Ones-complement sum of the IPv6 pseudo-header (RFC 8200 §8.1): source and destination (the
+ * first 16 bytes of each buffer), the 32-bit upper-layer length and the next-header value. With
+ * a Routing header the destination is the final one (see Ipv6.pseudoDst).
+ */
+export function pseudoHeaderSum6(src: Buffer, dst: Buffer, nextHeader: number, l4Length: number): number {
+  const s = onesSum(src, 0, 16, onesSum(dst, 0, 16));
+  return fold(s + (l4Length >>> 16) + (l4Length & 0xffff) + nextHeader);
+}
+
+/**
+ * Checksum of a TCP, UDP or ICMPv6 message buf[start, end) with the IPv6 pseudo-header; as
+ * l4Checksum, a correct message including its checksum field yields 0.
+ */
+export function l4Checksum6(buf: Buffer, start: number, end: number, src: Buffer, dst: Buffer, nextHeader: number): number {
+  return ~onesSum(buf, start, end, pseudoHeaderSum6(src, dst, nextHeader, end - start)) & 0xffff;
 }
 
 /**

@@ -1,5 +1,5 @@
 /** TCP header (RFC 9293) with typed options. */
-import { l4Checksum } from './checksum.ts';
+import { l4Checksum, l4Checksum6 } from './checksum.ts';
 import { err, ok, PacketBuildError, type Result } from './result.ts';
 import { decodeTcpOptions, encodeTcpOptions, type TcpOption } from './tcp-options.ts';
 import type { DecodeError } from './result.ts';
@@ -155,11 +155,8 @@ function checkInt(name: string, n: unknown, max: number): void {
   }
 }
 
-/**
- * Encodes a TCP segment (header + payload) with its checksum computed over the pseudo-header
- * of srcIp/dstIp (uint32). Throws PacketBuildError on an invalid spec.
- */
-export function encodeTcpSegment(spec: TcpSegmentSpec, srcIp: number, dstIp: number): Buffer {
+/** The segment with a zero checksum field; the callers below fill it for their IP version. */
+function segmentBytes(spec: TcpSegmentSpec): Buffer {
   checkInt('source port', spec.srcPort, 0xffff);
   checkInt('destination port', spec.dstPort, 0xffff);
   checkInt('seq', spec.seq, 0xffff_ffff);
@@ -189,6 +186,25 @@ export function encodeTcpSegment(spec: TcpSegmentSpec, srcIp: number, dstIp: num
   b.writeUInt16BE(spec.urgent ?? 0, 18);
   opts.copy(b, 20);
   payload.copy(b, hl);
+  return b;
+}
+
+/**
+ * Encodes a TCP segment (header + payload) with its checksum computed over the pseudo-header
+ * of srcIp/dstIp (uint32). Throws PacketBuildError on an invalid spec.
+ */
+export function encodeTcpSegment(spec: TcpSegmentSpec, srcIp: number, dstIp: number): Buffer {
+  const b = segmentBytes(spec);
   b.writeUInt16BE(l4Checksum(b, 0, b.length, srcIp, dstIp, 6), 16);
+  return b;
+}
+
+/**
+ * encodeTcpSegment over IPv6: the checksum covers the IPv6 pseudo-header of `src` and `dst`
+ * (16 bytes each; dst is the final destination when a Routing header is used).
+ */
+export function encodeTcpSegment6(spec: TcpSegmentSpec, src: Buffer, dst: Buffer): Buffer {
+  const b = segmentBytes(spec);
+  b.writeUInt16BE(l4Checksum6(b, 0, b.length, src, dst, 6), 16);
   return b;
 }

@@ -1,5 +1,5 @@
 /** UDP header (RFC 768). */
-import { l4Checksum } from './checksum.ts';
+import { l4Checksum, l4Checksum6 } from './checksum.ts';
 import { err, ok, PacketBuildError, type Result } from './result.ts';
 
 export const UDP_HEADER_LEN = 8;
@@ -9,7 +9,7 @@ export interface Udp {
   dstPort: number;
   /** Length field (header + payload). */
   length: number;
-  /** 0 means "no checksum" (allowed for UDP over IPv4). */
+  /** 0 means "no checksum" (allowed for UDP over IPv4 only). */
   checksum: number;
 }
 
@@ -23,12 +23,8 @@ export function decodeUdp(buf: Buffer, off: number, end = buf.length): Result<Ud
   return ok({ srcPort: buf.readUInt16BE(off), dstPort: buf.readUInt16BE(off + 2), length, checksum: buf.readUInt16BE(off + 6) });
 }
 
-/** Encodes a UDP datagram with its checksum (0 results are sent as 0xffff, RFC 768). */
-export function encodeUdpDatagram(
-  spec: { srcPort: number; dstPort: number; payload?: Buffer; noChecksum?: boolean },
-  srcIp: number,
-  dstIp: number,
-): Buffer {
+/** A datagram with a zero checksum field. */
+function datagramBytes(spec: { srcPort: number; dstPort: number; payload?: Buffer }): Buffer {
   for (const [name, v] of [['source port', spec.srcPort], ['destination port', spec.dstPort]] as const) {
     if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new PacketBuildError('bad_argument', `invalid UDP ${name} ${v}`);
   }
@@ -39,6 +35,23 @@ export function encodeUdpDatagram(
   b.writeUInt16BE(spec.dstPort, 2);
   b.writeUInt16BE(b.length, 4);
   payload.copy(b, UDP_HEADER_LEN);
+  return b;
+}
+
+/** Encodes a UDP datagram with its checksum (0 results are sent as 0xffff, RFC 768). */
+export function encodeUdpDatagram(
+  spec: { srcPort: number; dstPort: number; payload?: Buffer; noChecksum?: boolean },
+  srcIp: number,
+  dstIp: number,
+): Buffer {
+  const b = datagramBytes(spec);
   if (!spec.noChecksum) b.writeUInt16BE(l4Checksum(b, 0, b.length, srcIp, dstIp, 17) || 0xffff, 6);
+  return b;
+}
+
+/** encodeUdpDatagram over IPv6, where the checksum is mandatory (RFC 8200 §8.1). */
+export function encodeUdpDatagram6(spec: { srcPort: number; dstPort: number; payload?: Buffer }, src: Buffer, dst: Buffer): Buffer {
+  const b = datagramBytes(spec);
+  b.writeUInt16BE(l4Checksum6(b, 0, b.length, src, dst, 17) || 0xffff, 6);
   return b;
 }

@@ -1,11 +1,13 @@
-/** Full checksum verification and recomputation on a raw frame. */
-import { internetChecksum, l4Checksum } from './checksum.ts';
+/** Full checksum verification and recomputation on a raw frame (IPv4 or IPv6). */
+import { internetChecksum, l4Checksum, l4Checksum6 } from './checksum.ts';
+import { ETHERTYPE_IPV6, locateL3 } from './ethernet.ts';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, writeIpv4HeaderChecksum } from './ipv4.ts';
+import { decodeIpv6, IPPROTO_ICMPV6 } from './ipv6.ts';
 import { locateIpv4 } from './locate.ts';
 import { err, ok, type Result } from './result.ts';
 
 export interface ChecksumStatus {
-  /** IPv4 header checksum correct. */
+  /** IPv4 header checksum correct (always true for IPv6, which has none). */
   ip: boolean;
   /** TCP/UDP/ICMP checksum correct; true when there is nothing to check (see l4Checked). */
   l4: boolean;
@@ -13,8 +15,22 @@ export interface ChecksumStatus {
   l4Checked: boolean;
 }
 
-/** Verifies the IPv4 header checksum and the TCP/UDP (pseudo-header) or ICMP checksum. */
+/**
+ * Verifies the IPv4 header checksum and the TCP/UDP (pseudo-header) or ICMP checksum, or over
+ * IPv6 the TCP/UDP/ICMPv6 checksum (pseudo-header with the final destination). A zero UDP
+ * checksum means "none" over IPv4 and is wrong over IPv6 (RFC 8200 §8.1).
+ */
 export function verifyChecksums(frame: Buffer): Result<ChecksumStatus> {
+  const v6 = ipv6Upper(frame);
+  if (v6) {
+    if (!v6.ok) return v6;
+    const { l4, end, protocol, src, dst } = v6.value;
+    if (l4 < 0) return ok({ ip: true, l4: true, l4Checked: false });
+    const c = checksummedRange6(frame, protocol, l4, end);
+    if (!c.ok) return c;
+    if (!c.value) return ok({ ip: true, l4: true, l4Checked: false });
+    return ok({ ip: true, l4: l4Checksum6(frame, l4, c.value.end, src, dst, protocol) === 0, l4Checked: true });
+  }
   const r = locateIpv4(frame);
   if (!r.ok) return r;
   const { l3, hl, end, protocol, l4 } = r.value;
@@ -46,6 +62,20 @@ export function verifyChecksums(frame: Buffer): Result<ChecksumStatus> {
  * The reference the incremental helpers are tested against.
  */
 export function recomputeChecksums(frame: Buffer): Result<void> {
+  const v6 = ipv6Upper(frame);
+  if (v6) {
+    if (!v6.ok) return v6;
+    const { l4, end, protocol, src, dst } = v6.value;
+    if (l4 < 0) return ok(undefined);
+    const c = checksummedRange6(frame, protocol, l4, end);
+    if (!c.ok) return c;
+    if (!c.value) return ok(undefined);
+    frame.writeUInt16BE(0, c.value.csumOff);
+    let sum = l4Checksum6(frame, l4, c.value.end, src, dst, protocol);
+    if (protocol === IPPROTO_UDP && sum === 0) sum = 0xffff;
+    frame.writeUInt16BE(sum, c.value.csumOff);
+    return ok(undefined);
+  }
   const r = locateIpv4(frame);
   if (!r.ok) return r;
   const { l3, hl, end, protocol, l4 } = r.value;
@@ -72,4 +102,49 @@ export function recomputeChecksums(frame: Buffer): Result<void> {
     frame.writeUInt16BE(c, csumOff);
   }
   return ok(undefined);
+}
+
+interface Ipv6Upper {
+  /** Upper-layer header offset, or -1 for a fragment (its checksum covers other frames). */
+  l4: number;
+  end: number;
+  protocol: number;
+  src: Buffer;
+  dst: Buffer;
+}
+
+/** null when the frame is not IPv6 (the IPv4 path then reports what it is). */
+function ipv6Upper(frame: Buffer): Result<Ipv6Upper> | null {
+  if (!Buffer.isBuffer(frame)) return null;
+  const l = locateL3(frame);
+  if (!l || l.ethType !== ETHERTYPE_IPV6) return null;
+  const r = decodeIpv6(frame, l.l3Offset);
+  if (!r.ok) return r;
+  const ip = r.value;
+  return ok({
+    l4: ip.isFragment ? -1 : l.l3Offset + ip.headerLength,
+    end: l.l3Offset + ip.totalLength,
+    protocol: ip.protocol,
+    src: ip.srcBytes,
+    dst: ip.pseudoDstBytes,
+  });
+}
+
+/** The checksum field and the end of the range it covers, for TCP/UDP/ICMPv6; null for other protocols. */
+function checksummedRange6(frame: Buffer, protocol: number, l4: number, end: number): Result<{ csumOff: number; end: number } | null> {
+  if (protocol === IPPROTO_TCP) {
+    if (end - l4 < 20) return err('truncated', 'TCP header truncated', l4);
+    return ok({ csumOff: l4 + 16, end });
+  }
+  if (protocol === IPPROTO_UDP) {
+    if (end - l4 < 8) return err('truncated', 'UDP header truncated', l4);
+    const ulen = frame.readUInt16BE(l4 + 4);
+    if (ulen < 8 || ulen > end - l4) return err('bad_value', `bad UDP length ${ulen}`, l4 + 4);
+    return ok({ csumOff: l4 + 6, end: l4 + ulen });
+  }
+  if (protocol === IPPROTO_ICMPV6) {
+    if (end - l4 < 8) return err('truncated', 'ICMPv6 header truncated', l4);
+    return ok({ csumOff: l4 + 2, end });
+  }
+  return ok(null);
 }

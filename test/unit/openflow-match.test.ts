@@ -50,6 +50,19 @@ const FIELDS: Array<[Match, string]> = [
   [{ arpSha: { value: 'aa:bb:cc:dd:ee:00', mask: 'ff:ff:ff:ff:ff:00' } }, '8000310c aabbccddee00 ffffffffff00'],
   [{ arpTha: 'aa:bb:cc:dd:ee:02' }, '80003206 aabbccddee02'],
   [{ arpTha: { value: 'aa:bb:cc:dd:ee:00', mask: 'ff:ff:ff:ff:ff:00' } }, '8000330c aabbccddee00 ffffffffff00'],
+  [{ ipv6Src: '2001:db8::1' }, '80003410 20010db8000000000000000000000001'],
+  [{ ipv6Src: { value: '2001:db8::', mask: 'ffff:ffff::' } }, '80003520 20010db8000000000000000000000000 ffffffff000000000000000000000000'],
+  [{ ipv6Dst: 'fe80::1' }, '80003610 fe800000000000000000000000000001'],
+  [{ ipv6Dst: { value: '::ffff:10.0.0.0', mask: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00' } }, '80003720 00000000000000000000ffff0a000000 ffffffffffffffffffffffffffffff00'],
+  [{ ipv6Flabel: 0x12345 }, '80003804 00012345'],
+  [{ ipv6Flabel: { value: 1, mask: 0xf } }, '80003908 00000001 0000000f'],
+  [{ icmpv6Type: 135 }, '80003a01 87'],
+  [{ icmpv6Code: 0 }, '80003c01 00'],
+  [{ ipv6NdTarget: '2001:db8::2' }, '80003e10 20010db8000000000000000000000002'],
+  [{ ipv6NdSll: '02:00:00:00:00:01' }, '80004006 020000000001'],
+  [{ ipv6NdTll: '02:00:00:00:00:02' }, '80004206 020000000002'],
+  [{ ipv6Exthdr: 0x10 }, '80004e02 0010'],
+  [{ ipv6Exthdr: { value: 0x10, mask: 0x30 } }, '80004f04 0010 0030'],
   // tcp_flags as OVS emits it at OF1.3: ONF experimenter OXM (class 0xffff, field 42, exp ONF).
   [{ tcpFlags: 0x002 }, 'ffff5406 4f4e4600 0002'],
   [{ tcpFlags: { value: 0x002, mask: 0x012 } }, 'ffff5508 4f4e4600 0002 0012'],
@@ -88,19 +101,19 @@ describe('openflow codec: match / OXM', () => {
     assert.deepEqual(decodeMatch(hex(wrap('00014504 0002 0fff'))), { ok: true, value: { tcpFlags: { value: 2, mask: 0xfff } } });
   });
 
-  it('keeps unknown OXMs (e.g. IPv6, other experimenters) and re-encodes them', () => {
-    const ipv6Src = '80003410 20010db8000000000000000000000001';
+  it('keeps unknown OXMs (e.g. MPLS, other experimenters) and re-encodes them', () => {
+    const mplsLabel = '80004404 00012345';
     const other = 'ffff0208 12345678 abcd0000';
-    const r = decodeMatch(hex(wrap(`80000a02 86dd ${ipv6Src} ${other}`)));
+    const r = decodeMatch(hex(wrap(`80000a02 8847 ${mplsLabel} ${other}`)));
     assert.ok(r.ok);
     assert.deepEqual(r.value, {
-      ethType: 0x86dd,
+      ethType: 0x8847,
       unknownOxm: [
-        { oxmClass: 0x8000, field: 26, hasMask: false, data: hex('20010db8000000000000000000000001') },
+        { oxmClass: 0x8000, field: 34, hasMask: false, data: hex('00012345') },
         { oxmClass: 0xffff, field: 1, hasMask: false, data: hex('12345678abcd0000') },
       ],
     });
-    assert.equal(encodeMatch(r.value).toString('hex'), wrap(`80000a02 86dd ${ipv6Src} ${other}`));
+    assert.equal(encodeMatch(r.value).toString('hex'), wrap(`80000a02 8847 ${mplsLabel} ${other}`));
   });
 
   describe('errors', () => {

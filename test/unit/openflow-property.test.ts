@@ -6,6 +6,7 @@ import {
   decodeMessage, encodeMessage, splitMessages, OXM_FIELDS, OFPT, OFPMP, NX_VENDOR_ID, OFPAT,
   type Action, type Instruction, type Match, type OfpMessage, type PortDesc,
 } from '../../controller/openflow/index.ts';
+import { formatIpv6, parseIpv6 } from '../../controller/packet/addr.ts';
 
 const u8 = fc.integer({ min: 0, max: 0xff });
 const u16 = fc.integer({ min: 0, max: 0xffff });
@@ -15,6 +16,8 @@ const bytes = (max = 32) => fc.uint8Array({ maxLength: max }).map((a) => Buffer.
 const bytesOfLen = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((a) => Buffer.from(a));
 const mac = fc.uint8Array({ minLength: 6, maxLength: 6 }).map((a) => [...a].map((x) => x.toString(16).padStart(2, '0')).join(':'));
 const ipv4 = fc.uint8Array({ minLength: 4, maxLength: 4 }).map((a) => [...a].join('.'));
+// Half the bytes zero, so '::' compression and the mixed IPv4 forms come up.
+const ipv6 = fc.uint8Array({ minLength: 16, maxLength: 16 }).chain((a) => fc.uint8Array({ minLength: 16, maxLength: 16 }).map((z) => formatIpv6(Buffer.from(a.map((x, i) => (z[i]! < 128 ? 0 : x))))));
 const name = (max: number) => fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-_.'.split('')), maxLength: max });
 const rec = <T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }) => fc.record(model, { noNullPrototype: true }) as fc.Arbitrary<T>;
 
@@ -23,15 +26,21 @@ function valueArb(kind: string, max?: number): fc.Arbitrary<unknown> {
   switch (kind) {
     case 'u8': return fc.integer({ min: 0, max: max ?? 0xff });
     case 'u16': return fc.integer({ min: 0, max: max ?? 0xffff });
-    case 'u32': return u32;
+    case 'u32': return fc.integer({ min: 0, max: max ?? 0xffffffff });
     case 'u64': return u64;
     case 'mac': return mac;
+    case 'ipv6': return ipv6;
     default: return ipv4;
   }
 }
 function andMask(kind: string, v: unknown, m: unknown): unknown {
   if (typeof v === 'bigint') return v & (m as bigint);
   if (typeof v === 'number') return v & (m as number);
+  if (kind === 'ipv6') {
+    const [a, b] = [parseIpv6(v as string), parseIpv6(m as string)];
+    if (!a.ok || !b.ok) throw new Error('bad generated IPv6 address');
+    return formatIpv6(Buffer.from(a.value.map((x, i) => x & b.value[i]!)));
+  }
   const sep = kind === 'mac' ? ':' : '.';
   const radix = kind === 'mac' ? 16 : 10;
   const a = (v as string).split(sep).map((x) => parseInt(x, radix));
@@ -49,7 +58,7 @@ const unknownOxm = rec({
   field: fc.integer({ min: 35, max: 127 }),
   hasMask: fc.boolean(),
   data: bytes(16),
-});
+}).filter((u) => !OXM_FIELDS.some((d) => d.oxmClass === u.oxmClass && d.field === u.field));
 const matchArb: fc.Arbitrary<Match> = fc
   .tuple(fc.record(fieldArbs, { requiredKeys: [], noNullPrototype: true }), fc.array(unknownOxm, { maxLength: 2 }))
   .map(([m, u]) => (u.length ? { ...m, unknownOxm: u } : m) as Match);

@@ -1,0 +1,149 @@
+// IPv6/ICMPv6 fuzzing: random, truncated and mutated frames never make a decoder, a checksum
+// helper or a rewrite helper throw; every result is a well-formed Result.
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  buildIcmpv6EchoFrame, buildNeighborAdvertisement, buildNeighborSolicitation, buildTcp6Frame, buildUdp6Frame, canonicalIpv6, decodeIcmpv6,
+  decodeIpv6, decodeNdOptions, nopOutTcpOptions, parseFrame, parseIpv6, recomputeChecksums, replaceTcpOptions, rewriteEthDst, rewriteIpv4Dst,
+  rewriteL4DstPort, rewriteTcpWindow, shiftSackBlocks, shiftTcpAck, shiftTcpSeq, shiftTcpTimestamps, stripTcpOptionsFromFrame, verifyChecksums,
+  type Result,
+} from '../../controller/packet/index.ts';
+
+const KINDS = new Set(['truncated', 'bad_value', 'unsupported', 'bad_options', 'not_applicable', 'bad_argument']);
+
+function wellFormed(r: Result<unknown>): void {
+  assert.equal(typeof r.ok, 'boolean');
+  if (!r.ok) {
+    assert.ok(KINDS.has(r.error.kind), r.error.kind);
+    assert.equal(typeof r.error.message, 'string');
+  }
+}
+
+const ENTRY_POINTS: [string, (b: Buffer) => Result<unknown>][] = [
+  ['parseFrame', parseFrame],
+  ['verifyChecksums', verifyChecksums],
+  ['recomputeChecksums', recomputeChecksums],
+  ['replaceTcpOptions', (b) => replaceTcpOptions(b, [{ kind: 'mss', value: 1 }])],
+  ['stripTcpOptionsFromFrame', (b) => stripTcpOptionsFromFrame(b, ['timestamp'], { dropPayload: true })],
+  ['decodeIpv6 at 14', (b) => decodeIpv6(b, 14)],
+  ['decodeIcmpv6 at 54', (b) => decodeIcmpv6(b, 54, b.length, b.subarray(22, 38), b.subarray(38, 54))],
+  // The in-place L3/L4 helpers are IPv4-only: an IPv6 frame must come back as an error, untouched.
+  ['rewriteIpv4Dst', (b) => rewriteIpv4Dst(b, '5.6.7.8')],
+  ['rewriteL4DstPort', (b) => rewriteL4DstPort(b, 2)],
+  ['rewriteEthDst', (b) => rewriteEthDst(b, '02:00:00:00:00:09')],
+  ['rewriteTcpWindow', (b) => rewriteTcpWindow(b, 3)],
+  ['shiftTcpSeq', (b) => shiftTcpSeq(b, -7)],
+  ['shiftTcpAck', (b) => shiftTcpAck(b, 9)],
+  ['shiftSackBlocks', (b) => shiftSackBlocks(b, 9)],
+  ['shiftTcpTimestamps', (b) => shiftTcpTimestamps(b, { tsval: 1, tsecr: -1 })],
+  ['nopOutTcpOptions', (b) => nopOutTcpOptions(b, ['timestamp'])],
+];
+
+function hammer(buf: Buffer): void {
+  for (const [name, fn] of ENTRY_POINTS) {
+    let r: Result<unknown>;
+    try {
+      r = fn(Buffer.from(buf));
+    } catch (e) {
+      assert.fail(`${name} threw on ${buf.toString('hex')}: ${String(e)}`);
+    }
+    wellFormed(r);
+  }
+}
+
+const L2 = { ethSrc: '02:00:00:00:00:01', ethDst: '02:00:00:00:00:02', ipSrc: '2001:db8::1', ipDst: '2001:db8::2' };
+const SEEDS: Buffer[] = [
+  buildTcp6Frame({
+    ...L2, srcPort: 1, dstPort: 2, seq: 3, ack: 4, flags: 0x10, window: 5, payload: Buffer.from('hello'), vlans: [5],
+    options: [{ kind: 'nop' }, { kind: 'nop' }, { kind: 'timestamp', tsval: 1, tsecr: 2 }, { kind: 'nop' }, { kind: 'nop' }, { kind: 'sack', blocks: [{ left: 1, right: 2 }] }],
+  }),
+  buildTcp6Frame({
+    ...L2, srcPort: 1, dstPort: 2, seq: 3, ack: 0, flags: 0x02, window: 5, options: [{ kind: 'mss', value: 1440 }],
+    extHeaders: [
+      { kind: 'hop_by_hop', options: [{ type: 5, data: Buffer.from([0, 0]) }] }, { kind: 'destination' },
+      { kind: 'routing', routingType: 2, segmentsLeft: 1, addresses: ['2001:db8::9'] }, { kind: 'fragment', id: 1 }, { kind: 'auth', spi: 1, seq: 2 },
+    ],
+  }),
+  buildUdp6Frame({ ...L2, srcPort: 1, dstPort: 2, payload: Buffer.from('x'), extHeaders: [{ kind: 'fragment', id: 7, mf: true }] }),
+  buildIcmpv6EchoFrame({ ...L2, type: 'request', id: 1, seq: 2, payload: Buffer.from('ping') }),
+  buildNeighborSolicitation({ ethSrc: L2.ethSrc, ipSrc: L2.ipSrc, target: L2.ipDst, options: [{ kind: 'mtu', mtu: 1500 }] }),
+  buildNeighborAdvertisement({ ethSrc: L2.ethSrc, ipSrc: L2.ipSrc, router: true }),
+];
+
+describe('packet codec, IPv6: fuzzing', () => {
+  it('random buffers behind an IPv6 EtherType never make any entry point throw', () => {
+    // Version 6, a next header from the walked set or the upper layers, and a plausible payload
+    // length send the fuzz into the extension-header walk, ICMPv6 and ND options.
+    const frame = fc
+      .tuple(fc.uint8Array({ minLength: 14, maxLength: 200 }), fc.constantFrom(0, 43, 44, 51, 60, 6, 17, 58, 59, 50), fc.boolean())
+      .map(([a, nh, exactLength]) => {
+        const b = Buffer.from(a);
+        b.writeUInt16BE(0x86dd, 12);
+        if (b.length > 14) b[14] = 0x60 | (b[14]! & 0x0f);
+        if (b.length > 20) b[20] = nh;
+        if (b.length > 19 && exactLength) b.writeUInt16BE(Math.max(0, b.length - 54), 18);
+        return b;
+      });
+    fc.assert(fc.property(frame, hammer), { numRuns: 4000 });
+  });
+
+  it('every truncation of a valid IPv6 frame is a truncated error for parseFrame, and never throws anywhere', () => {
+    for (const seed of SEEDS) {
+      for (let n = 0; n < seed.length; n++) {
+        const cut = seed.subarray(0, n);
+        hammer(cut);
+        const r = parseFrame(Buffer.from(cut));
+        assert.equal(r.ok, false, `prefix of ${n}/${seed.length} bytes parsed`);
+        if (!r.ok) assert.equal(r.error.kind, 'truncated', `${n}: ${r.error.message}`);
+      }
+    }
+  });
+
+  it('bit flips and byte overwrites of valid IPv6 frames never throw', () => {
+    const mutated = fc
+      .tuple(fc.constantFrom(...SEEDS), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }))
+      .map(([seed, edits]) => {
+        const b = Buffer.from(seed);
+        for (const [pos, v] of edits) b[pos % b.length] = v;
+        return b;
+      });
+    fc.assert(fc.property(mutated, hammer), { numRuns: 4000 });
+  });
+
+  it('the IPv4-only rewrite helpers leave IPv6 frames untouched', () => {
+    for (const seed of SEEDS) {
+      const b = Buffer.from(seed);
+      for (const [name, fn] of ENTRY_POINTS.filter(([n]) => /^(rewriteIpv4|rewriteL4|rewriteTcp|shift|nopOut)/.test(n))) {
+        const r = fn(b);
+        assert.equal(r.ok, false, name);
+        assert.ok(b.equals(seed), name);
+      }
+    }
+  });
+
+  it('ICMPv6 and ND option decoders terminate on any bytes and offsets', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 120 }), fc.nat(130), fc.nat(130), (a, x, y) => {
+      const b = Buffer.from(a);
+      const [start, end] = x <= y ? [x, Math.min(y, b.length)] : [y, Math.min(x, b.length)];
+      const o = decodeNdOptions(b, start, end);
+      assert.ok(Array.isArray(o.options));
+      if (o.error) assert.equal(o.error.kind, 'bad_options');
+      wellFormed(decodeIcmpv6(b, start, end, Buffer.alloc(16), Buffer.alloc(16)));
+      wellFormed(decodeIpv6(b, start));
+    }), { numRuns: 3000 });
+  });
+
+  it('IPv6 text parsing never throws; what it accepts round-trips through the canonical form', () => {
+    const text = fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF:.%/ gx'.split('')), maxLength: 48 });
+    fc.assert(fc.property(text, (s) => {
+      const r = parseIpv6(s);
+      wellFormed(r);
+      if (r.ok) {
+        const c = canonicalIpv6(s);
+        assert.ok(c.ok);
+        const again = parseIpv6(c.value);
+        assert.ok(again.ok && again.value.equals(r.value));
+      }
+    }), { numRuns: 5000 });
+  });
+});
