@@ -6,7 +6,7 @@
 import { OFPET, type FlowStats, type OfpMessage } from '../openflow/index.ts';
 import type { ParsedFrame } from '../packet/index.ts';
 import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/switch-connection.ts';
-import { tupleKey, type Connection } from './connection.ts';
+import { makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
   deleteAllInterceptFlows, deleteConnectionFlows, flowsByConnection, interceptFlows, probeFlows,
@@ -97,13 +97,13 @@ export class SwitchAdoption {
   /** A connection rebuilt from its flows: forwarded (maybe migrated) as the flows say. */
   private adopt(sw: SwitchConnection, dpid: string, spec: ConnectionFlowSpec & { meta: ConnectionMeta }): Connection {
     const core = this.core;
-    const c: Connection = {
+    const c = makeConnection({
       id: spec.id, service: core.service(spec.meta.serviceName)!, sw, dpid, mode: spec.mode,
       client: spec.client, serviceL2: spec.service, backend: spec.backend, backendName: spec.meta.backendName,
       phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
       syn: spec.meta.syn, isnClient: spec.meta.syn?.isn ?? -1, acceptedSynAck: spec.meta.synAck,
-      ackDelta: spec.ackDelta, queue: [], retired: [], createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, timers: {}, adopted: true, flowsInstalled: true,
-    };
+      ackDelta: spec.ackDelta, createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, adopted: true, flowsInstalled: true,
+    });
     core.table.add(c);
     core.learning.learnHost(c.client.ip, { mac: c.client.mac, dpid, port: c.client.ofport, seen: Date.now() });
     core.emit('conn_opened', core.describe(c));
@@ -130,14 +130,14 @@ export class SwitchAdoption {
     const clientPort = dir === 'c2s' ? inPort : core.learning.portForMac(dpid, client.mac);
     const serverPort = dir === 's2c' ? inPort : primary.switchPort ?? core.learning.portForMac(dpid, serverMac);
     if (clientPort === undefined || serverPort === undefined) return false;
-    const c: Connection = {
+    const c = makeConnection({
       id: core.table.allocId(), service, sw, dpid, mode: core.modes.get(dpid) ?? 'relay',
       client: { ...client, ofport: clientPort },
       serviceL2: { mac: serverMac, ip: service.address, port: service.port },
       backend: { mac: serverMac, ip: primary.address, port: primary.port, ofport: serverPort },
       backendName: primary.name, phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
-      isnClient: -1, ackDelta: 0, queue: [], retired: [], createdAt: Date.now(), migrations: 0, timers: {}, adopted: true,
-    };
+      isnClient: -1, ackDelta: 0, createdAt: Date.now(), migrations: 0, adopted: true,
+    });
     core.table.add(c);
     core.stats.degraded++;
     core.log.info('connection without a known handshake (from before a restart); forwarding it to the primary', { conn: c.id, client: `${client.ip}:${client.port}`, service: service.name });
@@ -189,7 +189,7 @@ export class SwitchAdoption {
     c.replay = undefined;
     c.frozenByFlow = false;
     c.held = undefined;
-    c.queue = [];
+    c.queue = NONE;
     if (c.phase === 'held' || c.phase === 'replaying') core.setPhase(c, 'established');
     else if (c.phase === 'freezing') core.setPhase(c, 'forwarded');
     if (wasMoving) core.emit('migration_failed', core.describe(c), { why: 'switch disconnected during the move' });

@@ -8,11 +8,11 @@ import { parseFrame, type ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { LearningSwitch } from '../apps/learning-switch.ts';
 import type { Logger } from '../log.ts';
-import { ConnectionTable, type Connection, type Phase } from './connection.ts';
+import { ConnectionTable, NONE, type Connection, type Phase } from './connection.ts';
 import { connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
 import type { SynRecord } from './connection-record.ts';
 import { allowed, hasFlows } from './phases.ts';
-import { connCookie, CONN_COOKIE_MASK } from '../cookies.ts';
+import { connCookie, CONN_COOKIE_MASK, CONN_ROLE } from '../cookies.ts';
 import { rewriteToBackend, rewriteToClient } from './relay.ts';
 import { stringInterner, valueInterner } from './intern.ts';
 import type { TcpTrack } from './tcp-state.ts';
@@ -83,6 +83,12 @@ export class EngineCore {
     this.services = services.map((s) => structuredClone(s));
     this.indexServices();
     this.table = new ConnectionTable({ max: opts.maxConnections, halfOpenMax: opts.halfOpenMax ?? 10000, halfOpenPerSource: opts.halfOpenPerSource ?? 256 });
+  }
+
+  /** A SYN record whose options string is shared with every other client that sent the same options. */
+  shareOptions(r: SynRecord | undefined): SynRecord | undefined {
+    if (r) r.options = this.shared.strings.get(r.options);
+    return r;
   }
 
   emit(event: string, ...args: unknown[]): void { this.events.emit(event, ...args); }
@@ -188,7 +194,16 @@ export class EngineCore {
   /** Every flow of the connection replaced with the plan for its current state (no delete before its first flows: there is nothing to delete). */
   reinstallMessages(c: Connection): OfpMessage[] {
     const fresh = !c.flowsInstalled && !c.frozenByFlow && !c.adopted;
-    return [...(fresh ? [] : deleteConnectionFlows(c.id)), ...connectionFlows(this.flowSpec(c))];
+    return [...(fresh ? [] : this.deleteFlowsOf(c)), ...connectionFlows(this.flowSpec(c))];
+  }
+
+  /**
+   * Deletes of the flow roles this connection can have on the switch: its two flows; freeze flows
+   * if a mid-stream move installed some; anything for an adopted one (an older layout, a left-over freeze).
+   */
+  deleteFlowsOf(c: Connection): OfpMessage[] {
+    if (c.adopted) return deleteConnectionFlows(c.id);
+    return deleteConnectionFlows(c.id, c.frozeEver ? [CONN_ROLE.main, CONN_ROLE.freeze, CONN_ROLE.freezeCopy] : [CONN_ROLE.main]);
   }
 
   /**
@@ -201,12 +216,12 @@ export class EngineCore {
     await c.sw.transact(this.reinstallMessages(c));
     c.strays = 0;
     c.flowsInstalled = true;
-    if (c.phase === 'closed' || c.phase === 'closing') { c.held = undefined; c.queue = []; return; }
+    if (c.phase === 'closed' || c.phase === 'closing') { c.held = undefined; c.queue = NONE; return; }
     this.setPhase(c, phase);
     this.clearTimer(c, 'idle');
     const out = [...(c.held ? [c.held.frame] : []), ...c.queue];
     c.held = undefined;
-    c.queue = [];
+    c.queue = NONE;
     for (const f of out) {
       if (this.relayed(c)) this.relayToBackend(c, f);
       else this.toPipeline(c, f, c.client.ofport);
@@ -233,7 +248,7 @@ export class EngineCore {
     if (!this.setPhase(c, 'forwarded')) return;
     const out = [...(c.held ? [c.held.frame] : []), ...c.queue];
     c.held = undefined;
-    c.queue = [];
+    c.queue = NONE;
     for (const f of out) this.relayToBackend(c, f);
   }
 

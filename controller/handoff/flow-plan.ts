@@ -191,13 +191,13 @@ export function deleteFreezeFlows(spec: { id: number; client: Attached; service:
 }
 
 /**
- * Every flow of one connection, whatever its role, in every table: one delete per role, each by its
+ * Every flow of one connection (of the given roles; default: all), in every table: one delete per role, each by its
  * exact cookie. OVS finds rules by a cookie index only when the mask is all ones; any other mask
  * (one delete with the role bits masked out) walks the whole flow table, which at 10,000
  * connections stalled ovs-vswitchd for seconds per teardown (docs/benchmarks.md).
  */
-export function deleteConnectionFlows(id: number): OfpMessage[] {
-  return Object.values(CONN_ROLE).map((role) => flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id, role), cookieMask: ALL_ONES, match: {} }));
+export function deleteConnectionFlows(id: number, roles: readonly bigint[] = Object.values(CONN_ROLE)): OfpMessage[] {
+  return roles.map((role) => flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id, role), cookieMask: ALL_ONES, match: {} }));
 }
 
 export interface InterceptSpec { index: number; service: { ip: string; port: number }; backends: { ip: string; port: number }[] }

@@ -7,7 +7,7 @@ import { seqAdd, type ParsedFrame } from '../packet/index.ts';
 import { dpidString, type SwitchConnection } from '../datapath/switch-connection.ts';
 import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE, isFlagCopy } from '../cookies.ts';
 import type { PacketIn } from '../apps/app.ts';
-import { clientKey, tupleKey, type Connection } from './connection.ts';
+import { clientKey, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import { EngineError, ownCopy, reparse, synRecordOfFrame, type EngineCore, type VerdictRequest } from './engine-core.ts';
 import { bypassFlow, fullFreezeFlow } from './flow-plan.ts';
 import { LogThrottle } from '../log-throttle.ts';
@@ -127,16 +127,15 @@ export class Interception {
     }
     const backendPort = primary.switchPort ?? learning.portForMac(dpid, frame.eth.dst) ?? OFPP.FLOOD;
     const ends = this.serviceEnds(service, primary, frame.eth.dst, backendPort);
-    const c: Connection = {
+    const c = makeConnection({
       id: table.allocId(), service, sw, dpid, mode: this.core.modes.get(dpid) ?? 'relay',
-      client: { mac: this.core.shared.strings.get(frame.eth.src), ip: ip.src, port: tcp.srcPort, ofport: inPort },
+      client: { mac: this.core.shared.strings.get(frame.eth.src), ip: this.core.shared.strings.get(ip.src), port: tcp.srcPort, ofport: inPort },
       serviceL2: ends.serviceL2,
       backend: ends.backend,
       backendName: primary.name,
       phase: 'handshake', track: tcp.flagSet.rst ? observe(initialTrack(), 'c2s', segmentInfo(frame)) : SYN_SENT,
-      syn: synRecordOfFrame(sent), isnClient: tcp.seq, ackDelta: 0, queue: [], retired: [],
-      createdAt: Date.now(), migrations: 0, timers: {},
-    };
+      syn: this.core.shareOptions(synRecordOfFrame(sent)), isnClient: tcp.seq, ackDelta: 0, createdAt: Date.now(), migrations: 0,
+    });
     table.add(c);
     stats.intercepted++;
     this.sweepHandshakes();
@@ -227,7 +226,7 @@ export class Interception {
         if (c.queue.some((q) => q.equals(frame.raw))) return;
         // Losing one would leave the target without data the client believes delivered: call the move off instead.
         if (c.queue.length >= MAX_QUEUE) { core.parts.move.failMove(c, `more than ${MAX_QUEUE} client segments behind the held one`); return; }
-        c.queue.push(ownCopy(frame.raw));
+        c.queue = c.queue.concat([ownCopy(frame.raw)]);
       }
       return;
     }
@@ -267,7 +266,7 @@ export class Interception {
           return;
         }
         if (seg.payloadLength === 0 && !seg.fin && !seg.rst) return; // pure ACKs carry nothing the backend needs yet
-        if (c.queue.length < MAX_QUEUE && !c.queue.some((q) => q.equals(frame.raw))) c.queue.push(ownCopy(frame.raw));
+        if (c.queue.length < MAX_QUEUE && !c.queue.some((q) => q.equals(frame.raw))) c.queue = c.queue.concat([ownCopy(frame.raw)]);
         return;
       case 'freezing':
         if (seg.payloadLength > 0) { this.hold(c, frame); return; }
@@ -341,7 +340,7 @@ export class Interception {
   private hold(c: Connection, frame: ParsedFrame): void {
     const core = this.core;
     c.held = heldOf(frame);
-    c.queue = [];
+    c.queue = NONE;
     if (c.phase === 'freezing') {
       // Mid-stream: the move was decided already; this segment is the boundary it happens at.
       core.clearTimer(c, 'freeze');

@@ -60,6 +60,7 @@ export class Mover {
     // Barrier: once it returns, the client's next segment cannot slip past to the old backend.
     if (!core.relayed(c)) {
       c.frozenByFlow = true;
+      c.frozeEver = true;
       await c.sw.transact(freezeFlows(core.flowSpec(c)));
       // OVS answers the barrier once its flow table changed, but revalidates the datapath's cached
       // megaflows asynchronously: for a moment the client's packets can still take the old path.
@@ -163,7 +164,7 @@ export class Mover {
     c.backend = r.target;
     c.backendName = r.targetName;
     c.ackDelta = ackDelta;
-    c.retired.push(tupleKey(old.backend.ip, old.backend.port, c.client.ip, c.client.port));
+    c.retired = c.retired.concat(tupleKey(old.backend.ip, old.backend.port, c.client.ip, c.client.port));
     c.frozenByFlow = false;
     // Counted before the install: the flows' state note records it.
     c.migrations++;
@@ -213,7 +214,7 @@ export class Mover {
     const r = c.replay;
     if (r?.timer) clearTimeout(r.timer);
     // The target may still retransmit its SYN-ACK: keep dropping its packets (and free the key with the connection).
-    if (r) c.retired.push(tupleKey(r.target.ip, r.target.port, c.client.ip, c.client.port));
+    if (r) c.retired = c.retired.concat(tupleKey(r.target.ip, r.target.port, c.client.ip, c.client.port));
     c.move = undefined;
     c.replay = undefined;
     if (o.cancelled) {

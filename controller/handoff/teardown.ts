@@ -6,7 +6,6 @@ import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE } from '../cookies.t
 import type { FlowRemoved } from '../apps/app.ts';
 import { clientKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
-import { deleteConnectionFlows } from './flow-plan.ts';
 import { bothFinSent, observe, segmentInfo, type Direction } from './tcp-state.ts';
 
 /** Client tuples of recently finished connections: their late packets must not be adopted as new connections. */
@@ -61,7 +60,7 @@ export class Teardown {
     core.clearTimers(c);
     core.setPhase(c, 'closed');
     core.table.remove(c);
-    if (removeFlows && c.sw.connected) core.send(c, deleteConnectionFlows(c.id));
+    if (removeFlows && c.sw.connected) core.send(c, core.deleteFlowsOf(c));
     else if (removeFlows) core.parts.adoption.endedWhileAway(c);
     this.recentlyClosed.delete(clientKey(c));
     this.recentlyClosed.set(clientKey(c), Date.now());

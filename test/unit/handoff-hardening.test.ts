@@ -7,7 +7,7 @@ import type { OfpMessage } from '../../controller/openflow/index.ts';
 import { OFP_NO_BUFFER } from '../../controller/openflow/index.ts';
 import { parseFrame, type TcpOption } from '../../controller/packet/index.ts';
 import { BYPASS_COOKIE, PRIORITY, interceptCookie } from '../../controller/handoff/flow-plan.ts';
-import { connCookie, CONN_ROLE } from '../../controller/cookies.ts';
+import { connCookie, CONN_ROLE, INTERCEPT_ROLE } from '../../controller/cookies.ts';
 import { frame } from '../lib/scripted-switch.ts';
 
 const ISN = 1000;
@@ -245,8 +245,20 @@ describe('handoff engine under load and odd TCP (scripted switch)', () => {
     const migrated = bed.waitEvent('migrated');
     bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 6, options: SYN_OPTIONS });
     await migrated;
-    const deletes = bed.sw.flowMods().filter((m) => m.command === 'delete');
-    assert.deepEqual(deletes.map((m) => [m.cookie, m.cookieMask]), Object.values(CONN_ROLE).map((r) => [connCookie(id, r), 0xffffffffffffffffn]), 'every role (freeze ones included) by its exact cookie');
+    const deletes = bed.sw.take().filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'delete');
+    const exact = (roles: bigint[]) => roles.map((r) => [connCookie(id, r), 0xffffffffffffffffn]);
+    assert.deepEqual(deletes.map((m) => [m.cookie, m.cookieMask]), exact([CONN_ROLE.main, CONN_ROLE.freeze, CONN_ROLE.freezeCopy]), 'after a mid-stream move: its two flows and the freeze ones, each by its exact cookie');
+    // The end of a connection that was never frozen deletes its one role only.
+    const other = bed.handshake({ ...CLIENT, port: CLIENT.port + 1 });
+    bed.from({ ...CLIENT, port: CLIENT.port + 1 }, S1, { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' });
+    const fwd2 = bed.waitEvent('forwarded');
+    bed.engine.verdict(other, { verdict: 'FORWARD', source: 'test' });
+    await fwd2;
+    bed.sw.take();
+    const closed = bed.waitEvent('conn_closed');
+    bed.from({ ...CLIENT, port: CLIENT.port + 1 }, S1, { flags: { rst: true }, seq: ISN + 6 }, interceptCookie(0, INTERCEPT_ROLE.flagCopy));
+    await closed;
+    assert.deepEqual(bed.sw.take().filter((m): m is FlowMod => m.type === 'flow_mod').map((m) => [m.command, m.cookie, m.cookieMask]), [['delete', connCookie(other, CONN_ROLE.main), 0xffffffffffffffffn]]);
   });
 
   it('direct traffic from a backend\'s service port gets a bypass flow instead of a Packet-In per segment', async () => {
