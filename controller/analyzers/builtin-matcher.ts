@@ -2,13 +2,19 @@
  * Built-in analyzer: applies the Snort rule subset of rules.ts to one TCP segment (the segment
  * the controller holds), synchronously, without an external IDS. Gives the same (sid, verdict)
  * per segment as Suricata on single-segment payloads; unlike Suricata it never reassembles the
- * stream, so a pattern split across segments is not seen.
+ * stream, so a pattern split across segments is not seen. QUIC rules of the same files are
+ * matched against a client's decoded Initial instead (quic-matcher.ts, `matchQuic`).
  */
 import { EventEmitter } from 'node:events';
 import type { ParsedFrame } from '../packet/index.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import { addrMatch, flagsMatch, formatRuleError, loadRuleFiles, portMatch, RuleParseError, type Rule } from './rules.ts';
-import { frameFacts, type Alert, type AlertSource } from './types.ts';
+import type { ClientInitialProgress } from '../quic/index.ts';
+import { addrMatch, flagsMatch, formatRuleError, loadRuleFiles, portMatch, ruleAlert, RuleParseError, type Rule } from './rules.ts';
+import { matchQuicRules } from './quic-matcher.ts';
+import { frameFacts, type Alert, type AlertSource, type FlowKey } from './types.ts';
+
+// The QUIC side of the built-in matcher, part of the analyzers' public surface with it.
+export { matchQuicRules, quicBuffer, quicVerdict, type CompleteInitial } from './quic-matcher.ts';
 
 export interface BuiltinMatcherOptions {
   /** Rules already parsed (e.g. by parseRules). */
@@ -29,6 +35,7 @@ export function matchRules(rules: readonly Rule[], frame: ParsedFrame, time: Dat
   let lower: Buffer | undefined;
   const out: Alert[] = [];
   for (const r of rules) {
+    if (r.proto !== 'tcp') continue;
     const fwd = addrMatch(r.src, ip.srcNum) && addrMatch(r.dst, ip.dstNum) && portMatch(r.srcPorts, tcp.srcPort) && portMatch(r.dstPorts, tcp.dstPort);
     if (!fwd) {
       const rev = r.bidirectional && addrMatch(r.src, ip.dstNum) && addrMatch(r.dst, ip.srcNum)
@@ -48,11 +55,7 @@ export function matchRules(rules: readonly Rule[], frame: ParsedFrame, time: Dat
       if (c.negated ? found || payload.length === 0 : !found) { ok = false; break; }
     }
     if (!ok) continue;
-    const a: Alert = { source: 'builtin', msg: r.msg, gid: r.gid, sid: r.sid, rev: r.rev, time, ...frameFacts(frame) };
-    if (r.verdict) a.verdict = r.verdict;
-    if (r.classtype !== undefined) a.classification = r.classtype;
-    if (r.priority !== undefined) a.priority = r.priority;
-    out.push(a);
+    out.push(ruleAlert(r, time, frameFacts(frame)));
   }
   return out;
 }
@@ -147,6 +150,14 @@ export class BuiltinMatcher extends EventEmitter implements AlertSource {
   /** Matches without emitting. */
   match(frame: ParsedFrame, time?: Date): Alert[] {
     return matchRules(this.rules, frame, time);
+  }
+
+  /**
+   * Matches the QUIC rules against a client's Initial (`flow`: the client's datagram, client →
+   * service), without emitting: the alerts in rule order, none until the Initial is complete.
+   */
+  matchQuic(initial: ClientInitialProgress, flow: FlowKey, time?: Date): Alert[] {
+    return matchQuicRules(this.rules, initial, flow, time);
   }
 
   /** Matches and emits 'alert' for each result, synchronously; returns the alerts. */
