@@ -102,10 +102,11 @@ export class SwitchAdoption {
       client: spec.client, serviceL2: spec.service, backend: spec.backend, backendName: spec.meta.backendName,
       phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
       syn: spec.meta.syn, isnClient: spec.meta.syn?.isn ?? -1, acceptedSynAck: spec.meta.synAck,
-      ackDelta: spec.ackDelta, createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, adopted: true, flowsInstalled: true,
+      ackDelta: spec.ackDelta, createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, adopted: true, flowsInstalled: true, left: spec.meta.left,
     });
     core.table.add(c);
     core.learning.learnHost(c.client.ip, { mac: c.client.mac, dpid, port: c.client.ofport, seen: Date.now() });
+    core.parts.move.resetLeft(c);
     core.emit('conn_opened', core.describe(c));
     return c;
   }

@@ -28,10 +28,19 @@ export interface ConnectionRecord {
   syn?: SynRecord;
   /** The SYN-ACK the client accepted; later targets must match it. */
   synAck?: SynAckSummary;
+  /**
+   * The backend the last move left and the sequence number its RST carries (its RCV.NXT): a
+   * controller that adopts the connection resets it again, in case the one that moved it stopped
+   * before its RST went out (a socket there would otherwise stay ESTABLISHED for ever).
+   */
+  left?: LeftBackend;
 }
+
+export interface LeftBackend { mac: string; ip: string; port: number; ofport: number; seq: number }
 
 const MAGIC = 'tcp-migrate/1 ';
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export class RecordError extends Error {}
 
@@ -41,6 +50,7 @@ export function encodeRecord(r: ConnectionRecord): Buffer {
     d: r.ackDelta >>> 0, n: r.migrations, t: r.createdAt,
   };
   if (r.syn) o.syn = { isn: r.syn.isn >>> 0, w: r.syn.window, o: r.syn.options, tos: r.syn.tos, ttl: r.syn.ttl, ...(r.syn.ecn ? { e: true } : {}) };
+  if (r.left) o.l = { m: r.left.mac, i: r.left.ip, p: r.left.port, o: r.left.ofport, q: r.left.seq >>> 0 };
   if (r.synAck) o.sa = { mss: r.synAck.mss, ws: r.synAck.wscale, sack: r.synAck.sackPermitted, ts: r.synAck.timestamps, ...(r.synAck.ecn ? { ecn: true } : {}) };
   return Buffer.from(MAGIC + JSON.stringify(o), 'utf8');
 }
@@ -79,6 +89,11 @@ export function decodeRecord(note: Buffer): ConnectionRecord {
       wscale: a.ws === undefined ? undefined : num(a.ws, 'sa.ws', 14),
       sackPermitted: a.sack === true, timestamps: a.ts === true, ecn: a.ecn === true,
     };
+  }
+  if (o.l !== undefined) {
+    const l = o.l;
+    if (typeof l !== 'object' || l === null || typeof l.m !== 'string' || !MAC.test(l.m) || typeof l.i !== 'string' || !IPV4.test(l.i)) throw new RecordError('note field l: bad value');
+    r.left = { mac: l.m, ip: l.i, port: num(l.p, 'l.p', 0xffff), ofport: num(l.o, 'l.o'), seq: num(l.q, 'l.q') };
   }
   return r;
 }

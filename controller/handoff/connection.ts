@@ -5,7 +5,7 @@ import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { ServiceConfig, BackendConfig } from './service-config.ts';
 import type { Attached, L2L4, SwitchMode } from './flow-plan.ts';
 import type { SynAckSummary } from './option-policy.ts';
-import type { SynRecord } from './connection-record.ts';
+import type { LeftBackend, SynRecord } from './connection-record.ts';
 import type { TcpTrack } from './tcp-state.ts';
 
 export type Phase =
@@ -68,6 +68,8 @@ export interface Connection {
   queue: readonly Buffer[];
   move?: MoveRequest;
   replay?: Replay;
+  /** The backend the last move left and its RST's sequence number (in the state note: see ConnectionRecord.left). */
+  left?: LeftBackend;
   /** Backend → client keys of backends the connection left (never pushed to: replaced). */
   retired: readonly string[];
   /** A freeze flow (mid-stream move) is installed and must be removed after the move. */
@@ -91,12 +93,13 @@ export interface Connection {
   adopted?: boolean;
   /** backend ip:port → the timer of the next repeat of the RST that freed that backend (move.ts). */
   resetRepeats?: Map<string, NodeJS.Timeout>;
-  timers: { verdict?: NodeJS.Timeout; idle?: NodeJS.Timeout; close?: NodeJS.Timeout; freeze?: NodeJS.Timeout };
+  /** Armed timers (EngineCore.setTimer); undefined when none is. */
+  timers?: { verdict?: NodeJS.Timeout; idle?: NodeJS.Timeout; close?: NodeJS.Timeout; freeze?: NodeJS.Timeout };
 }
 
 /** What a new connection is given; every other field starts empty. */
 export type ConnectionInit = Pick<Connection, 'id' | 'service' | 'sw' | 'dpid' | 'mode' | 'client' | 'serviceL2' | 'backend' | 'backendName' | 'phase' | 'track' | 'isnClient' | 'ackDelta' | 'createdAt' | 'migrations'>
-  & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled'>>;
+  & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled' | 'left'>>;
 
 /**
  * Every connection gets every field at creation, in one order: one hidden class for all of them,
@@ -107,10 +110,10 @@ export function makeConnection(i: ConnectionInit): Connection {
   return {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,
     backendName: i.backendName, phase: i.phase, track: i.track, syn: i.syn, isnClient: i.isnClient, acceptedSynAck: i.acceptedSynAck,
-    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, retired: NONE, frozenByFlow: undefined,
+    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, left: i.left, retired: NONE, frozenByFlow: undefined,
     frozeEver: undefined, fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, checkingFlows: undefined,
     strays: undefined, createdAt: i.createdAt, migrations: i.migrations, lastVerdict: undefined, adopted: i.adopted, resetRepeats: undefined,
-    timers: { verdict: undefined, idle: undefined, close: undefined, freeze: undefined },
+    timers: undefined,
   };
 }
 

@@ -50,6 +50,9 @@ export interface ConnectionView {
   adopted?: boolean;
 }
 
+type TimerName = keyof NonNullable<Connection['timers']>;
+const TIMER_NAMES: readonly TimerName[] = ['verdict', 'idle', 'close', 'freeze'];
+
 /** Intercepted packets of a connection that should have flows, before its flows are reinstalled. */
 const STRAYS_BEFORE_REINSTALL = 16;
 
@@ -120,14 +123,29 @@ export class EngineCore {
     return true;
   }
 
-  clearTimer(c: Connection, k: keyof Connection['timers']): void {
-    const t = c.timers[k];
-    if (t) { clearTimeout(t); c.timers[k] = undefined; }
+  /** Arms one of the connection's timers (replacing it): the timers object exists only while one is armed. */
+  setTimer(c: Connection, k: TimerName, ms: number, fn: () => void): void {
+    this.clearTimer(c, k);
+    const timers = (c.timers ??= { verdict: undefined, idle: undefined, close: undefined, freeze: undefined });
+    timers[k] = setTimeout(() => { this.forgetTimer(c, k); fn(); }, ms);
+  }
+
+  clearTimer(c: Connection, k: TimerName): void {
+    const t = c.timers?.[k];
+    if (t) { clearTimeout(t); this.forgetTimer(c, k); }
   }
 
   clearTimers(c: Connection): void {
-    for (const k of Object.keys(c.timers) as (keyof Connection['timers'])[]) this.clearTimer(c, k);
+    for (const k of TIMER_NAMES) this.clearTimer(c, k);
     if (c.replay?.timer) { clearTimeout(c.replay.timer); c.replay.timer = undefined; }
+  }
+
+  /** An established connection waits for nothing: it carries no timers object at all. */
+  private forgetTimer(c: Connection, k: TimerName): void {
+    const ts = c.timers;
+    if (!ts) return;
+    ts[k] = undefined;
+    if (!ts.verdict && !ts.idle && !ts.close && !ts.freeze) c.timers = undefined;
   }
 
   send(c: Connection, msgs: OfpMessage[]): void {
@@ -187,7 +205,7 @@ export class EngineCore {
       id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
       ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? c.service.mirrorPort : undefined,
       inspect: c.service.mirrorAll && !!this.opts.inspectInController,
-      meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck },
+      meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck, ...(c.left ? { left: c.left } : {}) },
     };
   }
 
@@ -207,23 +225,35 @@ export class EngineCore {
   }
 
   /**
-   * Replaces all of the connection's flows (old backend, freeze, flag copies) with those for its
-   * current backend, then releases what was held. Packets that fall between the delete and the
-   * adds hit the intercept flow and come to the controller, which handles them by phase. A
-   * connection that started closing meanwhile keeps closing: nothing held is released after a RST.
+   * Replaces all of the connection's flows (old backend, freeze) with those for its current
+   * backend, then releases what was held. The held segments go out right behind the Flow-Mods,
+   * not after the barrier's reply: OVS applies one OpenFlow connection's messages in order and
+   * translates a Packet-Out against the flow table as it is then, so they meet the new flows (a
+   * round trip less before the first byte reaches the backend). They stay held until the barrier
+   * confirms the flows: should the switch refuse them, the early copies came back to the intercept
+   * flow as retransmissions of the held segment (dropped) and the caller releases them its own way.
+   * Packets that fall between a delete and the adds hit the intercept flow and come to the
+   * controller, which handles them by phase. A connection that started closing meanwhile keeps
+   * closing: nothing held is released after a RST.
    */
   async installAndRelease(c: Connection, phase: Phase): Promise<void> {
-    await c.sw.transact(this.reinstallMessages(c));
+    const done = c.sw.transact(this.reinstallMessages(c));
+    const relayed = this.relayed(c);
+    const closing = c.phase === 'closed' || c.phase === 'closing';
+    const early = relayed || closing ? [] : [...(c.held ? [c.held.frame] : []), ...c.queue];
+    for (const f of early) this.toPipeline(c, f, c.client.ofport);
+    await done;
     c.strays = 0;
     c.flowsInstalled = true;
     if (c.phase === 'closed' || c.phase === 'closing') { c.held = undefined; c.queue = NONE; return; }
     this.setPhase(c, phase);
     this.clearTimer(c, 'idle');
-    const out = [...(c.held ? [c.held.frame] : []), ...c.queue];
+    // What arrived while the flows went in (a stale datapath cache's packets) follows what went early.
+    const out = [...(c.held ? [c.held.frame] : []), ...c.queue].filter((f) => !early.includes(f));
     c.held = undefined;
     c.queue = NONE;
     for (const f of out) {
-      if (this.relayed(c)) this.relayToBackend(c, f);
+      if (relayed) this.relayToBackend(c, f);
       else this.toPipeline(c, f, c.client.ofport);
     }
   }

@@ -6,7 +6,7 @@ import {
   type Action, type FlowStats, type Instruction, type Match, type OfpMessage,
 } from '../openflow/index.ts';
 import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, COOKIE_APP_MASK, INTERCEPT_ROLE, interceptCookie } from '../cookies.ts';
-import { decodeRecord, encodeRecord, RecordError, type SynRecord } from './connection-record.ts';
+import { decodeRecord, encodeRecord, RecordError, type LeftBackend, type SynRecord } from './connection-record.ts';
 import type { SynAckSummary } from './option-policy.ts';
 
 /**
@@ -61,6 +61,8 @@ export interface ConnectionMeta {
   createdAt: number;
   syn?: SynRecord;
   synAck?: SynAckSummary;
+  /** The backend the last move left (reset again by a controller that adopts the connection). */
+  left?: LeftBackend;
 }
 
 function noteFor(s: ConnectionFlowSpec): Action[] {
@@ -68,7 +70,7 @@ function noteFor(s: ConnectionFlowSpec): Action[] {
   const m = s.meta;
   const data = encodeRecord({
     serviceName: m.serviceName, serviceMac: s.service.mac, clientMac: s.client.mac, backendName: m.backendName,
-    backendMac: s.backend.mac, ackDelta: s.ackDelta, migrations: m.migrations, createdAt: m.createdAt, syn: m.syn, synAck: m.synAck,
+    backendMac: s.backend.mac, ackDelta: s.ackDelta, migrations: m.migrations, createdAt: m.createdAt, syn: m.syn, synAck: m.synAck, left: m.left,
   });
   return [{ type: 'nx_note', data }];
 }
@@ -343,7 +345,7 @@ export function adoptConnection(flows: FlowStats[], ctx: AdoptionContext): Adopt
     client, service: { mac: rec.serviceMac, ip: m.ipv4Dst, port: m.tcpDst },
     backend: { mac: rec.backendMac, ip: b.ipv4Src, port: b.tcpSrc, ofport: b.inPort },
     mirrorPort: service.mirrorPort, inspect: service.inspect,
-    meta: { serviceName: rec.serviceName, backendName: rec.backendName, migrations: rec.migrations, createdAt: rec.createdAt, syn: rec.syn, synAck: rec.synAck },
+    meta: { serviceName: rec.serviceName, backendName: rec.backendName, migrations: rec.migrations, createdAt: rec.createdAt, syn: rec.syn, synAck: rec.synAck, ...(rec.left ? { left: rec.left } : {}) },
   };
   return { ok: true, id, spec, exact: flowsMatchPlan(spec, flows) };
 }

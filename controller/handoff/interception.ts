@@ -353,12 +353,11 @@ export class Interception {
     core.setPhase(c, 'held');
     core.clearTimer(c, 'idle');
     if (c.service.mirrorPort !== undefined) core.packetOut(c, frame.raw, c.service.mirrorPort, c.client.ofport);
-    c.timers.verdict = setTimeout(() => {
-      c.timers.verdict = undefined;
+    core.setTimer(c, 'verdict', c.service.verdictTimeoutMs, () => {
       if (c.phase !== 'held' || c.move) return;
       core.log.info('no verdict in time, applying the default', { conn: c.id, verdict: c.service.defaultVerdict });
       this.applyVerdict(c, { verdict: c.service.defaultVerdict, source: 'timeout' });
-    }, c.service.verdictTimeoutMs);
+    });
     core.emit('held', core.describe(c));
     core.emit('held_frame', core.describe(c), frame);
   }
@@ -436,16 +435,14 @@ export class Interception {
   /** Handshake timeout, or (once established) forwarding a client that sends nothing. */
   armIdle(c: Connection, ms: number): void {
     const core = this.core;
-    core.clearTimer(c, 'idle');
-    c.timers.idle = setTimeout(() => {
-      c.timers.idle = undefined;
+    core.setTimer(c, 'idle', ms, () => {
       if (c.phase === 'handshake') { core.parts.teardown.finish(c, 'handshake did not complete', true); return; }
       if (c.phase === 'established') {
         // Client connected but sends nothing (server-speaks-first protocols): stop intercepting.
         core.log.info('no client data; forwarding without a verdict', { conn: c.id });
         core.forward(c);
       }
-    }, ms);
+    });
   }
 }
 

@@ -20,6 +20,8 @@ export const FREEZE_TIMEOUT_MS = 30000;
 const ARP_TIMEOUT_MS = 1000;
 /** When the RST to a backend a connection left is sent again. */
 export const RESET_REPEAT_MS = [200, 1000];
+/** How often a repeat due while the connection's switch is away looks again. */
+const RESET_RETRY_AWAY_MS = 250;
 
 export class Mover {
   constructor(private readonly core: EngineCore) {}
@@ -67,12 +69,11 @@ export class Mover {
       await new Promise((r) => setTimeout(r, core.opts.revalidateMs));
     }
     core.emit('move_pending', core.describe(c), { to: target.name, reason });
-    c.timers.freeze = setTimeout(() => {
-      c.timers.freeze = undefined;
+    core.setTimer(c, 'freeze', FREEZE_TIMEOUT_MS, () => {
       if (c.phase !== 'freezing') return;
       core.log.info('no client data segment to migrate at; move cancelled', { conn: c.id });
       this.failMove(c, 'no client data segment arrived within the freeze timeout');
-    }, FREEZE_TIMEOUT_MS);
+    });
   }
 
   /** A segment is held and c.move says where it goes: replay the handshake to the target. */
@@ -165,6 +166,8 @@ export class Mover {
     c.backendName = r.targetName;
     c.ackDelta = ackDelta;
     c.retired = c.retired.concat(tupleKey(old.backend.ip, old.backend.port, c.client.ip, c.client.port));
+    // In the flows' state note until the next move: whoever adopts the connection resets it again.
+    c.left = { mac: old.backend.mac, ip: old.backend.ip, port: old.backend.port, ofport: old.backend.ofport, seq: held.seq >>> 0 };
     c.frozenByFlow = false;
     // Counted before the install: the flows' state note records it.
     c.migrations++;
@@ -186,24 +189,37 @@ export class Mover {
    * would tell it). A repeat that arrives after the socket is gone is dropped silently; it is
    * cancelled if the connection moves back to that backend meanwhile.
    */
+  /** An adopted connection's last move: its RST may never have gone out (the controller that moved it stopped first). */
+  resetLeft(c: Connection): void {
+    const l = c.left;
+    if (!l) return;
+    const old: Attached = { mac: l.mac, ip: l.ip, port: l.port, ofport: l.ofport };
+    c.retired = c.retired.concat(tupleKey(old.ip, old.port, c.client.ip, c.client.port));
+    this.core.table.indexBackend(c, old);
+    this.resetOldBackend(c, old, l.seq);
+  }
+
   private resetOldBackend(c: Connection, old: Attached, rcvNxt: number): void {
     const core = this.core;
     const rst = resetFor(c.client, old, rcvNxt);
     core.packetOut(c, rst, old.ofport, c.client.ofport);
     // A newer reset to the same backend supersedes the repeats of an older one.
     cancelResetRepeats(c, old);
-    // One timer at a time, and nothing left on the connection once the last repeat is out.
+    // One timer at a time, and nothing left on the connection once the last repeat is out. A repeat
+    // due while the switch is away waits for it (the first RST may have been lost with the
+    // channel): it goes out through the switch's new channel once the connection is reconciled.
     const key = backendKey(old);
-    const repeat = (i: number): void => {
-      const wait = RESET_REPEAT_MS[i] - (i > 0 ? RESET_REPEAT_MS[i - 1] : 0);
+    const since = Date.now();
+    const repeat = (i: number, wait: number): void => {
       (c.resetRepeats ??= new Map()).set(key, setTimeout(() => {
+        if (!c.sw.connected && c.phase !== 'closed' && Date.now() - since < core.opts.switchGraceMs) { repeat(i, RESET_RETRY_AWAY_MS); return; }
         core.packetOut(c, rst, old.ofport, c.client.ofport);
-        if (i + 1 < RESET_REPEAT_MS.length) { repeat(i + 1); return; }
+        if (i + 1 < RESET_REPEAT_MS.length) { repeat(i + 1, RESET_REPEAT_MS[i + 1] - RESET_REPEAT_MS[i]); return; }
         c.resetRepeats?.delete(key);
         if (c.resetRepeats?.size === 0) c.resetRepeats = undefined;
       }, wait).unref());
     };
-    repeat(0);
+    repeat(0, RESET_REPEAT_MS[0]);
   }
 
   /** The move is off: the connection goes on (or back) to its current backend with what was held. */
@@ -234,7 +250,10 @@ export class Mover {
         core.releaseWithoutFlows(c);
       });
     }
-    else { if (frozen) core.send(c, deleteFreezeFlows(core.flowIdentity(c))); core.setPhase(c, 'forwarded'); }
+    else {
+      if (frozen) core.send(c, deleteFreezeFlows(core.flowIdentity(c)));
+      if (c.phase !== 'closing') core.setPhase(c, 'forwarded');
+    }
   }
 
   /** Where a backend is: config, what the switch has shown us, or an ARP probe. */

@@ -36,12 +36,14 @@ export class Teardown {
     const core = this.core;
     // A move whose target has answered is being spliced: it completes (one outcome: migrated) and the connection then closes.
     const splicing = c.replay?.targetIsn !== undefined;
-    if ((c.replay || c.move) && !splicing) core.parts.move.failMove(c, `connection ${why} during the move`);
+    const failing = (c.replay || c.move) && !splicing;
+    // Closing first: the failed move then restores the flows without releasing what was held.
     core.setPhase(c, 'closing');
+    if (failing) core.parts.move.failMove(c, `connection ${why} during the move`);
     core.clearTimer(c, 'verdict');
     core.clearTimer(c, 'idle');
     // The final ACKs (or the RST itself) still have to cross the switch before the flows go.
-    c.timers.close = setTimeout(() => this.finish(c, why, true), core.opts.closeGraceMs);
+    core.setTimer(c, 'close', core.opts.closeGraceMs, () => this.finish(c, why, true));
   }
 
   flowRemoved(sw: SwitchConnection, msg: FlowRemoved): void {

@@ -53,6 +53,7 @@ describe('adoption: the inverse of the flow plan', () => {
     ['with an IDS mirror and controller inspection', spec({ mirrorPort: 5, inspect: true })],
     ['an ECN connection', spec({ meta: { ...META, syn: { ...META.syn!, ecn: true }, synAck: { ...META.synAck!, ecn: true } } })],
     ['adopted earlier without its handshake (no SYN record)', spec({ meta: { ...META, syn: undefined, synAck: undefined } })],
+    ['with the backend its last move left (reset again by an adopter)', spec({ meta: { ...META, left: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 5001, ofport: 1, seq: 0xfffffff0 } } })],
   ];
   for (const [name, s] of kinds) {
     it(`${name}: flows parse back into the same connection`, () => {

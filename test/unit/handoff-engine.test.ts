@@ -2,10 +2,10 @@
 // paths a real bed rarely reaches. Each test asserts the phase, where the held segment went, the
 // flows sent and that the connection table empties; none may take an illegal phase transition.
 import assert from 'node:assert/strict';
-import { EngineBed, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, frame, CONN_TABLE } from '../lib/scripted-switch.ts';
+import { EngineBed, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, frame, CONN_TABLE, asFlowStats } from '../lib/scripted-switch.ts';
 import { OFPP, OFPET, OFPBRC } from '../../controller/openflow/index.ts';
 import { OpenFlowError } from '../../controller/datapath/switch-connection.ts';
-import { connCookie, CONN_ROLE, INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
+import { connCookie, connIdOf, CONN_ROLE, INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
 import { PRIORITY } from '../../controller/handoff/flow-plan.ts';
 import { MAX_QUEUE } from '../../controller/handoff/interception.ts';
 import { REPLAY_TRIES, RESET_REPEAT_MS } from '../../controller/handoff/move.ts';
@@ -192,7 +192,9 @@ describe('handoff engine (scripted switch)', () => {
     bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
     await tick(); await tick();
     const outs = outputs(bed.sw.take());
-    assert.deepEqual(outs.map((o) => [o.ports, o.tcp?.payload]), [[[S1.ofport], 'hello']], 'released straight to server 1');
+    // Behind the Flow-Mods, through the table (a real switch that refused them brings it back to the
+    // intercept flow, where it counts as a retransmission of the held segment); then, refused, straight to server 1.
+    assert.deepEqual(outs.map((o) => [o.ports, o.tcp?.payload]), [[[CONN_TABLE], 'hello'], [[S1.ofport], 'hello']], 'released straight to server 1 once the flows were refused');
     assert.equal(bed.conn(id)?.phase, 'forwarded');
     bed.sw.refuse = undefined;
     for (let i = 0; i < 16; i++) bed.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 6, ack: S1_ISN + 1 });
@@ -374,6 +376,54 @@ describe('handoff engine (scripted switch)', () => {
     // The held segment comes again and is held again (no analyzer step is skipped).
     bed.from({ ...CLIENT, port: 40010 }, S1, HELD);
     assert.equal(bed.conn(heldId)?.phase, 'held');
+  });
+
+  it('the RST that frees server 1 is repeated through the switch\'s new channel when the old one dropped right after the move', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+    await migrated;
+    // The channel drops at once: the first RST may have been lost with it, and every repeat falls due while the switch is away.
+    bed.sw.connected = false;
+    bed.engine.switchGone(bed.sw.asChannel(), 'test');
+    await new Promise((r) => setTimeout(r, RESET_REPEAT_MS[RESET_REPEAT_MS.length - 1] + 300));
+    bed.sw.connected = true;
+    bed.sw.take();
+    const reconciled = bed.waitEvent('reconciled');
+    await bed.engine.switchReady(bed.sw.asChannel(), []);
+    await reconciled;
+    await new Promise((r) => setTimeout(r, 400));
+    const rsts = outputs(bed.sw.take()).filter((o) => o.tcp?.flags === 'rst' && o.tcp.dst === `${S1.ip}:${S1.port}`);
+    assert.ok(rsts.length >= 1, 'server 1 gets its RST once the switch is back');
+    assert.deepEqual(rsts.map((o) => [o.ports, o.tcp?.seq]), rsts.map(() => [[S1.ofport], ISN + 1]), "at server 1's RCV.NXT");
+  });
+
+  it('a controller that adopts a migrated connection resets the backend it left (its predecessor may have stopped before the RST went out)', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+    await migrated;
+    const flows = asFlowStats(bed.sw.flowMods().filter((m) => m.command === 'add' && connIdOf(m.cookie) === id));
+    bed.engine.stop();
+    // A new controller finds only the switch's flows.
+    bed = await EngineBed.create({ flows });
+    // (create() drops what the switch got while it was set up: the first RST; its first repeat follows.)
+    await new Promise((r) => setTimeout(r, RESET_REPEAT_MS[0] + 100));
+    const rsts = outputs(bed.sw.take()).filter((o) => o.tcp?.flags === 'rst');
+    assert.deepEqual(rsts.map((o) => [o.ports, o.tcp?.dst, o.tcp?.src, o.tcp?.seq]), [[[S1.ofport], `${S1.ip}:${S1.port}`, `${CLIENT.ip}:${CLIENT.port}`, ISN + 1]], "server 1 reset at its RCV.NXT");
+    const c = bed.conn(id)!;
+    assert.deepEqual([c.phase, c.backend, c.adopted], ['forwarded', 'server2', true]);
+    // Server 1's late segments are a left backend's: dropped, never shown to the client.
+    const dropped = bed.engine.stats.droppedStray;
+    bed.from(S1, CLIENT, { flags: { ack: true, psh: true }, seq: S1_ISN + 1, ack: ISN + 1, payload: 'stale' });
+    assert.equal(bed.engine.stats.droppedStray, dropped + 1);
+    assert.deepEqual(outputs(bed.sw.take()).filter((o) => o.tcp?.payload === 'stale'), []);
   });
 
   it('a segment of an unknown connection to a service (held when an earlier controller stopped) is forwarded with flows', async () => {
