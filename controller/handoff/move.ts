@@ -117,9 +117,18 @@ export class Mover {
     const core = this.core;
     const r = c.replay!;
     const tcp = frame.tcp!;
+    if (r.targetIsn !== undefined && !(tcp.flagSet.syn && tcp.flagSet.ack)) {
+      // Spliced: the flows are going in and the held segment went out right behind them, so the
+      // target may answer before the barrier's reply is back (a stale datapath cache brings its
+      // segment here). The move's outcome is decided: it belongs to the migrated connection and
+      // takes the new flows (a Packet-Out is translated against them), a reset included. Before the
+      // flows are sent (a mid-stream splice waits for revalidation first) nothing of it goes on.
+      if (c.backend !== r.target) return;
+      core.parts.teardown.trackSegment(c, 's2c', frame);
+      if (core.relayed(c)) core.relayToClient(c, frame.raw); else core.toPipeline(c, frame.raw, inPort);
+      return;
+    }
     if (tcp.flagSet.rst) {
-      // Once spliced, the move's outcome is decided: a reset now belongs to the migrated connection.
-      if (r.targetIsn !== undefined) return;
       this.failMove(c, `${r.targetName} refused the connection (RST)`);
       return;
     }

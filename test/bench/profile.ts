@@ -19,7 +19,7 @@ import { PATCHED_PREFIX, STOCK_PREFIX, supportsSeqActions } from '../lib/ovs.ts'
 import { waitFor } from '../lib/exec.ts';
 import type { Host } from '../lib/netns.ts';
 import { progress, nowMs, median, quantile } from './lib/util.ts';
-import { ChannelTap, coverage, cpuByThread, diff, pmdStats, upcallShow, vswitchdPid, flowCount } from './lib/ovs-stats.ts';
+import { ChannelTap, coverage, cpuByThread, diff, pmdStats, upcallShow, vswitchdPid, flowCount, maxIdleConfig } from './lib/ovs-stats.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
@@ -116,7 +116,7 @@ const per = (o: Record<string, number>, n: number) => Object.fromEntries(Object.
 export async function runProfile(o: ProfileOptions): Promise<ProfileResult> {
   const prefix = (await supportsSeqActions(PATCHED_PREFIX)) ? PATCHED_PREFIX : STOCK_PREFIX;
   progress(`profile: ${o.connections} connections per mode, ${o.concurrency} at a time, OVS ${prefix}; CPU profile sampling every ${o.samplingUs} µs`);
-  const bed = await HandoffBed.create({ prefix });
+  const bed = await HandoffBed.create({ prefix, ovsOtherConfig: maxIdleConfig() });
   const session = new Session();
   session.connect();
   const res: ProfileResult = { options: o, prefix, switchMode: '?', modes: [], notes: [] };

@@ -23,7 +23,7 @@ import { PATCHED_PREFIX, STOCK_PREFIX, supportsSeqActions } from '../lib/ovs.ts'
 import { run, waitFor } from '../lib/exec.ts';
 import type { Host } from '../lib/netns.ts';
 import { progress, sleep } from './lib/util.ts';
-import { CONN_FLOWS, cpuByThread, flowCount, pmdStats, portRxPackets, rssMB, upcallShow, vswitchdPid } from './lib/ovs-stats.ts';
+import { CONN_FLOWS, cpuByThread, flowCount, maxIdleConfig, pmdStats, portRxPackets, rssMB, upcallShow, vswitchdPid } from './lib/ovs-stats.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
@@ -146,7 +146,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   progress(`scale: levels ${o.levels.join(' / ')} live migrated connections, ${nClients} client namespaces (≤ ${o.perClient} each), ${o.concurrency} setups at a time; OVS ${prefix}; GC ${gc ? 'available' : 'not available'}`);
   const res: ScaleResult = { options: o, prefix, clients: nClients, baseline: undefined as unknown as ScaleResult['baseline'], levels: [], notes: [] };
   // idleTimeout 300 s (the service default; the test beds use 60): a level's probe round reaches every connection well within it.
-  const bed = await HandoffBed.create({ prefix, services: { idleTimeout: 300, verdictTimeoutMs: 5000 } });
+  const bed = await HandoffBed.create({ prefix, services: { idleTimeout: 300, verdictTimeoutMs: 5000 }, ovsOtherConfig: maxIdleConfig() });
   const holders: Holder[] = [];
   const failures: Record<string, number> = {};
   const onFailed = (_v: unknown, info: { why: string }) => { const k = info.why.replace(/\d+/g, 'N').slice(0, 100); failures[k] = (failures[k] ?? 0) + 1; };

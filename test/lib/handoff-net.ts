@@ -30,6 +30,8 @@ export interface BedOptions {
   attacker?: boolean;
   /** The echo servers speak first (`--banner`: "<name> ready" on every new connection). */
   banner?: boolean;
+  /** Open_vSwitch other_config for the bed's switch (e.g. { 'max-idle': '1000' }). */
+  ovsOtherConfig?: Record<string, string>;
   /** Per-host sysctls (`key=value`), by 'client' or server name, set before any server listens (e.g. TFO listeners). */
   sysctls?: Record<string, string[]>;
 }
@@ -74,7 +76,7 @@ export class HandoffBed {
     const service = echoService({ verdictTimeoutMs: 5000, ...opts.services });
     const started = await startController([], { services: [service], handoff: { closeGraceMs: 200, ...opts.handoff }, ...(opts.analyzers ? { analyzers: opts.analyzers } : {}) });
     this.controller = started.controller;
-    this.ovs = await Ovs.start({ prefix: opts.prefix });
+    this.ovs = await Ovs.start({ prefix: opts.prefix, otherConfig: opts.ovsOtherConfig });
     this.net = TestNet.create();
     this.servers.server1 = await this.net.addHost('s1', '10.0.0.1/24');
     this.client = await this.net.addHost('c', '10.0.0.2/24');

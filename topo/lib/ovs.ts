@@ -8,7 +8,11 @@ import { run, waitFor, type RunResult } from './exec.ts';
 export const STOCK_PREFIX = '/usr';
 export const PATCHED_PREFIX = '/usr/local';
 
-export interface OvsStartOptions { prefix?: string }
+export interface OvsStartOptions {
+  prefix?: string;
+  /** Open_vSwitch other_config settings (e.g. max-idle: how long an unused datapath flow is kept, ms). */
+  otherConfig?: Record<string, string>;
+}
 export interface BridgeOptions { controller?: string; protocols?: string; failMode?: 'secure' | 'standalone'; datapathId?: string }
 
 export class Ovs {
@@ -27,6 +31,8 @@ export class Ovs {
       await run(join(prefix, 'sbin', 'ovsdb-server'), [join(dir, 'conf.db'), `--remote=punix:${ovs.dbSock}`, `--pidfile=${join(dir, 'ovsdb-server.pid')}`,
         `--unixctl=${join(dir, 'ovsdb-server.ctl')}`, `--log-file=${join(dir, 'ovsdb-server.log')}`, '--detach', '--no-chdir'], { env });
       await ovs.vsctlNoWait('init');
+      const other = Object.entries(opts.otherConfig ?? {});
+      if (other.length) await ovs.vsctlNoWait('set', 'Open_vSwitch', '.', ...other.map(([k, v]) => `other_config:${k}=${v}`));
       await ovs.startVswitchd();
     } catch (e) {
       await ovs.stop();

@@ -107,3 +107,14 @@ export async function portRxPackets(ovs: Ovs, bridge: string): Promise<number> {
   for (const m of text.matchAll(/port\s+(\S+?):\s+rx pkts=(\d+)/g)) if (m[1] !== 'LOCAL') n += Number(m[2]);
   return n;
 }
+
+/**
+ * `TMT_OVS_MAX_IDLE=<ms>` gives the bench's switch that datapath `max-idle` (default 10000 ms):
+ * how long the megaflows of connections that ended weigh on every revalidation (docs/benchmarks.md).
+ */
+export function maxIdleConfig(): Record<string, string> | undefined {
+  const v = process.env.TMT_OVS_MAX_IDLE;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new Error(`TMT_OVS_MAX_IDLE must be milliseconds, got ${JSON.stringify(v)}`);
+  return { 'max-idle': v };
+}
