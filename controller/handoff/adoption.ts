@@ -102,7 +102,8 @@ export class SwitchAdoption {
       client: spec.client, serviceL2: spec.service, backend: spec.backend, backendName: spec.meta.backendName,
       phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
       syn: spec.meta.syn, isnClient: spec.meta.syn?.isn ?? -1, acceptedSynAck: spec.meta.synAck,
-      ackDelta: spec.ackDelta, createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, adopted: true, flowsInstalled: true, left: spec.meta.left,
+      ackDelta: spec.ackDelta, createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, adopted: true, flowsInstalled: true,
+      ...(spec.meta.left ? { leftBackend: core.shared.attached.get({ mac: spec.meta.left.mac, ip: spec.meta.left.ip, port: spec.meta.left.port, ofport: spec.meta.left.ofport }), leftSeq: spec.meta.left.seq } : {}),
     });
     core.table.add(c);
     core.learning.learnHost(c.client.ip, { mac: c.client.mac, dpid, port: c.client.ofport, seen: Date.now() });

@@ -6,6 +6,12 @@ import type { ServiceConfig, BackendConfig } from './service-config.ts';
 import type { Attached, L2L4, SwitchMode } from './flow-plan.ts';
 import type { SynAckSummary } from './option-policy.ts';
 import type { LeftBackend, SynRecord } from './connection-record.ts';
+
+/** The backend a connection's last move left, as its state note records it. */
+export function leftOf(c: Pick<Connection, 'leftBackend' | 'leftSeq'>): LeftBackend | undefined {
+  const b = c.leftBackend;
+  return b && c.leftSeq !== undefined ? { mac: b.mac, ip: b.ip, port: b.port, ofport: b.ofport, seq: c.leftSeq } : undefined;
+}
 import type { TcpTrack } from './tcp-state.ts';
 
 export type Phase =
@@ -68,8 +74,9 @@ export interface Connection {
   queue: readonly Buffer[];
   move?: MoveRequest;
   replay?: Replay;
-  /** The backend the last move left and its RST's sequence number (in the state note: see ConnectionRecord.left). */
-  left?: LeftBackend;
+  /** The backend the last move left (shared) and its RST's sequence number (in the state note: see ConnectionRecord.left). */
+  leftBackend?: Attached;
+  leftSeq?: number;
   /** Backend → client keys of backends the connection left (never pushed to: replaced). */
   retired: readonly string[];
   /** A freeze flow (mid-stream move) is installed and must be removed after the move. */
@@ -88,7 +95,9 @@ export interface Connection {
   strays?: number;
   createdAt: number;
   migrations: number;
-  lastVerdict?: { verdict: string; source: string; sid?: number; at: number };
+  /** The last verdict about the connection (shared between connections), and when it came. */
+  lastVerdict?: { verdict: string; source: string; sid?: number };
+  verdictAt?: number;
   /** Rebuilt from the switch's flows, or found without its handshake after a restart. */
   adopted?: boolean;
   /** backend ip:port → the timer of the next repeat of the RST that freed that backend (move.ts). */
@@ -99,7 +108,7 @@ export interface Connection {
 
 /** What a new connection is given; every other field starts empty. */
 export type ConnectionInit = Pick<Connection, 'id' | 'service' | 'sw' | 'dpid' | 'mode' | 'client' | 'serviceL2' | 'backend' | 'backendName' | 'phase' | 'track' | 'isnClient' | 'ackDelta' | 'createdAt' | 'migrations'>
-  & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled' | 'left'>>;
+  & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled' | 'leftBackend' | 'leftSeq'>>;
 
 /**
  * Every connection gets every field at creation, in one order: one hidden class for all of them,
@@ -110,9 +119,9 @@ export function makeConnection(i: ConnectionInit): Connection {
   return {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,
     backendName: i.backendName, phase: i.phase, track: i.track, syn: i.syn, isnClient: i.isnClient, acceptedSynAck: i.acceptedSynAck,
-    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, left: i.left, retired: NONE, frozenByFlow: undefined,
+    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq, retired: NONE, frozenByFlow: undefined,
     frozeEver: undefined, fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, checkingFlows: undefined,
-    strays: undefined, createdAt: i.createdAt, migrations: i.migrations, lastVerdict: undefined, adopted: i.adopted, resetRepeats: undefined,
+    strays: undefined, createdAt: i.createdAt, migrations: i.migrations, lastVerdict: undefined, verdictAt: undefined, adopted: i.adopted, resetRepeats: undefined,
     timers: undefined,
   };
 }

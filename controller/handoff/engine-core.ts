@@ -8,7 +8,7 @@ import { parseFrame, type ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { LearningSwitch } from '../apps/learning-switch.ts';
 import type { Logger } from '../log.ts';
-import { ConnectionTable, NONE, type Connection, type Phase } from './connection.ts';
+import { ConnectionTable, leftOf, NONE, type Connection, type Phase } from './connection.ts';
 import { connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
 import type { SynRecord } from './connection-record.ts';
 import { allowed, hasFlows } from './phases.ts';
@@ -80,6 +80,7 @@ export class EngineCore {
   /** Shared copies of what many connections repeat (intern.ts): their records hold references, not copies. */
   readonly shared = {
     attached: valueInterner<Attached>(), track: valueInterner<TcpTrack>(), synAck: valueInterner<SynAckSummary>(), strings: stringInterner(),
+    verdicts: valueInterner<NonNullable<Connection['lastVerdict']>>(),
   };
 
   constructor(private readonly events: EventEmitter, services: ServiceConfig[], readonly opts: EngineOptions, readonly learning: LearningSwitch, readonly log: Logger) {
@@ -205,7 +206,7 @@ export class EngineCore {
       id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
       ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? c.service.mirrorPort : undefined,
       inspect: c.service.mirrorAll && !!this.opts.inspectInController,
-      meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck, ...(c.left ? { left: c.left } : {}) },
+      meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck, ...(c.leftBackend ? { left: leftOf(c) } : {}) },
     };
   }
 
@@ -304,7 +305,7 @@ export class EngineCore {
       client: `${c.client.ip}:${c.client.port}`, serviceAddress: `${c.serviceL2.ip}:${c.serviceL2.port}`,
       backend: c.backendName, backendAddress: `${c.backend.ip}:${c.backend.port}`,
       ackDelta: c.ackDelta >>> 0, migrations: c.migrations, tcp: { client: c.track.client, server: c.track.server },
-      createdAt: c.createdAt, lastVerdict: c.lastVerdict, ...(c.adopted ? { adopted: true } : {}),
+      createdAt: c.createdAt, lastVerdict: c.lastVerdict && { ...c.lastVerdict, at: c.verdictAt ?? 0 }, ...(c.adopted ? { adopted: true } : {}),
     };
   }
 }

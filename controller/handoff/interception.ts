@@ -385,7 +385,9 @@ export class Interception {
 
   applyVerdict(c: Connection, req: VerdictRequest): void {
     const core = this.core;
-    c.lastVerdict = { verdict: req.verdict, source: req.source, sid: req.sid, at: Date.now() };
+    // The verdict, source and rule repeat across connections (shared); only the time is the connection's own.
+    c.lastVerdict = core.shared.verdicts.get({ verdict: req.verdict, source: req.source, sid: req.sid });
+    c.verdictAt = Date.now();
     core.emit('verdict', core.describe(c), req);
     if (c.phase === 'held' && !c.move) {
       core.clearTimer(c, 'verdict');

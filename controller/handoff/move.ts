@@ -176,7 +176,8 @@ export class Mover {
     c.ackDelta = ackDelta;
     c.retired = c.retired.concat(tupleKey(old.backend.ip, old.backend.port, c.client.ip, c.client.port));
     // In the flows' state note until the next move: whoever adopts the connection resets it again.
-    c.left = { mac: old.backend.mac, ip: old.backend.ip, port: old.backend.port, ofport: old.backend.ofport, seq: held.seq >>> 0 };
+    c.leftBackend = core.shared.attached.get(old.backend);
+    c.leftSeq = held.seq >>> 0;
     c.frozenByFlow = false;
     // Counted before the install: the flows' state note records it.
     c.migrations++;
@@ -200,12 +201,11 @@ export class Mover {
    */
   /** An adopted connection's last move: its RST may never have gone out (the controller that moved it stopped first). */
   resetLeft(c: Connection): void {
-    const l = c.left;
-    if (!l) return;
-    const old: Attached = { mac: l.mac, ip: l.ip, port: l.port, ofport: l.ofport };
+    const old = c.leftBackend;
+    if (!old || c.leftSeq === undefined) return;
     c.retired = c.retired.concat(tupleKey(old.ip, old.port, c.client.ip, c.client.port));
     this.core.table.indexBackend(c, old);
-    this.resetOldBackend(c, old, l.seq);
+    this.resetOldBackend(c, old, c.leftSeq);
   }
 
   private resetOldBackend(c: Connection, old: Attached, rcvNxt: number): void {
