@@ -33,7 +33,8 @@ function syn(i: number): Buffer {
 export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
   const max = Math.max(...o.points);
   progress(`memory: SYN Packet-Ins for ${o.points.join(' / ')} distinct 4-tuples into the controller (own process, --expose-gc)`);
-  const proc = await ControllerProc.start({ services: [SERVICE], handoff: { maxConnections: max * 2, handshakeTimeoutMs: 3_600_000 } });
+  const proc = await ControllerProc.start({ services: [SERVICE], // Every SYN is tracked (this measures what a tracked entry costs), so the half-open budgets are raised past the load.
+    handoff: { maxConnections: max * 2, halfOpenMax: max * 2, halfOpenPerSource: max, handshakeTimeoutMs: 3_600_000 } });
   const sw = new FakeSwitch({ port: proc.port, dpid: 0xbe4cn });
   try {
     await sw.connect();
