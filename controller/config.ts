@@ -10,6 +10,7 @@ import { parseAnalyzers, type AnalyzersConfig } from './analyzers/analyzer-confi
 import { checkAllowedHost } from './api/host-policy.ts';
 import { parseListenTls } from './datapath/listen-config.ts';
 import type { ListenTls } from './datapath/openflow-server.ts';
+import { parseFabric, type FabricConfig } from './fabric/fabric-config.ts';
 
 export interface ControllerConfig {
   /** Where switches connect; with `tls`, only switches with a certificate signed by `tls.ca`. */
@@ -26,6 +27,8 @@ export interface ControllerConfig {
   api: { enabled: boolean; host: string; port: number; token: string; allowedHosts: string[] };
   /** Standby controllers: absent, this controller runs alone (OpenFlow role EQUAL, as without roles). */
   ha?: HaConfig;
+  /** Several switches (docs/fabric.md): absent, the learning switch forwards on each switch alone. */
+  fabric?: FabricConfig;
 }
 
 export interface HaConfig {
@@ -70,6 +73,7 @@ const SCHEMA: Schema = {
   services: (v, key) => parseServices(v, key),
   analyzers: (v, key) => parseAnalyzers(v, key),
   ha: (v, key) => parseHa(v, key),
+  fabric: (v, key) => parseFabric(v, key),
   api: {
     enabled: checkBool,
     host, port: int(0, 65535),

@@ -7,6 +7,8 @@ import { parseFrame } from './packet/index.ts';
 import { OpenFlowServer } from './datapath/openflow-server.ts';
 import { dpidString, type SwitchConnection } from './datapath/switch-connection.ts';
 import { LearningSwitch } from './apps/learning-switch.ts';
+import { FabricApp } from './fabric/fabric-app.ts';
+import type { HostDirectory } from './fabric/host-directory.ts';
 import { HandoffEngine } from './handoff/handoff-engine.ts';
 import { AnalyzerBridge } from './analyzer-bridge.ts';
 import { APP_ID, appCookie, cookieApp } from './cookies.ts';
@@ -38,7 +40,10 @@ export type ControlRole = 'single' | 'master' | 'standby';
  */
 export class Controller extends EventEmitter {
   readonly server: OpenFlowServer;
-  readonly learning: LearningSwitch;
+  /** Where hosts are (IP → MAC, switch, port): the learning switch, or the fabric app with `fabric`. */
+  readonly learning: HostDirectory;
+  /** With `fabric`: the app that forwards across switches, in place of the learning switch. */
+  readonly fabric?: FabricApp;
   readonly engine: HandoffEngine;
   readonly analyzers: AnalyzerBridge;
   private readonly apps: App[] = [];
@@ -52,11 +57,13 @@ export class Controller extends EventEmitter {
   constructor(readonly config: ControllerConfig, private readonly log: Logger, apps: App[] = []) {
     super();
     this.server = new OpenFlowServer({ ...config.listen, ...config.switch }, log.child({ component: 'openflow' }));
-    this.learning = new LearningSwitch(config.learning, log.child({ component: 'learning' }));
-    this.engine = new HandoffEngine(config.services, { ...config.handoff, inspectInController: !!config.analyzers.builtin }, this.learning, log.child({ component: 'handoff' }));
+    if (config.fabric) this.fabric = new FabricApp({ ...config.fabric, ...config.learning }, log.child({ component: 'fabric' }));
+    const forwarding = this.fabric ?? new LearningSwitch(config.learning, log.child({ component: 'learning' }));
+    this.learning = forwarding;
+    this.engine = new HandoffEngine(config.services, { ...config.handoff, inspectInController: !!config.analyzers.builtin }, forwarding, log.child({ component: 'handoff' }));
     this.analyzers = new AnalyzerBridge(config.analyzers, this.engine, log.child({ component: 'analyzers' }));
-    // Migration apps first; the learning switch takes whatever they leave.
-    this.apps.push(this.engine, ...apps, this.learning);
+    // Migration apps first; the learning switch (or the fabric) takes whatever they leave.
+    this.apps.push(this.engine, ...apps, forwarding);
     this._role = config.ha ? 'standby' : 'single';
     if (config.ha) {
       this.election = new Election({ endpoints: config.ha.etcd, key: config.ha.key, name: config.ha.name, ttlSec: config.ha.ttlSec, logger: log });
@@ -148,6 +155,7 @@ export class Controller extends EventEmitter {
       // Another controller owns the switches now: forget everything, write nothing.
       this.log.warn('no longer master; forgetting connections and leaving the switches to the new master', { why });
       this.engine.forget(why);
+      this.fabric?.forget(why);
     } else this.log.info('standby', { why, generation: this.generation?.toString() });
     for (const [sw, st] of this.state) { st.mode = 'passive'; st.early = []; this.watchOnly(sw); }
     this.emit('role', this._role, this.generation);
@@ -168,6 +176,7 @@ export class Controller extends EventEmitter {
     await this.election?.stop();
     await this.server.close();
     this.engine.stop();
+    this.fabric?.stop();
     await this.analyzers.stop();
   }
 

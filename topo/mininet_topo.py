@@ -2,7 +2,8 @@
 """tcp-migrate demo topology for Mininet (Debian's `mininet` package; run with /usr/bin/python3).
 
 One Open vSwitch bridge on the userspace datapath (the patched build from ovs-patch/, running via
-`ovs-patch/ovs.sh start`, or Debian's stock OVS for relay mode), a remote controller, and hosts:
+`ovs-patch/ovs.sh start`, or Debian's stock OVS for relay mode), a remote controller, and hosts
+(with --topo tree, the same hosts on the same port numbers spread over three bridges, see below):
 
     port 1  server1  10.0.0.1   echo server on :5001 (the service clients connect to)
     port 2  client   10.0.0.2
@@ -14,13 +15,20 @@ One Open vSwitch bridge on the userspace datapath (the patched build from ovs-pa
 
 Checksum offload is off on every link (TCULink): the userspace datapath does not complete it.
 
+--topo tree is Mininet's `--topo tree,depth=2` shape (fanout 2): a root bridge SWITCH (datapath id
+a1) with two leaves, SWITCHa (a2: server1, ids, server3) and SWITCHb (a3: client, server2); each
+leaf's port 9 leads to the root's port 1 or 2. The controller needs "fabric": true (docs/fabric.md);
+the fabric forwards between the bridges, while the TCP handoff still works per switch (client and
+servers on one bridge), so the migration story itself needs the default shape for now.
+
 Unlike `mn`, this script never runs Mininet's global cleanup (which deletes every OVS bridge and
 kills processes by name). On exit, Ctrl-C, SIGTERM, SIGHUP or an error it removes exactly what it
 made: the processes in its hosts (echo servers, Snort, anything started from the CLI), the hosts'
-namespaces, its bridge and its veth links. It refuses to start if its bridge or links already exist.
+namespaces, its bridges and their veth links. It refuses to start if one of its bridges or links
+already exists.
 
 Usage:
-    sudo /usr/bin/python3 topo/mininet_topo.py [--controller 127.0.0.1:6653] [--cli]
+    sudo /usr/bin/python3 topo/mininet_topo.py [--controller 127.0.0.1:6653] [--cli] [--topo single|tree]
         [--add-backend SECONDS] [--api http://127.0.0.1:6680 --token TOKEN] [--snort [LOGDIR]]
 
 With --snort, Snort 3 reads snort-rules/migrate.rules (exported for Snort 3 into LOGDIR, default
@@ -48,12 +56,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ECHO = os.path.join(HERE, 'apps', 'echo-server.mjs')
 SNORT_SH = os.path.join(HERE, 'snort.sh')
 SERVICE_PORT = 5001
+# --topo tree: the leaf each host hangs off (0: SWITCHa, 1: SWITCHb), and the leaves' uplink port.
+TREE_LEAF = {'server1': 0, 'ids': 0, 'server3': 0, 'client': 1, 'server2': 1}
+TREE_UPLINK = 9
 
 
 def parse_args():
     p = argparse.ArgumentParser(description='tcp-migrate Mininet topology')
     p.add_argument('--controller', default='127.0.0.1:6653', help='controller address:port (default %(default)s)')
-    p.add_argument('--switch', default='tmsw1', help='bridge name (default %(default)s; must not exist)')
+    p.add_argument('--switch', default='tmsw1', help='bridge name (default %(default)s; must not exist); '
+                   'with --topo tree the root, the leaves get "a" and "b" appended')
+    p.add_argument('--topo', choices=['single', 'tree'], default='single',
+                   help='one bridge (default), or a root and two leaves (Mininet tree,depth=2)')
     p.add_argument('--cli', action='store_true', help='open the Mininet CLI (else wait for Ctrl-C)')
     p.add_argument('--add-backend', type=float, metavar='SECONDS',
                    help='after SECONDS, add server3 (10.0.0.4) and register it with the controller API')
@@ -73,11 +87,18 @@ def on_signal(signum, _frame):
     raise Stop(signal.Signals(signum).name)
 
 
+def switch_names(args):
+    """The bridges this run makes: the root first."""
+    if args.topo == 'tree':
+        return [args.switch, args.switch + 'a', args.switch + 'b']
+    return [args.switch]
+
+
 class Made:
     """What this run created, so that cleanup removes that and nothing else."""
 
-    def __init__(self, switch):
-        self.switch = switch
+    def __init__(self, switches):
+        self.switches = switches
         self.procs = []        # daemons started in hosts (each leads its own session: mnexec -d)
         self.netns = set()     # the hosts' network namespaces, as /proc/<pid>/ns/net links
 
@@ -146,7 +167,7 @@ def register_backend(args):
 
 
 def add_server3(net, args, made):
-    sw = net.get(args.switch)
+    sw = net.get(switch_names(args)[1] if args.topo == 'tree' else args.switch)
     h = net.addHost('server3', ip='10.0.0.4/24', mac='02:00:00:00:00:04')
     made.host(h)
     link = net.addLink(h, sw, port2=5, cls=TCULink)
@@ -223,25 +244,40 @@ def cleanup(net, made):
         deadline = time.monotonic() + 3
         while pids_in(made.netns) and time.monotonic() < deadline:
             time.sleep(0.05)
-    # The bridge and links, should net.stop() have missed them (refuse_existing proved they are ours).
-    subprocess.run(['ovs-vsctl', '-t', '10', '--if-exists', 'del-br', made.switch])
-    for name in root_links(made.switch):
-        subprocess.run(['ip', 'link', 'del', name], stderr=subprocess.DEVNULL)
+    # The bridges and links, should net.stop() have missed them (refuse_existing proved they are ours).
+    for switch in made.switches:
+        subprocess.run(['ovs-vsctl', '-t', '10', '--if-exists', 'del-br', switch])
+        for name in root_links(switch):
+            subprocess.run(['ip', 'link', 'del', name], stderr=subprocess.DEVNULL)
+
+
+def add_switches(net, args):
+    """The bridges; returns the one each host hangs off, by host name."""
+    def switch(name, dpid):
+        return net.addSwitch(name, cls=OVSSwitch, datapath='user', protocols='OpenFlow13', failMode='secure', dpid=dpid)
+    names = switch_names(args)
+    if args.topo == 'single':
+        sw = switch(names[0], '00000000000000a1')
+        return {h: sw for h in TREE_LEAF}
+    root = switch(names[0], '00000000000000a1')
+    leaves = [switch(names[1], '00000000000000a2'), switch(names[2], '00000000000000a3')]
+    for i, leaf in enumerate(leaves):
+        net.addLink(leaf, root, port1=TREE_UPLINK, port2=i + 1)
+    return {h: leaves[leaf] for h, leaf in TREE_LEAF.items()}
 
 
 def run(net, args, made):
     host, port = args.controller.rsplit(':', 1)
     net.addController('c0', controller=RemoteController, ip=host, port=int(port))
-    sw = net.addSwitch(args.switch, cls=OVSSwitch, datapath='user', protocols='OpenFlow13',
-                       failMode='secure', dpid='00000000000000a1')
+    switch_of = add_switches(net, args)
     hosts = [('server1', '10.0.0.1/24', 1), ('client', '10.0.0.2/24', 2), ('server2', '10.0.0.3/24', 3)]
     for name, ip, ofport in hosts:
         h = net.addHost(name, ip=ip, mac='02:00:00:00:00:%02x' % int(ip.split('.')[3].split('/')[0]))
         made.host(h)
-        net.addLink(h, sw, port2=ofport)
+        net.addLink(h, switch_of[name], port2=ofport)
     ids = net.addHost('ids', ip=None)
     made.host(ids)
-    net.addLink(ids, sw, port2=4)
+    net.addLink(ids, switch_of['ids'], port2=4)
     net.build()
     net.start()
     for name in ('server1', 'server2'):
@@ -249,6 +285,10 @@ def run(net, args, made):
     if args.snort:
         start_snort(net.get('ids'), args.snort, made)
     info('*** topology up: client 10.0.0.2 -> service 10.0.0.1:%d (server1), server2 10.0.0.3, IDS on port 4\n' % SERVICE_PORT)
+    if args.topo == 'tree':
+        names = switch_names(args)
+        info(f'*** tree: {names[0]} (a1) with leaves {names[1]} (a2: server1, ids) and {names[2]} (a3: client, server2); '
+             'the controller needs "fabric": true\n')
     if args.add_backend is not None:
         time.sleep(args.add_backend)
         add_server3(net, args, made)
@@ -268,9 +308,14 @@ def main():
     # Without handlers SIGTERM and SIGHUP would end the process at once, leaving everything behind.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
-    refuse_existing(args.switch)
+    switches = switch_names(args)
+    for switch in switches:
+        # Mininet names a bridge's interfaces <bridge>-eth<port>; Linux allows 15 characters.
+        if len(f'{switch}-eth{TREE_UPLINK}') > 15:
+            sys.exit(f'mininet_topo.py: bridge name {switch} is too long for its interface names (<= 10 characters)')
+        refuse_existing(switch)
     net = Mininet(controller=None, link=TCULink, build=False, autoSetMacs=False)
-    made = Made(args.switch)
+    made = Made(switches)
     try:
         run(net, args, made)
     except (KeyboardInterrupt, Stop) as e:

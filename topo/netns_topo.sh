@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# The demo topology without Mininet: network namespaces joined by veth pairs to one Open vSwitch
-# bridge on the userspace datapath, with the same addresses and switch ports as topo/mininet_topo.py:
+# The demo topology without Mininet: network namespaces joined by veth pairs to Open vSwitch
+# bridges on the userspace datapath, with the same addresses and switch ports as topo/mininet_topo.py:
 #
 #   port 1 server1 10.0.0.1 | port 2 client 10.0.0.2 | port 3 server2 10.0.0.3 | port 4 ids | port 5 server3 10.0.0.4
+#
+# One bridge (tmnbr0, datapath id a1) by default. With --switches 3, three bridges in a triangle
+# (tmnbr0/1/2, datapath ids a1/a2/a3; on each, port 11 leads to the next bridge and port 12 to the
+# previous one) and the hosts spread over them, on the same port numbers as above:
+#
+#   tmnbr0 (a1): server1, ids     tmnbr1 (a2): client, server3     tmnbr2 (a3): server2
+#
+# The controller then needs "fabric": true (docs/fabric.md). The fabric forwards between the
+# switches; the TCP handoff still works per switch (client and servers on one switch), so the
+# migration story itself needs the one-switch shape for now.
 #
 # Uses whichever ovs-vsctl is first on PATH (/usr/local/bin: the patched build started by
 # `ovs-patch/ovs.sh start`). Every name it creates starts with "tmn", and `down` removes exactly those.
 #
-# Usage: topo/netns_topo.sh up [--controller tcp:127.0.0.1:6653] [--no-echo] [--snort]
+# Usage: topo/netns_topo.sh up [--controller tcp:127.0.0.1:6653] [--no-echo] [--snort] [--switches 1|3]
 #        topo/netns_topo.sh add-backend     (server3, port 5; then register it with the controller API)
 #        topo/netns_topo.sh snort-reload    (after editing snort-rules/migrate.rules: export + SIGHUP)
 #        topo/netns_topo.sh down
@@ -21,10 +31,44 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 BR=tmnbr0
 PIDDIR=/run/tcp-migrate-netns
 SNORT_DIR=$PIDDIR/snort
+# How many bridges `up` made (add-backend puts server3 on the right one).
+SWITCHES_FILE=$PIDDIR/switches
 declare -A IP=([server1]=10.0.0.1 [client]=10.0.0.2 [server2]=10.0.0.3 [ids]= [server3]=10.0.0.4)
 declare -A PORT=([server1]=1 [client]=2 [server2]=3 [ids]=4 [server3]=5)
+# The bridge of each host with --switches 3.
+declare -A SWITCH_OF=([server1]=0 [client]=1 [server2]=2 [ids]=0 [server3]=1)
+FABRIC_BRIDGES=(tmnbr0 tmnbr1 tmnbr2)
+FABRIC_PORT_NEXT=11
+FABRIC_PORT_PREV=12
 
 ns() { echo "tmn-$1"; }
+
+switches() { cat "$SWITCHES_FILE" 2>/dev/null || echo 1; }
+
+bridge_of() {
+  if [ "$(switches)" = 3 ]; then echo "tmnbr${SWITCH_OF[$1]}"; else echo "$BR"; fi
+}
+
+add_bridge() {
+  local br=$1 dpid=$2 controller=$3
+  ovs-vsctl add-br "$br" -- set bridge "$br" datapath_type=netdev protocols=OpenFlow13 fail_mode=secure \
+    other-config:datapath-id="$dpid" -- set-controller "$br" "$controller"
+}
+
+# Bridge i to bridge i+1 (mod 3) by a veth pair tmn-s<i><j> / tmn-s<j><i>: port 11 on i, port 12 on j.
+add_fabric_link() {
+  local i=$1 j=$2
+  local a="tmn-s$i$j" b="tmn-s$j$i"
+  ip link add "$a" type veth peer name "$b"
+  for end in "$a" "$b"; do
+    sysctl -qw "net.ipv6.conf.$end.disable_ipv6=1"
+    # The userspace datapath does not complete TX checksum offload (docs/operations.md).
+    ethtool -K "$end" tx off >/dev/null
+    ip link set "$end" up
+  done
+  ovs-vsctl add-port "${FABRIC_BRIDGES[$i]}" "$a" -- set interface "$a" ofport_request=$FABRIC_PORT_NEXT
+  ovs-vsctl add-port "${FABRIC_BRIDGES[$j]}" "$b" -- set interface "$b" ofport_request=$FABRIC_PORT_PREV
+}
 
 add_host() {
   local h=$1 port=${PORT[$1]} ip=${IP[$1]}
@@ -41,7 +85,7 @@ add_host() {
   # The userspace datapath does not complete TX checksum offload (docs/operations.md).
   ip netns exec "$n" ethtool -K eth0 tx off >/dev/null
   ip link set "tmn-$port" up
-  ovs-vsctl add-port "$BR" "tmn-$port" -- set interface "tmn-$port" ofport_request="$port"
+  ovs-vsctl add-port "$(bridge_of "$h")" "tmn-$port" -- set interface "tmn-$port" ofport_request="$port"
 }
 
 start_echo() {
@@ -51,24 +95,39 @@ start_echo() {
 }
 
 up() {
-  local controller=tcp:127.0.0.1:6653 echo=1 snort=0
+  local controller=tcp:127.0.0.1:6653 echo=1 snort=0 n=1
   while [ $# -gt 0 ]; do
     case "$1" in
       --controller) controller=$2; shift 2 ;;
       --no-echo) echo=0; shift ;;
       --snort) snort=1; shift ;;
+      --switches) n=$2; shift 2 ;;
       *) echo "unknown option $1" >&2; exit 2 ;;
     esac
   done
-  if ovs-vsctl br-exists "$BR" 2>/dev/null; then echo "$BR exists: run '$0 down' first" >&2; exit 1; fi
+  if [ "$n" != 1 ] && [ "$n" != 3 ]; then echo "--switches takes 1 or 3" >&2; exit 2; fi
+  for br in "$BR" "${FABRIC_BRIDGES[@]}"; do
+    if ovs-vsctl br-exists "$br" 2>/dev/null; then echo "$br exists: run '$0 down' first" >&2; exit 1; fi
+  done
   trap 'echo "setup failed; cleaning up" >&2; down' ERR
-  ovs-vsctl add-br "$BR" -- set bridge "$BR" datapath_type=netdev protocols=OpenFlow13 fail_mode=secure \
-    other-config:datapath-id=00000000000000a1 -- set-controller "$BR" "$controller"
+  mkdir -p "$PIDDIR"
+  echo "$n" >"$SWITCHES_FILE"
+  if [ "$n" = 3 ]; then
+    for i in 0 1 2; do add_bridge "${FABRIC_BRIDGES[$i]}" "00000000000000a$((i + 1))" "$controller"; done
+    add_fabric_link 0 1; add_fabric_link 1 2; add_fabric_link 2 0
+  else
+    add_bridge "$BR" 00000000000000a1 "$controller"
+  fi
   for h in server1 client server2 ids; do add_host "$h"; done
   if [ "$echo" = 1 ]; then start_echo server1; start_echo server2; fi
   if [ "$snort" = 1 ]; then start_snort; fi
   trap - ERR
-  echo "up: client 10.0.0.2 -> service 10.0.0.1:5001 (server1), server2 10.0.0.3, IDS on port 4; bridge $BR -> $controller"
+  if [ "$n" = 3 ]; then
+    echo "up: triangle tmnbr0 (a1: server1 10.0.0.1, ids) - tmnbr1 (a2: client 10.0.0.2) - tmnbr2 (a3: server2 10.0.0.3), ports 11/12 between bridges -> $controller"
+    echo "    the controller needs \"fabric\": true (docs/fabric.md)"
+  else
+    echo "up: client 10.0.0.2 -> service 10.0.0.1:5001 (server1), server2 10.0.0.3, IDS on port 4; bridge $BR -> $controller"
+  fi
 }
 
 start_snort() {
@@ -88,7 +147,7 @@ start_snort() {
 add_backend() {
   add_host server3
   start_echo server3
-  echo "server3 10.0.0.4 on port 5. Register it with the controller: POST /api/services/<service>/backends (docs/api.md)"
+  echo "server3 10.0.0.4 on port 5 of $(bridge_of server3). Register it with the controller: POST /api/services/<service>/backends (docs/api.md)"
 }
 
 down() {
@@ -102,7 +161,9 @@ down() {
     fi
     ip link del "tmn-${PORT[$h]}" 2>/dev/null || true
   done
-  ovs-vsctl --if-exists del-br "$BR"
+  for br in "$BR" "${FABRIC_BRIDGES[@]}"; do ovs-vsctl --if-exists del-br "$br"; done
+  for l in tmn-s01 tmn-s12 tmn-s20; do ip link del "$l" 2>/dev/null || true; done
+  rm -f "$SWITCHES_FILE"
   echo "down"
 }
 
@@ -112,5 +173,5 @@ case "${1:-}" in
   snort-reload) exec bash "$HERE/snort.sh" reload "$SNORT_DIR" ;;
   down) down ;;
   exec) h=$2; shift 2; exec ip netns exec "$(ns "$h")" "$@" ;;
-  *) sed -n '2,18p' "$0"; exit 2 ;;
+  *) sed -n '2,30p' "$0"; exit 2 ;;
 esac

@@ -6,7 +6,7 @@ import type { EventEmitter } from 'node:events';
 import { OFPP, OFP_NO_BUFFER, type OfpMessage } from '../openflow/index.ts';
 import { parseFrame, type ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
-import type { LearningSwitch } from '../apps/learning-switch.ts';
+import type { HostDirectory } from '../fabric/host-directory.ts';
 import type { Logger } from '../log.ts';
 import { ConnectionTable, leftOf, NONE, type Connection, type Phase } from './connection.ts';
 import { connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
@@ -83,7 +83,7 @@ export class EngineCore {
     verdicts: valueInterner<NonNullable<Connection['lastVerdict']>>(),
   };
 
-  constructor(private readonly events: EventEmitter, services: ServiceConfig[], readonly opts: EngineOptions, readonly learning: LearningSwitch, readonly log: Logger) {
+  constructor(private readonly events: EventEmitter, services: ServiceConfig[], readonly opts: EngineOptions, readonly learning: HostDirectory, readonly log: Logger) {
     this.services = services.map((s) => structuredClone(s));
     this.indexServices();
     this.table = new ConnectionTable({ max: opts.maxConnections, halfOpenMax: opts.halfOpenMax ?? 10000, halfOpenPerSource: opts.halfOpenPerSource ?? 256 });

@@ -15,7 +15,7 @@ import type { ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import { APP_ID } from '../cookies.ts';
 import type { App, FlowRemoved, PacketIn } from '../apps/app.ts';
-import type { LearningSwitch } from '../apps/learning-switch.ts';
+import type { HostDirectory } from '../fabric/host-directory.ts';
 import type { Logger } from '../log.ts';
 import type { Connection, ConnectionTable } from './connection.ts';
 import { EngineCore, EngineError, type ConnectionView, type EngineOptions, type VerdictRequest } from './engine-core.ts';
@@ -41,7 +41,7 @@ export class HandoffEngine extends EventEmitter implements App {
   readonly cookieApps = [APP_ID.connection, APP_ID.intercept] as const;
   private readonly core: EngineCore;
 
-  constructor(services: ServiceConfig[], opts: EngineOptions, learning: LearningSwitch, log: Logger) {
+  constructor(services: ServiceConfig[], opts: EngineOptions, learning: HostDirectory, log: Logger) {
     super();
     const core = new EngineCore(this, services, { ...opts }, learning, log);
     core.parts = { interception: new Interception(core), move: new Mover(core), teardown: new Teardown(core), adoption: new SwitchAdoption(core) };
