@@ -26,6 +26,17 @@ async function held(bed: EngineBed): Promise<number> {
   return id;
 }
 
+/** A held connection moved to server 2 on the first segment (MIGRATE, server 2's SYN-ACK); returns its id. */
+async function migratedToS2(bed: EngineBed): Promise<number> {
+  const id = await held(bed);
+  bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+  await tick();
+  const migrated = bed.waitEvent('migrated');
+  bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+  await migrated;
+  return id;
+}
+
 /** Closes the connection with a client RST and checks the table empties and its flows are deleted. */
 async function closeAndCheckGone(bed: EngineBed, id: number): Promise<void> {
   const closed = bed.waitEvent('conn_closed');
@@ -85,12 +96,7 @@ describe('handoff engine (scripted switch)', () => {
 
   it('FIN/RST copies (the service\'s flows in table 0) are consumed, never forwarded, and close a connection only through its current ends', async () => {
     bed = await EngineBed.create();
-    const id = await held(bed);
-    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-    await tick();
-    const migrated = bed.waitEvent('migrated');
-    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
-    await migrated;
+    const id = await migratedToS2(bed);
     bed.sw.take();
     const COPY = interceptCookie(0, INTERCEPT_ROLE.flagCopy);
     // Server 1, which the connection left, resets its old half: not one of the connection's ends any more.
@@ -394,12 +400,7 @@ describe('handoff engine (scripted switch)', () => {
 
   it('the RST that frees server 1 is repeated through the switch\'s new channel when the old one dropped right after the move', async () => {
     bed = await EngineBed.create();
-    const id = await held(bed);
-    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-    await tick();
-    const migrated = bed.waitEvent('migrated');
-    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
-    await migrated;
+    await migratedToS2(bed);
     // The channel drops at once: the first RST may have been lost with it, and every repeat falls due while the switch is away.
     bed.sw.connected = false;
     bed.engine.switchGone(bed.sw.asChannel(), 'test');
@@ -417,12 +418,7 @@ describe('handoff engine (scripted switch)', () => {
 
   it('a controller that adopts a migrated connection resets the backend it left (its predecessor may have stopped before the RST went out)', async () => {
     bed = await EngineBed.create();
-    const id = await held(bed);
-    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-    await tick();
-    const migrated = bed.waitEvent('migrated');
-    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
-    await migrated;
+    const id = await migratedToS2(bed);
     const flows = asFlowStats(bed.sw.flowMods().filter((m) => m.command === 'add' && connIdOf(m.cookie) === id));
     bed.engine.stop();
     // A new controller finds only the switch's flows.
