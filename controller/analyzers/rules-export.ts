@@ -38,6 +38,9 @@ const NOT_CONVERTIBLE: Record<string, string> = {
   uricontent: 'Snort 3 has no uricontent (use http_uri; content:"..."); write this rule per engine',
 };
 const HTTP_BUFFER = /^http_/;
+/** Snort 3 has no QUIC inspector: these rules are for the built-in matcher and Suricata (docs/quic.md). */
+const QUIC_MESSAGE = 'Snort 3 has no QUIC inspector (QUIC rules are for the built-in matcher and Suricata); keep QUIC rules in a file of their own';
+const QUIC_OPTION = /^quic[._]/;
 const HTTP_MESSAGE = 'HTTP buffers are content modifiers in Snort 2.9/Suricata 7 but sticky buffers (before the content) in Snort 3; write this rule per engine';
 const ACTIONS = /^#\s*((alert|log|pass|drop|reject|sdrop|block|rewrite)\s+\S+\s+.*\(.*\)\s*)$/;
 
@@ -105,6 +108,7 @@ function convertRule(text: string, to: RuleDialect, file: string, line: number, 
   const open = text.indexOf('(');
   if (open < 0 || !text.trimEnd().endsWith(')')) return fail('a rule is "<header> (<options>)": missing parentheses');
   const header = text.slice(0, open).trim();
+  if (to === 'snort3' && header.split(/\s+/)[1] === 'quic') return fail(QUIC_MESSAGE);
   const body = text.trimEnd().slice(open + 1, -1);
   const start = errors.length;
   const opts = splitOptions(body, (m, o) => { fail(m, o); });
@@ -128,6 +132,7 @@ function toSnort3(opts: RawOption[], fail: Fail): string[] | undefined {
     const v = o.value?.trim();
     if (o.name in NOT_CONVERTIBLE) { fail(NOT_CONVERTIBLE[o.name]!, o.name); continue; }
     if (HTTP_BUFFER.test(o.name)) { fail(HTTP_MESSAGE, o.name); continue; }
+    if (QUIC_OPTION.test(o.name) || (o.name === 'app-layer-protocol' && /quic/.test(v ?? ''))) { fail(QUIC_MESSAGE, o.name); continue; }
     if (o.name === 'content') { out.push(render(o)); content = out.length - 1; continue; }
     if (o.name === 'nocase') { if (v !== undefined) fail('takes no value', o.name); else modify(o, 'nocase'); continue; }
     if (o.name === 'fast_pattern') {

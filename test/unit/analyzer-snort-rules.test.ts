@@ -118,6 +118,13 @@ describe('analyzers: one rule source for every engine', () => {
         's.rules:1: option "http_uri": HTTP buffers are content modifiers in Snort 2.9/Suricata 7 but sticky buffers (before the content) in Snort 3; write this rule per engine',
         's.rules:1: option "content": modifier "bogus 3" has no Snort 2.9/Suricata form known to the exporter',
       ]);
+      // QUIC rules: Snort 3 would refuse them (unknown rule keyword: quic.sni); say so instead of copying them.
+      const quic = [
+        'alert quic any any -> any 443 (msg:"MIGRATE q"; quic.sni; content:"a.example"; sid:5;)',
+        'alert udp any any -> any 443 (msg:"MIGRATE u"; quic.version; content:"|00 00 00 01|"; sid:6;)',
+      ].join('\n');
+      const quicMsg = 'Snort 3 has no QUIC inspector (QUIC rules are for the built-in matcher and Suricata); keep QUIC rules in a file of their own';
+      assert.deepEqual(exportRules(quic, 'snort3', { file: 'q.rules' }).errors.map(formatRuleError), [`q.rules:1: ${quicMsg}`, `q.rules:2: option "quic.version": ${quicMsg}`]);
     });
 
     it('the CLI: export -o, --check exit codes, errors with file:line and nothing written; rules check', () => {
