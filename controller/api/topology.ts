@@ -1,8 +1,8 @@
 // GET /api/topology: what the dashboard's topology view draws. Switches, the hosts the controller
 // has seen on their ports (learning switch: IP → MAC, datapath, port), the services' backends
 // with the port each was seen on, and every tracked connection from its client to the backend
-// that serves it now. Links between switches are listed once the controller knows of a fabric;
-// today each switch stands alone, so `links` is empty.
+// that serves it now. Links between switches come from the fabric app (`fabric` in the config,
+// docs/fabric.md); without it each switch stands alone and `links` is empty.
 import type { Controller } from '../controller.ts';
 
 export interface TopologyHost { ip: string; mac: string; dpid: string; port: number; lastSeen: string; roles: string[] }
@@ -13,7 +13,8 @@ export interface TopologyView {
   hosts: TopologyHost[];
   backends: TopologyBackend[];
   connections: TopologyConnection[];
-  links: { a: { dpid: string; port: number }; b: { dpid: string; port: number } }[];
+  /** `tree`: the link is on the spanning tree broadcasts are flooded along. */
+  links: { a: { dpid: string; port: number }; b: { dpid: string; port: number }; tree: boolean }[];
 }
 
 export function topologyView(controller: Controller): TopologyView {
@@ -43,5 +44,8 @@ export function topologyView(controller: Controller): TopologyView {
   });
   const connections = views.map((v) => ({ id: v.id, service: v.service, dpid: v.dpid, client: v.client, backend: v.backend, backendAddress: v.backendAddress, phase: v.phase, migrations: v.migrations }))
     .sort((a, b) => a.id - b.id);
-  return { switches, hosts, backends, connections, links: [] };
+  const fabric = controller.fabric?.describe();
+  const onTree = new Set(fabric?.tree.map((l) => `${l.a.dpid}:${l.a.port}-${l.b.dpid}:${l.b.port}`));
+  const links = (fabric?.links ?? []).map((l) => ({ a: { dpid: l.a.dpid, port: l.a.port }, b: { dpid: l.b.dpid, port: l.b.port }, tree: onTree.has(`${l.a.dpid}:${l.a.port}-${l.b.dpid}:${l.b.port}`) }));
+  return { switches, hosts, backends, connections, links };
 }

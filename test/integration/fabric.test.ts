@@ -20,6 +20,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Ovs, STOCK_PREFIX } from '../lib/ovs.ts';
 import { TestNet, type Host } from '../lib/netns.ts';
 import { startController } from '../lib/controller.ts';
+import { topologyView } from '../../controller/api/topology.ts';
 import { run, waitFor } from '../lib/exec.ts';
 import type { Controller } from '../../controller/controller.ts';
 import type { FabricApp } from '../../controller/fabric/fabric-app.ts';
@@ -102,6 +103,8 @@ describe('fabric of three switches with a real Open vSwitch', function () {
     const show = (l: Link) => `${l.a.dpid.slice(-2)}:${l.a.port}-${l.b.dpid.slice(-2)}:${l.b.port}`;
     assert.deepEqual(fabric.topology.activeLinks().map(show), ['a1:2-a2:3', 'a1:3-a3:2', 'a2:2-a3:3']);
     assert.deepEqual(fabric.topology.treeLinks().map(show), ['a1:2-a2:3', 'a1:3-a3:2']);
+    // The operator's view (GET /api/topology) draws the same links, the tree marked.
+    assert.deepEqual(topologyView(controller).links.map((l) => `${show({ ...l, source: 'lldp', seen: 0 })}${l.tree ? ' tree' : ''}`), ['a1:2-a2:3 tree', 'a1:3-a3:2 tree', 'a2:2-a3:3']);
     assert.equal(controller.stats.appErrors, 0);
   });
 
