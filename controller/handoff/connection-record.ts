@@ -1,6 +1,7 @@
 // What a connection's flows carry besides their matches and rewrites, so that a controller that
 // (re)connects can rebuild the connection from the switch alone (DESIGN.md §8). It travels in a
 // Nicira `note` action on the client → backend flow: the switch keeps it and ignores it.
+import { parseIpv6 } from '../packet/addr.ts';
 import type { SynAckSummary } from './option-policy.ts';
 
 /** The client's SYN as it went to the first backend (after the option policy): enough to replay it. */
@@ -41,6 +42,11 @@ export interface LeftBackend { mac: string; ip: string; port: number; ofport: nu
 const MAGIC = 'tcp-migrate/1 ';
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** An address as flows and config spell it: a dotted quad, or IPv6 text (written with ':'). */
+function isIpAddress(s: unknown): s is string {
+  return typeof s === 'string' && (IPV4.test(s) || (s.includes(':') && parseIpv6(s).ok));
+}
 
 export class RecordError extends Error {}
 
@@ -92,7 +98,7 @@ export function decodeRecord(note: Buffer): ConnectionRecord {
   }
   if (o.l !== undefined) {
     const l = o.l;
-    if (typeof l !== 'object' || l === null || typeof l.m !== 'string' || !MAC.test(l.m) || typeof l.i !== 'string' || !IPV4.test(l.i)) throw new RecordError('note field l: bad value');
+    if (typeof l !== 'object' || l === null || typeof l.m !== 'string' || !MAC.test(l.m) || !isIpAddress(l.i)) throw new RecordError('note field l: bad value');
     r.left = { mac: l.m, ip: l.i, port: num(l.p, 'l.p', 0xffff), ofport: num(l.o, 'l.o'), seq: num(l.q, 'l.q') };
   }
   return r;

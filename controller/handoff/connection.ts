@@ -132,7 +132,11 @@ export const NONE: readonly never[] = Object.freeze([]);
 export function tupleKey(srcIp: string, srcPort: number, dstIp: string, dstPort: number): string {
   // join() builds one flat string; a template literal builds a rope of cons strings, which a Map
   // key keeps alive beside its flattened copy (a few hundred bytes per half-open entry).
-  return [srcIp, ':', srcPort, '>', dstIp, ':', dstPort].join('');
+  // An IPv6 address is bracketed (RFC 3986 style), so its own ':'s never run into the port's.
+  const v6s = srcIp.includes(':');
+  const v6d = dstIp.includes(':');
+  if (!v6s && !v6d) return [srcIp, ':', srcPort, '>', dstIp, ':', dstPort].join('');
+  return [v6s ? '[' : '', srcIp, v6s ? ']:' : ':', srcPort, '>', v6d ? '[' : '', dstIp, v6d ? ']:' : ':', dstPort].join('');
 }
 
 export interface TableLimits {

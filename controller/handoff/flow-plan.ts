@@ -20,6 +20,7 @@ export const TABLE = { steer: 0, connection: 1 } as const;
 export const PRIORITY = { intercept: 100, steer: 100, bypass: 150, connection: 200, flagCopy: 210, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
+const ETH_IPV6 = 0x86dd;
 const IPPROTO_TCP = 6;
 const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
@@ -77,12 +78,42 @@ function noteFor(s: ConnectionFlowSpec): Action[] {
 
 export { interceptCookie };
 
+/**
+ * IPv6 addresses are written with ':' (config, flows, records), IPv4 ones never. A connection's
+ * addresses are all of one family (the switch translates addresses, not families).
+ */
+const isV6 = (ip: string): boolean => ip.includes(':');
+
+/** A TCP match on addresses of either family; the IPv4 form is the one the plan always used. */
+function tcpMatch(inPort: number | undefined, src: string | undefined, dst: string | undefined, tcpSrc: number | undefined, tcpDst: number | undefined): Match {
+  const v6 = (src !== undefined && isV6(src)) || (dst !== undefined && isV6(dst));
+  return {
+    ...(inPort !== undefined && { inPort }),
+    ethType: v6 ? ETH_IPV6 : ETH_IPV4, ipProto: IPPROTO_TCP,
+    ...(src !== undefined && (v6 ? { ipv6Src: src } : { ipv4Src: src })),
+    ...(dst !== undefined && (v6 ? { ipv6Dst: dst } : { ipv4Dst: dst })),
+    ...(tcpSrc !== undefined && { tcpSrc }),
+    ...(tcpDst !== undefined && { tcpDst }),
+  };
+}
+
+const setIpSrc = (ip: string): Action => ({ type: 'set_field', field: isV6(ip) ? { ipv6Src: ip } : { ipv4Src: ip } });
+const setIpDst = (ip: string): Action => ({ type: 'set_field', field: isV6(ip) ? { ipv6Dst: ip } : { ipv4Dst: ip } });
+
+/** The source and destination address a match names, of either family (masked ones are not a connection's). */
+function matchSrc(m: Match): string | undefined {
+  return typeof m.ipv4Src === 'string' && m.ipv4Src ? m.ipv4Src : typeof m.ipv6Src === 'string' && m.ipv6Src ? m.ipv6Src : undefined;
+}
+function matchDst(m: Match): string | undefined {
+  return typeof m.ipv4Dst === 'string' && m.ipv4Dst ? m.ipv4Dst : typeof m.ipv6Dst === 'string' && m.ipv6Dst ? m.ipv6Dst : undefined;
+}
+
 export function clientToServiceMatch(s: ConnectionFlowSpec | { client: Attached; service: L2L4 }): Match {
-  return { inPort: s.client.ofport, ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: s.client.ip, ipv4Dst: s.service.ip, tcpSrc: s.client.port, tcpDst: s.service.port };
+  return tcpMatch(s.client.ofport, s.client.ip, s.service.ip, s.client.port, s.service.port);
 }
 
 export function backendToClientMatch(s: ConnectionFlowSpec): Match {
-  return { inPort: s.backend.ofport, ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: s.backend.ip, ipv4Dst: s.client.ip, tcpSrc: s.backend.port, tcpDst: s.client.port };
+  return tcpMatch(s.backend.ofport, s.backend.ip, s.client.ip, s.backend.port, s.client.port);
 }
 
 function isServiceItself(s: ConnectionFlowSpec): boolean {
@@ -96,7 +127,7 @@ export function clientToBackendActions(s: ConnectionFlowSpec): Action[] {
   if (s.inspect) out.push(toController());
   if (!isServiceItself(s)) {
     out.push({ type: 'set_field', field: { ethDst: s.backend.mac } });
-    if (s.backend.ip !== s.service.ip) out.push({ type: 'set_field', field: { ipv4Dst: s.backend.ip } });
+    if (s.backend.ip !== s.service.ip) out.push(setIpDst(s.backend.ip));
     if (s.backend.port !== s.service.port) out.push({ type: 'set_field', field: { tcpDst: s.backend.port } });
     if ((s.ackDelta >>> 0) !== 0) out.push(seqShiftAction('ack', s.ackDelta));
   }
@@ -109,7 +140,7 @@ export function backendToClientActions(s: ConnectionFlowSpec): Action[] {
   const out: Action[] = [];
   if (!isServiceItself(s)) {
     out.push({ type: 'set_field', field: { ethSrc: s.service.mac } });
-    if (s.backend.ip !== s.service.ip) out.push({ type: 'set_field', field: { ipv4Src: s.service.ip } });
+    if (s.backend.ip !== s.service.ip) out.push(setIpSrc(s.service.ip));
     if (s.backend.port !== s.service.port) out.push({ type: 'set_field', field: { tcpSrc: s.service.port } });
     if ((s.ackDelta >>> 0) !== 0) out.push(seqShiftAction('seq', -s.ackDelta));
   }
@@ -212,13 +243,13 @@ export interface InterceptSpec { index: number; service: { ip: string; port: num
 export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   const cookie = interceptCookie(s.index);
   const copyCookie = interceptCookie(s.index, INTERCEPT_ROLE.flagCopy);
-  const matches: Match[] = [{ ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Dst: s.service.ip, tcpDst: s.service.port }];
+  const matches: Match[] = [tcpMatch(undefined, undefined, s.service.ip, undefined, s.service.port)];
   const seen = new Set<string>();
   for (const b of s.backends) {
     const k = `${b.ip}:${b.port}`;
     if (seen.has(k)) continue;
     seen.add(k);
-    matches.push({ ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: b.ip, tcpSrc: b.port });
+    matches.push(tcpMatch(undefined, b.ip, undefined, b.port, undefined));
   }
   const toConnTable: Instruction = { type: 'goto_table', tableId: TABLE.connection };
   const flows: OfpMessage[] = [];
@@ -243,7 +274,7 @@ export const BYPASS_IDLE_TIMEOUT = 10;
 export interface BypassSpec { inPort: number; src: { ip: string; port: number }; dst: { ip: string; port: number } }
 
 function bypassMatch(b: BypassSpec): Match {
-  return { inPort: b.inPort, ethType: ETH_IPV4, ipProto: IPPROTO_TCP, ipv4Src: b.src.ip, ipv4Dst: b.dst.ip, tcpSrc: b.src.port, tcpDst: b.dst.port };
+  return tcpMatch(b.inPort, b.src.ip, b.dst.ip, b.src.port, b.dst.port);
 }
 
 /**
@@ -331,19 +362,22 @@ export function adoptConnection(flows: FlowStats[], ctx: AdoptionContext): Adopt
   let rec;
   try { rec = decodeRecord(note.data); } catch (e) { return { ok: false, id, why: e instanceof RecordError ? e.message : String(e) }; }
   const m = c2s.match;
-  if (m.inPort === undefined || !m.ipv4Src || !m.ipv4Dst || m.tcpSrc === undefined || m.tcpDst === undefined || typeof m.ipv4Src !== 'string' || typeof m.ipv4Dst !== 'string') {
+  const clientIp = matchSrc(m);
+  const serviceIp = matchDst(m);
+  if (m.inPort === undefined || !clientIp || !serviceIp || m.tcpSrc === undefined || m.tcpDst === undefined) {
     return { ok: false, id, why: 'the client → service flow does not match one TCP connection' };
   }
-  const client = { mac: rec.clientMac, ip: m.ipv4Src, port: m.tcpSrc, ofport: m.inPort };
-  const s2c = main.find((f) => f !== c2s && f.match.ipv4Dst === client.ip && f.match.tcpDst === client.port);
+  const client = { mac: rec.clientMac, ip: clientIp, port: m.tcpSrc, ofport: m.inPort };
+  const s2c = main.find((f) => f !== c2s && matchDst(f.match) === client.ip && f.match.tcpDst === client.port);
   const b = s2c?.match;
-  if (!b || b.inPort === undefined || typeof b.ipv4Src !== 'string' || b.tcpSrc === undefined) return { ok: false, id, why: 'no backend → client flow' };
+  const backendIp = b && matchSrc(b);
+  if (!b || b.inPort === undefined || !backendIp || b.tcpSrc === undefined) return { ok: false, id, why: 'no backend → client flow' };
   const service = ctx.service(rec.serviceName);
   if (!service) return { ok: false, id, why: `service '${rec.serviceName}' is not configured` };
   const spec: ConnectionFlowSpec & { meta: ConnectionMeta } = {
     id, idleTimeout: c2s.idleTimeout, mode: ctx.mode, ackDelta: rec.ackDelta,
-    client, service: { mac: rec.serviceMac, ip: m.ipv4Dst, port: m.tcpDst },
-    backend: { mac: rec.backendMac, ip: b.ipv4Src, port: b.tcpSrc, ofport: b.inPort },
+    client, service: { mac: rec.serviceMac, ip: serviceIp, port: m.tcpDst },
+    backend: { mac: rec.backendMac, ip: backendIp, port: b.tcpSrc, ofport: b.inPort },
     mirrorPort: service.mirrorPort, inspect: service.inspect,
     meta: { serviceName: rec.serviceName, backendName: rec.backendName, migrations: rec.migrations, createdAt: rec.createdAt, syn: rec.syn, synAck: rec.synAck, ...(rec.left ? { left: rec.left } : {}) },
   };

@@ -1,13 +1,16 @@
 /**
- * In-place rewrites of a raw Ethernet/IPv4 frame with incremental checksum updates
- * (RFC 1624 eqn. 3), mirroring what OVS set-field and the patched inc/dec_tcp_seq/ack actions
- * do in the datapath. Every helper validates the frame first and changes nothing when it
- * returns an error, and none of them throws.
+ * In-place rewrites of a raw Ethernet/IPv4 or Ethernet/IPv6 frame with incremental checksum
+ * updates (RFC 1624 eqn. 3), mirroring what OVS set-field and the patched inc/dec_tcp_seq/ack
+ * actions do in the datapath. Every helper validates the frame first and changes nothing when it
+ * returns an error, and none of them throws. IPv6 has no header checksum: only the upper-layer
+ * checksum changes, through the pseudo-header for addresses.
  */
-import { parseIpv4, parseMac } from './addr.ts';
+import { parseIpv4, parseIpv6, parseMac } from './addr.ts';
 import { csumReplace16, csumReplace32, fold, onesSum } from './checksum.ts';
+import { ETHERTYPE_IPV6, locateL3 } from './ethernet.ts';
 import { IPPROTO_TCP, IPPROTO_UDP } from './ipv4.ts';
-import { locateIpv4, locateL4Ports, locateTcp, type TcpLocation } from './locate.ts';
+import { decodeIpv6, IPPROTO_ICMPV6, type Ipv6 } from './ipv6.ts';
+import { locateIpv4, locateL4Ports, locateTcp, type Ipv4Location, type TcpLocation } from './locate.ts';
 import { err, ok, type Result } from './result.ts';
 import { TCPOPT_EOL, TCPOPT_NOP, TCPOPT_SACK, TCPOPT_TIMESTAMP, type TcpOptionKind } from './tcp-options.ts';
 
@@ -91,9 +94,120 @@ export function rewriteIpv4Dst(frame: Buffer, ip: string | number): Result<void>
   return rewriteIpv4Addr(frame, ip, 'dst');
 }
 
+interface Ipv6Location extends Ipv4Location {
+  ip: Ipv6;
+}
+
+/**
+ * The IPv6 counterpart of locateIpv4 (l4 is -1 behind a non-first fragment), or null when the
+ * frame is not IPv6, so that callers fall back to the IPv4 locators and their errors unchanged.
+ */
+function locateIpv6(frame: Buffer): Result<Ipv6Location> | null {
+  if (!Buffer.isBuffer(frame)) return null;
+  const l = locateL3(frame);
+  if (!l || l.ethType !== ETHERTYPE_IPV6) return null;
+  const r = decodeIpv6(frame, l.l3Offset);
+  if (!r.ok) return r;
+  const ip = r.value;
+  // A first fragment (offset 0, M set) still carries the L4 header: an incremental update of its
+  // checksum stays right although the checksum covers the other fragments too.
+  const frag = ip.extHeaders.find((h) => h.kind === 'fragment');
+  const nonFirst = ip.isFragment && (frag === undefined || (frag.kind === 'fragment' && frag.fragmentOffset !== 0));
+  const l3 = l.l3Offset;
+  return ok({ l3, hl: ip.headerLength, end: l3 + ip.totalLength, protocol: ip.protocol, l4: nonFirst ? -1 : l3 + ip.headerLength, ip });
+}
+
+/** locateTcp for either IP version. */
+function locateTcpAny(frame: Buffer): Result<TcpLocation> {
+  const r6 = locateIpv6(frame);
+  if (!r6) return locateTcp(frame);
+  if (!r6.ok) return r6;
+  const loc = r6.value;
+  if (loc.protocol !== IPPROTO_TCP) return err('not_applicable', `IPv6 upper-layer protocol ${loc.protocol} is not TCP`, loc.l3 + 6);
+  if (loc.l4 < 0) return err('not_applicable', 'non-first IPv6 fragment has no TCP header', loc.l3 + 6);
+  if (loc.end - loc.l4 < 20) return err('truncated', 'TCP header truncated', loc.l4);
+  const thl = (frame[loc.l4 + 12]! >> 4) * 4;
+  if (thl < 20) return err('bad_value', `TCP data offset ${thl / 4} < 5`, loc.l4 + 12);
+  if (thl > loc.end - loc.l4) return err('truncated', 'TCP header longer than the datagram', loc.l4 + 12);
+  return ok({ l3: loc.l3, hl: loc.hl, end: loc.end, protocol: loc.protocol, l4: loc.l4, thl });
+}
+
+/** locateL4Ports for either IP version. */
+function locateL4PortsAny(frame: Buffer): Result<Ipv4Location & { csumOff: number; udp: boolean }> {
+  const r6 = locateIpv6(frame);
+  if (!r6) return locateL4Ports(frame);
+  if (!r6.ok) return r6;
+  const loc = r6.value;
+  if (loc.protocol !== IPPROTO_TCP && loc.protocol !== IPPROTO_UDP) return err('not_applicable', `IPv6 upper-layer protocol ${loc.protocol} has no ports`, loc.l3 + 6);
+  if (loc.l4 < 0) return err('not_applicable', 'non-first IPv6 fragment has no L4 header', loc.l3 + 6);
+  const udp = loc.protocol === IPPROTO_UDP;
+  if (loc.end - loc.l4 < (udp ? 8 : 20)) return err('truncated', `${udp ? 'UDP' : 'TCP'} header truncated`, loc.l4);
+  return ok({ l3: loc.l3, hl: loc.hl, end: loc.end, protocol: loc.protocol, l4: loc.l4, csumOff: loc.l4 + (udp ? 6 : 16), udp });
+}
+
+function rewriteIpv6Addr(frame: Buffer, ip: string, which: 'src' | 'dst'): Result<void> {
+  const a = parseIpv6(ip);
+  if (!a.ok) return a;
+  const r = locateIpv6(frame);
+  if (!r) return err('not_applicable', 'not an IPv6 frame', 0);
+  if (!r.ok) return r;
+  const loc = r.value;
+  // TCP, UDP and ICMPv6 checksums all cover the addresses through the pseudo-header.
+  let l4Csum = -1;
+  let udp = false;
+  if (loc.l4 >= 0 && loc.protocol === IPPROTO_TCP) {
+    if (loc.end - loc.l4 < 20) return err('truncated', 'TCP header truncated', loc.l4);
+    l4Csum = loc.l4 + 16;
+  } else if (loc.l4 >= 0 && loc.protocol === IPPROTO_UDP) {
+    if (loc.end - loc.l4 < 8) return err('truncated', 'UDP header truncated', loc.l4);
+    l4Csum = loc.l4 + 6;
+    udp = true;
+  } else if (loc.l4 >= 0 && loc.protocol === IPPROTO_ICMPV6) {
+    if (loc.end - loc.l4 < 8) return err('truncated', 'ICMPv6 header truncated', loc.l4);
+    l4Csum = loc.l4 + 2;
+  }
+  // With a Routing header naming a final destination, the pseudo-header carries that one, not
+  // the fixed header's (the decoder returns the same buffer only when they are one): as OVS,
+  // the checksum is then left alone for a destination rewrite.
+  if (which === 'dst' && loc.ip.pseudoDstBytes !== loc.ip.dstBytes) l4Csum = -1;
+  const off = loc.l3 + (which === 'src' ? 8 : 24);
+  const oldSum = onesSum(frame, off, off + 16);
+  a.value.copy(frame, off);
+  if (l4Csum < 0) return ok(undefined);
+  const hc = frame.readUInt16BE(l4Csum);
+  if (udp && hc === 0) return ok(undefined); // not valid over IPv6, but not ours to fix
+  let n = ~fold((~hc & 0xffff) + (~oldSum & 0xffff) + onesSum(frame, off, off + 16)) & 0xffff;
+  if (udp && n === 0) n = 0xffff;
+  frame.writeUInt16BE(n, l4Csum);
+  return ok(undefined);
+}
+
+/** Sets the IPv6 source address; updates the TCP/UDP/ICMPv6 checksum (pseudo-header). */
+export function rewriteIpv6Src(frame: Buffer, ip: string): Result<void> {
+  return rewriteIpv6Addr(frame, ip, 'src');
+}
+
+/**
+ * Sets the IPv6 destination address; updates the TCP/UDP/ICMPv6 checksum unless a Routing
+ * header names the final destination (the pseudo-header's, which does not change).
+ */
+export function rewriteIpv6Dst(frame: Buffer, ip: string): Result<void> {
+  return rewriteIpv6Addr(frame, ip, 'dst');
+}
+
+/** Sets the source address of either family: an address with ':' is IPv6 (the frame must match). */
+export function rewriteIpSrc(frame: Buffer, ip: string): Result<void> {
+  return typeof ip === 'string' && ip.includes(':') ? rewriteIpv6Src(frame, ip) : rewriteIpv4Src(frame, ip);
+}
+
+/** Sets the destination address of either family: an address with ':' is IPv6 (the frame must match). */
+export function rewriteIpDst(frame: Buffer, ip: string): Result<void> {
+  return typeof ip === 'string' && ip.includes(':') ? rewriteIpv6Dst(frame, ip) : rewriteIpv4Dst(frame, ip);
+}
+
 function rewritePort(frame: Buffer, port: number, which: 'src' | 'dst'): Result<void> {
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) return err('bad_argument', `invalid port ${port}`);
-  const r = locateL4Ports(frame);
+  const r = locateL4PortsAny(frame);
   if (!r.ok) return r;
   const off = r.value.l4 + (which === 'src' ? 0 : 2);
   const old = frame.readUInt16BE(off);
@@ -139,7 +253,7 @@ function shiftField(frame: Buffer, loc: TcpLocation, fieldOff: number, delta: nu
 /** seq += delta (mod 2^32), like the patched OVS inc_tcp_seq (negative delta = dec). */
 export function shiftTcpSeq(frame: Buffer, delta: number): Result<void> {
   if (!isDelta(delta)) return err('bad_argument', `invalid delta ${delta}`);
-  const r = locateTcp(frame);
+  const r = locateTcpAny(frame);
   if (!r.ok) return r;
   shiftField(frame, r.value, 4, delta);
   return ok(undefined);
@@ -192,7 +306,7 @@ function shiftSackIn(frame: Buffer, loc: TcpLocation, delta: number): Result<num
  */
 export function shiftSackBlocks(frame: Buffer, delta: number): Result<number> {
   if (!isDelta(delta)) return err('bad_argument', `invalid delta ${delta}`);
-  const r = locateTcp(frame);
+  const r = locateTcpAny(frame);
   if (!r.ok) return r;
   return shiftSackIn(frame, r.value, delta);
 }
@@ -205,7 +319,7 @@ export function shiftSackBlocks(frame: Buffer, delta: number): Result<number> {
  */
 export function shiftTcpAck(frame: Buffer, delta: number): Result<{ sackBlocks: number; optionsMalformed: boolean }> {
   if (!isDelta(delta)) return err('bad_argument', `invalid delta ${delta}`);
-  const r = locateTcp(frame);
+  const r = locateTcpAny(frame);
   if (!r.ok) return r;
   shiftField(frame, r.value, 8, delta);
   const s = shiftSackIn(frame, r.value, delta);
@@ -220,7 +334,7 @@ export function shiftTcpTimestamps(frame: Buffer, deltas: { tsval?: number; tsec
   const dv = deltas.tsval ?? 0;
   const de = deltas.tsecr ?? 0;
   if (!isDelta(dv) || !isDelta(de)) return err('bad_argument', 'invalid timestamp delta');
-  const r = locateTcp(frame);
+  const r = locateTcpAny(frame);
   if (!r.ok) return r;
   const loc = r.value;
   let found = false;
@@ -239,7 +353,7 @@ export function shiftTcpTimestamps(frame: Buffer, deltas: { tsval?: number; tsec
 /** Sets the TCP window field (e.g. to translate between window-scale factors). */
 export function rewriteTcpWindow(frame: Buffer, window: number): Result<void> {
   if (!Number.isInteger(window) || window < 0 || window > 0xffff) return err('bad_argument', `invalid window ${window}`);
-  const r = locateTcp(frame);
+  const r = locateTcpAny(frame);
   if (!r.ok) return r;
   const off = r.value.l4 + 14;
   const old = frame.readUInt16BE(off);
@@ -255,7 +369,7 @@ const KIND_TYPES: Partial<Record<TcpOptionKind, number>> = { mss: 2, wscale: 3, 
  * cheap alternative to stripTcpOptionsFromFrame). Returns how many options were blanked.
  */
 export function nopOutTcpOptions(frame: Buffer, kinds: readonly TcpOptionKind[], unknownTypes: readonly number[] = []): Result<number> {
-  const r = locateTcp(frame);
+  const r = locateTcpAny(frame);
   if (!r.ok) return r;
   const loc = r.value;
   const types = new Set<number>(unknownTypes);
