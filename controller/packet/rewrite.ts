@@ -58,24 +58,29 @@ function patchWithCsum(frame: Buffer, csumOff: number, base: number, start: numb
   frame.writeUInt16BE(~fold((~hc & 0xffff) + (~oldSum & 0xffff) + newSum) & 0xffff, csumOff);
 }
 
+/**
+ * Where the upper layer's checksum lives when it covers the addresses through the pseudo-header
+ * (TCP, UDP; ICMPv6 too, over IPv6): -1 when there is none in this frame (another protocol, or a
+ * fragment without the L4 header).
+ */
+function pseudoHeaderChecksum(loc: { l4: number; end: number; protocol: number }, icmpv6: boolean): Result<{ at: number; udp: boolean }> {
+  if (loc.l4 < 0) return ok({ at: -1, udp: false });
+  if (loc.protocol === IPPROTO_TCP) return loc.end - loc.l4 < 20 ? err('truncated', 'TCP header truncated', loc.l4) : ok({ at: loc.l4 + 16, udp: false });
+  if (loc.protocol === IPPROTO_UDP) return loc.end - loc.l4 < 8 ? err('truncated', 'UDP header truncated', loc.l4) : ok({ at: loc.l4 + 6, udp: true });
+  if (icmpv6 && loc.protocol === IPPROTO_ICMPV6) return loc.end - loc.l4 < 8 ? err('truncated', 'ICMPv6 header truncated', loc.l4) : ok({ at: loc.l4 + 2, udp: false });
+  return ok({ at: -1, udp: false });
+}
+
 function rewriteIpv4Addr(frame: Buffer, ip: string | number, which: 'src' | 'dst'): Result<void> {
   const a = toIp(ip);
   if (!a.ok) return a;
   const r = locateIpv4(frame);
   if (!r.ok) return r;
   const loc = r.value;
-  // The L4 checksum covers the address through the pseudo-header; it lives in this frame
-  // only if this is the first (or only) fragment.
-  let l4Csum = -1;
-  let udp = false;
-  if (loc.l4 >= 0 && loc.protocol === IPPROTO_TCP) {
-    if (loc.end - loc.l4 < 20) return err('truncated', 'TCP header truncated', loc.l4);
-    l4Csum = loc.l4 + 16;
-  } else if (loc.l4 >= 0 && loc.protocol === IPPROTO_UDP) {
-    if (loc.end - loc.l4 < 8) return err('truncated', 'UDP header truncated', loc.l4);
-    l4Csum = loc.l4 + 6;
-    udp = true;
-  }
+  // The L4 checksum lives in this frame only if this is the first (or only) fragment.
+  const cs = pseudoHeaderChecksum(loc, false);
+  if (!cs.ok) return cs;
+  const { at: l4Csum, udp } = cs.value;
   const off = loc.l3 + (which === 'src' ? 12 : 16);
   const old = frame.readUInt32BE(off);
   frame.writeUInt32BE(a.value, off);
@@ -152,20 +157,10 @@ function rewriteIpv6Addr(frame: Buffer, ip: string, which: 'src' | 'dst'): Resul
   if (!r) return err('not_applicable', 'not an IPv6 frame', 0);
   if (!r.ok) return r;
   const loc = r.value;
-  // TCP, UDP and ICMPv6 checksums all cover the addresses through the pseudo-header.
-  let l4Csum = -1;
-  let udp = false;
-  if (loc.l4 >= 0 && loc.protocol === IPPROTO_TCP) {
-    if (loc.end - loc.l4 < 20) return err('truncated', 'TCP header truncated', loc.l4);
-    l4Csum = loc.l4 + 16;
-  } else if (loc.l4 >= 0 && loc.protocol === IPPROTO_UDP) {
-    if (loc.end - loc.l4 < 8) return err('truncated', 'UDP header truncated', loc.l4);
-    l4Csum = loc.l4 + 6;
-    udp = true;
-  } else if (loc.l4 >= 0 && loc.protocol === IPPROTO_ICMPV6) {
-    if (loc.end - loc.l4 < 8) return err('truncated', 'ICMPv6 header truncated', loc.l4);
-    l4Csum = loc.l4 + 2;
-  }
+  const cs = pseudoHeaderChecksum(loc, true);
+  if (!cs.ok) return cs;
+  let l4Csum = cs.value.at;
+  const udp = cs.value.udp;
   // With a Routing header naming a final destination, the pseudo-header carries that one, not
   // the fixed header's (the decoder returns the same buffer only when they are one): as OVS,
   // the checksum is then left alone for a destination rewrite.
