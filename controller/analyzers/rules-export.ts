@@ -19,6 +19,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { splitOptions, splitQuoted, splitRuleLines, type RawOption, type RuleError } from './rules.ts';
+import { QUIC_KEYWORD } from './quic-rules.ts';
 
 export type RuleDialect = 'snort3' | 'suricata';
 export const RULE_DIALECTS: readonly RuleDialect[] = ['snort3', 'suricata'];
@@ -40,7 +41,6 @@ const NOT_CONVERTIBLE: Record<string, string> = {
 const HTTP_BUFFER = /^http_/;
 /** Snort 3 has no QUIC inspector: these rules are for the built-in matcher and Suricata (docs/quic.md). */
 const QUIC_MESSAGE = 'Snort 3 has no QUIC inspector (QUIC rules are for the built-in matcher and Suricata); keep QUIC rules in a file of their own';
-const QUIC_OPTION = /^quic[._]/;
 const HTTP_MESSAGE = 'HTTP buffers are content modifiers in Snort 2.9/Suricata 7 but sticky buffers (before the content) in Snort 3; write this rule per engine';
 const ACTIONS = /^#\s*((alert|log|pass|drop|reject|sdrop|block|rewrite)\s+\S+\s+.*\(.*\)\s*)$/;
 
@@ -132,7 +132,7 @@ function toSnort3(opts: RawOption[], fail: Fail): string[] | undefined {
     const v = o.value?.trim();
     if (o.name in NOT_CONVERTIBLE) { fail(NOT_CONVERTIBLE[o.name]!, o.name); continue; }
     if (HTTP_BUFFER.test(o.name)) { fail(HTTP_MESSAGE, o.name); continue; }
-    if (QUIC_OPTION.test(o.name) || (o.name === 'app-layer-protocol' && /quic/.test(v ?? ''))) { fail(QUIC_MESSAGE, o.name); continue; }
+    if (QUIC_KEYWORD.test(o.name) || (o.name === 'app-layer-protocol' && /quic/.test(v ?? ''))) { fail(QUIC_MESSAGE, o.name); continue; }
     if (o.name === 'content') { out.push(render(o)); content = out.length - 1; continue; }
     if (o.name === 'nocase') { if (v !== undefined) fail('takes no value', o.name); else modify(o, 'nocase'); continue; }
     if (o.name === 'fast_pattern') {
