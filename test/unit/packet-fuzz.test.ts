@@ -1,6 +1,7 @@
 // Fuzzing: random, truncated and bit-flipped input never throws out of a decoder or a rewrite
 // helper, always yields a well-formed Result, and truncation is reported as an error.
 import assert from 'node:assert/strict';
+import { PACKET_ERROR_KINDS, wellFormedIn } from '../lib/results.ts';
 import fc from 'fast-check';
 import { assertPrefixesTruncated, overwritten } from '../lib/fuzz.ts';
 import {
@@ -29,15 +30,7 @@ import {
   type Result,
 } from '../../controller/packet/index.ts';
 
-const KINDS = new Set(['truncated', 'bad_value', 'unsupported', 'bad_options', 'not_applicable', 'bad_argument']);
-
-function wellFormed(r: Result<unknown>): void {
-  assert.equal(typeof r.ok, 'boolean');
-  if (!r.ok) {
-    assert.ok(KINDS.has(r.error.kind), r.error.kind);
-    assert.equal(typeof r.error.message, 'string');
-  }
-}
+const wellFormed = wellFormedIn(PACKET_ERROR_KINDS);
 
 // Every entry point that takes a raw frame; each one must return a Result and not throw.
 const ENTRY_POINTS: [string, (b: Buffer) => Result<unknown>][] = [

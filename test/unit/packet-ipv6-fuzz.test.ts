@@ -1,6 +1,7 @@
 // IPv6/ICMPv6 fuzzing: random, truncated and mutated frames never make a decoder, a checksum
 // helper or a rewrite helper throw; every result is a well-formed Result.
 import assert from 'node:assert/strict';
+import { PACKET_ERROR_KINDS, wellFormedIn } from '../lib/results.ts';
 import fc from 'fast-check';
 import { assertPrefixesTruncated, overwritten } from '../lib/fuzz.ts';
 import {
@@ -10,15 +11,7 @@ import {
   type Result,
 } from '../../controller/packet/index.ts';
 
-const KINDS = new Set(['truncated', 'bad_value', 'unsupported', 'bad_options', 'not_applicable', 'bad_argument']);
-
-function wellFormed(r: Result<unknown>): void {
-  assert.equal(typeof r.ok, 'boolean');
-  if (!r.ok) {
-    assert.ok(KINDS.has(r.error.kind), r.error.kind);
-    assert.equal(typeof r.error.message, 'string');
-  }
-}
+const wellFormed = wellFormedIn(PACKET_ERROR_KINDS);
 
 const ENTRY_POINTS: [string, (b: Buffer) => Result<unknown>][] = [
   ['parseFrame', parseFrame],

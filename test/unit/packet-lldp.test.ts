@@ -1,18 +1,14 @@
 // LLDP codec: the probe the fabric sends (exact bytes), round trips, other devices' LLDPDUs, and
 // fuzzing: random, truncated and bit-flipped input never throws and always yields a Result.
 import assert from 'node:assert/strict';
+import { PACKET_ERROR_KINDS, unwrap as must, wellFormedIn } from '../lib/results.ts';
 import fc from 'fast-check';
 import {
   buildLldpFrame, decodeLldp, decodeLldpFrame, encodeLldp, lldpProbe, ETHERTYPE_LLDP, LLDP_MULTICAST, type Lldp,
 } from '../../controller/packet/lldp.ts';
-import { buildArpFrame, parseFrame, PacketBuildError, type Result } from '../../controller/packet/index.ts';
+import { buildArpFrame, parseFrame, PacketBuildError } from '../../controller/packet/index.ts';
 
-const KINDS = new Set(['truncated', 'bad_value', 'unsupported', 'bad_options', 'not_applicable', 'bad_argument']);
-function wellFormed(r: Result<unknown>): void {
-  assert.equal(typeof r.ok, 'boolean');
-  if (!r.ok) { assert.ok(KINDS.has(r.error.kind), r.error.kind); assert.equal(typeof r.error.message, 'string'); }
-}
-function must<T>(r: Result<T>): T { if (!r.ok) assert.fail(`${r.error.kind}: ${r.error.message}`); return r.value; }
+const wellFormed = wellFormedIn(PACKET_ERROR_KINDS);
 
 const PROBE = buildLldpFrame({ dpid: '00000000000000a1', port: 3, srcMac: '02:11:22:33:44:55', ttl: 4 });
 

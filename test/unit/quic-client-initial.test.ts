@@ -1,6 +1,7 @@
 // From client datagrams to SNI/ALPN: CRYPTO reassembly, the ClientHello reader, coalesced
 // packets, and a ClientHello spread over several Initials and datagrams.
 import assert from 'node:assert/strict';
+import { errKind, unwrap } from '../lib/results.ts';
 import { randomBytes } from 'node:crypto';
 import {
   ClientInitialAssembler,
@@ -27,15 +28,7 @@ import {
   type QuicResult,
 } from '../../controller/quic/index.ts';
 
-function unwrap<T>(r: QuicResult<T>): T {
-  if (!r.ok) assert.fail(`${r.error.kind}: ${r.error.message}`);
-  return r.value;
-}
 
-function errKind(r: QuicResult<unknown>): string {
-  assert.equal(r.ok, false, 'expected an error');
-  return r.ok ? '' : r.error.kind;
-}
 
 function complete(r: QuicResult<ClientInitialProgress>): Extract<ClientInitialProgress, { status: 'complete' }> {
   const v = unwrap(r);

@@ -1,6 +1,7 @@
 // QUIC codec building blocks: varints, headers, packet protection and Initial frames, checked
 // against RFC 9000's worked examples and hand-built edge cases.
 import assert from 'node:assert/strict';
+import { errKind, unwrap } from '../lib/results.ts';
 import {
   decodePacketNumber,
   decodeVarint,
@@ -22,21 +23,12 @@ import {
   QUIC_V2,
   type InitialFrame,
   type LongHeader,
-  type QuicResult,
 } from '../../controller/quic/index.ts';
 import { PacketBuildError } from '../../controller/packet/result.ts';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
-function unwrap<T>(r: QuicResult<T>): T {
-  if (!r.ok) assert.fail(`${r.error.kind}: ${r.error.message}`);
-  return r.value;
-}
 
-function errKind(r: QuicResult<unknown>): string {
-  assert.equal(r.ok, false, 'expected an error');
-  return r.ok ? '' : r.error.kind;
-}
 
 describe('QUIC codec: varints', () => {
   it('decodes the RFC 9000 A.1 examples', () => {

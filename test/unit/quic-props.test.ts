@@ -2,6 +2,7 @@
 // tokens, packet numbers, versions and frames, and ClientHellos cut into random pieces over
 // random numbers of packets and datagrams, fed in random order.
 import assert from 'node:assert/strict';
+import { unwrap } from '../lib/results.ts';
 import fc from 'fast-check';
 import {
   ClientInitialAssembler,
@@ -22,15 +23,10 @@ import {
   QUIC_V2,
   type InitialFrame,
   type LongHeader,
-  type QuicResult,
 } from '../../controller/quic/index.ts';
 
 const RUNS = 300;
 
-function unwrap<T>(r: QuicResult<T>): T {
-  if (!r.ok) assert.fail(`${r.error.kind}: ${r.error.message}`);
-  return r.value;
-}
 
 const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max }).map((a) => Buffer.from(a));
 const cid = bytes(0, 20);

@@ -3,6 +3,7 @@
 // the published bytes (an AEAD tag that verifies proves both the keys and the hex) and rebuilt
 // byte for byte by the encoder.
 import assert from 'node:assert/strict';
+import { unwrap } from '../lib/results.ts';
 import {
   encodeClientInitial,
   encodeInitial,
@@ -222,10 +223,6 @@ const VECTORS: Vector[] = [
   },
 ];
 
-function unwrap<T>(r: { ok: true; value: T } | { ok: false; error: { kind: string; message: string } }): T {
-  if (!r.ok) assert.fail(`${r.error.kind}: ${r.error.message}`);
-  return r.value;
-}
 
 function longHeader(packet: Buffer): LongHeader {
   const h = unwrap(parseLongHeader(packet));
