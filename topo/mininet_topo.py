@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -129,8 +130,15 @@ def refuse_existing(switch):
 
 
 def start_echo(host, name, made):
+    """An echo server in the host; returns once it listens, so "topology up" means the service answers."""
     proc = host.popen(['node', ECHO, '--name', name, '--port', str(SERVICE_PORT)])
     made.procs.append(proc)
+    # mnexec -d forks before it execs node: Popen returning says nothing about the server yet.
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    line = proc.stdout.readline().decode(errors='replace') if ready else ''
+    if '"listening"' not in line:
+        err = proc.stderr.read().decode(errors='replace') if proc.poll() is not None else ''
+        raise RuntimeError(f'echo server {name} did not start listening within 30 s: {(line + err).strip() or "no output"}')
     return proc
 
 
