@@ -146,8 +146,9 @@ export class AnalyzerBridge extends EventEmitter {
 
   /** A held segment went to the IDS port: each IDS's marker for it can decide it (no-match.ts). */
   private heldForIds(c: ConnectionView, f: ParsedFrame): void {
-    if (this.engine.service(c.service)?.mirrorPort === undefined || !f.ipv4 || !f.tcp) return;
-    this.noMatch.held(c.id, { srcIp: f.ipv4.src, srcPort: f.tcp.srcPort, dstIp: f.ipv4.dst, dstPort: f.tcp.dstPort }, f.tcp.seq);
+    const ip = f.ipv4 ?? f.ipv6;
+    if (this.engine.service(c.service)?.mirrorPort === undefined || !ip || !f.tcp) return;
+    this.noMatch.held(c.id, { srcIp: ip.src, srcPort: f.tcp.srcPort, dstIp: ip.dst, dstPort: f.tcp.dstPort }, f.tcp.seq);
   }
 
   private applyNoMatch(connId: number, by: string[]): void {

@@ -6,6 +6,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { Command, CommanderError, Option, InvalidArgumentError } from 'commander';
 import { Controller } from './controller.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfigFile, parseConfig, type ControllerConfig } from './config.ts';
+import { endpoints } from './handoff/service-config.ts';
 import { LOG_LEVELS, Logger, type LogLevel } from './log.ts';
 import { ApiServer } from './api/api-server.ts';
 import { ApiClient, ApiClientError } from './api/client.ts';
@@ -179,7 +180,7 @@ withApiOptions(program.command('status')
     out.push(sw.switches.length ? table(['DPID', 'REMOTE', 'MODE', 'CONNECTED'], sw.switches.map((s: any) => [s.dpid, s.remote, s.mode, `${s.connectedSince} (${age(now - Date.parse(s.connectedSince))})`])) : '  none connected');
     out.push('', `Services (${sv.services.length})`);
     out.push(sv.services.length ? table(['NAME', 'ADDRESS', 'PRIMARY', 'MIGRATE TO', 'BACKENDS (connections)'], sv.services.map((s: any) => [
-      s.name, `${s.address}:${s.port}`, s.primary, s.migrateTo ?? '-', s.backends.map((b: any) => `${b.name}=${b.address}:${b.port}(${b.connections})`).join(' '),
+      s.name, endpoints(s), s.primary, s.migrateTo ?? '-', s.backends.map((b: any) => `${b.name}=${endpoints(b).replace(' ', ',')}(${b.connections})`).join(' '),
     ])) : '  none configured');
     if (an) out.push('', ...analyzerLines(an, now));
     out.push('', `Connections (${cn.connections.length})`);

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { ParsedFrame } from '../packet/index.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { ClientInitialProgress } from '../quic/index.ts';
-import { addrMatch, flagsMatch, formatRuleError, loadRuleFiles, portMatch, ruleAlert, RuleParseError, type Rule } from './rules.ts';
+import { addrMatch, flagsMatch, formatRuleError, loadRuleFiles, portMatch, ruleAlert, RuleParseError, type MatchAddr, type Rule } from './rules.ts';
 import { matchQuicRules } from './quic-matcher.ts';
 import { frameFacts, type Alert, type AlertSource, type FlowKey } from './types.ts';
 
@@ -28,17 +28,18 @@ export interface BuiltinMatcherOptions {
 
 /** Matches one frame against rules; pure. */
 export function matchRules(rules: readonly Rule[], frame: ParsedFrame, time: Date = new Date()): Alert[] {
-  const ip = frame.ipv4;
   const tcp = frame.tcp;
-  if (!ip || !tcp) return [];
+  if (!(frame.ipv4 || frame.ipv6) || !tcp) return [];
+  const src: MatchAddr = frame.ipv4 ? frame.ipv4.srcNum : frame.ipv6!.srcBytes;
+  const dst: MatchAddr = frame.ipv4 ? frame.ipv4.dstNum : frame.ipv6!.dstBytes;
   const payload = frame.payload;
   let lower: Buffer | undefined;
   const out: Alert[] = [];
   for (const r of rules) {
     if (r.proto !== 'tcp') continue;
-    const fwd = addrMatch(r.src, ip.srcNum) && addrMatch(r.dst, ip.dstNum) && portMatch(r.srcPorts, tcp.srcPort) && portMatch(r.dstPorts, tcp.dstPort);
+    const fwd = addrMatch(r.src, src) && addrMatch(r.dst, dst) && portMatch(r.srcPorts, tcp.srcPort) && portMatch(r.dstPorts, tcp.dstPort);
     if (!fwd) {
-      const rev = r.bidirectional && addrMatch(r.src, ip.dstNum) && addrMatch(r.dst, ip.srcNum)
+      const rev = r.bidirectional && addrMatch(r.src, dst) && addrMatch(r.dst, src)
         && portMatch(r.srcPorts, tcp.dstPort) && portMatch(r.dstPorts, tcp.srcPort);
       if (!rev) continue;
     }

@@ -5,8 +5,9 @@
  * same rule order, the same Alert (ruleAlert), so the first alert with a verdict decides.
  */
 import type { ClientInitialProgress } from '../quic/index.ts';
-import { parseIpv4 } from '../packet/addr.ts';
-import { addrMatch, asciiLower, portMatch, ruleAlert, type BufferMatch, type QuicBuffer, type Rule } from './rules.ts';
+import { parseIpv4, parseIpv6 } from '../packet/addr.ts';
+import { err, type Result } from '../packet/result.ts';
+import { addrMatch, asciiLower, portMatch, ruleAlert, type BufferMatch, type MatchAddr, type QuicBuffer, type Rule } from './rules.ts';
 import type { Alert, FlowKey } from './types.ts';
 
 export type CompleteInitial = Extract<ClientInitialProgress, { status: 'complete' }>;
@@ -28,13 +29,13 @@ export function quicBuffer(name: QuicBuffer, initial: CompleteInitial): Buffer |
 /**
  * Every udp/quic rule that matches a client's Initial, in rule order; TCP rules are skipped.
  * `flow` is the Initial's datagram (client → service), tested against the rule header as the TCP
- * path tests a segment (IPv4 only, like it). Until the ClientHello is complete nothing matches:
+ * path tests a segment (either IP family). Until the ClientHello is complete nothing matches:
  * the caller waits for the assembler's `complete`.
  */
 export function matchQuicRules(rules: readonly Rule[], initial: ClientInitialProgress, flow: FlowKey, time: Date = new Date()): Alert[] {
   if (initial?.status !== 'complete') return [];
-  const src = parseIpv4(flow?.srcIp);
-  const dst = parseIpv4(flow?.dstIp);
+  const src = matchAddrOf(flow?.srcIp);
+  const dst = matchAddrOf(flow?.dstIp);
   if (!src.ok || !dst.ok) return [];
   const bufs = new Buffers(initial);
   const out: Alert[] = [];
@@ -97,4 +98,10 @@ function bufferMatch(m: BufferMatch, bufs: Buffers): boolean {
   else if (m.endsWith) found = hay.length >= needle.length && hay.subarray(hay.length - needle.length).equals(needle);
   else found = hay.indexOf(needle) >= 0;
   return found !== c.negated;
+}
+
+/** A flow's text address as the rule header's address tests take it (IPv4 as a number, IPv6 as bytes). */
+function matchAddrOf(ip: string | undefined): Result<MatchAddr> {
+  if (typeof ip !== 'string') return err('bad_argument', 'no address');
+  return ip.includes(':') ? parseIpv6(ip) : parseIpv4(ip);
 }

@@ -19,6 +19,7 @@
  * (checked against a real Suricata by test/integration/analyzer-builtin-vs-suricata.test.ts).
  */
 import { readFile } from 'node:fs/promises';
+import { parseIpv6 } from '../packet/addr.ts';
 import { verdictOf, type Alert, type Verdict } from './types.ts';
 import { QuicOptions, QUIC_KEYWORD, quicUnsupported, type BufferMatch } from './quic-rules.ts';
 
@@ -27,10 +28,11 @@ export { parsePcre, QUIC_BUFFERS, type BufferMatch, type QuicBuffer } from './qu
 // ---------------------------------------------------------------------------------------------
 // Types
 
-/** Address expression tree (IPv4). */
+/** Address expression tree: IPv4 and IPv6 prefixes (a prefix of one family never matches the other's addresses). */
 export type AddrNode =
   | { kind: 'any' }
   | { kind: 'cidr'; net: number; mask: number; text: string }
+  | { kind: 'cidr6'; net: Buffer; bits: number; text: string }
   | { kind: 'list'; items: AddrNode[] }
   | { kind: 'not'; node: AddrNode };
 
@@ -594,9 +596,10 @@ export function parseAddr(tok: string, vars: Record<string, string>, fail: (m: s
     }
     return { kind: 'list', items };
   }
+  if (t.includes(':')) return parseAddr6(t, fail);
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(t);
   if (!m) {
-    fail(t.includes(':') ? `IPv6 addresses are not supported ("${t}")` : `invalid address "${t}" (use any, a.b.c.d, a.b.c.d/n, [list], !x, $VAR)`);
+    fail(`invalid address "${t}" (use any, a.b.c.d, a.b.c.d/n, an IPv6 address or prefix, [list], !x, $VAR)`);
     return undefined;
   }
   const oct = m.slice(1, 5).map(Number);
@@ -606,6 +609,28 @@ export function parseAddr(tok: string, vars: Record<string, string>, fail: (m: s
   const ip = ((oct[0]! << 24) | (oct[1]! << 16) | (oct[2]! << 8) | oct[3]!) >>> 0;
   return { kind: 'cidr', net: (ip & mask) >>> 0, mask, text: t };
 }
+
+/** An IPv6 address or prefix (2001:db8::/32), as Snort 3 and Suricata write them. */
+function parseAddr6(t: string, fail: (m: string) => void): AddrNode | undefined {
+  const slash = t.indexOf('/');
+  const addr = slash < 0 ? t : t.slice(0, slash);
+  const bitsText = slash < 0 ? '128' : t.slice(slash + 1);
+  const a = parseIpv6(addr);
+  if (!a.ok || !/^\d{1,3}$/.test(bitsText) || Number(bitsText) > 128) { fail(`invalid IPv6 address or prefix "${t}"`); return undefined; }
+  const bits = Number(bitsText);
+  const net = Buffer.alloc(16);
+  for (let i = 0; i < 16; i++) net[i] = a.value[i]! & prefixByte(bits, i);
+  return { kind: 'cidr6', net, bits, text: t };
+}
+
+/** The mask byte i of an IPv6 prefix of `bits` bits. */
+function prefixByte(bits: number, i: number): number {
+  const left = bits - 8 * i;
+  return left >= 8 ? 0xff : left <= 0 ? 0 : (0xff << (8 - left)) & 0xff;
+}
+
+/** An address as the matchers pass it: IPv4 as its 32-bit number, IPv6 as its 16 bytes. */
+export type MatchAddr = number | Buffer;
 
 export function parsePorts(tok: string, vars: Record<string, string>, fail: (m: string) => void, depth = 0): PortNode | undefined {
   const t = tok.trim();
@@ -642,10 +667,15 @@ export function parsePorts(tok: string, vars: Record<string, string>, fail: (m: 
 }
 
 /** A list matches if some positive item matches (or there are none) and no negated item does. */
-export function addrMatch(n: AddrNode, ip: number): boolean {
+export function addrMatch(n: AddrNode, ip: MatchAddr): boolean {
   switch (n.kind) {
     case 'any': return true;
-    case 'cidr': return ((ip & n.mask) >>> 0) === n.net;
+    case 'cidr': return typeof ip === 'number' && ((ip & n.mask) >>> 0) === n.net;
+    case 'cidr6': {
+      if (typeof ip === 'number') return false;
+      for (let i = 0; i < 16; i++) if ((ip[i]! & prefixByte(n.bits, i)) !== n.net[i]) return false;
+      return true;
+    }
     case 'not': return !addrMatch(n.node, ip);
     case 'list': return listMatch(n.items, (x) => addrMatch(x, ip));
   }

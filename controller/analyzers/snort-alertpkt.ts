@@ -122,7 +122,7 @@ export function decodeAlertPkt(buf: Buffer, opts: DecodeOptions = {}): Result<Al
   }
   p.packet = Buffer.from(buf.subarray(OFF.pkt, OFF.pkt + p.caplen));
   const fr = parseFrame(p.packet.subarray(p.dlthdr));
-  if (fr.ok && fr.value.ipv4) {
+  if (fr.ok && (fr.value.ipv4 || fr.value.ipv6)) {
     p.frame = fr.value;
     Object.assign(p, frameFacts(fr.value));
   } else {

@@ -77,9 +77,10 @@ export function stripQuotes(msg: string): string {
 /** Flow key, seq/ack and payload length of a parsed TCP/UDP frame; {} when it has no L4 ports. */
 export function frameFacts(f: ParsedFrame): Pick<Alert, 'flow' | 'seq' | 'ack' | 'payloadLength'> {
   const l4 = f.tcp ?? f.udp;
-  if (!f.ipv4 || !l4) return {};
+  const ip = f.ipv4 ?? f.ipv6;
+  if (!ip || !l4) return {};
   const out: Pick<Alert, 'flow' | 'seq' | 'ack' | 'payloadLength'> = {
-    flow: { srcIp: f.ipv4.src, srcPort: l4.srcPort, dstIp: f.ipv4.dst, dstPort: l4.dstPort },
+    flow: { srcIp: ip.src, srcPort: l4.srcPort, dstIp: ip.dst, dstPort: l4.dstPort },
     payloadLength: f.payload.length,
   };
   if (f.tcp) { out.seq = f.tcp.seq; out.ack = f.tcp.ack; }

@@ -13,6 +13,7 @@ import { FREEZE_TIMEOUT_MS } from '../handoff/move.ts';
 import { APP_ID, COOKIE_APP_MASK, appCookie } from '../cookies.ts';
 import type { FlowStats } from '../openflow/index.ts';
 import { flowsByConnection } from '../handoff/flow-plan.ts';
+import { endpointIp } from '../handoff/connection.ts';
 import { PcapWriter } from '../packet/index.ts';
 import { ControllerMetrics, PROMETHEUS_CONTENT_TYPE } from '../metrics.ts';
 import type { Logger } from '../log.ts';
@@ -258,7 +259,7 @@ export class ApiServer {
   private services() {
     const views = this.controller.engine.connections();
     return this.controller.engine.listServices().map((s) => ({
-      name: s.name, address: s.address, port: s.port, primary: s.primary, migrateTo: s.migrateTo ?? null,
+      name: s.name, address: s.address, address6: s.address6 ?? null, port: s.port, primary: s.primary, migrateTo: s.migrateTo ?? null,
       defaultVerdict: s.defaultVerdict, verdictTimeoutMs: s.verdictTimeoutMs, midStream: s.midStream,
       idleTimeout: s.idleTimeout, mirrorPort: s.mirrorPort ?? null, sidBackends: s.sidBackends,
       backends: s.backends.map((b) => ({ ...b, connections: views.filter((v) => v.service === s.name && v.backend === b.name && v.phase !== 'closed').length })),
@@ -391,7 +392,7 @@ export class ApiServer {
     const { switches, stats } = await this.collectFlows();
     views = views.sort((a, b) => a.id - b.id);
     const connections: ConnectionFlows[] = views.map((v) => {
-      const clientIp = v.client.split(':')[0];
+      const clientIp = endpointIp(v.client);
       const entry = stats.get(v.id);
       const flows = (entry?.dpid === v.dpid ? entry.flows : []).map((f) => flowView(f, clientIp))
         .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || (b.direction ?? '').localeCompare(a.direction ?? ''));

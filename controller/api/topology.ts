@@ -4,9 +4,11 @@
 // that serves it now. Links between switches come from the fabric app (`fabric` in the config,
 // docs/fabric.md); without it each switch stands alone and `links` is empty.
 import type { Controller } from '../controller.ts';
+import { endpointIp } from '../handoff/connection.ts';
+import { addressesOf } from '../handoff/service-config.ts';
 
 export interface TopologyHost { ip: string; mac: string; dpid: string; port: number; lastSeen: string; roles: string[] }
-export interface TopologyBackend { service: string; name: string; address: string; port: number; primary: boolean; dpid?: string; ofport?: number; connections: number }
+export interface TopologyBackend { service: string; name: string; address: string; address6?: string; port: number; primary: boolean; dpid?: string; ofport?: number; connections: number }
 export interface TopologyConnection { id: number; service: string; dpid: string; client: string; backend: string; backendAddress: string; phase: string; migrations: number }
 export interface TopologyView {
   switches: { dpid: string; remote: string; mode: string; ports: number[] }[];
@@ -26,16 +28,16 @@ export function topologyView(controller: Controller): TopologyView {
   const backends: TopologyBackend[] = [];
   for (const s of engine.listServices()) {
     for (const b of s.backends) {
-      role(b.address, `backend ${s.name}/${b.name}`);
-      const at = hostsByIp.get(b.address);
+      for (const a of addressesOf(b)) role(a, `backend ${s.name}/${b.name}`);
+      const at = addressesOf(b).map((a) => hostsByIp.get(a)).find((h) => h !== undefined);
       backends.push({
-        service: s.name, name: b.name, address: b.address, port: b.port, primary: b.name === s.primary,
+        service: s.name, name: b.name, address: b.address, ...(b.address6 !== undefined && { address6: b.address6 }), port: b.port, primary: b.name === s.primary,
         ...(at ? { dpid: at.dpid, ofport: at.port } : {}),
         connections: views.filter((v) => v.service === s.name && v.backend === b.name).length,
       });
     }
   }
-  for (const v of views) role(v.client.replace(/:\d+$/, ''), 'client');
+  for (const v of views) role(endpointIp(v.client), 'client');
   const hosts: TopologyHost[] = [...hostsByIp].map(([ip, h]) => ({ ip, mac: h.mac, dpid: h.dpid, port: h.port, lastSeen: new Date(h.seen).toISOString(), roles: [...(roles.get(ip) ?? [])] }))
     .sort((a, b) => a.dpid.localeCompare(b.dpid) || a.port - b.port || a.ip.localeCompare(b.ip));
   const switches = controller.switches.map((sw) => {

@@ -4,7 +4,7 @@
 // keeps its connections for a grace period, and segments of connections nobody knows (held or
 // mid-handshake when an earlier controller stopped) are forwarded with flows.
 import { OFPET, type FlowStats, type OfpMessage } from '../openflow/index.ts';
-import type { ParsedFrame } from '../packet/index.ts';
+import { ipOf, type ParsedFrame } from '../packet/index.ts';
 import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/switch-connection.ts';
 import { makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
@@ -14,7 +14,7 @@ import {
 } from './flow-plan.ts';
 import { hasFlows } from './phases.ts';
 import { planReconciliation } from './reconcile.ts';
-import type { ServiceConfig } from './service-config.ts';
+import { addressesOf, type ServiceConfig } from './service-config.ts';
 import type { Direction } from './tcp-state.ts';
 
 export interface ReconcileCounts { adopted: number; kept: number; reinstalled: number; dropped: number }
@@ -122,12 +122,14 @@ export class SwitchAdoption {
   degrade(sw: SwitchConnection, service: ServiceConfig, frame: ParsedFrame, dir: Direction, inPort: number): boolean {
     const core = this.core;
     const tcp = frame.tcp!;
-    const ip = frame.ipv4!;
+    const ip = ipOf(frame);
     if (tcp.flagSet.syn || tcp.flagSet.fin || tcp.flagSet.rst || core.table.full) return false;
     const dpid = dpidString(sw.features!.datapathId);
     const client = dir === 'c2s' ? { mac: frame.eth.src, ip: ip.src, port: tcp.srcPort } : { mac: frame.eth.dst, ip: ip.dst, port: tcp.dstPort };
     const serverMac = dir === 'c2s' ? frame.eth.dst : frame.eth.src;
-    if (core.parts.teardown.closedRecently(tupleKey(client.ip, client.port, service.address, service.port))) return false;
+    // The service address the client uses (dual-stack: either family), which is the primary's too.
+    const serviceIp = dir === 'c2s' ? ip.dst : ip.src;
+    if (core.parts.teardown.closedRecently(tupleKey(client.ip, client.port, serviceIp, service.port))) return false;
     const primary = service.backends.find((b) => b.name === service.primary)!;
     const clientPort = dir === 'c2s' ? inPort : core.learning.portForMac(dpid, client.mac);
     const serverPort = dir === 's2c' ? inPort : primary.switchPort ?? core.learning.portForMac(dpid, serverMac);
@@ -135,8 +137,8 @@ export class SwitchAdoption {
     const c = makeConnection({
       id: core.table.allocId(), service, sw, dpid, mode: core.modes.get(dpid) ?? 'relay',
       client: { ...client, ofport: clientPort },
-      serviceL2: { mac: serverMac, ip: service.address, port: service.port },
-      backend: { mac: serverMac, ip: primary.address, port: primary.port, ofport: serverPort },
+      serviceL2: { mac: serverMac, ip: serviceIp, port: service.port },
+      backend: { mac: serverMac, ip: serviceIp, port: primary.port, ofport: serverPort },
       backendName: primary.name, phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
       isnClient: -1, ackDelta: 0, createdAt: Date.now(), migrations: 0, adopted: true,
     });
@@ -233,7 +235,10 @@ export class SwitchAdoption {
 }
 
 export function interceptFor(s: ServiceConfig, index: number): OfpMessage[] {
-  return interceptFlows({ index, service: { ip: s.address, port: s.port }, backends: s.backends.map((b) => ({ ip: b.address, port: b.port })) });
+  return interceptFlows({
+    index, service: { ip: s.address, ...(s.address6 !== undefined && { ip6: s.address6 }), port: s.port },
+    backends: s.backends.flatMap((b) => addressesOf(b).map((ip) => ({ ip, port: b.port }))),
+  });
 }
 
 /** Flow-Mod with inc_tcp_seq in a scratch table plus a Barrier: an error means an unpatched switch. */

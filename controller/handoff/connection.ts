@@ -129,6 +129,16 @@ export function makeConnection(i: ConnectionInit): Connection {
 /** What most connections' queue and retired lists are: one shared, frozen empty list (replaced on the first push). */
 export const NONE: readonly never[] = Object.freeze([]);
 
+/** ip:port as a map key and as the API shows it, the IPv6 address bracketed ([fd00::2]:40000). */
+export function endpointKey(ip: string, port: number): string {
+  return ip.includes(':') ? ['[', ip, ']:', port].join('') : [ip, ':', port].join('');
+}
+
+/** The address of an endpointKey() text. */
+export function endpointIp(text: string): string {
+  return text.startsWith('[') ? text.slice(1, text.indexOf(']')) : text.slice(0, text.lastIndexOf(':'));
+}
+
 export function tupleKey(srcIp: string, srcPort: number, dstIp: string, dstPort: number): string {
   // join() builds one flat string; a template literal builds a rope of cons strings, which a Map
   // key keeps alive beside its flattened copy (a few hundred bytes per half-open entry).

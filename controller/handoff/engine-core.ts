@@ -8,7 +8,7 @@ import { parseFrame, type ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { HostDirectory } from '../fabric/host-directory.ts';
 import type { Logger } from '../log.ts';
-import { ConnectionTable, leftOf, NONE, type Connection, type Phase } from './connection.ts';
+import { ConnectionTable, endpointKey, leftOf, NONE, type Connection, type Phase } from './connection.ts';
 import { connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
 import type { SynRecord } from './connection-record.ts';
 import { allowed, hasFlows } from './phases.ts';
@@ -17,7 +17,7 @@ import { rewriteToBackend, rewriteToClient } from './relay.ts';
 import { stringInterner, valueInterner } from './intern.ts';
 import type { TcpTrack } from './tcp-state.ts';
 import type { SynAckSummary } from './option-policy.ts';
-import type { ServiceConfig, Verdict } from './service-config.ts';
+import { addressesOf, type ServiceConfig, type Verdict } from './service-config.ts';
 import type { Interception } from './interception.ts';
 import type { Mover } from './move.ts';
 import type { Teardown } from './teardown.ts';
@@ -101,8 +101,8 @@ export class EngineCore {
     this.byServiceAddr.clear();
     this.backendPorts.clear();
     for (const s of this.services) {
-      this.byServiceAddr.set(`${s.address}:${s.port}`, s);
-      for (const b of s.backends) this.backendPorts.add(`${b.address}:${b.port}`);
+      for (const a of addressesOf(s)) this.byServiceAddr.set(endpointKey(a, s.port), s);
+      for (const b of s.backends) for (const a of addressesOf(b)) this.backendPorts.add(endpointKey(a, b.port));
     }
   }
 
@@ -302,8 +302,8 @@ export class EngineCore {
   describe(c: Connection): ConnectionView {
     return {
       id: c.id, service: c.service.name, dpid: c.dpid, mode: c.mode, phase: c.phase,
-      client: `${c.client.ip}:${c.client.port}`, serviceAddress: `${c.serviceL2.ip}:${c.serviceL2.port}`,
-      backend: c.backendName, backendAddress: `${c.backend.ip}:${c.backend.port}`,
+      client: endpointKey(c.client.ip, c.client.port), serviceAddress: endpointKey(c.serviceL2.ip, c.serviceL2.port),
+      backend: c.backendName, backendAddress: endpointKey(c.backend.ip, c.backend.port),
       ackDelta: c.ackDelta >>> 0, migrations: c.migrations, tcp: { client: c.track.client, server: c.track.server },
       createdAt: c.createdAt, lastVerdict: c.lastVerdict && { ...c.lastVerdict, at: c.verdictAt ?? 0 }, ...(c.adopted ? { adopted: true } : {}),
     };
@@ -319,9 +319,12 @@ export function ownCopy(b: Buffer): Buffer {
 
 /** What a SYN's replay needs, in its own small buffers (not the Packet-In's). */
 export function synRecordOfFrame(f: ParsedFrame): SynRecord | undefined {
-  if (!f.tcp || !f.ipv4) return undefined;
+  if (!f.tcp || !(f.ipv4 || f.ipv6)) return undefined;
   const ecn = f.tcp.flagSet.ece && f.tcp.flagSet.cwr;
-  return { isn: f.tcp.seq >>> 0, window: f.tcp.window, options: f.tcp.optionsRaw.toString('hex'), tos: f.ipv4.tos, ttl: f.ipv4.ttl, ...(ecn ? { ecn: true } : {}) };
+  // An IPv6 SYN's traffic class and hop limit are kept where an IPv4 one's TOS and TTL are.
+  const tos = f.ipv4 ? f.ipv4.tos : f.ipv6!.trafficClass;
+  const ttl = f.ipv4 ? f.ipv4.ttl : f.ipv6!.hopLimit;
+  return { isn: f.tcp.seq >>> 0, window: f.tcp.window, options: f.tcp.optionsRaw.toString('hex'), tos, ttl, ...(ecn ? { ecn: true } : {}) };
 }
 
 export function reparse(buf: Buffer): ParsedFrame | undefined {

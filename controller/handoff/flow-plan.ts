@@ -8,6 +8,7 @@ import {
 import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, COOKIE_APP_MASK, INTERCEPT_ROLE, interceptCookie } from '../cookies.ts';
 import { decodeRecord, encodeRecord, RecordError, type LeftBackend, type SynRecord } from './connection-record.ts';
 import type { SynAckSummary } from './option-policy.ts';
+import { isIpv6Address } from '../packet/addr.ts';
 
 /**
  * Two tables. Table 0 steers service traffic (to the service, or from a backend's service port)
@@ -78,11 +79,8 @@ function noteFor(s: ConnectionFlowSpec): Action[] {
 
 export { interceptCookie };
 
-/**
- * IPv6 addresses are written with ':' (config, flows, records), IPv4 ones never. A connection's
- * addresses are all of one family (the switch translates addresses, not families).
- */
-const isV6 = (ip: string): boolean => ip.includes(':');
+/** A connection's addresses are all of one family (the switch translates addresses, not families). */
+const isV6 = isIpv6Address;
 
 /** A TCP match on addresses of either family; the IPv4 form is the one the plan always used. */
 function tcpMatch(inPort: number | undefined, src: string | undefined, dst: string | undefined, tcpSrc: number | undefined, tcpDst: number | undefined): Match {
@@ -233,7 +231,8 @@ export function deleteConnectionFlows(id: number, roles: readonly bigint[] = Obj
   return roles.map((role) => flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id, role), cookieMask: ALL_ONES, match: {} }));
 }
 
-export interface InterceptSpec { index: number; service: { ip: string; port: number }; backends: { ip: string; port: number }[] }
+/** A service's addresses (a dual-stack service's IPv6 one in `ip6`) and every backend address it may use. */
+export interface InterceptSpec { index: number; service: { ip: string; ip6?: string; port: number }; backends: { ip: string; port: number }[] }
 
 /**
  * A service's flows: in table 0, its traffic (client → service, and anything from a backend's
@@ -243,7 +242,7 @@ export interface InterceptSpec { index: number; service: { ip: string; port: num
 export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   const cookie = interceptCookie(s.index);
   const copyCookie = interceptCookie(s.index, INTERCEPT_ROLE.flagCopy);
-  const matches: Match[] = [tcpMatch(undefined, undefined, s.service.ip, undefined, s.service.port)];
+  const matches: Match[] = [s.service.ip, ...(s.service.ip6 !== undefined ? [s.service.ip6] : [])].map((ip) => tcpMatch(undefined, undefined, ip, undefined, s.service.port));
   const seen = new Set<string>();
   for (const b of s.backends) {
     const k = `${b.ip}:${b.port}`;

@@ -3,11 +3,11 @@
 // timeout) decides, and packets of connections that have flows but still reach the controller
 // (copies, strays, relayed connections) are routed by phase.
 import { OFPP, OFP_NO_BUFFER } from '../openflow/index.ts';
-import { seqAdd, type ParsedFrame } from '../packet/index.ts';
+import { canonicalIpv6, ipOf, isIpv6Address, seqAdd, type ParsedFrame } from '../packet/index.ts';
 import { dpidString, type SwitchConnection } from '../datapath/switch-connection.ts';
 import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE, isFlagCopy } from '../cookies.ts';
 import type { PacketIn } from '../apps/app.ts';
-import { clientKey, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
+import { clientKey, endpointKey, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import { EngineError, ownCopy, reparse, synRecordOfFrame, type EngineCore, type VerdictRequest } from './engine-core.ts';
 import { bypassFlow, fullFreezeFlow } from './flow-plan.ts';
 import { LogThrottle } from '../log-throttle.ts';
@@ -15,7 +15,7 @@ import { resetFor, resetReply } from './segments.ts';
 import { applySynPolicy, summarise } from './option-policy.ts';
 import { isIdentity } from './relay.ts';
 import { initialTrack, observe, segmentInfo } from './tcp-state.ts';
-import type { BackendConfig, ServiceConfig } from './service-config.ts';
+import { addressFor, type BackendConfig, type ServiceConfig } from './service-config.ts';
 
 /** Client segments queued behind a held one, at most. */
 export const MAX_QUEUE = 32;
@@ -41,7 +41,7 @@ export class Interception {
   /** Routes a Packet-In: a tracked connection's packet, a new SYN to a service, or one nobody tracks. */
   packetIn(sw: SwitchConnection, pi: PacketIn, frame: ParsedFrame | undefined): boolean {
     const tcp = frame?.tcp;
-    const ip = frame?.ipv4;
+    const ip = frame?.ipv4 ?? frame?.ipv6;
     if (!frame || !tcp || !ip || !sw.features) return false;
     const inPort = pi.match.inPort;
     if (inPort === undefined) return false;
@@ -55,7 +55,7 @@ export class Interception {
     const s2c = table.byBackendTuple(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort));
     if (s2c && s2c.sw === sw) { this.fromBackend(s2c, pi, frame, inPort); return true; }
 
-    const service = byServiceAddr.get(`${ip.dst}:${tcp.dstPort}`);
+    const service = byServiceAddr.get(endpointKey(ip.dst, tcp.dstPort));
     if (service && tcp.flagSet.syn && !tcp.flagSet.ack) return this.newConnection(sw, service, frame, inPort);
     // A connection refused under load stays refused: its late segments must not slip through
     // unanalysed. A client that already had its SYN-ACK is told at once (a RST), so it retries now.
@@ -65,12 +65,12 @@ export class Interception {
     }
     if (!this.core.switches.has(dpidString(sw.features.datapathId))) return false;
     if (service) return this.core.parts.adoption.degrade(sw, service, frame, 'c2s', inPort);
-    const fromPrimary = byServiceAddr.get(`${ip.src}:${tcp.srcPort}`);
+    const fromPrimary = byServiceAddr.get(endpointKey(ip.src, tcp.srcPort));
     if (fromPrimary) {
       if (this.refused.has(tupleKey(ip.dst, tcp.dstPort, ip.src, tcp.srcPort))) return true;
       return this.core.parts.adoption.degrade(sw, fromPrimary, frame, 's2c', inPort);
     }
-    if (cookieApp(pi.cookie) === APP_ID.intercept && this.core.backendPorts.has(`${ip.src}:${tcp.srcPort}`)) return this.bypass(sw, frame, inPort);
+    if (cookieApp(pi.cookie) === APP_ID.intercept && this.core.backendPorts.has(endpointKey(ip.src, tcp.srcPort))) return this.bypass(sw, frame, inPort);
     // Anything else (traffic of connections this controller does not track) is plain forwarding.
     return false;
   }
@@ -81,7 +81,7 @@ export class Interception {
     const dpid = dpidString(sw.features!.datapathId);
     const out = core.learning.portForMac(dpid, frame.eth.dst);
     if (out === undefined || out === inPort) return false;
-    const ip = frame.ipv4!;
+    const ip = ipOf(frame);
     const tcp = frame.tcp!;
     core.stats.bypassFlows++;
     try {
@@ -94,7 +94,7 @@ export class Interception {
   private newConnection(sw: SwitchConnection, service: ServiceConfig, frame: ParsedFrame, inPort: number): boolean {
     const { table, stats, log, learning } = this.core;
     const tcp = frame.tcp!;
-    const ip = frame.ipv4!;
+    const ip = ipOf(frame);
     if (table.full) {
       stats.refusedFull++;
       const forward = this.core.opts.whenFull === 'forward';
@@ -126,7 +126,8 @@ export class Interception {
       log.debug('SYN carries data; it goes to no server before a verdict (the client retransmits it after the handshake)', { client: `${ip.src}:${tcp.srcPort}`, bytes: frame.payload.length });
     }
     const backendPort = primary.switchPort ?? learning.portForMac(dpid, frame.eth.dst) ?? OFPP.FLOOD;
-    const ends = this.serviceEnds(service, primary, frame.eth.dst, backendPort);
+    // The client reached the service on one of its addresses (dual-stack: either family): the primary's of that family.
+    const ends = this.serviceEnds(service, ip.dst, primary, frame.eth.dst, backendPort);
     const c = makeConnection({
       id: table.allocId(), service, sw, dpid, mode: this.core.modes.get(dpid) ?? 'relay',
       client: { mac: this.core.shared.strings.get(frame.eth.src), ip: this.core.shared.strings.get(ip.src), port: tcp.srcPort, ofport: inPort },
@@ -149,14 +150,15 @@ export class Interception {
    * (until a connection moves, which replaces its own): shared, immutable objects, so that a
    * half-open entry costs little more than its client's address.
    */
-  private serviceEnds(service: ServiceConfig, primary: BackendConfig, mac: string, ofport: number): { serviceL2: Connection['serviceL2']; backend: Connection['backend'] } {
-    const key = `${service.name}|${primary.name}|${primary.address}:${primary.port}|${mac}|${ofport}`;
+  private serviceEnds(service: ServiceConfig, address: string, primary: BackendConfig, mac: string, ofport: number): { serviceL2: Connection['serviceL2']; backend: Connection['backend'] } {
+    const key = `${service.name}|${primary.name}|${address}|${primary.port}|${mac}|${ofport}`;
     let e = this.ends.get(key);
     if (!e) {
       if (this.ends.size >= SHARED_MAX) this.ends.clear();
+      // The primary's addresses are the service's (config-checked), so the one the client used is the primary's too.
       e = Object.freeze({
-        serviceL2: Object.freeze({ mac, ip: service.address, port: service.port }),
-        backend: Object.freeze({ mac, ip: primary.address, port: primary.port, ofport }),
+        serviceL2: Object.freeze({ mac, ip: address, port: service.port }),
+        backend: Object.freeze({ mac, ip: addressFor(primary, isIpv6Address(address)) ?? address, port: primary.port, ofport }),
       });
       this.ends.set(key, e);
     }
@@ -190,7 +192,7 @@ export class Interception {
    */
   private flagCopy(sw: SwitchConnection, frame: ParsedFrame, inPort: number): void {
     const { table } = this.core;
-    const ip = frame.ipv4!;
+    const ip = ipOf(frame);
     const tcp = frame.tcp!;
     const key = tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort);
     const c2s = table.byClientTuple(key);
@@ -290,7 +292,7 @@ export class Interception {
   private fromBackend(c: Connection, pi: PacketIn, frame: ParsedFrame, inPort: number): void {
     const core = this.core;
     const tcp = frame.tcp!;
-    const ip = frame.ipv4!;
+    const ip = ipOf(frame);
     const role = this.flowRole(pi, c);
     if (role === 'copy') { core.parts.teardown.trackSegment(c, 's2c', frame); return; }
     const fromTarget = c.replay && ip.src === c.replay.target.ip && tcp.srcPort === c.replay.target.port;
@@ -372,8 +374,11 @@ export class Interception {
   /** A verdict for the connection a packet belongs to (client → service tuple, either orientation); duplicate alerts count once. */
   verdictForFlow(flow: { srcIp: string; srcPort: number; dstIp: string; dstPort: number }, req: VerdictRequest): Connection | undefined {
     const { table, stats } = this.core;
-    const c = table.byClientTuple(tupleKey(flow.srcIp, flow.srcPort, flow.dstIp, flow.dstPort))
-      ?? table.byClientTuple(tupleKey(flow.dstIp, flow.dstPort, flow.srcIp, flow.srcPort));
+    // IDSs spell IPv6 their own way (Suricata's EVE writes every group in full): the table's keys are RFC 5952.
+    const srcIp = canonicalAddress(flow.srcIp);
+    const dstIp = canonicalAddress(flow.dstIp);
+    const c = table.byClientTuple(tupleKey(srcIp, flow.srcPort, dstIp, flow.dstPort))
+      ?? table.byClientTuple(tupleKey(dstIp, flow.dstPort, srcIp, flow.srcPort));
     if (!c) { stats.alertsUnknownConn++; return undefined; }
     const dedupe = `${c.id}:${req.sid ?? ''}:${req.seq ?? ''}:${req.verdict}`;
     if (this.seenAlerts.has(dedupe)) { stats.alertsDuplicate++; return c; }
@@ -452,6 +457,13 @@ export class Interception {
 export function targetFor(c: Pick<Connection, 'service'>, req: VerdictRequest): BackendConfig | undefined {
   const name = req.target ?? (req.sid !== undefined ? c.service.sidBackends[String(req.sid)] : undefined) ?? c.service.migrateTo;
   return c.service.backends.find((b) => b.name === name);
+}
+
+/** An address as the connection table spells it (IPv6 in RFC 5952 form); unparseable text is kept (it matches nothing). */
+function canonicalAddress(ip: string): string {
+  if (!isIpv6Address(ip)) return ip;
+  const c = canonicalIpv6(ip);
+  return c.ok ? c.value : ip;
 }
 
 function heldOf(f: ParsedFrame) {

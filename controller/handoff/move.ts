@@ -4,13 +4,13 @@
 // connection's flows are replaced by NAT + seq/ack-shift flows, the held segment is released and
 // the old backend reset. Any failure leaves the connection where it was.
 import { OFPP } from '../openflow/index.ts';
-import { buildArpFrame, seqAdd, seqSub, type ParsedFrame } from '../packet/index.ts';
+import { buildArpFrame, buildNeighborSolicitation, isIpv6Address, seqAdd, seqSub, type ParsedFrame } from '../packet/index.ts';
 import { tupleKey, type Connection } from './connection.ts';
 import { EngineError, type ConnectionView, type EngineCore } from './engine-core.ts';
 import { deleteBypassFlow, deleteFreezeFlows, freezeFlows, type Attached } from './flow-plan.ts';
 import { compareSynAcks, summarise } from './option-policy.ts';
 import { replayAck, replaySyn, resetFor } from './segments.ts';
-import type { BackendConfig } from './service-config.ts';
+import { addressFor, type BackendConfig } from './service-config.ts';
 
 /** The controller's own MAC for ARP probes (locally administered). */
 const CONTROLLER_MAC = '02:00:00:00:00:fe';
@@ -37,6 +37,8 @@ export class Mover {
     const target = c.service.backends.find((b) => b.name === targetName);
     if (!target) throw new EngineError(404, `service '${c.service.name}' has no backend named '${targetName}'`);
     if (target.name === c.backendName && c.phase !== 'held') throw new EngineError(409, `connection ${connId} is already on '${targetName}'`);
+    const v6 = isIpv6Address(c.client.ip);
+    if (addressFor(target, v6) === undefined) throw new EngineError(409, `backend '${targetName}' has no ${v6 ? 'IPv6' : 'IPv4'} address, and connection ${connId} is ${v6 ? 'IPv6' : 'IPv4'}`);
     if (c.phase === 'held' && !c.move) { core.parts.interception.applyVerdict(c, { verdict: 'MIGRATE', source: 'api', target: targetName }); return core.describe(c); }
     if (c.phase !== 'forwarded') throw new EngineError(409, `connection ${connId} is ${c.phase}; it can move once forwarded`);
     if (!c.service.midStream) throw new EngineError(409, `service '${c.service.name}' does not allow mid-stream migration`);
@@ -265,28 +267,41 @@ export class Mover {
     }
   }
 
-  /** Where a backend is: config, what the switch has shown us, or an ARP probe. */
+  /** Where a backend is: config, what the switch has shown us, or an ARP probe (IPv6: a neighbour solicitation). */
   private async locate(c: Connection, b: BackendConfig): Promise<Attached> {
     const { learning } = this.core;
-    const seen = learning.hosts.get(b.address);
+    const v6 = isIpv6Address(c.client.ip);
+    const address = addressFor(b, v6);
+    if (address === undefined) throw new Error(`backend ${b.name} has no ${v6 ? 'IPv6' : 'IPv4'} address, and the connection is ${v6 ? 'IPv6' : 'IPv4'}`);
+    const seen = learning.hosts.get(address);
     const known = seen && seen.dpid === c.dpid ? seen : undefined;
     const mac = b.mac ?? known?.mac;
     const port = b.switchPort ?? (mac ? learning.portForMac(c.dpid, mac) : undefined) ?? known?.port;
-    if (mac && port !== undefined) return { mac, ip: b.address, port: b.port, ofport: port };
+    if (mac && port !== undefined) return { mac, ip: address, port: b.port, ofport: port };
     const found = new Promise<Attached>((resolve, reject) => {
       const onHost = (ip: string, loc: { mac: string; port: number; dpid: string }) => {
-        if (ip !== b.address || loc.dpid !== c.dpid) return;
+        if (ip !== address || loc.dpid !== c.dpid) return;
         clearTimeout(t);
         learning.off('host', onHost);
-        resolve({ mac: b.mac ?? loc.mac, ip: b.address, port: b.port, ofport: b.switchPort ?? loc.port });
+        resolve({ mac: b.mac ?? loc.mac, ip: address, port: b.port, ofport: b.switchPort ?? loc.port });
       };
-      const t = setTimeout(() => { learning.off('host', onHost); reject(new Error(`backend ${b.name} (${b.address}) did not answer ARP`)); }, ARP_TIMEOUT_MS);
+      const t = setTimeout(() => { learning.off('host', onHost); reject(new Error(`backend ${b.name} (${address}) did not answer ${v6 ? 'neighbour solicitation' : 'ARP'}`)); }, ARP_TIMEOUT_MS);
       learning.on('host', onHost);
     });
-    const probe = buildArpFrame({ op: 'request', ethSrc: CONTROLLER_MAC, senderMac: CONTROLLER_MAC, senderIp: '0.0.0.0', targetIp: b.address });
-    this.core.packetOut(c, probe, OFPP.FLOOD, OFPP.CONTROLLER);
+    this.core.packetOut(c, locateProbe(address), OFPP.FLOOD, OFPP.CONTROLLER);
     return found;
   }
+}
+
+/**
+ * A question whose answer shows where an address lives, without touching anyone's neighbour
+ * cache: an ARP probe (sender 0.0.0.0, RFC 5227), or a neighbour solicitation from '::' (as
+ * duplicate address detection sends, RFC 4862 §5.4.2), which the owner answers to all nodes.
+ */
+export function locateProbe(address: string): Buffer {
+  return isIpv6Address(address)
+    ? buildNeighborSolicitation({ ethSrc: CONTROLLER_MAC, ipSrc: '::', target: address })
+    : buildArpFrame({ op: 'request', ethSrc: CONTROLLER_MAC, senderMac: CONTROLLER_MAC, senderIp: '0.0.0.0', targetIp: address });
 }
 
 const backendKey = (b: { ip: string; port: number }) => `${b.ip}:${b.port}`;

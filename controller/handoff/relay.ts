@@ -1,7 +1,7 @@
 // Relaying through the controller (stock switches with a shifted sequence space, and stragglers):
 // the same NAT and seq/ack shift the patched switch applies, done to one frame. Pure: each returns
 // the rewritten copy, or undefined when the frame cannot be rewritten.
-import { rewriteEthDst, rewriteEthSrc, rewriteIpv4Dst, rewriteIpv4Src, rewriteL4DstPort, rewriteL4SrcPort, shiftTcpAck, shiftTcpSeq } from '../packet/index.ts';
+import { rewriteEthDst, rewriteEthSrc, rewriteIpDst, rewriteIpSrc, rewriteL4DstPort, rewriteL4SrcPort, shiftTcpAck, shiftTcpSeq } from '../packet/index.ts';
 import type { Connection } from './connection.ts';
 
 type Relayable = Pick<Connection, 'backend' | 'serviceL2' | 'ackDelta'>;
@@ -16,7 +16,7 @@ export function rewriteToBackend(c: Relayable, raw: Buffer): Buffer | undefined 
   const f = Buffer.from(raw);
   if (isIdentity(c)) return f;
   const b = c.backend;
-  const ok = rewriteEthDst(f, b.mac).ok && rewriteIpv4Dst(f, b.ip).ok && rewriteL4DstPort(f, b.port).ok && shiftTcpAck(f, c.ackDelta).ok;
+  const ok = rewriteEthDst(f, b.mac).ok && rewriteIpDst(f, b.ip).ok && rewriteL4DstPort(f, b.port).ok && shiftTcpAck(f, c.ackDelta).ok;
   return ok ? f : undefined;
 }
 
@@ -25,6 +25,6 @@ export function rewriteToClient(c: Relayable, raw: Buffer): Buffer | undefined {
   const f = Buffer.from(raw);
   if (isIdentity(c)) return f;
   const s = c.serviceL2;
-  const ok = rewriteEthSrc(f, s.mac).ok && rewriteIpv4Src(f, s.ip).ok && rewriteL4SrcPort(f, s.port).ok && shiftTcpSeq(f, -c.ackDelta).ok;
+  const ok = rewriteEthSrc(f, s.mac).ok && rewriteIpSrc(f, s.ip).ok && rewriteL4SrcPort(f, s.port).ok && shiftTcpSeq(f, -c.ackDelta).ok;
   return ok ? f : undefined;
 }

@@ -1,16 +1,11 @@
 // Segments the controller itself sends during a handoff, built from what it recorded.
 // Pure: each returns the frame; the engine decides where it goes. Either IP version: an address
 // with ':' is IPv6 (the recorded SYN's TOS/TTL are then its traffic class and hop limit).
-import { buildTcp6Frame, buildTcpFrame, type ParsedFrame, type TcpFrameSpec } from '../packet/index.ts';
+import { buildTcp6Frame, buildTcpFrame, ipOf, isIpv6Address, type ParsedFrame, type TcpFrameSpec } from '../packet/index.ts';
 import type { SynRecord } from './connection-record.ts';
 import { replayedSynOffer, type SynAckSummary } from './option-policy.ts';
 
 export interface Endpoint { mac: string; ip: string; port: number }
-
-/** Whether an address (as the config, flows and records spell it) is IPv6. */
-export function isIpv6Address(ip: string): boolean {
-  return ip.includes(':');
-}
 
 /**
  * Builds a TCP frame for the family of its addresses; IPv4 exactly as buildTcpFrame. A mixed
@@ -70,7 +65,7 @@ export function resetFor(client: Endpoint, backend: Endpoint, rcvNxt: number): B
  */
 export function resetReply(f: ParsedFrame): Buffer {
   const t = f.tcp!;
-  const ip = (f.ipv4 ?? f.ipv6)!;
+  const ip = ipOf(f);
   const end = (t.seq + f.payload.length + (t.flagSet.syn ? 1 : 0) + (t.flagSet.fin ? 1 : 0)) >>> 0;
   return buildTcpFrameAny({
     ethSrc: f.eth.dst, ethDst: f.eth.src, ipSrc: ip.dst, ipDst: ip.src, srcPort: t.dstPort, dstPort: t.srcPort,

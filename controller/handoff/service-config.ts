@@ -1,12 +1,16 @@
 // Services and their backends, as configured and as changed at run time.
 // Validation names the offending key (services[0].backends[1].address) like the rest of the config.
+import { canonicalIpv6, isIpv6Address } from '../packet/addr.ts';
 import { ConfigError, checkBool as bool, checkInt as int, checkObject as obj, checkOneOf as oneOf, checkOnly as only, checkString as str } from '../config-checks.ts';
 
 export type Verdict = 'MIGRATE' | 'FORWARD';
 
 export interface BackendConfig {
   name: string;
+  /** IPv4 or IPv6 (RFC 5952 text). */
   address: string;
+  /** Its IPv6 address when `address` is IPv4: dual-stack, IPv6 connections use this one. */
+  address6?: string;
   port: number;
   /** Optional: learned from ARP/traffic when absent. */
   mac?: string;
@@ -31,7 +35,10 @@ export interface OptionPolicy {
 
 export interface ServiceConfig {
   name: string;
+  /** IPv4 or IPv6 (RFC 5952 text): server 1's address, which clients connect to. */
   address: string;
+  /** The service's IPv6 address when `address` is IPv4 (dual-stack): the primary's `address6`. */
+  address6?: string;
   port: number;
   /** The backend connections reach first; its address:port must be the service's. */
   primary: string;
@@ -53,17 +60,55 @@ export interface ServiceConfig {
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** An IPv4 address, or an IPv6 one in its RFC 5952 form (what the packet codec writes, so addresses compare as strings). */
+function ipAddress(v: unknown, key: string): string {
+  if (typeof v === 'string' && v.includes(':')) {
+    const c = canonicalIpv6(v);
+    if (!c.ok) throw new ConfigError(key, `expected an IPv4 or IPv6 address, got ${JSON.stringify(v)}`);
+    return c.value;
+  }
+  return str(v, key, IPV4, 'an IPv4 or IPv6 address');
+}
+
+/** `address6`: an IPv6 address next to an IPv4 `address` (dual-stack). */
+function secondAddress(v: unknown, key: string, first: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (first.includes(':')) throw new ConfigError(key, 'only with an IPv4 address: this address is IPv6 already');
+  const a = ipAddress(v, key);
+  if (!a.includes(':')) throw new ConfigError(key, 'expected an IPv6 address');
+  return a;
+}
+
+
+/** A backend's (or service's) address of one family, if it has one. */
+export function addressFor(x: { address: string; address6?: string }, v6: boolean): string | undefined {
+  if (isIpv6Address(x.address) === v6) return x.address;
+  return v6 ? x.address6 : undefined;
+}
+
+/** address:port, [address6]:port when dual-stack (IPv6 in brackets); the API's JSON (address6 null) too. */
+export function endpoints(x: { address: string; address6?: string | null; port: number }): string {
+  return addressesOf(x).map((a) => (isIpv6Address(a) ? `[${a}]:${x.port}` : `${a}:${x.port}`)).join(' ');
+}
+
+/** Every address of a backend or service (one, or two when dual-stack). */
+export function addressesOf(x: { address: string; address6?: string | null }): string[] {
+  return x.address6 === undefined || x.address6 === null ? [x.address] : [x.address, x.address6];
+}
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export function parseBackend(v: unknown, key: string): BackendConfig {
   const o = obj(v, key);
-  only(o, key, ['name', 'address', 'port', 'mac', 'switchPort']);
+  only(o, key, ['name', 'address', 'address6', 'port', 'mac', 'switchPort']);
   const b: BackendConfig = {
     name: str(o.name, `${key}.name`, NAME, 'a name of letters, digits, _ . -'),
-    address: str(o.address, `${key}.address`, IPV4, 'an IPv4 address'),
+    address: ipAddress(o.address, `${key}.address`),
     port: int(o.port, `${key}.port`, 1, 65535),
   };
+  const a6 = secondAddress(o.address6, `${key}.address6`, b.address);
+  if (a6 !== undefined) b.address6 = a6;
   if (o.mac !== undefined) b.mac = str(typeof o.mac === 'string' ? o.mac.toLowerCase() : o.mac, `${key}.mac`, MAC, 'a MAC address aa:bb:cc:dd:ee:ff');
   if (o.switchPort !== undefined) b.switchPort = int(o.switchPort, `${key}.switchPort`, 1, 0xffffff00);
   return b;
@@ -71,7 +116,7 @@ export function parseBackend(v: unknown, key: string): BackendConfig {
 
 export function parseService(v: unknown, key: string): ServiceConfig {
   const o = obj(v, key);
-  only(o, key, ['name', 'address', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'mirrorPort', 'mirrorAll']);
+  only(o, key, ['name', 'address', 'address6', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'mirrorPort', 'mirrorAll']);
   if (!Array.isArray(o.backends) || o.backends.length === 0) throw new ConfigError(`${key}.backends`, 'expected a non-empty array of backends');
   const backends = o.backends.map((b, i) => parseBackend(b, `${key}.backends[${i}]`));
   const names = new Set<string>();
@@ -79,7 +124,8 @@ export function parseService(v: unknown, key: string): ServiceConfig {
     if (names.has(b.name)) throw new ConfigError(`${key}.backends[${i}].name`, `duplicate backend name '${b.name}'`);
     names.add(b.name);
   });
-  const address = str(o.address, `${key}.address`, IPV4, 'an IPv4 address');
+  const address = ipAddress(o.address, `${key}.address`);
+  const address6 = secondAddress(o.address6, `${key}.address6`, address);
   const port = int(o.port, `${key}.port`, 1, 65535);
   const primary = o.primary === undefined ? backends[0].name : str(o.primary, `${key}.primary`, NAME, 'a backend name');
   const pb = backends.find((b) => b.name === primary);
@@ -87,6 +133,14 @@ export function parseService(v: unknown, key: string): ServiceConfig {
   if (pb.address !== address || pb.port !== port) {
     throw new ConfigError(`${key}.primary`, `backend '${primary}' is ${pb.address}:${pb.port}, but connections reach the primary on the service address ${address}:${port}`);
   }
+  if (pb.address6 !== address6) {
+    throw new ConfigError(`${key}.primary`, `backend '${primary}' has address6 ${pb.address6 ?? '(none)'}, but the service's is ${address6 ?? '(none)'}: the primary's addresses are the service's`);
+  }
+  backends.forEach((b, i) => {
+    if (addressFor(b, false) !== undefined && addressFor({ address, address6 }, false) !== undefined) return;
+    if (addressFor(b, true) !== undefined && addressFor({ address, address6 }, true) !== undefined) return;
+    throw new ConfigError(`${key}.backends[${i}].address`, `backend '${b.name}' (${endpoints(b)}) has no address of the service's family (${endpoints({ address, address6, port })})`);
+  });
   const optIn = o.options === undefined ? {} : obj(o.options, `${key}.options`);
   only(optIn, `${key}.options`, ['timestamps', 'sack', 'mismatch', 'mptcp']);
   const options: OptionPolicy = {
@@ -111,7 +165,7 @@ export function parseService(v: unknown, key: string): ServiceConfig {
   }
   return {
     name: str(o.name, `${key}.name`, NAME, 'a name of letters, digits, _ . -'),
-    address, port, primary, backends,
+    address, ...(address6 !== undefined && { address6 }), port, primary, backends,
     defaultVerdict: o.defaultVerdict === undefined ? 'FORWARD' : oneOf(o.defaultVerdict, `${key}.defaultVerdict`, ['MIGRATE', 'FORWARD'] as const),
     verdictTimeoutMs: o.verdictTimeoutMs === undefined ? 2000 : int(o.verdictTimeoutMs, `${key}.verdictTimeoutMs`, 1, 600000),
     migrateTo, sidBackends, options,
@@ -127,10 +181,12 @@ export function parseServices(v: unknown, key = 'services'): ServiceConfig[] {
   const list = v.map((s, i) => parseService(s, `${key}[${i}]`));
   const seen = new Map<string, number>();
   list.forEach((s, i) => {
-    const k = `${s.address}:${s.port}`;
-    if (seen.has(k)) throw new ConfigError(`${key}[${i}]`, `service address ${k} already used by ${key}[${seen.get(k)}]`);
+    for (const a of addressesOf(s)) {
+      const k = isIpv6Address(a) ? `[${a}]:${s.port}` : `${a}:${s.port}`;
+      if (seen.has(k)) throw new ConfigError(`${key}[${i}]`, `service address ${k} already used by ${key}[${seen.get(k)}]`);
+      seen.set(k, i);
+    }
     if (list.findIndex((x) => x.name === s.name) !== i) throw new ConfigError(`${key}[${i}].name`, `duplicate service name '${s.name}'`);
-    seen.set(k, i);
   });
   return list;
 }

@@ -3,7 +3,7 @@
 // replacing them would leave live connections on a stale copy that no later change reaches.
 // Everything is validated before anything changes: a refused reload leaves no half-applied state.
 import { isDeepStrictEqual } from 'node:util';
-import type { BackendConfig, ServiceConfig } from './service-config.ts';
+import { endpoints, type BackendConfig, type ServiceConfig } from './service-config.ts';
 
 /** Connections a backend of a running service serves (on it, or moving to it). */
 export type BusyCount = (service: ServiceConfig, backendName: string) => number;
@@ -32,16 +32,16 @@ export function sameValue(a: unknown, b: unknown): boolean {
 export function unchangeableServiceChanges(running: ServiceConfig, next: ServiceConfig): string[] {
   const key = `services.${running.name}`;
   const out: string[] = [];
-  if (running.address !== next.address || running.port !== next.port) {
-    out.push(`${key}: the service address, which is its primary's, cannot change while the controller runs (${running.address}:${running.port} -> ${next.address}:${next.port}); add the new address as another service, or restart`);
+  if (running.address !== next.address || running.address6 !== next.address6 || running.port !== next.port) {
+    out.push(`${key}: the service address, which is its primary's, cannot change while the controller runs (${endpoints(running)} -> ${endpoints(next)}); add the new address as another service, or restart`);
   }
   if (running.primary !== next.primary) {
     out.push(`${key}.primary: cannot change while the controller runs (${running.primary} -> ${next.primary}): every connection starts on the primary at the service address`);
   } else {
     const a = running.backends.find((b) => b.name === running.primary);
     const b = next.backends.find((x) => x.name === next.primary);
-    if (a && b && (a.address !== b.address || a.port !== b.port) && (running.address === next.address && running.port === next.port)) {
-      out.push(`${key}.primary: backend '${a.name}' cannot move from ${a.address}:${a.port} to ${b.address}:${b.port}: it is the service address`);
+    if (a && b && (a.address !== b.address || a.address6 !== b.address6 || a.port !== b.port) && (running.address === next.address && running.address6 === next.address6 && running.port === next.port)) {
+      out.push(`${key}.primary: backend '${a.name}' cannot move from ${endpoints(a)} to ${endpoints(b)}: it is the service address`);
     }
   }
   return out;
@@ -72,8 +72,8 @@ export function applyServiceConfig(running: ServiceConfig[], next: ServiceConfig
       const inUse = busy(s, b.name);
       if (inUse === 0) continue;
       if (!nb) errors.push(`services.${s.name}.backends: cannot remove ${b.name}: it still serves ${inUse} connection(s); migrate them first`);
-      else if (nb.address !== b.address || nb.port !== b.port) {
-        errors.push(`services.${s.name}.backends.${b.name}: cannot move from ${b.address}:${b.port} to ${nb.address}:${nb.port}: it still serves ${inUse} connection(s); migrate them first`);
+      else if (nb.address !== b.address || nb.address6 !== b.address6 || nb.port !== b.port) {
+        errors.push(`services.${s.name}.backends.${b.name}: cannot move from ${endpoints(b)} to ${endpoints(nb)}: it still serves ${inUse} connection(s); migrate them first`);
       }
     }
   }
@@ -120,6 +120,7 @@ function updateService(s: ServiceConfig, n: ServiceConfig): void {
 
 function updateBackend(b: BackendConfig, n: BackendConfig): void {
   b.address = n.address;
+  if (n.address6 === undefined) delete b.address6; else b.address6 = n.address6;
   b.port = n.port;
   if (n.mac === undefined) delete b.mac; else b.mac = n.mac;
   if (n.switchPort === undefined) delete b.switchPort; else b.switchPort = n.switchPort;

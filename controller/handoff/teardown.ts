@@ -1,6 +1,6 @@
 // Teardown: FIN/RST tracked per direction (tcp-state.ts) from the FIN/RST copies, a grace period
 // for the final ACKs, idle timeouts (FLOW_REMOVED), and freeing everything a connection holds.
-import { seqSub, type ParsedFrame } from '../packet/index.ts';
+import { ipOf, seqSub, type ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE } from '../cookies.ts';
 import type { FlowRemoved } from '../apps/app.ts';
@@ -23,7 +23,7 @@ export class Teardown {
     const before = c.track;
     const seg = segmentInfo(frame);
     // Track in the client's view: a backend's own sequence numbers are shifted by the delta.
-    if (dir === 's2c' && frame.ipv4!.src === c.backend.ip && frame.tcp!.srcPort === c.backend.port) seg.seq = seqSub(seg.seq, c.ackDelta);
+    if (dir === 's2c' && ipOf(frame).src === c.backend.ip && frame.tcp!.srcPort === c.backend.port) seg.seq = seqSub(seg.seq, c.ackDelta);
     const track = observe(c.track, dir, seg);
     // Most connections are in the same few states: share those (a FIN's sequence number is the connection's own).
     c.track = track.clientFinSeq === undefined && track.serverFinSeq === undefined ? core.shared.track.get(track) : track;

@@ -135,3 +135,11 @@ export function canonicalIpv6(s: string): Result<string> {
   const r = parseIpv6(s);
   return r.ok ? ok(formatIpv6(r.value)) : r;
 }
+
+/**
+ * Whether a text address is IPv6: config, flows and records write IPv6 with ':', IPv4 never, so
+ * the family of an address travels with it.
+ */
+export function isIpv6Address(ip: string): boolean {
+  return ip.includes(':');
+}

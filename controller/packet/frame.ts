@@ -39,6 +39,11 @@ export interface ParsedFrame {
   l4Offset?: number;
 }
 
+/** The IP header of a frame already known to be IP (either family: both name src and dst as text). */
+export function ipOf(f: ParsedFrame): Ipv4 | Ipv6 {
+  return (f.ipv4 ?? f.ipv6)!;
+}
+
 /**
  * Parses an Ethernet II frame (≤ 2 VLAN tags) with ARP, IPv4 (TCP/UDP/ICMP) or IPv6 (extension
  * headers walked, then TCP/UDP/ICMPv6). Truncated or malformed headers yield an error, and so

@@ -5,7 +5,7 @@
 import type { ControllerConfig } from '../config.ts';
 import type { AnalyzersConfig } from '../analyzers/analyzer-config.ts';
 import { analyzerRestartNeeded } from '../analyzers/analyzer-config.ts';
-import type { BackendConfig, ServiceConfig } from '../handoff/service-config.ts';
+import { endpoints, type BackendConfig, type ServiceConfig } from '../handoff/service-config.ts';
 import { sameValue, unchangeableServiceChanges } from '../handoff/service-reload.ts';
 
 export interface ConfigDiff {
@@ -97,22 +97,22 @@ function diffServices(running: ServiceConfig[], loaded: ServiceConfig[], out: st
   const loadedByName = new Map(loaded.map((s) => [s.name, s]));
   for (const s of running) {
     const n = loadedByName.get(s.name);
-    if (!n) { out.push(`services.${s.name}: removed (${s.address}:${s.port})`); continue; }
+    if (!n) { out.push(`services.${s.name}: removed (${endpoints(s)})`); continue; }
     refusals.push(...unchangeableServiceChanges(s, n));
     diffService(s, n, out);
   }
   const runningNames = new Set(running.map((s) => s.name));
   for (const n of loaded) {
-    if (!runningNames.has(n.name)) out.push(`services.${n.name}: added (${n.address}:${n.port}, backends ${n.backends.map((b) => b.name).join(', ')})`);
+    if (!runningNames.has(n.name)) out.push(`services.${n.name}: added (${endpoints(n)}, backends ${n.backends.map((b) => b.name).join(', ')})`);
   }
 }
 
 /** Service keys diffed on their own (or refused: address, port, primary); the rest are plain values. */
-const SERVICE_STRUCTURE = new Set(['name', 'address', 'port', 'primary', 'backends', 'options', 'sidBackends']);
+const SERVICE_STRUCTURE = new Set(['name', 'address', 'address6', 'port', 'primary', 'backends', 'options', 'sidBackends']);
 
 function diffService(s: ServiceConfig, n: ServiceConfig, out: string[]): void {
   const key = `services.${s.name}`;
-  const addr = (b: BackendConfig) => `${b.address}:${b.port}`;
+  const addr = (b: BackendConfig) => endpoints(b);
   for (const b of s.backends) {
     const nb = n.backends.find((x) => x.name === b.name);
     if (!nb) { out.push(`${key}.backends: removed ${b.name} (${addr(b)})`); continue; }

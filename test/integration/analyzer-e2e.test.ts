@@ -22,6 +22,8 @@ interface Scenario {
   name: string; setup: (dir: string) => Promise<Record<string, unknown>>; start?: (bed: HandoffBed, dir: string) => Promise<() => Promise<void>>; midStream: boolean;
   /** Who applies the default verdict to a segment no rule matches: the timeout, or the built-in matcher at once. */
   noMatch: 'timeout' | 'builtin (no rule matched)';
+  /** 6: a dual-stack bed and service, the client over IPv6. */
+  family?: 4 | 6;
 }
 
 async function session(bed: HandoffBed): Promise<{ c: ScriptClient; id: number }> {
@@ -30,18 +32,18 @@ async function session(bed: HandoffBed): Promise<{ c: ScriptClient; id: number }
 }
 
 function scenarios(s: Scenario): void {
-  describe(`verdicts from ${s.name} (${mode})`, function () {
+  describe(`verdicts from ${s.name} (${mode}${s.family === 6 ? ', IPv6' : ''})`, function () {
     this.timeout(120000);
     let bed: HandoffBed;
     let dir: string;
     let stopIds: (() => Promise<void>) | undefined;
     before(async function () {
-      if (s.name === 'Suricata (live, mirror port)') await requireSuricata(this);
+      if (s.name.startsWith('Suricata')) await requireSuricata(this);
       if (!patched && process.env.CI) throw new Error(`no patched OVS under ${PATCHED_PREFIX}: run ovs-patch/build.sh`);
       dir = mkdtempSync('/tmp/tmt-ana-');
       const analyzers = await s.setup(dir);
       bed = await HandoffBed.create({
-        prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, ids: true, analyzers,
+        prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, ids: true, analyzers, family: s.family,
         services: { mirrorPort: IDS_PORT, mirrorAll: s.midStream, verdictTimeoutMs: VERDICT_TIMEOUT_MS },
       });
       assert.equal(bed.engine.modeOf(bed.controller.switches[0].describe()), mode, `the switch runs in ${mode} mode`);
@@ -124,6 +126,29 @@ scenarios({
   setup: async (dir) => ({ suricata: { socket: join(dir, 'eve.sock') } }),
   start: async (bed, dir) => {
     const ids = await startLiveSuricata(bed.ids!, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock') });
+    return () => ids.stop();
+  },
+});
+
+// The same over IPv6: the rules' $HOME_NET names the bed's IPv6 prefix too; Suricata reads the
+// mirrored IPv6 segments and its EVE records name the flow in its own IPv6 spelling.
+const HOME_NET_DUAL = '[10.0.0.0/8,fd00::/8]';
+scenarios({
+  name: 'the built-in matcher',
+  family: 6,
+  midStream: true,
+  noMatch: 'builtin (no rule matched)',
+  setup: async () => ({ builtin: { rules: [RULES], vars: { HOME_NET: HOME_NET_DUAL } } }),
+});
+
+scenarios({
+  name: 'Suricata (live, mirror port)',
+  family: 6,
+  midStream: true,
+  noMatch: 'timeout',
+  setup: async (dir) => ({ suricata: { socket: join(dir, 'eve.sock') } }),
+  start: async (bed, dir) => {
+    const ids = await startLiveSuricata(bed.ids!, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock'), homeNet: HOME_NET_DUAL });
     return () => ids.stop();
   },
 });

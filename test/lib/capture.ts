@@ -47,8 +47,8 @@ export class Capture {
 
   /** The TCP segments among frames(). */
   segments(): Segment[] {
-    return this.frames().filter((f) => f.ipv4 && f.tcp).map(({ ipv4, tcp, payload }) => ({
-      src: ipv4!.src, sport: tcp!.srcPort, dst: ipv4!.dst, dport: tcp!.dstPort, seq: tcp!.seq, ack: tcp!.ack,
+    return this.frames().filter((f) => (f.ipv4 || f.ipv6) && f.tcp).map(({ ipv4, ipv6, tcp, payload }) => ({
+      src: (ipv4 ?? ipv6)!.src, sport: tcp!.srcPort, dst: (ipv4 ?? ipv6)!.dst, dport: tcp!.dstPort, seq: tcp!.seq, ack: tcp!.ack,
       syn: tcp!.flagSet.syn, fin: tcp!.flagSet.fin, rst: tcp!.flagSet.rst, len: payload.length, payload: Buffer.from(payload),
     }));
   }

@@ -12,9 +12,13 @@ import { ScriptClient } from '../../topo/lib/script-client.ts';
 export { ScriptClient };
 import type { Controller } from '../../controller/controller.ts';
 import type { HandoffEngine } from '../../controller/handoff/handoff-engine.ts';
+import { endpointKey } from '../../controller/handoff/connection.ts';
 
 const APPS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'topo', 'apps');
 export const SERVICE = { ip: '10.0.0.1', port: 5001 };
+/** The dual-stack bed's IPv6 addresses (the last group is the IPv4 address's last byte). */
+export const SERVICE6 = { ip: 'fd00::1', port: 5001 };
+const v6Of = (ip: string) => `fd00::${ip.split('.')[3]}`;
 
 /** Ends a script client and its process: a test that failed half-way leaves no connection open for the next one. */
 export function endClient(c: ScriptClient): void { c.end(); c.proc.kill(); }
@@ -34,18 +38,24 @@ export interface BedOptions {
   ovsOtherConfig?: Record<string, string>;
   /** Per-host sysctls (`key=value`), by 'client' or server name, set before any server listens (e.g. TFO listeners). */
   sysctls?: Record<string, string[]>;
+  /**
+   * 6: every host is dual-stack (fd00::<last byte of its IPv4 address>), the service too, and the
+   * client reaches it over IPv6 (open, many, serviceIp). Default 4: IPv4 only, IPv6 off in the hosts.
+   */
+  family?: 4 | 6;
 }
 export const IDS_PORT = 5;
 export const ATTACKER_IP = '10.0.0.66';
 
 /** The test beds' service: the echo servers on server1 (the service address), server2 and server3. */
-export function echoService(over: Record<string, unknown> = {}): Record<string, unknown> {
+export function echoService(over: Record<string, unknown> = {}, family: 4 | 6 = 4): Record<string, unknown> {
+  const dual = (address: string) => ({ address, ...(family === 6 && { address6: v6Of(address) }) });
   return {
-    name: 'echo', address: SERVICE.ip, port: SERVICE.port, primary: 'server1', migrateTo: 'server2', idleTimeout: 60,
+    name: 'echo', ...dual(SERVICE.ip), port: SERVICE.port, primary: 'server1', migrateTo: 'server2', idleTimeout: 60,
     backends: [
-      { name: 'server1', address: '10.0.0.1', port: SERVICE.port },
-      { name: 'server2', address: '10.0.0.3', port: SERVICE.port },
-      { name: 'server3', address: '10.0.0.4', port: SERVICE.port },
+      { name: 'server1', ...dual('10.0.0.1'), port: SERVICE.port },
+      { name: 'server2', ...dual('10.0.0.3'), port: SERVICE.port },
+      { name: 'server3', ...dual('10.0.0.4'), port: SERVICE.port },
     ],
     ...over,
   };
@@ -63,6 +73,12 @@ export class HandoffBed {
   attacker?: Host;
   private banner = false;
   bridge = `tmtbr${randomBytes(2).toString('hex')}`;
+  family: 4 | 6 = 4;
+
+  /** The address clients reach the service on, in the bed's family. */
+  get serviceIp(): string { return this.family === 6 ? SERVICE6.ip : SERVICE.ip; }
+  /** A host's address in the bed's family. */
+  ipOf(h: Host): string { return this.family === 6 ? h.ip6! : h.ip; }
 
   get engine(): HandoffEngine { return this.controller.engine; }
 
@@ -73,15 +89,17 @@ export class HandoffBed {
   }
 
   private async setup(opts: BedOptions): Promise<void> {
-    const service = echoService({ verdictTimeoutMs: 5000, ...opts.services });
+    this.family = opts.family ?? 4;
+    const service = echoService({ verdictTimeoutMs: 5000, ...opts.services }, this.family);
+    const six = (cidr: string) => (this.family === 6 ? { ipv6: `${v6Of(cidr.split('/')[0]!)}/64` } : {});
     const started = await startController([], { services: [service], handoff: { closeGraceMs: 200, ...opts.handoff }, ...(opts.analyzers ? { analyzers: opts.analyzers } : {}) });
     this.controller = started.controller;
     this.ovs = await Ovs.start({ prefix: opts.prefix, otherConfig: opts.ovsOtherConfig });
     this.net = TestNet.create();
-    this.servers.server1 = await this.net.addHost('s1', '10.0.0.1/24');
-    this.client = await this.net.addHost('c', '10.0.0.2/24');
-    this.servers.server2 = await this.net.addHost('s2', '10.0.0.3/24');
-    this.servers.server3 = await this.net.addHost('s3', '10.0.0.4/24');
+    this.servers.server1 = await this.net.addHost('s1', '10.0.0.1/24', six('10.0.0.1'));
+    this.client = await this.net.addHost('c', '10.0.0.2/24', six('10.0.0.2'));
+    this.servers.server2 = await this.net.addHost('s2', '10.0.0.3/24', six('10.0.0.3'));
+    this.servers.server3 = await this.net.addHost('s3', '10.0.0.4/24', six('10.0.0.4'));
     if (opts.ids) this.ids = await this.net.addHost('ids', '10.0.0.9/24');
     if (opts.attacker) this.attacker = await this.net.addHost('atk', `${ATTACKER_IP}/24`);
     for (const [name, h] of Object.entries({ client: this.client, ...this.servers })) for (const k of opts.sysctls?.[name] ?? []) await h.exec(['sysctl', '-qw', k]);
@@ -94,17 +112,19 @@ export class HandoffBed {
     for (const [name, h] of Object.entries(this.servers)) await this.startEcho(h, name);
     // Let every host be known to the switch (ARP) before the tests start.
     for (const h of Object.values(this.servers)) await this.client.exec(['ping', '-c', '1', '-W', '2', h.ip]);
+    if (this.family === 6) for (const h of Object.values(this.servers)) await this.client.exec(['ping', '-6', '-c', '1', '-W', '2', h.ip6!]);
   }
 
   /** Starts the echo server (as `name`) on the service port in `h`; resolves once it listens. */
   async startEcho(h: Host, name: string): Promise<void> {
-    this.echo[name] = h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', name, '--port', String(SERVICE.port), ...(this.banner ? ['--banner'] : [])]);
+    // A dual-stack host listens on :: (IPv4 and IPv6 alike); IPv6 is off in the others.
+    this.echo[name] = h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', name, '--port', String(SERVICE.port), ...(h.ip6 ? ['--host', '::'] : []), ...(this.banner ? ['--banner'] : [])]);
     await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${SERVICE.port}`])).stdout.includes(String(SERVICE.port)), `echo server in ${h.name}`);
   }
 
   /** A server added at run time on switch port `ofport`, running the echo server, not yet a backend. */
   async addServer(name: string, ns: string, cidr: string, ofport: number, sysctls: string[] = []): Promise<Host> {
-    const h = await this.net.addHost(ns, cidr);
+    const h = await this.net.addHost(ns, cidr, this.family === 6 ? { ipv6: `${v6Of(cidr.split('/')[0]!)}/64` } : {});
     for (const k of sysctls) await h.exec(['sysctl', '-qw', k]);
     await this.ovs.addPort(this.bridge, h.peer, ofport);
     this.servers[name] = h;
@@ -140,16 +160,17 @@ export class HandoffBed {
 
   /** Connects a script client to the service: the controller's id for the connection and the client's port. */
   async open(c: ScriptClient): Promise<{ id: number; port: number }> {
-    const r = await c.cmd({ op: 'connect', host: SERVICE.ip, port: SERVICE.port });
+    const r = await c.cmd({ op: 'connect', host: this.serviceIp, port: SERVICE.port });
     if (!r.ok) throw new Error(`connect failed: ${r.error}`);
-    const port = Number(String(r.local).split(':')[1]);
-    const conn = this.engine.connections().find((x) => x.client === `${this.client.ip}:${port}`);
+    const local = String(r.local);
+    const port = Number(local.slice(local.lastIndexOf(':') + 1));
+    const conn = this.engine.connections().find((x) => x.client === endpointKey(this.ipOf(this.client), port));
     if (!conn) throw new Error(`the controller does not track the connection from port ${port}`);
     return { id: conn.id, port };
   }
 
   async many(n: number, timeoutMs = 5000): Promise<{ total: number; ok: number; failed: number; servers: Record<string, number>; errors: string[] }> {
-    const r = await this.client.exec(['node', join(APPS, 'client.mjs'), '--many', String(n), '--host', SERVICE.ip, '--port', String(SERVICE.port), '--timeout', String(timeoutMs)], { timeoutMs: n * timeoutMs + 30000 });
+    const r = await this.client.exec(['node', join(APPS, 'client.mjs'), '--many', String(n), '--host', this.serviceIp, '--port', String(SERVICE.port), '--timeout', String(timeoutMs)], { timeoutMs: n * timeoutMs + 30000 });
     return JSON.parse(r.stdout.trim().split('\n').pop()!);
   }
 

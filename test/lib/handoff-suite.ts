@@ -6,30 +6,40 @@ import { HandoffBed, DropRule, SERVICE, endClient } from './handoff-net.ts';
 import { Capture, resetsAt, type Segment } from './capture.ts';
 import { waitFor } from './exec.ts';
 import { blobSha } from '../../topo/apps/blob.mjs';
-import { parseFrame, seqSub } from '../../controller/packet/index.ts';
+import { ICMPV6_NEIGHBOR_SOLICIT, parseFrame, seqSub } from '../../controller/packet/index.ts';
 import type { CaptureRecord } from '../../controller/controller.ts';
 import { startApi, http, TOKEN } from '../integration/api-helpers.ts';
 
-export interface SuiteOptions { prefix: string; mode: 'fastpath' | 'relay'; bigTransferBytes: number; migrations: number; lossMigrations: number }
+/** `family` 6: the same scenarios over IPv6, on a dual-stack bed and service (default 4). */
+export interface SuiteOptions { prefix: string; mode: 'fastpath' | 'relay'; bigTransferBytes: number; migrations: number; lossMigrations: number; family?: 4 | 6 }
 
-const CLIENT = '10.0.0.2';
 /** The controller's replay timeout in the loss tests: well below a Linux SYN-ACK retransmission (1 s). */
 const REPLAY_MS = 200;
-
-/** nft match words: client segments from `port` to the service port, by TCP flags under `mask`. */
-const fromClient = (port: number, mask: string, flags: string) => ['ip', 'saddr', CLIENT, 'tcp', 'sport', String(port), 'tcp', 'dport', String(SERVICE.port), 'tcp', 'flags', '&', mask, '==', flags];
-const synFrom = (port: number) => fromClient(port, '(syn|ack)', 'syn');
-const dataFrom = (port: number) => fromClient(port, 'psh', 'psh');
-const synAckTo = (port: number) => ['ip', 'daddr', CLIENT, 'tcp', 'dport', String(port), 'tcp', 'flags', '&', '(syn|ack)', '==', 'syn|ack'];
 
 /** ovs-ofctl's flow lines without their counters and ages, sorted: what a reinstall must reproduce. */
 const flowShape = (flows: string[]) => flows.map((l) => l.replace(/\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ?/g, '').trim()).sort();
 
 export function defineHandoffSuite(o: SuiteOptions): void {
+  const v6 = o.family === 6;
+  // Addresses and how ovs-ofctl and nft name them, in the suite's family.
+  const CLIENT = v6 ? 'fd00::2' : '10.0.0.2';
+  const SVC = v6 ? 'fd00::1' : SERVICE.ip;
+  const addr = (ip: string) => ip.replace(/\./g, '\\.');
+  const [SRC, DST, SET_SRC, SET_DST, NFT] = v6 ? ['ipv6_src', 'ipv6_dst', 'ipv6_src', 'ipv6_dst', 'ip6'] : ['nw_src', 'nw_dst', 'ip_src', 'ip_dst', 'ip'];
+  /** An ovs-ofctl match on a connection's addresses, as a regex source. */
+  const between = (src: string, dst: string) => `${SRC}=${addr(src)},${DST}=${addr(dst)}`;
+  const ipOfServer = (n: number) => (v6 ? `fd00::${n}` : `10.0.0.${n}`);
+
+  /** nft match words: client segments from `port` to the service port, by TCP flags under `mask`. */
+  const fromClient = (port: number, mask: string, flags: string) => [NFT, 'saddr', CLIENT, 'tcp', 'sport', String(port), 'tcp', 'dport', String(SERVICE.port), 'tcp', 'flags', '&', mask, '==', flags];
+  const synFrom = (port: number) => fromClient(port, '(syn|ack)', 'syn');
+  const dataFrom = (port: number) => fromClient(port, 'psh', 'psh');
+  const synAckTo = (port: number) => [NFT, 'daddr', CLIENT, 'tcp', 'dport', String(port), 'tcp', 'flags', '&', '(syn|ack)', '==', 'syn|ack'];
+
   let bed: HandoffBed;
   before(async function () {
     this.timeout(120000);
-    bed = await HandoffBed.create({ prefix: o.prefix });
+    bed = await HandoffBed.create({ prefix: o.prefix, family: o.family });
     assert.equal(bed.engine.modeOf(bed.controller.switches[0].describe()), o.mode, `switch mode should be ${o.mode}`);
   });
   after(async () => { await bed?.destroy(); });
@@ -61,7 +71,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
     return segs;
   }
 
-  const isnOf = (segs: Segment[], server: string, port: number) => segs.find((s) => s.syn && s.src === bed.servers[server].ip && s.dport === port)!.seq;
+  const isnOf = (segs: Segment[], server: string, port: number) => segs.find((s) => s.syn && s.src === bed.ipOf(bed.servers[server]) && s.dport === port)!.seq;
 
   it('migrates on the first segment: the client keeps talking to server 1 and is served by server 2', async () => {
     const stop = bed.autoVerdict('MIGRATE');
@@ -76,10 +86,10 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.equal(view.phase, 'forwarded');
       const flows = (await bed.connectionFlows()).join('\n');
       if (o.mode === 'fastpath') {
-        assert.match(flows, /nw_src=10\.0\.0\.2,nw_dst=10\.0\.0\.1,tp_src=\d+,tp_dst=5001 actions=note:[0-9a-f.]+,set_field:[0-9a-f:]+->eth_dst,set_field:10\.0\.0\.3->ip_dst,(inc|dec)_tcp_ack:\d+,output:\d/);
-        assert.match(flows, /nw_src=10\.0\.0\.3,nw_dst=10\.0\.0\.2,tp_src=5001,tp_dst=\d+ actions=set_field:[0-9a-f:]+->eth_src,set_field:10\.0\.0\.1->ip_src,(inc|dec)_tcp_seq:\d+,output:\d/);
+        assert.match(flows, new RegExp(`${between(CLIENT, SVC)},tp_src=\\d+,tp_dst=5001 actions=note:[0-9a-f.]+,set_field:[0-9a-f:]+->eth_dst,set_field:${addr(ipOfServer(3))}->${SET_DST},(inc|dec)_tcp_ack:\\d+,output:\\d`));
+        assert.match(flows, new RegExp(`${between(ipOfServer(3), CLIENT)},tp_src=5001,tp_dst=\\d+ actions=set_field:[0-9a-f:]+->eth_src,set_field:${addr(SVC)}->${SET_SRC},(inc|dec)_tcp_seq:\\d+,output:\\d`));
       } else {
-        assert.match(flows, /nw_src=10\.0\.0\.3,nw_dst=10\.0\.0\.2,tp_src=5001,tp_dst=\d+ actions=CONTROLLER:65535/);
+        assert.match(flows, new RegExp(`${between(ipOfServer(3), CLIENT)},tp_src=5001,tp_dst=\\d+ actions=CONTROLLER:65535`));
       }
       // Server 1's half was reset at its RCV.NXT and is gone.
       const s1 = await leftBehind(caps.server1, 'server1', { [port]: 1 });
@@ -97,7 +107,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.deepEqual(await c.cmd({ op: 'send', line: 'stay' }), { ok: true, reply: 'server1 stay' });
       assert.equal(bed.engine.connections().find((x) => x.id === id)?.backend, 'server1');
       const flows = (await bed.connectionFlows()).join('\n');
-      assert.match(flows, /nw_src=10\.0\.0\.2,nw_dst=10\.0\.0\.1,tp_src=\d+,tp_dst=5001 actions=note:[0-9a-f.]+,output:1/);
+      assert.match(flows, new RegExp(`${between(CLIENT, SVC)},tp_src=\\d+,tp_dst=5001 actions=note:[0-9a-f.]+,output:1`));
       await c.cmd({ op: 'close' });
     } finally { stop(); endClient(c); }
   });
@@ -132,7 +142,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       // The switch credits datapath hits to its flows when it revalidates them: wait for a round first.
       const mainPackets = async () => {
         await bed.ovs.appctl('revalidator/wait');
-        const main = (await bed.connectionFlows(id)).filter((l) => /priority=200,/.test(l) && l.includes(`nw_src=${CLIENT}`));
+        const main = (await bed.connectionFlows(id)).filter((l) => /priority=200,/.test(l) && l.includes(`${SRC}=${CLIENT}`));
         assert.equal(main.length, 1);
         return Number(/n_packets=(\d+)/.exec(main[0])![1]);
       };
@@ -247,12 +257,12 @@ export function defineHandoffSuite(o: SuiteOptions): void {
     } finally { stop(); for (const c of clients) endClient(c); await cap.stop(); await api.stop(); }
   });
 
-  it('moves a connection to a server added at run time, found by an ARP probe that changes nobody\'s ARP cache', async () => {
-    // A new host nobody has talked to yet: the controller must find it with an ARP probe.
+  it(`moves a connection to a server added at run time, found by ${v6 ? 'a neighbour solicitation' : 'an ARP probe'} that changes nobody's neighbour cache`, async () => {
+    // A new host nobody has talked to yet: the controller must find it with a probe.
     const h = await bed.addServer('server4', 's4', '10.0.0.5/24', 10);
-    assert.equal(bed.controller.learning.hosts.has(h.ip), false, 'the switch has not seen server 4 yet');
-    const arp = await Capture.start(h, 'arp');
-    await bed.engine.addBackend('echo', { name: 'server4', address: h.ip, port: SERVICE.port });
+    assert.equal(bed.controller.learning.hosts.has(bed.ipOf(h)), false, 'the switch has not seen server 4 yet');
+    const probeCap = await Capture.start(h, v6 ? 'icmp6' : 'arp');
+    await bed.engine.addBackend('echo', { name: 'server4', address: h.ip, ...(v6 && { address6: h.ip6 }), port: SERVICE.port });
     const stop = bed.autoVerdict('MIGRATE', 'server4');
     const c = bed.scriptClient();
     try {
@@ -260,14 +270,18 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.deepEqual(await c.cmd({ op: 'send', line: 'new here' }), { ok: true, reply: 'server4 new here' });
       assert.deepEqual(await c.cmd({ op: 'send', line: 'still' }), { ok: true, reply: 'server4 still' });
       await c.cmd({ op: 'close' });
-      await arp.stop();
-      // The probe: a request for server 4 with sender IP 0.0.0.0 (RFC 5227), which server 4 answered
-      // without learning the controller's address.
-      const probes = arp.frames().filter((f) => f.arp?.op === 1 && f.arp.targetIp === h.ip);
-      assert.ok(probes.length >= 1, 'server 4 got an ARP request for its address');
-      assert.deepEqual(probes.map((f) => f.arp!.senderIp), probes.map(() => '0.0.0.0'));
-      assert.doesNotMatch((await h.exec(['ip', 'neigh', 'show'])).stdout, new RegExp(probes[0].arp!.senderMac), 'server 4 has no ARP entry for the prober');
-    } finally { stop(); endClient(c); await arp.stop(); }
+      await probeCap.stop();
+      // The probe: an ARP request with sender IP 0.0.0.0 (RFC 5227), or a neighbour solicitation
+      // from :: (RFC 4862's duplicate address detection form), which server 4 answered without
+      // learning the controller's address.
+      const frames = probeCap.frames();
+      const probes = v6
+        ? frames.filter((f) => f.icmpv6?.type === ICMPV6_NEIGHBOR_SOLICIT && f.icmpv6.ndTarget === h.ip6 && f.ipv6?.src === '::')
+        : frames.filter((f) => f.arp?.op === 1 && f.arp.targetIp === h.ip && f.arp.senderIp === '0.0.0.0');
+      assert.ok(probes.length >= 1, `server 4 got a probe for its address: ${frames.length} frames captured`);
+      const prober = probes[0]!.eth.src;
+      assert.doesNotMatch((await h.exec(['ip', ...(v6 ? ['-6'] : []), 'neigh', 'show'])).stdout, new RegExp(prober), 'server 4 has no neighbour entry for the prober');
+    } finally { stop(); endClient(c); await probeCap.stop(); }
     await waitFor(() => !bed.engine.connections().some((x) => x.backend === 'server4'), 'the connection to close', 10000);
     await bed.engine.removeBackend('echo', 'server4');
     assert.equal(bed.engine.service('echo')!.backends.some((b) => b.name === 'server4'), false);
@@ -275,7 +289,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
 
   it('refuses to migrate to a server whose window scaling differs, and the connection stays put', async () => {
     await bed.addServer('server5', 's5', '10.0.0.6/24', 11, ['net.ipv4.tcp_window_scaling=0']);
-    await bed.engine.addBackend('echo', { name: 'server5', address: '10.0.0.6', port: SERVICE.port });
+    await bed.engine.addBackend('echo', { name: 'server5', address: '10.0.0.6', ...(v6 && { address6: 'fd00::6' }), port: SERVICE.port });
     const stop = bed.autoVerdict('MIGRATE', 'server5');
     const c = bed.scriptClient();
     try {
@@ -373,7 +387,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
     try {
       const { port } = await bed.open(c);
       lostReset = await DropRule.add(bed.servers.server1, 'input', fromClient(port, 'rst', 'rst'), Infinity);
-      cap = await Capture.start(bed.client, `tcp and src host ${SERVICE.ip} and src port ${SERVICE.port} and dst port ${port}`);
+      cap = await Capture.start(bed.client, `tcp and src host ${SVC} and src port ${SERVICE.port} and dst port ${port}`);
       assert.equal((await c.cmd({ op: 'send', line: 'moved' })).reply, 'server2 moved');
       await waitFor(async () => (await lostReset!.counts()).dropped === 1, 'the reset to server 1 to be dropped');
       assert.match((await bed.socketsOf('server1', port)).join('\n'), /^ESTAB/, 'server 1 kept its half');

@@ -2,7 +2,9 @@
 // the engine sends (Flow-Mods, Packet-Outs) and can refuse a batch, and hosts that speak TCP
 // segments into the engine as Packet-Ins. For unit tests of every engine path.
 import { OFPP, OFP_NO_BUFFER, OFPET, OFPBAC, decodeMessage, encodeMessage, type FlowStats, type OfpMessage } from '../../controller/openflow/index.ts';
-import { buildTcpFrame, parseFrame, type TcpFlagsSpec, type TcpOption } from '../../controller/packet/index.ts';
+import { parseFrame, type TcpFlagsSpec, type TcpOption } from '../../controller/packet/index.ts';
+import { buildTcpFrameAny } from '../../controller/handoff/segments.ts';
+import { endpointKey } from '../../controller/handoff/connection.ts';
 import { OpenFlowError, type SwitchConnection } from '../../controller/datapath/switch-connection.ts';
 import { HandoffEngine, type EngineOptions } from '../../controller/handoff/handoff-engine.ts';
 import { LearningSwitch } from '../../controller/apps/learning-switch.ts';
@@ -53,8 +55,9 @@ export const S3: Node = { name: 'server3', mac: '02:00:00:00:00:04', ip: '10.0.0
 
 export interface SegOpts { flags: TcpFlagsSpec; seq: number; ack?: number; payload?: string | Buffer; options?: TcpOption[]; window?: number }
 
+/** A TCP frame between two nodes, of the family of their addresses. */
 export function frame(from: Node, to: Node, o: SegOpts, dst: { ip: string; port: number; mac: string } = to): Buffer {
-  return buildTcpFrame({
+  return buildTcpFrameAny({
     ethSrc: from.mac, ethDst: dst.mac, ipSrc: from.ip, ipDst: dst.ip, srcPort: from.port, dstPort: dst.port,
     seq: o.seq >>> 0, ack: (o.ack ?? 0) >>> 0, flags: o.flags, window: o.window ?? 64240, options: o.options,
     payload: typeof o.payload === 'string' ? Buffer.from(o.payload) : o.payload,
@@ -100,11 +103,11 @@ export class EngineBed {
   from(n: Node, to: Node, o: SegOpts, cookie?: bigint): boolean { return this.packetIn(frame(n, to, o), n.ofport, cookie); }
 
   /** SYN, SYN-ACK from server 1, ACK: an established, intercepted connection. Returns its id. */
-  handshake(client = CLIENT, isn = 1000, s1Isn = 5000): number {
-    this.from(client, S1, { flags: { syn: true }, seq: isn, options: SYN_OPTIONS });
-    this.from(S1, client, { flags: { syn: true, ack: true }, seq: s1Isn, ack: isn + 1, options: SYN_OPTIONS });
-    this.from(client, S1, { flags: { ack: true }, seq: isn + 1, ack: s1Isn + 1 });
-    const c = this.engine.connections().find((x) => x.client === `${client.ip}:${client.port}`);
+  handshake(client = CLIENT, isn = 1000, s1Isn = 5000, s1 = S1): number {
+    this.from(client, s1, { flags: { syn: true }, seq: isn, options: SYN_OPTIONS });
+    this.from(s1, client, { flags: { syn: true, ack: true }, seq: s1Isn, ack: isn + 1, options: SYN_OPTIONS });
+    this.from(client, s1, { flags: { ack: true }, seq: isn + 1, ack: s1Isn + 1 });
+    const c = this.engine.connections().find((x) => x.client === endpointKey(client.ip, client.port));
     if (!c) throw new Error('no connection after the handshake');
     return c.id;
   }
@@ -140,7 +143,7 @@ export function outputs(msgs: OfpMessage[]): { ports: number[]; inPort: number; 
   return msgs.filter((m): m is PacketOut => m.type === 'packet_out').map((p) => {
     const f = parseFrame(p.data);
     const t = f.ok ? f.value.tcp : undefined;
-    const ip = f.ok ? f.value.ipv4 : undefined;
+    const ip = f.ok ? f.value.ipv4 ?? f.value.ipv6 : undefined;
     const fl = t ? Object.entries(t.flagSet).filter(([, v]) => v).map(([k]) => k).sort().join(',') : '';
     return {
       ports: p.actions.flatMap((a) => (a.type === 'output' ? [a.port] : a.type === 'nx_resubmit' && a.tableId === TABLE.connection ? [CONN_TABLE] : [])), inPort: p.inPort,

@@ -224,8 +224,12 @@ describe('analyzers: QUIC rules, matching client Initials', () => {
     assert.deepEqual(sids(rs, a, { ...FLOW, dstPort: 8443 }), [31]);
     assert.deepEqual(sids(rs, a, { ...FLOW, srcIp: '203.0.113.1', dstIp: '192.0.2.1' }), [32, 33, 34]);
     assert.deepEqual(sids(rs, a, { ...FLOW, srcPort: 51001 }), [30, 34]);
-    // The TCP path looks at IPv4 only; so does this one.
-    assert.deepEqual(sids(rs, a, { ...FLOW, srcIp: '2001:db8::1', dstIp: '2001:db8::2' }), []);
+    // IPv6 as on the TCP path: an IPv4 prefix never matches an IPv6 address (so its negation does), an IPv6 prefix does.
+    assert.deepEqual(sids(rs, a, { ...FLOW, srcIp: '2001:db8::1', dstIp: '2001:db8::2' }), [32, 33, 34]);
+    const v6 = rules('alert quic 2001:db8::/32 any -> [2001:db8::2, 10.0.0.1] 443 (msg:"MIGRATE v6"; quic.sni; content:"a"; sid:35;)', {});
+    assert.deepEqual(sids(v6, a, { ...FLOW, srcIp: '2001:db8::1', dstIp: '2001:db8::2' }), [35]);
+    assert.deepEqual(sids(v6, a, { ...FLOW, srcIp: '2001:db9::1', dstIp: '2001:db8::2' }), []);
+    assert.deepEqual(sids(v6, a, { ...FLOW, srcIp: '2001:db8::1', dstIp: '2001:0db8:0:0:0:0:0:3' }), []);
   });
 
   it('alerts come in rule order and the first verdict decides, as on the TCP path', () => {

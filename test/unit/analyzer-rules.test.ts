@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildTcpFrame, parseFrame, type ParsedFrame, type TcpFlagsSpec } from '../../controller/packet/index.ts';
+import { parseFrame, type ParsedFrame, type TcpFlagsSpec } from '../../controller/packet/index.ts';
+import { buildTcpFrameAny } from '../../controller/handoff/segments.ts';
 import {
   flagsMatch, formatRuleError, loadRuleFiles, loadRules, parseFlags, parseRules, RuleParseError, splitRuleLines, STREAM_WARNING,
   type FlagsMatch,
@@ -15,7 +16,7 @@ import type { Alert } from '../../controller/analyzers/types.ts';
 const REPO_RULES = new URL('../../snort-rules/migrate.rules', import.meta.url).pathname;
 
 function frame(o: { payload?: string | Buffer; flags?: TcpFlagsSpec | number; src?: string; dst?: string; sport?: number; dport?: number } = {}): ParsedFrame {
-  const b = buildTcpFrame({
+  const b = buildTcpFrameAny({
     ethSrc: '02:00:00:00:00:02', ethDst: '02:00:00:00:00:01', ipSrc: o.src ?? '10.0.0.2', ipDst: o.dst ?? '10.0.0.1',
     srcPort: o.sport ?? 40000, dstPort: o.dport ?? 5001, seq: 1001, ack: 5001, flags: o.flags ?? { psh: true, ack: true }, window: 8192,
     payload: typeof o.payload === 'string' ? Buffer.from(o.payload) : o.payload,
@@ -84,6 +85,24 @@ describe('analyzers: rule parser', () => {
     const neg = one('alert tcp !10.0.0.0/24 any -> any ![5001,5002] (msg:"m"; sid:9;)');
     assert.deepEqual(sids(matchRules([neg], frame())), []);
     assert.deepEqual(sids(matchRules([neg], frame({ src: '10.0.1.1', dport: 5003 }))), [9]);
+  });
+
+  it('IPv6 addresses and prefixes, in lists and variables; a prefix of one family never matches the other', () => {
+    const r = one('alert tcp [2001:db8::/32, !2001:db8:0:1::/64] any -> $HOME_NET 5001 (msg:"m"; sid:10;)', { HOME_NET: '[fd00::1, 10.0.0.1]' });
+    const v6 = (src: string, dst = 'fd00::1') => frame({ src, dst });
+    assert.deepEqual(sids(matchRules([r], v6('2001:db8::7'))), [10]);
+    assert.deepEqual(sids(matchRules([r], v6('2001:db8:0:1::7'))), [], 'the negated /64 inside the /32');
+    assert.deepEqual(sids(matchRules([r], v6('2001:db9::7'))), []);
+    assert.deepEqual(sids(matchRules([r], v6('2001:db8::7', 'fd00::2'))), []);
+    assert.deepEqual(sids(matchRules([r], frame({ src: '10.0.0.2', dst: '10.0.0.1' }))), [], 'an IPv4 source is not in an IPv6 prefix');
+    const any = one('alert tcp !10.0.0.0/8 any -> any any (msg:"m"; content:"x"; sid:11;)');
+    assert.deepEqual(sids(matchRules([any], frame({ src: 'fd00::2', dst: 'fd00::1', payload: 'x' }))), [11], 'an IPv6 source is not in 10/8');
+    const host = one('alert tcp FD00:0:0::2 any -> fd00::1/128 any (msg:"m"; sid:12;)');
+    assert.deepEqual(sids(matchRules([host], frame({ src: 'fd00::2', dst: 'fd00::1' }))), [12], 'any spelling of an address');
+    assert.deepEqual(matchRules([host], frame({ src: 'fd00::2', dst: 'fd00::1' }))[0]!.flow, { srcIp: 'fd00::2', srcPort: 40000, dstIp: 'fd00::1', dstPort: 5001 });
+    for (const bad of ['fd00::/129', 'fd00:::1', '2001:db8::/x', 'fd00::1/']) {
+      assert.throws(() => one(`alert tcp ${bad} any -> any any (msg:"m"; sid:13;)`), /invalid IPv6 address or prefix/, bad);
+    }
   });
 
   it('port ranges a:b, :b, a:, nested variables', () => {

@@ -27,6 +27,31 @@ describe('controller config', () => {
     it(`names the bad key ${key}`, () => assert.throws(() => parseConfig(input), (e: Error) => e.message.includes(key)));
   }
 
+  describe('IPv6 and dual-stack services', () => {
+    const b = (name: string, address: string, extra: Record<string, unknown> = {}) => ({ name, address, port: 5001, ...extra });
+    const svc = (o: Record<string, unknown>) => ({ services: [{ name: 's', port: 5001, ...o }] });
+
+    it('accepts IPv6 (any spelling, kept in RFC 5952 form) and IPv4 + address6', () => {
+      const c = parseConfig(svc({ address: 'FD00:0:0::1', backends: [b('a', 'fd00::1'), b('b', 'fd00:0::3')] }));
+      assert.deepEqual([c.services[0]!.address, c.services[0]!.backends.map((x) => x.address)], ['fd00::1', ['fd00::1', 'fd00::3']]);
+      const d = parseConfig(svc({ address: '10.0.0.1', address6: 'fd00::1', backends: [b('a', '10.0.0.1', { address6: 'fd00::1' }), b('b', '10.0.0.3', { address6: 'FD00::3' }), b('c', '10.0.0.4')] }));
+      assert.deepEqual([d.services[0]!.address6, d.services[0]!.backends.map((x) => x.address6)], ['fd00::1', ['fd00::1', 'fd00::3', undefined]]);
+    });
+
+    const refused: [string, unknown, RegExp][] = [
+      ['a malformed IPv6 address', svc({ address: 'fd00:::1', backends: [b('a', 'fd00::1')] }), /'services\[0\]\.address': expected an IPv4 or IPv6 address/],
+      ['address6 next to an IPv6 address', svc({ address: 'fd00::1', address6: 'fd00::2', backends: [b('a', 'fd00::1')] }), /'services\[0\]\.address6': only with an IPv4 address/],
+      ['an IPv4 address6', svc({ address: '10.0.0.1', address6: '10.0.0.2', backends: [b('a', '10.0.0.1')] }), /'services\[0\]\.address6': expected an IPv6 address/],
+      ['a primary without the service\'s address6', svc({ address: '10.0.0.1', address6: 'fd00::1', backends: [b('a', '10.0.0.1')] }), /'services\[0\]\.primary': .*address6/],
+      ['a backend of no family the service has', svc({ address: 'fd00::1', backends: [b('a', 'fd00::1'), b('b', '10.0.0.3')] }), /'services\[0\]\.backends\[1\]\.address': backend 'b' .* no address of the service's family/],
+      ['two services on the same IPv6 address and port', { services: [
+        { name: 's', address: '10.0.0.1', address6: 'fd00::1', port: 5001, backends: [b('a', '10.0.0.1', { address6: 'fd00::1' })] },
+        { name: 't', address: 'FD00::1', port: 5001, backends: [b('a', 'fd00::1')] },
+      ] }, /service address \[fd00::1\]:5001 already used/],
+    ];
+    for (const [what, input, msg] of refused) it(`refuses ${what}`, () => assert.throws(() => parseConfig(input), msg));
+  });
+
   it('reports unreadable and non-JSON files with the file name', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tm-cfg-'));
     try {

@@ -7,6 +7,8 @@ import { run, start, stop, type RunOptions, type RunResult } from './exec.ts';
 
 export class Host {
   readonly children = new Set<ChildProcess>();
+  /** The host's IPv6 address, when it was given one (addHost's `ipv6`). */
+  ip6?: string;
   constructor(readonly name: string, readonly ns: string, readonly ip: string, readonly mac: string, readonly peer: string) {}
 
   exec(argv: string[], opts: RunOptions = {}): Promise<RunResult> { return run('ip', ['netns', 'exec', this.ns, ...argv], opts); }
@@ -43,8 +45,11 @@ export class TestNet {
 
   static create(): TestNet { return new TestNet('tmt' + randomBytes(2).toString('hex')); }
 
-  /** cidr like '10.0.0.1/24'. The switch-side interface is `host.peer`. */
-  async addHost(name: string, cidr: string, opts: { mac?: string } = {}): Promise<Host> {
+  /**
+   * cidr like '10.0.0.1/24'. The switch-side interface is `host.peer`. With `ipv6` (a cidr like
+   * 'fd00::1/64') the host is dual-stack; without, IPv6 is off in it.
+   */
+  async addHost(name: string, cidr: string, opts: { mac?: string; ipv6?: string } = {}): Promise<Host> {
     const n = this.hosts.length + 1;
     const ns = `${this.id}-${name}`;
     const peer = `${this.id}-${n}`;
@@ -58,9 +63,17 @@ export class TestNet {
     const inNs = (...a: string[]) => run('ip', ['netns', 'exec', ns, ...a]);
     await inNs('ip', 'link', 'set', tmp, 'name', 'eth0');
     await inNs('ip', 'link', 'set', 'eth0', 'address', mac);
-    // No IPv6 chatter (router solicitations, MLD) in the tests' packet counts.
-    await inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
+    // The switch-side end never speaks IPv6 itself (no router solicitations or MLD from the root namespace).
     await run('sysctl', ['-qw', `net.ipv6.conf.${peer}.disable_ipv6=1`]);
+    if (opts.ipv6) {
+      // Usable at once (no duplicate address detection), and no router solicitations to wait for.
+      for (const k of ['accept_dad=0', 'router_solicitations=0', 'accept_ra=0']) await inNs('sysctl', '-qw', `net.ipv6.conf.eth0.${k}`);
+      await inNs('ip', '-6', 'addr', 'add', opts.ipv6, 'dev', 'eth0', 'nodad');
+      host.ip6 = opts.ipv6.split('/')[0];
+    } else {
+      // No IPv6 chatter (router solicitations, MLD) in the tests' packet counts.
+      await inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1');
+    }
     await inNs('ip', 'addr', 'add', cidr, 'dev', 'eth0');
     await inNs('ip', 'link', 'set', 'eth0', 'up');
     await inNs('ip', 'link', 'set', 'lo', 'up');
