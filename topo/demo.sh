@@ -14,7 +14,7 @@ for a in "$@"; do
 done
 if [ "$install" = 1 ]; then
   echo "[1/6] Setting up what is missing"
-  bash topo/install-deps.sh ${snort:+"$snort"}
+  bash topo/install-deps.sh --no-quic ${snort:+"$snort"}
   if [ ! -x node_modules/.bin/tsx ]; then echo "[deps] npm packages"; npm ci --no-audit --no-fund; fi
 fi
 if [ ! -x node_modules/.bin/tsx ]; then echo "npm packages are missing: run npm ci (or npm run demo without --no-install)" >&2; exit 1; fi

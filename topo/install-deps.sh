@@ -2,20 +2,22 @@
 # Installs what tcp-migrate needs on Debian 12 (or Ubuntu): system packages, Suricata from
 # bookworm-backports (optional), Snort 3 (topo/install-snort.sh: a prebuilt bundle, SNORT_BUNDLE or
 # ../shared/ids/snort3/; a failure there fails this script), and the patched Open vSwitch
-# (ovs-patch/build.sh, idempotent). Used by .ci/run and by `npm run demo`. Run as root.
+# (ovs-patch/build.sh, idempotent), and the QUIC test peers' trixie root (topo/quic-root.sh,
+# optional). Used by .ci/run and by `npm run demo`. Run as root.
 #
-# Usage: topo/install-deps.sh [--no-suricata] [--no-snort] [--no-ovs-build] [--quiet]
+# Usage: topo/install-deps.sh [--no-suricata] [--no-snort] [--no-ovs-build] [--no-quic] [--quiet]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-suricata=1 snort=1 ovs=1 quiet=0
+suricata=1 snort=1 ovs=1 quic=1 quiet=0
 for a in "$@"; do
   case "$a" in
     --no-suricata) suricata=0 ;;
     --no-snort) snort=0 ;;
     --no-ovs-build) ovs=0 ;;
+    --no-quic) quic=0 ;;
     --quiet) quiet=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -62,6 +64,11 @@ if [ "$snort" = 1 ]; then
   say "Snort 3 (topo/install-snort.sh)"
   # Not optional once asked for: the live Snort tests must run in CI, not silently skip.
   bash topo/install-snort.sh || { echo "[deps] Snort 3 could not be installed (see above); --no-snort skips it" >&2; exit 1; }
+fi
+
+if [ "$quic" = 1 ]; then
+  say "the QUIC test peers' Debian trixie root (topo/quic-root.sh: aioquic, ngtcp2; a no-op when current)"
+  bash topo/quic-root.sh build
 fi
 
 if [ "$ovs" = 1 ]; then
