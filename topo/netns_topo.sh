@@ -14,10 +14,16 @@
 # switches; the TCP handoff still works per switch (client and servers on one switch), so the
 # migration story itself needs the one-switch shape for now.
 #
+# --vlans puts the hosts in two VLANs: server1, client, ids and server3 in VLAN 10, server2 in
+# VLAN 20 (so the client reaches server1 across the links, never server2). The bridges stay plain
+# OpenFlow switches; the controller does the tagging, and needs the access ports in its config:
+# `up` prints the "fabric" section and writes it to /run/tcp-migrate-netns/fabric-vlans.json.
+# With --switches 3 the links carry VLAN 10 tagged between tmnbr0 and tmnbr1 (docs/fabric.md).
+#
 # Uses whichever ovs-vsctl is first on PATH (/usr/local/bin: the patched build started by
 # `ovs-patch/ovs.sh start`). Every name it creates starts with "tmn", and `down` removes exactly those.
 #
-# Usage: topo/netns_topo.sh up [--controller tcp:127.0.0.1:6653] [--no-echo] [--snort] [--switches 1|3]
+# Usage: topo/netns_topo.sh up [--controller tcp:127.0.0.1:6653] [--no-echo] [--snort] [--switches 1|3] [--vlans]
 #        topo/netns_topo.sh add-backend     (server3, port 5; then register it with the controller API)
 #        topo/netns_topo.sh snort-reload    (after editing snort-rules/migrate.rules: export + SIGHUP)
 #        topo/netns_topo.sh down
@@ -37,6 +43,9 @@ declare -A IP=([server1]=10.0.0.1 [client]=10.0.0.2 [server2]=10.0.0.3 [ids]= [s
 declare -A PORT=([server1]=1 [client]=2 [server2]=3 [ids]=4 [server3]=5)
 # The bridge of each host with --switches 3.
 declare -A SWITCH_OF=([server1]=0 [client]=1 [server2]=2 [ids]=0 [server3]=1)
+# The VLAN of each host with --vlans.
+declare -A VLAN_OF=([server1]=10 [client]=10 [ids]=10 [server3]=10 [server2]=20)
+VLANS_FILE=$PIDDIR/fabric-vlans.json
 FABRIC_BRIDGES=(tmnbr0 tmnbr1 tmnbr2)
 FABRIC_PORT_NEXT=11
 FABRIC_PORT_PREV=12
@@ -47,6 +56,29 @@ switches() { cat "$SWITCHES_FILE" 2>/dev/null || echo 1; }
 
 bridge_of() {
   if [ "$(switches)" = 3 ]; then echo "tmnbr${SWITCH_OF[$1]}"; else echo "$BR"; fi
+}
+
+# The datapath id of a host's bridge (tmnbrN is a(N+1); the single bridge is a1).
+dpid_of() {
+  if [ "$(switches)" = 3 ]; then echo "00000000000000a$((SWITCH_OF[$1] + 1))"; else echo 00000000000000a1; fi
+}
+
+# The controller's "fabric" section for --vlans: every host's port an access port of its VLAN.
+write_vlan_config() {
+  local h entries=()
+  for h in server1 client ids server3 server2; do
+    entries+=("      { \"port\": \"$(dpid_of "$h"):${PORT[$h]}\", \"vlan\": ${VLAN_OF[$h]} }")
+  done
+  {
+    echo '"fabric": {'
+    echo '  "vlans": {'
+    echo '    "access": ['
+    local IFS=$'\n'
+    echo "${entries[*]}" | sed '$!s/$/,/'
+    echo '    ]'
+    echo '  }'
+    echo '}'
+  } >"$VLANS_FILE"
 }
 
 add_bridge() {
@@ -95,13 +127,14 @@ start_echo() {
 }
 
 up() {
-  local controller=tcp:127.0.0.1:6653 echo=1 snort=0 n=1
+  local controller=tcp:127.0.0.1:6653 echo=1 snort=0 n=1 vlans=0
   while [ $# -gt 0 ]; do
     case "$1" in
       --controller) controller=$2; shift 2 ;;
       --no-echo) echo=0; shift ;;
       --snort) snort=1; shift ;;
       --switches) n=$2; shift 2 ;;
+      --vlans) vlans=1; shift ;;
       *) echo "unknown option $1" >&2; exit 2 ;;
     esac
   done
@@ -121,12 +154,17 @@ up() {
   for h in server1 client server2 ids; do add_host "$h"; done
   if [ "$echo" = 1 ]; then start_echo server1; start_echo server2; fi
   if [ "$snort" = 1 ]; then start_snort; fi
+  if [ "$vlans" = 1 ]; then write_vlan_config; fi
   trap - ERR
   if [ "$n" = 3 ]; then
     echo "up: triangle tmnbr0 (a1: server1 10.0.0.1, ids) - tmnbr1 (a2: client 10.0.0.2) - tmnbr2 (a3: server2 10.0.0.3), ports 11/12 between bridges -> $controller"
-    echo "    the controller needs \"fabric\": true (docs/fabric.md)"
+    [ "$vlans" = 1 ] || echo "    the controller needs \"fabric\": true (docs/fabric.md)"
   else
     echo "up: client 10.0.0.2 -> service 10.0.0.1:5001 (server1), server2 10.0.0.3, IDS on port 4; bridge $BR -> $controller"
+  fi
+  if [ "$vlans" = 1 ]; then
+    echo "    VLAN 10: server1, client, ids, server3; VLAN 20: server2. The controller's config needs (also in $VLANS_FILE):"
+    sed 's/^/      /' "$VLANS_FILE"
   fi
 }
 
@@ -163,7 +201,7 @@ down() {
   done
   for br in "$BR" "${FABRIC_BRIDGES[@]}"; do ovs-vsctl --if-exists del-br "$br"; done
   for l in tmn-s01 tmn-s12 tmn-s20; do ip link del "$l" 2>/dev/null || true; done
-  rm -f "$SWITCHES_FILE"
+  rm -f "$SWITCHES_FILE" "$VLANS_FILE"
   echo "down"
 }
 
@@ -173,5 +211,5 @@ case "${1:-}" in
   snort-reload) exec bash "$HERE/snort.sh" reload "$SNORT_DIR" ;;
   down) down ;;
   exec) h=$2; shift 2; exec ip netns exec "$(ns "$h")" "$@" ;;
-  *) sed -n '2,30p' "$0"; exit 2 ;;
+  *) sed -n '2,34p' "$0"; exit 2 ;;
 esac

@@ -2,6 +2,10 @@
 // (learnt from LLDP or configured), and hosts attached to edge ports (ports with no switch on the
 // other end). Pure: no I/O, no timers (the caller passes the time), deterministic answers.
 //
+// A host is a MAC in a VLAN (vlans.ts): the same MAC in two VLANs is two hosts. Its key is the MAC
+// alone in the no-VLAN domain (so a fabric without VLANs names hosts by MAC, as it always did) and
+// "<mac>@<vlan>" in a VLAN.
+//
 // Paths are hop counts (BFS). Ties are broken the same way every time, whatever order things were
 // learnt in: the next hop towards a switch is the neighbour with the lowest datapath id among
 // those on a shortest path, then the lowest local port. The spanning tree used for flooding is a
@@ -11,11 +15,18 @@ export interface PortRef { dpid: string; port: number }
 export type LinkSource = 'lldp' | 'config';
 /** An undirected link; `a` is the lower end (by dpid, then port). */
 export interface Link { a: PortRef; b: PortRef; source: LinkSource; seen: number }
-export interface HostAttachment { mac: string; dpid: string; port: number; seen: number }
+/** `vlan` is absent for a host in the no-VLAN domain. */
+export interface HostAttachment { mac: string; dpid: string; port: number; seen: number; vlan?: number }
 export interface PortInfo { up: boolean; hwAddr?: string }
 export type HostLearnt = 'new' | 'moved' | 'same' | 'refused';
 
 export const portKey = (r: PortRef): string => `${r.dpid}:${r.port}`;
+/** A host's key: its MAC in the no-VLAN domain, "<mac>@<vlan>" in a VLAN. */
+export const hostKey = (mac: string, vlan?: number): string => (vlan === undefined ? mac : `${mac}@${vlan}`);
+export function splitHostKey(key: string): { mac: string; vlan?: number } {
+  const at = key.indexOf('@');
+  return at < 0 ? { mac: key } : { mac: key.slice(0, at), vlan: Number(key.slice(at + 1)) };
+}
 const cmpRef = (x: PortRef, y: PortRef): number => (x.dpid < y.dpid ? -1 : x.dpid > y.dpid ? 1 : x.port - y.port);
 function ordered(x: PortRef, y: PortRef): [PortRef, PortRef] { return cmpRef(x, y) <= 0 ? [x, y] : [y, x]; }
 const linkKey = (x: PortRef, y: PortRef): string => { const [a, b] = ordered(x, y); return `${portKey(a)}-${portKey(b)}`; };
@@ -28,7 +39,10 @@ export class Topology {
   private readonly links = new Map<string, Link>();
   /** Port key → the link at that port (configured links included, usable or not). */
   private readonly byPort = new Map<string, Link>();
-  private readonly hostsByMac = new Map<string, HostAttachment>();
+  /** Host key → where it is attached. */
+  private readonly hostsByKey = new Map<string, HostAttachment>();
+  /** MAC → the VLANs it was learnt in (only MACs learnt in some VLAN), for lookups by MAC alone. */
+  private readonly vlansOfMac = new Map<string, Set<number>>();
   /** Bumped on every change that can alter paths or flooding; caches below are per version. */
   private _version = 0;
   private adjacency?: Map<string, Edge[]>;
@@ -83,7 +97,7 @@ export class Topology {
   /**
    * A port's state changed (PORT_STATUS, or a port first seen in a Packet-In). Going down drops
    * the learnt link and the hosts at that port. Says which link stopped or started being usable
-   * (a configured link comes back with its port) and which hosts went.
+   * (a configured link comes back with its port) and which hosts went (their keys).
    */
   setPort(dpid: string, port: number, up: boolean, hwAddr?: string): { linkDown?: Link; linkUp?: Link; hosts: string[]; changed: boolean } {
     const sw = this.switches.get(dpid);
@@ -97,7 +111,7 @@ export class Topology {
     const hosts: string[] = [];
     if (!up) {
       if (l?.source === 'lldp') this.deleteLink(l);
-      for (const h of [...this.hostsByMac.values()]) if (h.dpid === dpid && h.port === port) { this.hostsByMac.delete(h.mac); hosts.push(h.mac); }
+      for (const [key, h] of [...this.hostsByKey]) if (h.dpid === dpid && h.port === port) { this.dropHost(key, h); hosts.push(key); }
     }
     this.changed();
     const r: { linkDown?: Link; linkUp?: Link; hosts: string[]; changed: boolean } = { hosts, changed: true };
@@ -121,7 +135,8 @@ export class Topology {
    * from a switch this controller does not hold is no link it can use), or a configured link
    * (kept while its switches are away, usable when both are here with the ports up). A port has
    * one neighbour: a different link at either end is replaced. Hosts learnt at these ports were
-   * learnt by mistake (their frames came over the link before it was known) and are forgotten.
+   * learnt by mistake (their frames came over the link before it was known) and are forgotten
+   * (`hosts`: their keys).
    */
   addLink(from: PortRef, to: PortRef, now: number, source: LinkSource = 'lldp'): { added: boolean; link?: Link; replaced: Link[]; hosts: string[] } {
     const none = { added: false, replaced: [] as Link[], hosts: [] as string[] };
@@ -147,8 +162,8 @@ export class Topology {
     this.byPort.set(portKey(a), link);
     this.byPort.set(portKey(b), link);
     const hosts: string[] = [];
-    for (const h of [...this.hostsByMac.values()]) {
-      if ((h.dpid === a.dpid && h.port === a.port) || (h.dpid === b.dpid && h.port === b.port)) { this.hostsByMac.delete(h.mac); hosts.push(h.mac); }
+    for (const [key, h] of [...this.hostsByKey]) {
+      if ((h.dpid === a.dpid && h.port === a.port) || (h.dpid === b.dpid && h.port === b.port)) { this.dropHost(key, h); hosts.push(key); }
     }
     this.changed();
     return { added: true, link, replaced, hosts };
@@ -196,21 +211,55 @@ export class Topology {
 
   // ── hosts ───────────────────────────────────────────────────────────────────────────────────
 
-  /** A frame from `mac` entered at this port. Refused at link ports: there it is only passing through. */
-  learnHost(mac: string, dpid: string, port: number, now: number): HostLearnt {
+  /**
+   * A frame from `mac` (in `vlan`, absent: the no-VLAN domain) entered at this port. Refused at
+   * link ports: there it is only passing through.
+   */
+  learnHost(mac: string, dpid: string, port: number, now: number, vlan?: number): HostLearnt {
     if (!this.switches.has(dpid) || this.isLinkPort(dpid, port)) return 'refused';
     const sw = this.switches.get(dpid)!;
     if (!sw.has(port)) sw.set(port, { up: true });
-    const old = this.hostsByMac.get(mac);
+    const key = hostKey(mac, vlan);
+    const old = this.hostsByKey.get(key);
     if (old && old.dpid === dpid && old.port === port) { old.seen = now; return 'same'; }
-    if (!old && this.hostsByMac.size >= this.maxHosts) this.hostsByMac.delete(this.hostsByMac.keys().next().value!);
-    this.hostsByMac.set(mac, { mac, dpid, port, seen: now });
+    if (!old && this.hostsByKey.size >= this.maxHosts) { const [k, h] = this.hostsByKey.entries().next().value!; this.dropHost(k, h); }
+    this.hostsByKey.set(key, { mac, dpid, port, seen: now, ...(vlan === undefined ? {} : { vlan }) });
+    if (vlan !== undefined) { let s = this.vlansOfMac.get(mac); if (!s) this.vlansOfMac.set(mac, (s = new Set())); s.add(vlan); }
     return old ? 'moved' : 'new';
   }
 
-  forgetHost(mac: string): boolean { return this.hostsByMac.delete(mac); }
-  host(mac: string): HostAttachment | undefined { return this.hostsByMac.get(mac); }
-  hosts(): HostAttachment[] { return [...this.hostsByMac.values()]; }
+  private dropHost(key: string, h: HostAttachment): void {
+    this.hostsByKey.delete(key);
+    if (h.vlan === undefined) return;
+    const s = this.vlansOfMac.get(h.mac);
+    s?.delete(h.vlan);
+    if (s?.size === 0) this.vlansOfMac.delete(h.mac);
+  }
+
+  forgetHost(mac: string, vlan?: number): boolean {
+    const key = hostKey(mac, vlan);
+    const h = this.hostsByKey.get(key);
+    if (h) this.dropHost(key, h);
+    return h !== undefined;
+  }
+  host(mac: string, vlan?: number): HostAttachment | undefined { return this.hostsByKey.get(hostKey(mac, vlan)); }
+  hostByKey(key: string): HostAttachment | undefined { return this.hostsByKey.get(key); }
+  hosts(): HostAttachment[] { return [...this.hostsByKey.values()]; }
+
+  /**
+   * A MAC whatever its VLAN, for callers that know no VLAN: the host in the no-VLAN domain, else
+   * the one seen last among the VLANs it is in (one MAC in two VLANs is rare: a MAC is a host's).
+   */
+  hostAnyVlan(mac: string): HostAttachment | undefined {
+    const plain = this.hostsByKey.get(mac);
+    if (plain) return plain;
+    let best: HostAttachment | undefined;
+    for (const v of this.vlansOfMac.get(mac) ?? []) {
+      const h = this.hostsByKey.get(hostKey(mac, v));
+      if (h && (!best || h.seen > best.seen)) best = h;
+    }
+    return best;
+  }
 
   // ── paths ───────────────────────────────────────────────────────────────────────────────────
 
@@ -273,9 +322,9 @@ export class Topology {
     return hops;
   }
 
-  /** Where a switch sends frames for `mac`: the host's own port on its switch, else the next hop. */
-  portTowardsHost(dpid: string, mac: string): number | undefined {
-    const h = this.hostsByMac.get(mac);
+  /** Where a switch sends frames for `mac` (in `vlan`): the host's own port on its switch, else the next hop. */
+  portTowardsHost(dpid: string, mac: string, vlan?: number): number | undefined {
+    const h = this.hostsByKey.get(hostKey(mac, vlan));
     if (!h) return undefined;
     if (h.dpid === dpid) return h.port;
     return this.nextHop(dpid, h.dpid);
