@@ -60,7 +60,7 @@ export class Controller extends EventEmitter {
     if (config.fabric) this.fabric = new FabricApp({ ...config.fabric, ...config.learning }, log.child({ component: 'fabric' }));
     const forwarding = this.fabric ?? new LearningSwitch(config.learning, log.child({ component: 'learning' }));
     this.learning = forwarding;
-    this.engine = new HandoffEngine(config.services, { ...config.handoff, inspectInController: !!config.analyzers.builtin }, forwarding, log.child({ component: 'handoff' }));
+    this.engine = new HandoffEngine(config.services, { ...config.handoff, inspectInController: !!config.analyzers.builtin, fabric: !!this.fabric }, forwarding, log.child({ component: 'handoff' }));
     this.analyzers = new AnalyzerBridge(config.analyzers, this.engine, log.child({ component: 'analyzers' }));
     // Migration apps first; the learning switch (or the fabric) takes whatever they leave.
     this.apps.push(this.engine, ...apps, forwarding);

@@ -14,7 +14,8 @@ export function cookieApp(cookie: bigint): bigint { return cookie >> COOKIE_APP_
  * copy. flags: per-connection FIN/RST copies of the one-table layout (replaced by per-service copies;
  * still recognised, and deleted, in flows adopted from a switch set up by an older controller).
  */
-export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n } as const;
+/** `transit`: on a fabric switch other than the connection's own, the flows that only carry its packets (handoff/transit.ts). */
+export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n, transit: 4n } as const;
 const ROLE_SHIFT = 48n;
 const ID_MASK = (1n << ROLE_SHIFT) - 1n;
 export function connCookie(id: number, role: bigint = CONN_ROLE.main): bigint { return appCookie(APP_ID.connection, (role << ROLE_SHIFT) | (BigInt(id) & ID_MASK)); }
@@ -24,6 +25,8 @@ export function connIdOf(cookie: bigint): number | undefined {
   return cookieApp(cookie) === APP_ID.connection ? Number(cookie & ID_MASK) : undefined;
 }
 export function connRoleOf(cookie: bigint): bigint { return (cookie >> ROLE_SHIFT) & 0xffn; }
+/** Mask that selects one role of every connection (with connCookie(0, role)). */
+export const CONN_ROLE_MASK = COOKIE_APP_MASK | (0xffn << ROLE_SHIFT);
 
 /**
  * A service's flows: intercept (steering in table 0, to the controller in table 1) and flagCopy

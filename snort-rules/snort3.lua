@@ -17,8 +17,9 @@
 --
 -- To use your own snort.lua instead, copy the settings below into it.
 
--- The service network the rules' $HOME_NET stands for.
-HOME_NET = '10.0.0.0/8'
+-- The service network the rules' $HOME_NET stands for (the topologies' IPv4 network and the
+-- IPv6 prefix of their dual-stack hosts).
+HOME_NET = '[10.0.0.0/8,fd00::/8]'
 EXTERNAL_NET = 'any'
 
 ips =

@@ -1,8 +1,11 @@
 // `npm run demo`: the whole migration story on this machine, from nothing installed to a verified
 // transfer from a migrated connection. Run as root. Ctrl-C (or the end) removes everything it made.
 //
-//   npm run demo [-- --no-install] [-- --analyzer builtin|suricata|snort] [-- --mb 64]
+//   npm run demo [-- --no-install] [-- --analyzer builtin|suricata|snort] [-- --mb 64] [-- --ipv6] [-- --fabric]
 // (topo/demo.sh installs what is missing, npm packages included, then runs this with --installed)
+// --ipv6: dual-stack hosts and service, the client on the service's IPv6 address.
+// --fabric: three switches in a triangle (the client on one, server 1 on another, server 2 and the
+// IDS on the third), the controller with "fabric": true.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +16,7 @@ import { Ovs, PATCHED_PREFIX, STOCK_PREFIX, supportsSeqActions } from './lib/ovs
 import { TestNet, type Host } from './lib/netns.ts';
 import { run, waitFor } from './lib/exec.ts';
 import { ScriptClient } from './lib/script-client.ts';
+import { linkBridges } from './lib/links.ts';
 import { startLiveSuricata } from './lib/suricata.ts';
 import { exportSnort3Rules, snortVersion, startLiveSnort } from './lib/snort.ts';
 import { blobChunk } from './apps/blob.mjs';
@@ -29,6 +33,17 @@ const argv = process.argv.slice(2);
 const flag = (k: string) => argv.includes(`--${k}`);
 const opt = (k: string, d: string) => { const i = argv.indexOf(`--${k}`); return i >= 0 && argv[i + 1] ? argv[i + 1] : d; };
 const MB = Number(opt('mb', '64'));
+const IPV6 = flag('ipv6');
+const FABRIC = flag('fabric');
+/** The dual-stack hosts' IPv6 address: fd00:: and the last byte of the IPv4 one. */
+const v6Of = (ip: string) => `fd00::${ip.split('.')[3]}`;
+/** An address as the client uses it, in the demo's family. */
+const addr = (ip: string) => (IPV6 ? v6Of(ip) : ip);
+const HOME_NET = '[10.0.0.0/8,fd00::/8]';
+/** --fabric: where each host sits (switch index, port), the triangle's links, and the IDS's switch. */
+const FABRIC_HOSTS: Record<string, [number, number]> = { client: [0, 1], server1: [1, 1], server2: [2, 1], ids: [2, 2] };
+const FABRIC_LINKS: [number, number, number, number][] = [[0, 10, 1, 11], [1, 12, 2, 13], [2, 14, 0, 15]];
+const FABRIC_DPIDS = ['00000000000000a1', '00000000000000a2', '00000000000000a3'];
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (s = '') => console.log(s);
@@ -71,15 +86,19 @@ async function main(): Promise<void> {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
 
     step(3, 'Starting the controller and the topology');
+    const dual = (ip: string) => ({ address: ip, ...(IPV6 && { address6: v6Of(ip) }) });
     const config = parseConfig({
       listen: { host: '127.0.0.1', port: 0 },
       log: { level: 'warn' },
+      ...(FABRIC && { fabric: true }),
       services: [{
-        name: 'echo', address: '10.0.0.1', port: 5001, migrateTo: 'server2', verdictTimeoutMs: 2000, mirrorPort: 4,
-        backends: [{ name: 'server1', address: '10.0.0.1', port: 5001 }, { name: 'server2', address: '10.0.0.3', port: 5001 }],
+        name: 'echo', ...dual('10.0.0.1'), port: 5001, migrateTo: 'server2', verdictTimeoutMs: 2000,
+        // The IDS: port 4 of the one switch, or port 2 of the third switch of the fabric.
+        ...(FABRIC ? { mirrorPort: FABRIC_HOSTS.ids![1], mirrorSwitch: FABRIC_DPIDS[FABRIC_HOSTS.ids![0]] } : { mirrorPort: 4 }),
+        backends: [{ name: 'server1', ...dual('10.0.0.1'), port: 5001 }, { name: 'server2', ...dual('10.0.0.3'), port: 5001 }],
       }],
       analyzers: analyzer === 'builtin'
-        ? { builtin: { rules: [RULES], vars: { HOME_NET: '10.0.0.0/8' } } }
+        ? { builtin: { rules: [RULES], vars: { HOME_NET } } }
         : analyzer === 'snort' ? { snort: { logDir: dir } } : { suricata: { socket: join(dir, 'eve.sock') } },
     });
     const controller = new Controller(config, new Logger('warn', 'text'));
@@ -92,21 +111,34 @@ async function main(): Promise<void> {
     cleanups.push(() => net.destroy());
     const hosts: Record<string, Host> = {};
     for (const [name, cidr] of [['server1', '10.0.0.1/24'], ['client', '10.0.0.2/24'], ['server2', '10.0.0.3/24'], ['ids', '10.0.0.9/24']] as const) {
-      hosts[name] = await net.addHost(name, cidr);
+      hosts[name] = await net.addHost(name, cidr, IPV6 && name !== 'ids' ? { ipv6: `${v6Of(cidr.split('/')[0]!)}/64` } : {});
     }
-    const bridge = 'tmtdemo';
-    const ready = once(controller, 'switch_ready');
-    await ovs.addBridge(bridge, { controller: `tcp:127.0.0.1:${port}` });
+    // The client's switch first: its flows are the ones shown below.
+    const bridges = FABRIC ? ['tmtdemo', 'tmtdemob', 'tmtdemoc'] : ['tmtdemo'];
+    const bridge = bridges[0]!;
+    const ready = new Set<string>();
+    controller.on('switch_ready', (sw) => ready.add(sw.describe()));
+    for (const [i, br] of bridges.entries()) await ovs.addBridge(br, { controller: `tcp:127.0.0.1:${port}`, ...(FABRIC && { datapathId: FABRIC_DPIDS[i] }) });
     let ofport = 1;
-    for (const h of Object.values(hosts)) await ovs.addPort(bridge, h.peer, ofport++);
-    await ready;
-    for (const name of ['server1', 'server2']) hosts[name].spawn(['node', join(APPS, 'echo-server.mjs'), '--name', name, '--port', '5001']);
+    for (const [name, h] of Object.entries(hosts)) {
+      const [sw, p] = FABRIC ? FABRIC_HOSTS[name]! : [0, ofport++];
+      await ovs.addPort(bridges[sw]!, h.peer, p);
+    }
+    if (FABRIC) {
+      for (const [i, pi, j, pj] of FABRIC_LINKS) {
+        const end = await linkBridges(ovs, `${net.id}-l${pi}`, bridges[i]!, pi, bridges[j]!, pj);
+        cleanups.push(() => run('ip', ['link', 'del', end], { allowFail: true }).then(() => undefined));
+      }
+    }
+    await waitFor(() => ready.size === bridges.length, `${bridges.length} switch(es) connected`, 20000);
+    if (FABRIC) await waitFor(() => (controller.fabric?.topology.activeLinks().length ?? 0) === FABRIC_LINKS.length, 'the fabric\'s links found by LLDP', 15000);
+    for (const name of ['server1', 'server2']) hosts[name].spawn(['node', join(APPS, 'echo-server.mjs'), '--name', name, '--port', '5001', ...(IPV6 ? ['--host', '::'] : [])]);
     for (const name of ['server1', 'server2']) {
       await waitFor(async () => (await hosts[name].exec(['ss', '-Hltn', 'sport = :5001'])).stdout.includes('5001'), `echo server on ${name}`);
     }
     if (analyzer === 'suricata') {
       say('  starting Suricata on the IDS host …');
-      const ids = await startLiveSuricata(hosts.ids, dir, { rules: [RULES, NO_MATCH_RULES], eveSocket: join(dir, 'eve.sock') });
+      const ids = await startLiveSuricata(hosts.ids, dir, { rules: [RULES, NO_MATCH_RULES], eveSocket: join(dir, 'eve.sock'), homeNet: HOME_NET });
       cleanups.push(() => ids.stop());
     }
     if (analyzer === 'snort') {
@@ -115,7 +147,10 @@ async function main(): Promise<void> {
       const ids = await startLiveSnort(hosts.ids, { logDir: dir, rules });
       cleanups.push(() => ids.stop());
     }
-    say('  client 10.0.0.2 → service 10.0.0.1:5001 (server1); server2 10.0.0.3; IDS on switch port 4');
+    const svc = IPV6 ? '[fd00::1]:5001' : '10.0.0.1:5001';
+    say(`  client ${addr('10.0.0.2')} → service ${svc} (server1); server2 ${addr('10.0.0.3')}; ${FABRIC
+      ? 'three switches in a triangle (LLDP): the client on the first, server1 on the second, server2 and the IDS on the third'
+      : 'IDS on switch port 4'}`);
 
     const engine = controller.engine;
     const story = (line: string) => say(`  ${line}`);
@@ -125,15 +160,15 @@ async function main(): Promise<void> {
     step(4, 'A client that says hello: no rule matches, it stays on server 1');
     const c1 = new ScriptClient(hosts.client.spawn(['node', join(APPS, 'client.mjs'), '--script', '--timeout', '30000'], { stdin: 'pipe' }));
     cleanups.push(() => c1.end());
-    await expectOk(c1, { op: 'connect', host: '10.0.0.1', port: 5001 });
+    await expectOk(c1, { op: 'connect', host: addr('10.0.0.1'), port: 5001 });
     story(`client → "hello"   ← ${(await expectOk(c1, { op: 'send', line: 'hello' })).reply}`);
     await expectOk(c1, { op: 'close' });
 
     step(5, 'A client that asks to be migrated: server 2 answers on server 1\'s address');
     const c2 = new ScriptClient(hosts.client.spawn(['node', join(APPS, 'client.mjs'), '--script', '--timeout', '60000'], { stdin: 'pipe' }));
     cleanups.push(() => c2.end());
-    const conn = await expectOk(c2, { op: 'connect', host: '10.0.0.1', port: 5001 });
-    story(`client ${conn.local} connected to 10.0.0.1:5001`);
+    const conn = await expectOk(c2, { op: 'connect', host: addr('10.0.0.1'), port: 5001 });
+    story(`client ${conn.local} connected to ${svc}`);
     const migrated = once(engine, 'migrated');
     story(`client → "please migrate this connection"   ← ${(await expectOk(c2, { op: 'send', line: 'please migrate this connection' })).reply}`);
     const [view, info] = await migrated;
@@ -142,6 +177,14 @@ async function main(): Promise<void> {
     const flows = (await ovs.ofctl('-O', 'OpenFlow13', '--no-stats', 'dump-flows', bridge)).split('\n')
       .filter((l) => new RegExp(`cookie=0x10[0-9a-f]{2}0*${view.id.toString(16)},`).test(l));
     for (const f of flows) say(`    ${f.trim()}`);
+    if (FABRIC) {
+      say(`  the switches on its paths only pass it on (transit flows, cookie 0x1004…):`);
+      for (const br of bridges.slice(1)) {
+        const transit = (await ovs.ofctl('-O', 'OpenFlow13', '--no-stats', 'dump-flows', br)).split('\n')
+          .filter((l) => new RegExp(`cookie=0x1004${view.id.toString(16).padStart(12, '0')},`).test(l));
+        for (const f of transit) say(`    ${br}: ${f.trim()}`);
+      }
+    }
 
     step(6, `A ${MB} MB file over the migrated connection`);
     const bytes = MB << 20;
@@ -154,7 +197,7 @@ async function main(): Promise<void> {
     await expectOk(c2, { op: 'close' });
 
     say(`\n${bold('Summary')}`);
-    say(`  switch: ${patched ? 'patched OVS, datapath fast path' : 'stock OVS, controller relay'}; analyzer: ${analyzer}`);
+    say(`  switch: ${patched ? 'patched OVS, datapath fast path' : 'stock OVS, controller relay'}${FABRIC ? ', a fabric of three' : ''}; analyzer: ${analyzer}; ${IPV6 ? 'IPv6' : 'IPv4'}`);
     say(`  handoff latency (verdict → flows installed, held segment released): ${info.latencyMs} ms`);
     say(`  ${intact ? 'VERDICT: the file arrived intact (sha256 matches)' : 'VERDICT: the file was CORRUPTED (sha256 mismatch)'}`);
     await cleanup();

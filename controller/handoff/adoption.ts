@@ -9,10 +9,11 @@ import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/sw
 import { makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
-  deleteAllInterceptFlows, deleteConnectionFlows, flowsByConnection, interceptFlows, probeFlows,
+  deleteAllInterceptFlows, deleteConnectionFlows, deleteTransitFlows, flowsByConnection, interceptFlows, probeFlows,
   type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta, type SwitchMode,
 } from './flow-plan.ts';
 import { hasFlows } from './phases.ts';
+import { connRoleOf, CONN_ROLE } from '../cookies.ts';
 import { planReconciliation } from './reconcile.ts';
 import { addressesOf, type ServiceConfig } from './service-config.ts';
 import type { Direction } from './tcp-state.ts';
@@ -56,8 +57,10 @@ export class SwitchAdoption {
     }
     const ended = this.endedAway.get(dpid) ?? new Set<number>();
     this.endedAway.delete(dpid);
-    const plan = planReconciliation(known, ended, flowsByConnection(flows), this.adoptionContext(mode));
-    const msgs: OfpMessage[] = [];
+    // Transit flows (fabric) are not connections of this switch: they go, and are learnt again as packets pass.
+    const own = flows.filter((f) => connRoleOf(f.cookie) !== CONN_ROLE.transit);
+    const plan = planReconciliation(known, ended, flowsByConnection(own), this.adoptionContext(mode, dpid));
+    const msgs: OfpMessage[] = own.length === flows.length ? [] : [deleteTransitFlows()];
     for (const id of plan.reinstall) msgs.push(...core.reinstallMessages(core.table.get(id)!));
     const why: Record<string, number> = {};
     const drop = (id: number, reason: string) => { msgs.push(...deleteConnectionFlows(id)); why[reason] = (why[reason] ?? 0) + 1; };
@@ -84,12 +87,12 @@ export class SwitchAdoption {
     core.emit('reconciled', dpid, counts);
   }
 
-  private adoptionContext(mode: SwitchMode): AdoptionContext {
+  private adoptionContext(mode: SwitchMode, dpid: string): AdoptionContext {
     return {
       mode,
       service: (name) => {
         const s = this.core.service(name);
-        return s && { mirrorPort: s.mirrorAll ? s.mirrorPort : undefined, inspect: s.mirrorAll && !!this.core.opts.inspectInController };
+        return s && { mirrorPort: s.mirrorAll ? this.core.localMirror({ service: s, dpid }) : undefined, inspect: s.mirrorAll && !!this.core.opts.inspectInController };
       },
     };
   }

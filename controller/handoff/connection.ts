@@ -79,6 +79,8 @@ export interface Connection {
   leftSeq?: number;
   /** Backend → client keys of backends the connection left (never pushed to: replaced). */
   retired: readonly string[];
+  /** Fabric: the other switches holding transit flows of the connection (transit.ts). */
+  transit: readonly string[];
   /** A freeze flow (mid-stream move) is installed and must be removed after the move. */
   frozenByFlow?: boolean;
   /** Freeze flows were installed at some point: their roles are among those deleted at the end. */
@@ -119,7 +121,7 @@ export function makeConnection(i: ConnectionInit): Connection {
   return {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,
     backendName: i.backendName, phase: i.phase, track: i.track, syn: i.syn, isnClient: i.isnClient, acceptedSynAck: i.acceptedSynAck,
-    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq, retired: NONE, frozenByFlow: undefined,
+    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq, retired: NONE, transit: NONE, frozenByFlow: undefined,
     frozeEver: undefined, fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, checkingFlows: undefined,
     strays: undefined, createdAt: i.createdAt, migrations: i.migrations, lastVerdict: undefined, verdictAt: undefined, adopted: i.adopted, resetRepeats: undefined,
     timers: undefined,

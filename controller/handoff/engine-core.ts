@@ -22,6 +22,7 @@ import type { Interception } from './interception.ts';
 import type { Mover } from './move.ts';
 import type { Teardown } from './teardown.ts';
 import type { SwitchAdoption } from './adoption.ts';
+import type { Transit } from './transit.ts';
 
 export interface EngineOptions {
   /** Connections past their handshake; `whenFull` says what happens to new SYNs beyond it ('refuse': dropped, never forwarded unanalysed). */
@@ -33,6 +34,11 @@ export interface EngineOptions {
   switchGraceMs: number;
   /** The built-in matcher runs in the controller: services with mirrorAll copy segments to it. */
   inspectInController?: boolean;
+  /**
+   * The switches form one fabric (`fabric` in the config): a connection's packets seen by a switch
+   * other than its client's are in transit (transit.ts), and `learning` emits link_down/link_up.
+   */
+  fabric?: boolean;
 }
 
 export interface VerdictRequest { verdict: Verdict; source: string; target?: string; sid?: number; seq?: number }
@@ -57,7 +63,7 @@ const TIMER_NAMES: readonly TimerName[] = ['verdict', 'idle', 'close', 'freeze']
 const STRAYS_BEFORE_REINSTALL = 16;
 
 
-export interface EngineParts { interception: Interception; move: Mover; teardown: Teardown; adoption: SwitchAdoption }
+export interface EngineParts { interception: Interception; move: Mover; teardown: Teardown; adoption: SwitchAdoption; transit: Transit }
 
 export class EngineCore {
   readonly table: ConnectionTable;
@@ -75,6 +81,8 @@ export class EngineCore {
     refusedFull: 0, halfOpenEvicted: 0, halfOpenPerSourceRefused: 0, synDataHeld: 0,
     /** Direct (not intercepted) traffic from a backend's service port given a bypass flow. */
     bypassFlows: 0,
+    /** Fabric: packets of connections passed on by switches that are not theirs, with nowhere to go, and path changes. */
+    transitPackets: 0, transitDropped: 0, transitReroutes: 0,
   };
   parts!: EngineParts;
   /** Shared copies of what many connections repeat (intern.ts): their records hold references, not copies. */
@@ -161,6 +169,22 @@ export class EngineCore {
     catch (e) { this.log.debug('send to switch failed', { error: (e as Error).message }); }
   }
 
+  /** The service's IDS port when it is on the connection's switch (no mirrorSwitch, or that switch). */
+  localMirror(c: Pick<Connection, 'service' | 'dpid'>): number | undefined {
+    const s = c.service;
+    return s.mirrorSwitch === undefined || s.mirrorSwitch === c.dpid ? s.mirrorPort : undefined;
+  }
+
+  /** A copy of a frame to the service's IDS port: on the connection's switch, or on the fabric switch it sits on. */
+  mirror(c: Connection, frame: Buffer): void {
+    const port = c.service.mirrorPort;
+    if (port === undefined) return;
+    if (this.localMirror(c) !== undefined) { this.packetOut(c, frame, port, c.client.ofport); return; }
+    const sw = this.switches.get(c.service.mirrorSwitch!);
+    if (!sw) { this.log.debug('the IDS port\'s switch is not connected; no copy', { conn: c.id, dpid: c.service.mirrorSwitch }); return; }
+    this.sendOut(sw, frame, port);
+  }
+
   packetOut(c: Connection, frame: Buffer, port: number, inPort: number): void {
     this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'output', port }], data: frame }]);
   }
@@ -175,9 +199,10 @@ export class EngineCore {
 
   /** Forwards a handshake-phase packet, with a copy to the service's IDS port so the IDS sees the whole flow. */
   passOn(c: Connection, frame: Buffer, port: number, inPort: number): void {
-    const mirror = c.service.mirrorPort;
+    const mirror = this.localMirror(c);
     const actions = mirror !== undefined && mirror !== port ? [{ type: 'output' as const, port: mirror }, { type: 'output' as const, port }] : [{ type: 'output' as const, port }];
     this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions, data: frame }]);
+    if (mirror === undefined && c.service.mirrorPort !== undefined) this.mirror(c, frame);
   }
 
   /** Whether this connection's packets pass through the controller (stock switch, shifted sequence space). */
@@ -204,7 +229,8 @@ export class EngineCore {
   flowSpec(c: Connection): ConnectionFlowSpec {
     return {
       id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
-      ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? c.service.mirrorPort : undefined,
+      // mirrorAll copies come from the connection's own flows: only to an IDS port on its switch.
+      ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? this.localMirror(c) : undefined,
       inspect: c.service.mirrorAll && !!this.opts.inspectInController,
       meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck, ...(c.leftBackend ? { left: leftOf(c) } : {}) },
     };

@@ -5,7 +5,7 @@ import {
   flowMod, seqShiftAction, encodeMatch, encodeInstructions, OFPP, OFPTT, OFPFF, OFPCML_NO_BUFFER,
   type Action, type FlowStats, type Instruction, type Match, type OfpMessage,
 } from '../openflow/index.ts';
-import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, COOKIE_APP_MASK, INTERCEPT_ROLE, interceptCookie } from '../cookies.ts';
+import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, CONN_ROLE_MASK, COOKIE_APP_MASK, INTERCEPT_ROLE, interceptCookie } from '../cookies.ts';
 import { decodeRecord, encodeRecord, RecordError, type LeftBackend, type SynRecord } from './connection-record.ts';
 import type { SynAckSummary } from './option-policy.ts';
 import { isIpv6Address } from '../packet/addr.ts';
@@ -18,7 +18,8 @@ import { isIpv6Address } from '../packet/addr.ts';
  * else of a service to the controller. Other traffic (the learning switch) stays in table 0.
  */
 export const TABLE = { steer: 0, connection: 1 } as const;
-export const PRIORITY = { intercept: 100, steer: 100, bypass: 150, connection: 200, flagCopy: 210, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
+/** `transit` (table 0) is above the service's steer and FIN/RST-copy flows: a transit switch neither intercepts nor copies. */
+export const PRIORITY = { intercept: 100, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
@@ -263,6 +264,27 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
     flows.push(flowMod({ command: 'add', tableId: TABLE.connection, priority: PRIORITY.intercept, cookie, match, instructions: [{ type: 'apply_actions', actions: [toController()] }] }));
   }
   return flows;
+}
+
+export interface TransitSpec { id: number; src: { ip: string; port: number }; dst: { ip: string; port: number }; outPort: number; idleTimeout: number }
+
+/**
+ * On a fabric switch the connection only passes (not its client's): its packets of one direction,
+ * as they are on the wire there, go on towards their destination without reaching the service's
+ * steer and copy flows. The client's switch does the interception, NAT and shifts.
+ */
+export function transitFlow(t: TransitSpec): OfpMessage {
+  return flowMod({
+    command: 'add', tableId: TABLE.steer, priority: PRIORITY.transit, cookie: connCookie(t.id, CONN_ROLE.transit), idleTimeout: t.idleTimeout,
+    match: tcpMatch(undefined, t.src.ip, t.dst.ip, t.src.port, t.dst.port), instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port: t.outPort }] }],
+  });
+}
+
+/** The transit flows of one connection, or (no id) of every connection: on a path change they are learnt again. */
+export function deleteTransitFlows(id?: number): OfpMessage {
+  return id === undefined
+    ? flowMod({ command: 'delete', tableId: TABLE.steer, cookie: connCookie(0, CONN_ROLE.transit), cookieMask: CONN_ROLE_MASK, match: {} })
+    : flowMod({ command: 'delete', tableId: TABLE.steer, cookie: connCookie(id, CONN_ROLE.transit), cookieMask: ALL_ONES, match: {} });
 }
 
 /** Cookie of bypass flows: intercept-owned (a switch reconcile replaces them with the intercept flows). */

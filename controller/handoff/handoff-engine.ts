@@ -23,6 +23,7 @@ import { deleteInterceptFlows, type ConnectionFlowSpec, type SwitchMode } from '
 import { Interception } from './interception.ts';
 import { Mover } from './move.ts';
 import { Teardown } from './teardown.ts';
+import { Transit } from './transit.ts';
 import { SwitchAdoption, interceptFor } from './adoption.ts';
 import { parseBackend, type BackendConfig, type ServiceConfig } from './service-config.ts';
 import { applyServiceConfig } from './service-reload.ts';
@@ -40,12 +41,19 @@ export class HandoffEngine extends EventEmitter implements App {
   readonly name = 'handoff';
   readonly cookieApps = [APP_ID.connection, APP_ID.intercept] as const;
   private readonly core: EngineCore;
+  private onPathsChanged?: () => void;
 
   constructor(services: ServiceConfig[], opts: EngineOptions, learning: HostDirectory, log: Logger) {
     super();
     const core = new EngineCore(this, services, { ...opts }, learning, log);
-    core.parts = { interception: new Interception(core), move: new Mover(core), teardown: new Teardown(core), adoption: new SwitchAdoption(core) };
+    core.parts = { interception: new Interception(core), move: new Mover(core), teardown: new Teardown(core), adoption: new SwitchAdoption(core), transit: new Transit(core) };
     this.core = core;
+    if (opts.fabric) {
+      // The fabric re-routes its own flows on a link change; the connections' flows follow.
+      this.onPathsChanged = () => core.parts.transit.pathsChanged();
+      learning.on('link_down', this.onPathsChanged);
+      learning.on('link_up', this.onPathsChanged);
+    }
   }
 
   get table(): ConnectionTable { return this.core.table; }
@@ -61,7 +69,11 @@ export class HandoffEngine extends EventEmitter implements App {
   /** Drops every connection from memory, flows untouched: another controller is master now. */
   forget(why: string): void { this.core.parts.adoption.forget(why); }
   /** Stops timers; the switches keep their flows (a restarted controller adopts them). */
-  stop(): void { this.core.parts.interception.stop(); this.core.parts.adoption.stop(); }
+  stop(): void {
+    this.core.parts.interception.stop();
+    this.core.parts.adoption.stop();
+    if (this.onPathsChanged) { this.core.learning.off('link_down', this.onPathsChanged); this.core.learning.off('link_up', this.onPathsChanged); }
+  }
   modeOf(dpid: string): SwitchMode | undefined { return this.core.modes.get(dpid); }
 
   // ---------------------------------------------------------------- verdicts and moves

@@ -54,6 +54,9 @@ export class Interception {
     if (c2s && c2s.sw === sw) { this.fromClient(c2s, pi, frame, inPort); return true; }
     const s2c = table.byBackendTuple(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort));
     if (s2c && s2c.sw === sw) { this.fromBackend(s2c, pi, frame, inPort); return true; }
+    // A fabric switch on the connection's path that is not its client's: it only carries the packet.
+    const passing = this.core.opts.fabric ? c2s ?? s2c : undefined;
+    if (passing) { this.core.parts.transit.packetIn(passing, sw, frame, inPort); return true; }
 
     const service = byServiceAddr.get(endpointKey(ip.dst, tcp.dstPort));
     if (service && tcp.flagSet.syn && !tcp.flagSet.ack) return this.newConnection(sw, service, frame, inPort);
@@ -264,7 +267,7 @@ export class Interception {
           // Retransmission of the held segment: keep one copy (the longest), forward none. The IDS
           // gets it again while it decides: its first copy may have been lost on the way.
           if (seg.payloadLength > c.held.len) c.held = heldOf(frame);
-          if (c.phase === 'held' && !c.move && c.service.mirrorPort !== undefined) core.packetOut(c, frame.raw, c.service.mirrorPort, c.client.ofport);
+          if (c.phase === 'held' && !c.move) core.mirror(c, frame.raw);
           return;
         }
         if (seg.payloadLength === 0 && !seg.fin && !seg.rst) return; // pure ACKs carry nothing the backend needs yet
@@ -354,7 +357,7 @@ export class Interception {
     }
     core.setPhase(c, 'held');
     core.clearTimer(c, 'idle');
-    if (c.service.mirrorPort !== undefined) core.packetOut(c, frame.raw, c.service.mirrorPort, c.client.ofport);
+    core.mirror(c, frame.raw);
     core.setTimer(c, 'verdict', c.service.verdictTimeoutMs, () => {
       if (c.phase !== 'held' || c.move) return;
       core.log.info('no verdict in time, applying the default', { conn: c.id, verdict: c.service.defaultVerdict });

@@ -38,7 +38,9 @@ export class Mover {
     if (!target) throw new EngineError(404, `service '${c.service.name}' has no backend named '${targetName}'`);
     if (target.name === c.backendName && c.phase !== 'held') throw new EngineError(409, `connection ${connId} is already on '${targetName}'`);
     const v6 = isIpv6Address(c.client.ip);
-    if (addressFor(target, v6) === undefined) throw new EngineError(409, `backend '${targetName}' has no ${v6 ? 'IPv6' : 'IPv4'} address, and connection ${connId} is ${v6 ? 'IPv6' : 'IPv4'}`);
+    const address = addressFor(target, v6);
+    if (address === undefined) throw new EngineError(409, `backend '${targetName}' has no ${v6 ? 'IPv6' : 'IPv4'} address, and connection ${connId} is ${v6 ? 'IPv6' : 'IPv4'}`);
+    try { this.checkVlan(c, target, address); } catch (e) { throw new EngineError(409, (e as Error).message); }
     if (c.phase === 'held' && !c.move) { core.parts.interception.applyVerdict(c, { verdict: 'MIGRATE', source: 'api', target: targetName }); return core.describe(c); }
     if (c.phase !== 'forwarded') throw new EngineError(409, `connection ${connId} is ${c.phase}; it can move once forwarded`);
     if (!c.service.midStream) throw new EngineError(409, `service '${c.service.name}' does not allow mid-stream migration`);
@@ -269,21 +271,46 @@ export class Mover {
 
   /** Where a backend is: config, what the switch has shown us, or an ARP probe (IPv6: a neighbour solicitation). */
   private async locate(c: Connection, b: BackendConfig): Promise<Attached> {
-    const { learning } = this.core;
     const v6 = isIpv6Address(c.client.ip);
     const address = addressFor(b, v6);
     if (address === undefined) throw new Error(`backend ${b.name} has no ${v6 ? 'IPv6' : 'IPv4'} address, and the connection is ${v6 ? 'IPv6' : 'IPv4'}`);
+    const at = await this.find(c, b, address, v6);
+    this.checkVlan(c, b, address);
+    return at;
+  }
+
+  /**
+   * With the fabric's VLANs, a backend in another VLAN than the primary's is not where the
+   * service's clients may go (VLANs are an isolation boundary): refused unless the service says
+   * `crossVlan`. A host the fabric saw in no VLAN, or not yet, is not checked.
+   */
+  private checkVlan(c: Connection, b: BackendConfig, address: string): void {
+    if (c.service.crossVlan) return;
+    const primary = c.service.backends.find((x) => x.name === c.service.primary);
+    const primaryAt = primary && addressFor(primary, isIpv6Address(address));
+    const want = primaryAt === undefined ? undefined : this.core.learning.hosts.get(primaryAt)?.vlan;
+    const got = this.core.learning.hosts.get(address)?.vlan;
+    if (want === got || want === undefined || got === undefined) return;
+    throw new Error(`backend ${b.name} is in VLAN ${got}, the service's primary (${primary!.name}) in VLAN ${want}: a move across VLANs needs "crossVlan": true on the service`);
+  }
+
+  private async find(c: Connection, b: BackendConfig, address: string, v6: boolean): Promise<Attached> {
+    const { learning } = this.core;
+    // On a fabric a backend may sit on another switch: the connection's flows send to the port towards it.
+    const fabric = !!this.core.opts.fabric;
     const seen = learning.hosts.get(address);
-    const known = seen && seen.dpid === c.dpid ? seen : undefined;
+    const known = seen && (fabric || seen.dpid === c.dpid) ? seen : undefined;
     const mac = b.mac ?? known?.mac;
-    const port = b.switchPort ?? (mac ? learning.portForMac(c.dpid, mac) : undefined) ?? known?.port;
+    const port = b.switchPort ?? (mac ? learning.portForMac(c.dpid, mac) : undefined) ?? (known?.dpid === c.dpid ? known.port : undefined);
     if (mac && port !== undefined) return { mac, ip: address, port: b.port, ofport: port };
     const found = new Promise<Attached>((resolve, reject) => {
       const onHost = (ip: string, loc: { mac: string; port: number; dpid: string }) => {
-        if (ip !== address || loc.dpid !== c.dpid) return;
+        if (ip !== address || (!fabric && loc.dpid !== c.dpid)) return;
+        const at = b.switchPort ?? (loc.dpid === c.dpid ? loc.port : learning.portForMac(c.dpid, loc.mac));
+        if (at === undefined) return;
         clearTimeout(t);
         learning.off('host', onHost);
-        resolve({ mac: b.mac ?? loc.mac, ip: address, port: b.port, ofport: b.switchPort ?? loc.port });
+        resolve({ mac: b.mac ?? loc.mac, ip: address, port: b.port, ofport: at });
       };
       const t = setTimeout(() => { learning.off('host', onHost); reject(new Error(`backend ${b.name} (${address}) did not answer ${v6 ? 'neighbour solicitation' : 'ARP'}`)); }, ARP_TIMEOUT_MS);
       learning.on('host', onHost);

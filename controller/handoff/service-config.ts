@@ -56,7 +56,14 @@ export interface ServiceConfig {
   midStream: boolean;
   /** Switch port that mirrors held segments (and, with mirrorAll, all service traffic) to an IDS. */
   mirrorPort?: number;
+  /**
+   * Fabric: the switch (datapath id, 16 hex digits) `mirrorPort` is on, when not the connection's
+   * own. Held segments and handshakes reach it; mirrorAll copies only from connections on that switch.
+   */
+  mirrorSwitch?: string;
   mirrorAll: boolean;
+  /** Fabric VLANs: allow a move to a backend in another VLAN than the primary's (refused by default). */
+  crossVlan: boolean;
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -69,6 +76,14 @@ function ipAddress(v: unknown, key: string): string {
     return c.value;
   }
   return str(v, key, IPV4, 'an IPv4 or IPv6 address');
+}
+
+/** A datapath id as the controller writes it (16 lower-case hex digits); 0x and shorter forms accepted. */
+function dpidOf(v: unknown, key: string, withPort: boolean): string {
+  if (!withPort) throw new ConfigError(key, 'only with mirrorPort (the port on that switch)');
+  const t = typeof v === 'string' ? v.toLowerCase().replace(/^0x/, '').replace(/:/g, '') : '';
+  if (!/^[0-9a-f]{1,16}$/.test(t)) throw new ConfigError(key, `expected a datapath id (up to 16 hex digits, e.g. "00000000000000a3"), got ${JSON.stringify(v)}`);
+  return t.padStart(16, '0');
 }
 
 /** `address6`: an IPv6 address next to an IPv4 `address` (dual-stack). */
@@ -116,7 +131,7 @@ export function parseBackend(v: unknown, key: string): BackendConfig {
 
 export function parseService(v: unknown, key: string): ServiceConfig {
   const o = obj(v, key);
-  only(o, key, ['name', 'address', 'address6', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'mirrorPort', 'mirrorAll']);
+  only(o, key, ['name', 'address', 'address6', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'mirrorPort', 'mirrorSwitch', 'mirrorAll', 'crossVlan']);
   if (!Array.isArray(o.backends) || o.backends.length === 0) throw new ConfigError(`${key}.backends`, 'expected a non-empty array of backends');
   const backends = o.backends.map((b, i) => parseBackend(b, `${key}.backends[${i}]`));
   const names = new Set<string>();
@@ -172,7 +187,9 @@ export function parseService(v: unknown, key: string): ServiceConfig {
     idleTimeout: o.idleTimeout === undefined ? 300 : int(o.idleTimeout, `${key}.idleTimeout`, 1, 65535),
     midStream: o.midStream === undefined ? true : bool(o.midStream, `${key}.midStream`),
     mirrorPort: o.mirrorPort === undefined ? undefined : int(o.mirrorPort, `${key}.mirrorPort`, 1, 0xffffff00),
+    ...(o.mirrorSwitch !== undefined && { mirrorSwitch: dpidOf(o.mirrorSwitch, `${key}.mirrorSwitch`, o.mirrorPort !== undefined) }),
     mirrorAll: o.mirrorAll === undefined ? false : bool(o.mirrorAll, `${key}.mirrorAll`),
+    crossVlan: o.crossVlan === undefined ? false : bool(o.crossVlan, `${key}.crossVlan`),
   };
 }
 

@@ -63,6 +63,7 @@ export class Teardown {
     core.setPhase(c, 'closed');
     core.table.remove(c);
     if (removeFlows && c.sw.connected) core.send(c, core.deleteFlowsOf(c));
+    if (c.transit.length) core.parts.transit.forget(c);
     else if (removeFlows) core.parts.adoption.endedWhileAway(c);
     this.recentlyClosed.delete(clientKey(c));
     this.recentlyClosed.set(clientKey(c), Date.now());

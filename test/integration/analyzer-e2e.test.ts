@@ -6,7 +6,7 @@ import { startLiveSuricata } from '../../topo/lib/suricata.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HandoffBed, IDS_PORT, type ScriptClient } from '../lib/handoff-net.ts';
+import { FABRIC_DPIDS, HandoffBed, IDS_PORT, type ScriptClient } from '../lib/handoff-net.ts';
 import { PATCHED_PREFIX, STOCK_PREFIX, supportsSeqActions } from '../lib/ovs.ts';
 import { requireSuricata } from './analyzer-suricata-helpers.ts';
 import { encodeAlertPkt, sendDgram } from '../../controller/analyzers/index.ts';
@@ -24,6 +24,8 @@ interface Scenario {
   noMatch: 'timeout' | 'builtin (no rule matched)';
   /** 6: a dual-stack bed and service, the client over IPv6. */
   family?: 4 | 6;
+  /** The fabric bed: client, server 1, server 2 on three switches, the IDS on server 2's (mirrorSwitch). */
+  fabric?: boolean;
 }
 
 async function session(bed: HandoffBed): Promise<{ c: ScriptClient; id: number }> {
@@ -32,7 +34,7 @@ async function session(bed: HandoffBed): Promise<{ c: ScriptClient; id: number }
 }
 
 function scenarios(s: Scenario): void {
-  describe(`verdicts from ${s.name} (${mode}${s.family === 6 ? ', IPv6' : ''})`, function () {
+  describe(`verdicts from ${s.name} (${mode}${s.family === 6 ? ', IPv6' : ''}${s.fabric ? ', fabric of three switches' : ''})`, function () {
     this.timeout(120000);
     let bed: HandoffBed;
     let dir: string;
@@ -43,8 +45,8 @@ function scenarios(s: Scenario): void {
       dir = mkdtempSync('/tmp/tmt-ana-');
       const analyzers = await s.setup(dir);
       bed = await HandoffBed.create({
-        prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, ids: true, analyzers, family: s.family,
-        services: { mirrorPort: IDS_PORT, mirrorAll: s.midStream, verdictTimeoutMs: VERDICT_TIMEOUT_MS },
+        prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, ids: true, analyzers, family: s.family, fabric: s.fabric,
+        services: { mirrorPort: IDS_PORT, mirrorAll: s.midStream, verdictTimeoutMs: VERDICT_TIMEOUT_MS, ...(s.fabric && { mirrorSwitch: FABRIC_DPIDS[2] }) },
       });
       assert.equal(bed.engine.modeOf(bed.controller.switches[0].describe()), mode, `the switch runs in ${mode} mode`);
       if (s.start) stopIds = await s.start(bed, dir);
@@ -149,6 +151,20 @@ scenarios({
   setup: async (dir) => ({ suricata: { socket: join(dir, 'eve.sock') } }),
   start: async (bed, dir) => {
     const ids = await startLiveSuricata(bed.ids!, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock'), homeNet: HOME_NET_DUAL });
+    return () => ids.stop();
+  },
+});
+
+// The IDS on another switch than the client's: the held segments (and the handshakes) are copied
+// out of its port there. mirrorAll copies come from a connection's own flows, so only first-segment verdicts.
+scenarios({
+  name: 'Suricata (live, mirror port)',
+  fabric: true,
+  midStream: false,
+  noMatch: 'timeout',
+  setup: async (dir) => ({ suricata: { socket: join(dir, 'eve.sock') } }),
+  start: async (bed, dir) => {
+    const ids = await startLiveSuricata(bed.ids!, dir, { rules: RULES, eveSocket: join(dir, 'eve.sock') });
     return () => ids.stop();
   },
 });

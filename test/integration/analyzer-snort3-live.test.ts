@@ -16,6 +16,7 @@ import { exportSnort3Rules, RULES, startLiveSnort, type LiveSnort, type SnortOpt
 import { SnortUnixsockSource } from '../../controller/analyzers/snort-unixsock.ts';
 import type { VerdictRequest } from '../../controller/handoff/handoff-engine.ts';
 import { requireSnort } from './analyzer-snort3-helpers.ts';
+import { endpointKey } from '../../controller/handoff/connection.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BENCH = join(HERE, '..', 'bench', 'apps', 'bench-client.mjs');
@@ -26,7 +27,7 @@ const NOBODY = 65534;
 interface Verdict { id: number; req: VerdictRequest; at: number }
 
 /** One Snort-analyzed bed: the controller bound to `snort` sockets under a fresh log directory. */
-function snortBed(snort: (dir: string) => Record<string, unknown>, services: Record<string, unknown> = {}) {
+function snortBed(snort: (dir: string) => Record<string, unknown>, services: Record<string, unknown> = {}, family: 4 | 6 = 4) {
   const ctx = {
     bed: undefined as unknown as HandoffBed, dir: '', rules: '', ids: undefined as LiveSnort | undefined,
     verdicts: [] as Verdict[],
@@ -45,7 +46,7 @@ function snortBed(snort: (dir: string) => Record<string, unknown>, services: Rec
     // The rule file users edit, exported for Snort 3 as the docs say.
     ctx.rules = await exportSnort3Rules([RULES], join(ctx.dir, 'migrate.snort3.rules'));
     ctx.bed = await HandoffBed.create({
-      prefix, ids: true, analyzers: { snort: snort(ctx.dir) },
+      prefix, ids: true, analyzers: { snort: snort(ctx.dir) }, family,
       services: { mirrorPort: IDS_PORT, verdictTimeoutMs: 3000, ...services },
     });
     ctx.bed.engine.on('verdict', (c: { id: number }, req: VerdictRequest) => ctx.verdicts.push({ id: c.id, req, at: Date.now() }));
@@ -62,10 +63,12 @@ function snortBed(snort: (dir: string) => Record<string, unknown>, services: Rec
 async function oneLine(bed: HandoffBed, line: string): Promise<{ reply: string; verdict?: { verdict: string; source: string; sid?: number } }> {
   const c = bed.scriptClient();
   try {
-    const conn = await c.cmd({ op: 'connect', host: SERVICE.ip, port: SERVICE.port });
+    const conn = await c.cmd({ op: 'connect', host: bed.serviceIp, port: SERVICE.port });
     assert.equal(conn.ok, true, conn.error);
     const reply = String((await c.cmd({ op: 'send', line })).reply);
-    const view = bed.engine.connections().find((x) => x.client === conn.local);
+    const local = String(conn.local);
+    const port = Number(local.slice(local.lastIndexOf(':') + 1));
+    const view = bed.engine.connections().find((x) => x.client === endpointKey(bed.ipOf(bed.client), port));
     await c.cmd({ op: 'close' });
     return { reply, verdict: view?.lastVerdict };
   } finally { c.end(); }
@@ -209,6 +212,23 @@ describe('Snort 3 live on the mirror port', function () {
       const exited = once(proc, 'exit');
       assert.equal((await sh('stop', t.dir)).code, 0);
       await exited;
+    });
+  });
+
+  describe('over IPv6: a dual-stack service, the client on its IPv6 address', () => {
+    const t = snortBed((dir) => ({ logDir: dir }), {}, 6);
+    before(async () => { await t.startSnort(); });
+
+    it('"migrate" → MIGRATE by sid 1000002 from Snort (its Alertpkt carries the IPv6 segment): server 2 answers', async () => {
+      const r = await oneLine(t.bed, 'please migrate me');
+      assert.equal(r.reply, 'server2 please migrate me');
+      assert.deepEqual(r.verdict && { ...r.verdict, at: 0 }, { verdict: 'MIGRATE', source: 'snort', sid: 1000002, at: 0 });
+    });
+
+    it('"forward" → FORWARD by sid 1000001 from Snort: server 1 answers', async () => {
+      const r = await oneLine(t.bed, 'forward this');
+      assert.equal(r.reply, 'server1 forward this');
+      assert.deepEqual(r.verdict && { ...r.verdict, at: 0 }, { verdict: 'FORWARD', source: 'snort', sid: 1000001, at: 0 });
     });
   });
 

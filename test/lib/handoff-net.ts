@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { Ovs } from './ovs.ts';
 import { TestNet, type Host } from './netns.ts';
 import { startController, nextSwitchReady } from './controller.ts';
-import { waitFor } from './exec.ts';
+import { run, waitFor } from './exec.ts';
+import { linkBridges } from '../../topo/lib/links.ts';
 import { ScriptClient } from '../../topo/lib/script-client.ts';
 export { ScriptClient };
 import type { Controller } from '../../controller/controller.ts';
@@ -43,7 +44,19 @@ export interface BedOptions {
    * client reaches it over IPv6 (open, many, serviceIp). Default 4: IPv4 only, IPv6 off in the hosts.
    */
   family?: 4 | 6;
+  /**
+   * A fabric of three switches in a triangle (the controller with `fabric: true`): the client and
+   * server 3 on the first (`bridge`), server 1 on the second, server 2 and the IDS on the third.
+   * Hosts keep their switch port numbers; links use ports 20-25.
+   */
+  fabric?: boolean;
 }
+
+/** The fabric bed's switches (datapath ids a1, a2, a3) and where each host sits. */
+export const FABRIC_DPIDS = ['00000000000000a1', '00000000000000a2', '00000000000000a3'];
+const FABRIC_PLACE: Record<string, number> = { s1: 1, c: 0, s2: 2, s3: 0, ids: 2, atk: 0 };
+/** The triangle's links: [switch i, port on i, switch j, port on j]. */
+const FABRIC_LINKS: [number, number, number, number][] = [[0, 20, 1, 21], [1, 22, 2, 23], [2, 24, 0, 25]];
 export const IDS_PORT = 5;
 export const ATTACKER_IP = '10.0.0.66';
 
@@ -73,6 +86,10 @@ export class HandoffBed {
   attacker?: Host;
   private banner = false;
   bridge = `tmtbr${randomBytes(2).toString('hex')}`;
+  /** Every bridge of the bed: `bridge` alone, or the fabric's three (`bridge` first). */
+  bridges: string[] = [this.bridge];
+  /** The fabric's link veths (root namespace), removed by destroy(). */
+  private links: string[] = [];
   family: 4 | 6 = 4;
 
   /** The address clients reach the service on, in the bed's family. */
@@ -92,7 +109,7 @@ export class HandoffBed {
     this.family = opts.family ?? 4;
     const service = echoService({ verdictTimeoutMs: 5000, ...opts.services }, this.family);
     const six = (cidr: string) => (this.family === 6 ? { ipv6: `${v6Of(cidr.split('/')[0]!)}/64` } : {});
-    const started = await startController([], { services: [service], handoff: { closeGraceMs: 200, ...opts.handoff }, ...(opts.analyzers ? { analyzers: opts.analyzers } : {}) });
+    const started = await startController([], { services: [service], handoff: { closeGraceMs: 200, ...opts.handoff }, ...(opts.analyzers ? { analyzers: opts.analyzers } : {}), ...(opts.fabric ? { fabric: true } : {}) });
     this.controller = started.controller;
     this.ovs = await Ovs.start({ prefix: opts.prefix, otherConfig: opts.ovsOtherConfig });
     this.net = TestNet.create();
@@ -103,16 +120,42 @@ export class HandoffBed {
     if (opts.ids) this.ids = await this.net.addHost('ids', '10.0.0.9/24');
     if (opts.attacker) this.attacker = await this.net.addHost('atk', `${ATTACKER_IP}/24`);
     for (const [name, h] of Object.entries({ client: this.client, ...this.servers })) for (const k of opts.sysctls?.[name] ?? []) await h.exec(['sysctl', '-qw', k]);
-    const ready = nextSwitchReady(this.controller);
-    await this.ovs.addBridge(this.bridge, { controller: started.target });
-    let n = 1;
-    for (const h of this.net.hosts) await this.ovs.addPort(this.bridge, h.peer, n++);
-    await ready;
+    if (opts.fabric) await this.buildFabric(started.target);
+    else {
+      const ready = nextSwitchReady(this.controller);
+      await this.ovs.addBridge(this.bridge, { controller: started.target });
+      let n = 1;
+      for (const h of this.net.hosts) await this.ovs.addPort(this.bridge, h.peer, n++);
+      await ready;
+    }
     this.banner = !!opts.banner;
     for (const [name, h] of Object.entries(this.servers)) await this.startEcho(h, name);
     // Let every host be known to the switch (ARP) before the tests start.
     for (const h of Object.values(this.servers)) await this.client.exec(['ping', '-c', '1', '-W', '2', h.ip]);
     if (this.family === 6) for (const h of Object.values(this.servers)) await this.client.exec(['ping', '-6', '-c', '1', '-W', '2', h.ip6!]);
+  }
+
+  /** The fabric's three bridges, hosts placed by FABRIC_PLACE, the triangle's links found by LLDP. */
+  private async buildFabric(target: string): Promise<void> {
+    this.bridges = [this.bridge, `${this.bridge}b`, `${this.bridge}c`];
+    const ready = new Set<string>();
+    const onReady = (sw: { describe(): string }) => ready.add(sw.describe());
+    this.controller.on('switch_ready', onReady);
+    try {
+      for (const [i, br] of this.bridges.entries()) await this.ovs.addBridge(br, { controller: target, datapathId: FABRIC_DPIDS[i] });
+      let n = 1;
+      for (const h of this.net.hosts) await this.ovs.addPort(this.bridges[FABRIC_PLACE[h.name] ?? 0]!, h.peer, n++);
+      for (const [i, pi, j, pj] of FABRIC_LINKS) this.links.push(await linkBridges(this.ovs, `${this.net.id}-l${pi}`, this.bridges[i]!, pi, this.bridges[j]!, pj));
+      await waitFor(() => ready.size === 3, 'three switches ready', 20000);
+      await waitFor(() => (this.controller.fabric?.topology.activeLinks().length ?? 0) === FABRIC_LINKS.length, 'the triangle\'s links found by LLDP', 15000);
+    } finally { this.controller.off('switch_ready', onReady); }
+  }
+
+  /** The fabric link veth between switches i and j (one end; both are in the root namespace), to take it down. */
+  fabricLink(i: number, j: number): string {
+    const l = FABRIC_LINKS.find(([a, , b]) => (a === i && b === j) || (a === j && b === i));
+    if (!l) throw new Error(`no link between switches ${i} and ${j}`);
+    return `${this.net.id}-l${l[1]}a`;
   }
 
   /** Starts the echo server (as `name`) on the service port in `h`; resolves once it listens. */
@@ -122,11 +165,14 @@ export class HandoffBed {
     await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${SERVICE.port}`])).stdout.includes(String(SERVICE.port)), `echo server in ${h.name}`);
   }
 
-  /** A server added at run time on switch port `ofport`, running the echo server, not yet a backend. */
+  /**
+   * A server added at run time on switch port `ofport` (on a fabric: of server 1's switch, not the
+   * client's), running the echo server, not yet a backend.
+   */
   async addServer(name: string, ns: string, cidr: string, ofport: number, sysctls: string[] = []): Promise<Host> {
     const h = await this.net.addHost(ns, cidr, this.family === 6 ? { ipv6: `${v6Of(cidr.split('/')[0]!)}/64` } : {});
     for (const k of sysctls) await h.exec(['sysctl', '-qw', k]);
-    await this.ovs.addPort(this.bridge, h.peer, ofport);
+    await this.ovs.addPort(this.bridges[this.bridges.length > 1 ? 1 : 0]!, h.peer, ofport);
     this.servers[name] = h;
     await this.startEcho(h, name);
     return h;
@@ -174,15 +220,19 @@ export class HandoffBed {
     return JSON.parse(r.stdout.trim().split('\n').pop()!);
   }
 
-  /** The switch's per-connection flows (cookie app byte 0x10), of one connection when `id` is given. */
-  async connectionFlows(id?: number): Promise<string[]> {
-    const out = await this.ovs.ofctl('-O', 'OpenFlow13', 'dump-flows', this.bridge);
+  /**
+   * The switch's per-connection flows (cookie app byte 0x10), of one connection when `id` is given;
+   * `bridge`: another of the fabric's switches than the client's.
+   */
+  async connectionFlows(id?: number, bridge = this.bridge): Promise<string[]> {
+    const out = await this.ovs.ofctl('-O', 'OpenFlow13', 'dump-flows', bridge);
     const re = id === undefined ? /cookie=0x10[0-9a-f]{14},/ : new RegExp(`cookie=0x10[0-9a-f]{2}${id.toString(16).padStart(12, '0')},`);
     return out.split('\n').filter((l) => re.test(l));
   }
 
   async destroy(): Promise<void> {
     await this.net?.destroy();
+    for (const l of this.links) await run('ip', ['link', 'del', l], { allowFail: true });
     await this.ovs?.stop();
     await this.controller?.stop();
   }

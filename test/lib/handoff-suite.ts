@@ -4,14 +4,15 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { HandoffBed, DropRule, SERVICE, endClient } from './handoff-net.ts';
 import { Capture, resetsAt, type Segment } from './capture.ts';
-import { waitFor } from './exec.ts';
+import { run, waitFor } from './exec.ts';
 import { blobSha } from '../../topo/apps/blob.mjs';
 import { ICMPV6_NEIGHBOR_SOLICIT, parseFrame, seqSub } from '../../controller/packet/index.ts';
 import type { CaptureRecord } from '../../controller/controller.ts';
 import { startApi, http, TOKEN } from '../integration/api-helpers.ts';
 
 /** `family` 6: the same scenarios over IPv6, on a dual-stack bed and service (default 4). */
-export interface SuiteOptions { prefix: string; mode: 'fastpath' | 'relay'; bigTransferBytes: number; migrations: number; lossMigrations: number; family?: 4 | 6 }
+/** `fabric`: the same on three switches, client, server 1 and server 2 each on its own (HandoffBed's fabric). */
+export interface SuiteOptions { prefix: string; mode: 'fastpath' | 'relay'; bigTransferBytes: number; migrations: number; lossMigrations: number; family?: 4 | 6; fabric?: boolean }
 
 /** The controller's replay timeout in the loss tests: well below a Linux SYN-ACK retransmission (1 s). */
 const REPLAY_MS = 200;
@@ -39,7 +40,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
   let bed: HandoffBed;
   before(async function () {
     this.timeout(120000);
-    bed = await HandoffBed.create({ prefix: o.prefix, family: o.family });
+    bed = await HandoffBed.create({ prefix: o.prefix, family: o.family, fabric: o.fabric });
     assert.equal(bed.engine.modeOf(bed.controller.switches[0].describe()), o.mode, `switch mode should be ${o.mode}`);
   });
   after(async () => { await bed?.destroy(); });
@@ -107,7 +108,8 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.deepEqual(await c.cmd({ op: 'send', line: 'stay' }), { ok: true, reply: 'server1 stay' });
       assert.equal(bed.engine.connections().find((x) => x.id === id)?.backend, 'server1');
       const flows = (await bed.connectionFlows()).join('\n');
-      assert.match(flows, new RegExp(`${between(CLIENT, SVC)},tp_src=\\d+,tp_dst=5001 actions=note:[0-9a-f.]+,output:1`));
+      // Out of server 1's port, or (fabric) of the client's switch's link towards server 1's switch.
+      assert.match(flows, new RegExp(`${between(CLIENT, SVC)},tp_src=\\d+,tp_dst=5001 actions=note:[0-9a-f.]+,output:${o.fabric ? 20 : 1}\\b`));
       await c.cmd({ op: 'close' });
     } finally { stop(); endClient(c); }
   });
@@ -422,6 +424,57 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       for (const h of hosts) await h.removeLoss();
     }
   });
+
+  if (o.fabric) {
+    /** The connection's flows of one role (cookie 0x10<role><id>) on one bridge. */
+    const flowsOfRole = async (id: number, role: number, bridge: string) => (await bed.connectionFlows(id, bridge)).filter((l) => l.includes(`cookie=0x10${role.toString(16).padStart(2, '0')}`));
+
+    it('keeps a connection\'s flows on its client\'s switch; the switches on its path carry it with transit flows only', async () => {
+      const stop = bed.autoVerdict('MIGRATE');
+      const c = bed.scriptClient();
+      try {
+        const before = bed.engine.stats.transitPackets;
+        const { id } = await bed.open(c);
+        for (const line of ['one', 'two', 'three']) assert.equal((await c.cmd({ op: 'send', line })).reply, `server2 ${line}`);
+        assert.equal((await flowsOfRole(id, 0, bed.bridges[0]!)).length, 2, 'both NAT/shift flows on the client\'s switch');
+        for (const br of bed.bridges.slice(1)) assert.deepEqual(await flowsOfRole(id, 0, br), [], `no connection flow on ${br}`);
+        // Server 2's switch passes its replies on (server 1's got the handshake and the reset too).
+        const transit = await flowsOfRole(id, 4, bed.bridges[2]!);
+        assert.ok(transit.some((l) => l.includes(`${SRC}=${ipOfServer(3)}`) && l.includes('priority=220')), transit.join('\n'));
+        assert.ok(bed.engine.stats.transitPackets > before);
+        await c.cmd({ op: 'close' });
+        await waitFor(async () => (await flowsOfRole(id, 4, bed.bridges[2]!)).length === 0, 'its transit flows to go with it', 10000);
+      } finally { stop(); endClient(c); }
+    });
+
+    it(`a fabric link taken down during a migrated transfer: ${o.bigTransferBytes >> 20} MB arrive intact, round the third switch`, async function () {
+      this.timeout(300000);
+      const stop = bed.autoVerdict('MIGRATE');
+      const c = bed.scriptClient(120000);
+      const link = bed.fabricLink(2, 0);
+      const reroutes = bed.engine.stats.transitReroutes;
+      try {
+        const { port } = await bed.open(c);
+        assert.equal((await c.cmd({ op: 'send', line: 'big one' })).reply, 'server2 big one');
+        const blob = c.cmd({ op: 'blob', n: o.bigTransferBytes, seed: 7 });
+        // Cut server 2's direct link to the client's switch once the transfer is well under way.
+        const received = async () => Number(/bytes_received:(\d+)/.exec((await bed.client.exec(['ss', '-Htin', `sport = :${port}`])).stdout)?.[1] ?? 0);
+        await waitFor(async () => (await received()) > 4 << 20, 'the transfer to be under way', 20000, 20);
+        await run('ip', ['link', 'set', link, 'down']);
+        const r = await blob;
+        assert.equal(r.sha256, blobSha(7, o.bigTransferBytes), 'sha256 of what arrived');
+        assert.ok(bed.engine.stats.transitReroutes > reroutes, 'the engine saw the paths change');
+        // Round the third switch: server 1's switch now carries server 2's replies.
+        assert.ok((await bed.connectionFlows(undefined, bed.bridges[1])).some((l) => l.includes('cookie=0x1004') && l.includes(`${SRC}=${ipOfServer(3)}`)), 'transit flows on the third switch');
+        assert.equal((await c.cmd({ op: 'send', line: 'after' })).reply, 'server2 after');
+        await c.cmd({ op: 'close' });
+      } finally {
+        stop(); endClient(c);
+        await run('ip', ['link', 'set', link, 'up'], { allowFail: true });
+        await waitFor(() => (bed.controller.fabric?.topology.activeLinks().length ?? 0) === 3, 'the link rediscovered', 15000).catch(() => undefined);
+      }
+    });
+  }
 
   it('leaves no connection state in the controller or the switch once everything has closed', async () => {
     await waitFor(() => bed.engine.table.size === 0, 'the connection table to empty', 15000)

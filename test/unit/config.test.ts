@@ -52,6 +52,17 @@ describe('controller config', () => {
     for (const [what, input, msg] of refused) it(`refuses ${what}`, () => assert.throws(() => parseConfig(input), msg));
   });
 
+  describe('mirrorSwitch (an IDS port on another fabric switch)', () => {
+    const svc = (o: Record<string, unknown>) => ({ services: [{ name: 's', address: '10.0.0.1', port: 5001, backends: [{ name: 'a', address: '10.0.0.1', port: 5001 }], ...o }] });
+    it('takes a datapath id in any usual spelling, kept as 16 hex digits', () => {
+      for (const v of ['00000000000000a3', '0xA3', 'a3', '00:00:00:00:00:00:00:a3']) assert.equal(parseConfig(svc({ mirrorPort: 5, mirrorSwitch: v })).services[0]!.mirrorSwitch, '00000000000000a3', v);
+    });
+    it('refuses one without mirrorPort, and what is not a datapath id', () => {
+      assert.throws(() => parseConfig(svc({ mirrorSwitch: 'a3' })), /'services\[0\]\.mirrorSwitch': only with mirrorPort/);
+      for (const v of ['xyz', '0x11111111111111111', 163]) assert.throws(() => parseConfig(svc({ mirrorPort: 5, mirrorSwitch: v })), /'services\[0\]\.mirrorSwitch': expected a datapath id/, String(v));
+    });
+  });
+
   it('reports unreadable and non-JSON files with the file name', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tm-cfg-'));
     try {
