@@ -92,7 +92,10 @@ export class SwitchAdoption {
       mode,
       service: (name) => {
         const s = this.core.service(name);
-        return s && { mirrorPort: s.mirrorAll ? this.core.localMirror({ service: s, dpid }) : undefined, inspect: s.mirrorAll && !!this.core.opts.inspectInController };
+        return s && {
+          mirrorPort: s.mirrorAll ? this.core.localMirror({ service: s, dpid }) : undefined,
+          inspect: s.mirrorAll && (!!this.core.opts.inspectInController || this.core.remoteMirror({ service: s, dpid })),
+        };
       },
     };
   }

@@ -175,6 +175,14 @@ export class EngineCore {
     return s.mirrorSwitch === undefined || s.mirrorSwitch === c.dpid ? s.mirrorPort : undefined;
   }
 
+  /**
+   * The service's IDS port is on another fabric switch: mirrorAll copies cannot leave the
+   * connection's flows for it, so they come to the controller, which sends them there (mirror()).
+   */
+  remoteMirror(c: Pick<Connection, 'service' | 'dpid'>): boolean {
+    return c.service.mirrorPort !== undefined && this.localMirror(c) === undefined;
+  }
+
   /** A copy of a frame to the service's IDS port: on the connection's switch, or on the fabric switch it sits on. */
   mirror(c: Connection, frame: Buffer): void {
     const port = c.service.mirrorPort;
@@ -231,7 +239,7 @@ export class EngineCore {
       id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
       // mirrorAll copies come from the connection's own flows: only to an IDS port on its switch.
       ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? this.localMirror(c) : undefined,
-      inspect: c.service.mirrorAll && !!this.opts.inspectInController,
+      inspect: c.service.mirrorAll && (!!this.opts.inspectInController || this.remoteMirror(c)),
       meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck, ...(c.leftBackend ? { left: leftOf(c) } : {}) },
     };
   }

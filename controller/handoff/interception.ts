@@ -218,6 +218,8 @@ export class Interception {
     if (role === 'copy') {
       core.parts.teardown.trackSegment(c, 'c2s', frame);
       if (seg.payloadLength > 0) core.emit('segment_frame', core.describe(c), frame);
+      // mirrorAll to an IDS on another fabric switch: the flow's copy goes on from here.
+      if (c.service.mirrorAll && connRoleOf(pi.cookie) === CONN_ROLE.main && core.remoteMirror(c)) core.mirror(c, frame.raw);
       // A freeze copy after the move: the datapath's cached freeze megaflow also sent this data to
       // the backend the connection left, until revalidation. Its new flows take it now (the client
       // need not wait for a retransmission).

@@ -156,11 +156,11 @@ scenarios({
 });
 
 // The IDS on another switch than the client's: the held segments (and the handshakes) are copied
-// out of its port there. mirrorAll copies come from a connection's own flows, so only first-segment verdicts.
+// out of its port there, and with mirrorAll every later client segment too (through the controller).
 scenarios({
   name: 'Suricata (live, mirror port)',
   fabric: true,
-  midStream: false,
+  midStream: true,
   noMatch: 'timeout',
   setup: async (dir) => ({ suricata: { socket: join(dir, 'eve.sock') } }),
   start: async (bed, dir) => {
