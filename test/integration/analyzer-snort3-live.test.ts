@@ -80,6 +80,17 @@ async function bench(bed: HandoffBed, line: string, n: number, concurrency: numb
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
+/** MIGRATE and FORWARD from Snort's rules, one connection each (the bed's family). */
+function verdictsFromSnort(t: { bed: HandoffBed }): void {
+  for (const [word, line, verdict, sid, server] of [['migrate', 'please migrate me', 'MIGRATE', 1000002, 'server2'], ['forward', 'forward this', 'FORWARD', 1000001, 'server1']] as const) {
+    it(`"${word}" → ${verdict} by sid ${sid} from Snort: ${server} answers`, async () => {
+      const r = await oneLine(t.bed, line);
+      assert.equal(r.reply, `${server} ${line}`);
+      assert.deepEqual(r.verdict && { ...r.verdict, at: 0 }, { verdict, source: 'snort', sid, at: 0 });
+    });
+  }
+}
+
 function snortVerdicts(vs: Verdict[], verdict: string, sid: number): Set<number> {
   return new Set(vs.filter((v) => v.req.source === 'snort' && v.req.verdict === verdict && v.req.sid === sid).map((v) => v.id));
 }
@@ -91,17 +102,7 @@ describe('Snort 3 live on the mirror port', function () {
     const t = snortBed((dir) => ({ logDir: dir }), { sidBackends: { 1000004: 'server3' } });
     before(async () => { await t.startSnort(); });
 
-    it('"migrate" → MIGRATE by sid 1000002 from Snort: server 2 answers', async () => {
-      const r = await oneLine(t.bed, 'please migrate me');
-      assert.equal(r.reply, 'server2 please migrate me');
-      assert.deepEqual(r.verdict && { ...r.verdict, at: 0 }, { verdict: 'MIGRATE', source: 'snort', sid: 1000002, at: 0 });
-    });
-
-    it('"forward" → FORWARD by sid 1000001 from Snort: server 1 answers', async () => {
-      const r = await oneLine(t.bed, 'forward this');
-      assert.equal(r.reply, 'server1 forward this');
-      assert.deepEqual(r.verdict && { ...r.verdict, at: 0 }, { verdict: 'FORWARD', source: 'snort', sid: 1000001, at: 0 });
-    });
+    verdictsFromSnort(t);
 
     it('no rule matches → Snort stays silent, the default verdict applies after the timeout', async () => {
       const before = t.verdicts.length;
@@ -219,17 +220,8 @@ describe('Snort 3 live on the mirror port', function () {
     const t = snortBed((dir) => ({ logDir: dir }), {}, 6);
     before(async () => { await t.startSnort(); });
 
-    it('"migrate" → MIGRATE by sid 1000002 from Snort (its Alertpkt carries the IPv6 segment): server 2 answers', async () => {
-      const r = await oneLine(t.bed, 'please migrate me');
-      assert.equal(r.reply, 'server2 please migrate me');
-      assert.deepEqual(r.verdict && { ...r.verdict, at: 0 }, { verdict: 'MIGRATE', source: 'snort', sid: 1000002, at: 0 });
-    });
-
-    it('"forward" → FORWARD by sid 1000001 from Snort: server 1 answers', async () => {
-      const r = await oneLine(t.bed, 'forward this');
-      assert.equal(r.reply, 'server1 forward this');
-      assert.deepEqual(r.verdict && { ...r.verdict, at: 0 }, { verdict: 'FORWARD', source: 'snort', sid: 1000001, at: 0 });
-    });
+    // Snort's Alertpkt carries the IPv6 segment: the controller reads the flow from it.
+    verdictsFromSnort(t);
   });
 
   describe('two packet threads (-z 2) and a Snort without root (-u nobody -g nogroup)', () => {

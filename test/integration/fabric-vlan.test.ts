@@ -19,6 +19,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Ovs, STOCK_PREFIX } from '../lib/ovs.ts';
+import { linkBridges } from '../../topo/lib/links.ts';
 import { TestNet, type Host } from '../lib/netns.ts';
 import { Capture } from '../lib/capture.ts';
 import { startController } from '../lib/controller.ts';
@@ -89,19 +90,9 @@ describe('VLANs across a fabric of three switches with a real Open vSwitch', fun
   const links: string[] = [];
   const host = (name: string): Host => hosts.find((h) => h.name === name)!;
 
-  /** Veth pair between two bridges (checksum offload off, no IPv6 chatter). */
+  /** A link between bridges i and j (topo/lib/links.ts); its i-side veth is `${net.id}-l<i+1><j+1>a`. */
   async function addLink(i: number, j: number, portI: number, portJ: number): Promise<void> {
-    const a = `${net.id}-l${i + 1}${j + 1}`;
-    const b = `${net.id}-l${j + 1}${i + 1}`;
-    await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
-    links.push(a);
-    for (const end of [a, b]) {
-      await run('sysctl', ['-qw', `net.ipv6.conf.${end}.disable_ipv6=1`]);
-      await run('ethtool', ['-K', end, 'tx', 'off']);
-      await run('ip', ['link', 'set', end, 'up']);
-    }
-    await ovs.addPort(BRIDGES[i]!, a, portI);
-    await ovs.addPort(BRIDGES[j]!, b, portJ);
+    links.push(await linkBridges(ovs, `${net.id}-l${i + 1}${j + 1}`, BRIDGES[i]!, portI, BRIDGES[j]!, portJ));
   }
 
   const ping = (from: Host, to: string, count = 3, extra: string[] = []) => from.exec(['ping', ...extra, '-c', String(count), '-i', '0.2', '-W', '2', to], { allowFail: true });
@@ -167,7 +158,7 @@ describe('VLANs across a fabric of three switches with a real Open vSwitch', fun
 
   it('frames are tagged with their VLAN on the link and untagged at the host\'s port', async () => {
     const [h1, h2] = [host('h1'), host('h2')];
-    const onLink = await LinkCapture.start(`${net.id}-l12`, 'not ether proto 0x88cc');
+    const onLink = await LinkCapture.start(`${net.id}-l12a`, 'not ether proto 0x88cc');
     const atH2 = await Capture.start(h2, 'icmp or (vlan and icmp)');
     const r = await ping(h1, h2.ip, 5);
     assert.match(r.stdout, /5 received/);

@@ -18,6 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Ovs, STOCK_PREFIX } from '../lib/ovs.ts';
+import { linkBridges } from '../../topo/lib/links.ts';
 import { TestNet, type Host } from '../lib/netns.ts';
 import { startController } from '../lib/controller.ts';
 import { topologyView } from '../../controller/api/topology.ts';
@@ -50,20 +51,9 @@ describe('fabric of three switches with a real Open vSwitch', function () {
   const links: string[] = [];
   const downs: { link: Link; why: string }[] = [];
 
-  /** Veth pair `end0`–`end1` between two bridges (checksum offload off, no IPv6 chatter). */
-  async function addLink(i: number, j: number, portI: number, portJ: number): Promise<string[]> {
-    const a = `${net.id}-l${i + 1}${j + 1}`;
-    const b = `${net.id}-l${j + 1}${i + 1}`;
-    await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
-    links.push(a);
-    for (const end of [a, b]) {
-      await run('sysctl', ['-qw', `net.ipv6.conf.${end}.disable_ipv6=1`]);
-      await run('ethtool', ['-K', end, 'tx', 'off']);
-      await run('ip', ['link', 'set', end, 'up']);
-    }
-    await ovs.addPort(BRIDGES[i]!, a, portI);
-    await ovs.addPort(BRIDGES[j]!, b, portJ);
-    return [a, b];
+  /** A link between bridges i and j (topo/lib/links.ts); its i-side veth is `${net.id}-l<i+1><j+1>a`. */
+  async function addLink(i: number, j: number, portI: number, portJ: number): Promise<void> {
+    links.push(await linkBridges(ovs, `${net.id}-l${i + 1}${j + 1}`, BRIDGES[i]!, portI, BRIDGES[j]!, portJ));
   }
 
   const nonLldpPacketIns = () => controller.stats.packetIns - fabric.stats.lldpReceived;
@@ -171,7 +161,7 @@ describe('fabric of three switches with a real Open vSwitch', function () {
       const send = h1.exec(['sh', '-c', sender], { timeoutMs: 40000 });
       await new Promise((r) => setTimeout(r, 1200));
       cut = Date.now();
-      await run('ip', ['link', 'set', `${net.id}-l12`, 'down']);
+      await run('ip', ['link', 'set', `${net.id}-l12a`, 'down']);
       return send;
     });
     assert.ok(cut > 0);
@@ -191,7 +181,7 @@ describe('fabric of three switches with a real Open vSwitch', function () {
 
   it('the link comes back: rediscovered, and traffic takes the direct way again', async () => {
     const [h1, h2] = hosts as [Host, Host, Host];
-    await run('ip', ['link', 'set', `${net.id}-l12`, 'up']);
+    await run('ip', ['link', 'set', `${net.id}-l12a`, 'up']);
     await waitFor(() => fabric.topology.activeLinks().length === 3, 'the link rediscovered', 10000);
     await waitFor(async () => (await pathFlow(ovs, BRIDGES[0]!, h2.mac))?.port === 2, 's1 back on the direct link', 5000);
     const r = await h1.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', h2.ip]);
