@@ -1,9 +1,10 @@
 /**
- * Allocation-free bounds-checked location of the IPv4 and L4 headers in a raw frame, shared by
- * the in-place rewrite helpers and checksum verification.
+ * Bounds-checked location of the IP and L4 headers in a raw frame (allocation-free for IPv4),
+ * shared by the in-place rewrite helpers and checksum verification.
  */
-import { ETHERTYPE_IPV4, locateL3 } from './ethernet.ts';
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, locateL3 } from './ethernet.ts';
 import { IPPROTO_TCP, IPPROTO_UDP } from './ipv4.ts';
+import { decodeIpv6, type Ipv6 } from './ipv6.ts';
 import { err, ok, type Result } from './result.ts';
 
 export interface Ipv4Location {
@@ -66,4 +67,29 @@ export function locateL4Ports(frame: Buffer): Result<Ipv4Location & { csumOff: n
   const udp = loc.protocol === IPPROTO_UDP;
   if (loc.end - loc.l4 < (udp ? 8 : 20)) return err('truncated', `${udp ? 'UDP' : 'TCP'} header truncated`, loc.l4);
   return ok({ ...loc, csumOff: loc.l4 + (udp ? 6 : 16), udp });
+}
+
+export interface Ipv6Location extends Ipv4Location {
+  ip: Ipv6;
+}
+
+/**
+ * The IPv6 counterpart of locateIpv4 (`hl` is 40 plus the extension headers), or null when the
+ * frame is not IPv6, so that callers fall back to the IPv4 locators and their errors unchanged.
+ * A fragment's L4 header: `firstFragment` 'l4' finds it in a first fragment (offset 0, M set),
+ * where an incremental rewrite of its checksum stays right although the checksum covers the
+ * other fragments too; 'none' reports every fragment without one (l4 -1), as a checksum over one
+ * fragment cannot be verified. A non-first fragment never has one.
+ */
+export function locateIpv6(frame: Buffer, firstFragment: 'l4' | 'none'): Result<Ipv6Location> | null {
+  if (!Buffer.isBuffer(frame)) return null;
+  const l = locateL3(frame);
+  if (!l || l.ethType !== ETHERTYPE_IPV6) return null;
+  const r = decodeIpv6(frame, l.l3Offset);
+  if (!r.ok) return r;
+  const ip = r.value;
+  const frag = ip.extHeaders.find((h) => h.kind === 'fragment');
+  const firstWithL4 = firstFragment === 'l4' && frag !== undefined && frag.kind === 'fragment' && frag.fragmentOffset === 0;
+  const l3 = l.l3Offset;
+  return ok({ l3, hl: ip.headerLength, end: l3 + ip.totalLength, protocol: ip.protocol, l4: ip.isFragment && !firstWithL4 ? -1 : l3 + ip.headerLength, ip });
 }

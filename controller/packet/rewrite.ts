@@ -7,10 +7,9 @@
  */
 import { parseIpv4, parseIpv6, parseMac } from './addr.ts';
 import { csumReplace16, csumReplace32, fold, onesSum } from './checksum.ts';
-import { ETHERTYPE_IPV6, locateL3 } from './ethernet.ts';
 import { IPPROTO_TCP, IPPROTO_UDP } from './ipv4.ts';
-import { decodeIpv6, IPPROTO_ICMPV6, type Ipv6 } from './ipv6.ts';
-import { locateIpv4, locateL4Ports, locateTcp, type Ipv4Location, type TcpLocation } from './locate.ts';
+import { IPPROTO_ICMPV6 } from './ipv6.ts';
+import { locateIpv4, locateIpv6, locateL4Ports, locateTcp, type Ipv4Location, type TcpLocation } from './locate.ts';
 import { err, ok, type Result } from './result.ts';
 import { TCPOPT_EOL, TCPOPT_NOP, TCPOPT_SACK, TCPOPT_TIMESTAMP, type TcpOptionKind } from './tcp-options.ts';
 
@@ -99,32 +98,9 @@ export function rewriteIpv4Dst(frame: Buffer, ip: string | number): Result<void>
   return rewriteIpv4Addr(frame, ip, 'dst');
 }
 
-interface Ipv6Location extends Ipv4Location {
-  ip: Ipv6;
-}
-
-/**
- * The IPv6 counterpart of locateIpv4 (l4 is -1 behind a non-first fragment), or null when the
- * frame is not IPv6, so that callers fall back to the IPv4 locators and their errors unchanged.
- */
-function locateIpv6(frame: Buffer): Result<Ipv6Location> | null {
-  if (!Buffer.isBuffer(frame)) return null;
-  const l = locateL3(frame);
-  if (!l || l.ethType !== ETHERTYPE_IPV6) return null;
-  const r = decodeIpv6(frame, l.l3Offset);
-  if (!r.ok) return r;
-  const ip = r.value;
-  // A first fragment (offset 0, M set) still carries the L4 header: an incremental update of its
-  // checksum stays right although the checksum covers the other fragments too.
-  const frag = ip.extHeaders.find((h) => h.kind === 'fragment');
-  const nonFirst = ip.isFragment && (frag === undefined || (frag.kind === 'fragment' && frag.fragmentOffset !== 0));
-  const l3 = l.l3Offset;
-  return ok({ l3, hl: ip.headerLength, end: l3 + ip.totalLength, protocol: ip.protocol, l4: nonFirst ? -1 : l3 + ip.headerLength, ip });
-}
-
 /** locateTcp for either IP version. */
 function locateTcpAny(frame: Buffer): Result<TcpLocation> {
-  const r6 = locateIpv6(frame);
+  const r6 = locateIpv6(frame, 'l4');
   if (!r6) return locateTcp(frame);
   if (!r6.ok) return r6;
   const loc = r6.value;
@@ -139,7 +115,7 @@ function locateTcpAny(frame: Buffer): Result<TcpLocation> {
 
 /** locateL4Ports for either IP version. */
 function locateL4PortsAny(frame: Buffer): Result<Ipv4Location & { csumOff: number; udp: boolean }> {
-  const r6 = locateIpv6(frame);
+  const r6 = locateIpv6(frame, 'l4');
   if (!r6) return locateL4Ports(frame);
   if (!r6.ok) return r6;
   const loc = r6.value;
@@ -153,7 +129,7 @@ function locateL4PortsAny(frame: Buffer): Result<Ipv4Location & { csumOff: numbe
 function rewriteIpv6Addr(frame: Buffer, ip: string, which: 'src' | 'dst'): Result<void> {
   const a = parseIpv6(ip);
   if (!a.ok) return a;
-  const r = locateIpv6(frame);
+  const r = locateIpv6(frame, 'l4');
   if (!r) return err('not_applicable', 'not an IPv6 frame', 0);
   if (!r.ok) return r;
   const loc = r.value;

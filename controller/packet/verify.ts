@@ -1,9 +1,8 @@
 /** Full checksum verification and recomputation on a raw frame (IPv4 or IPv6). */
 import { internetChecksum, l4Checksum, l4Checksum6 } from './checksum.ts';
-import { ETHERTYPE_IPV6, locateL3 } from './ethernet.ts';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, writeIpv4HeaderChecksum } from './ipv4.ts';
-import { decodeIpv6, IPPROTO_ICMPV6 } from './ipv6.ts';
-import { locateIpv4 } from './locate.ts';
+import { IPPROTO_ICMPV6 } from './ipv6.ts';
+import { locateIpv4, locateIpv6 } from './locate.ts';
 import { err, ok, type Result } from './result.ts';
 
 export interface ChecksumStatus {
@@ -104,30 +103,12 @@ export function recomputeChecksums(frame: Buffer): Result<void> {
   return ok(undefined);
 }
 
-interface Ipv6Upper {
-  /** Upper-layer header offset, or -1 for a fragment (its checksum covers other frames). */
-  l4: number;
-  end: number;
-  protocol: number;
-  src: Buffer;
-  dst: Buffer;
-}
-
-/** null when the frame is not IPv6 (the IPv4 path then reports what it is). */
-function ipv6Upper(frame: Buffer): Result<Ipv6Upper> | null {
-  if (!Buffer.isBuffer(frame)) return null;
-  const l = locateL3(frame);
-  if (!l || l.ethType !== ETHERTYPE_IPV6) return null;
-  const r = decodeIpv6(frame, l.l3Offset);
-  if (!r.ok) return r;
-  const ip = r.value;
-  return ok({
-    l4: ip.isFragment ? -1 : l.l3Offset + ip.headerLength,
-    end: l.l3Offset + ip.totalLength,
-    protocol: ip.protocol,
-    src: ip.srcBytes,
-    dst: ip.pseudoDstBytes,
-  });
+/** The upper layer of an IPv6 frame for its checksum: none behind any fragment header (the checksum covers other frames). */
+function ipv6Upper(frame: Buffer): Result<{ l4: number; end: number; protocol: number; src: Buffer; dst: Buffer }> | null {
+  const r = locateIpv6(frame, 'none');
+  if (!r || !r.ok) return r;
+  const { l4, end, protocol, ip } = r.value;
+  return ok({ l4, end, protocol, src: ip.srcBytes, dst: ip.pseudoDstBytes });
 }
 
 /** The checksum field and the end of the range it covers, for TCP/UDP/ICMPv6; null for other protocols. */
