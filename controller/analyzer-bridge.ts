@@ -1,7 +1,9 @@
 // Connects alert sources to the handoff engine: every alert with a verdict becomes a verdict for
 // the connection its packet belongs to; held (and, with mirrorAll, copied) segments are shown to
 // the built-in matcher, which answers synchronously. An IDS's no-match marker applies the default
-// verdict at once (no-match.ts); health.ts watches whether each IDS still answers.
+// verdict at once (no-match.ts); health.ts watches whether each IDS still answers. QUIC services'
+// clients (quic-steer/) get their verdicts the same way: the matcher reads their Initial, and
+// alerts about their 4-tuples go to the QUIC app.
 import { EventEmitter } from 'node:events';
 import { BuiltinMatcher, SnortUnixsockSource, SuricataEveSource, isNoMatchMarker, type ActivityKind, type Alert, type AlertSource, type RuleReloadSummary } from './analyzers/index.ts';
 import { analyzerRestartNeeded, snortSockets, type AnalyzersConfig } from './analyzers/analyzer-config.ts';
@@ -9,6 +11,9 @@ import { AnalyzerHealth, type AnalyzerHealthView } from './analyzers/health.ts';
 import { NoMatchTracker, type NoMatchStats } from './analyzers/no-match.ts';
 import type { HandoffEngine, ConnectionView } from './handoff/handoff-engine.ts';
 import type { ParsedFrame } from './packet/index.ts';
+import type { ClientInitialProgress } from './quic/index.ts';
+import type { FlowKey } from './analyzers/types.ts';
+import type { QuicConnView, QuicSteerApp } from './quic-steer/quic-steer-app.ts';
 import type { Logger } from './log.ts';
 
 /** Events: 'alert' (alert, connection id or undefined); 'analyzer_health' (analyzer, state, reason). */
@@ -28,7 +33,8 @@ export class AnalyzerBridge extends EventEmitter {
   /** The analyzers as started (sockets) with the rule files and vars in force: what reloads compare to. */
   private running: AnalyzersConfig;
 
-  constructor(cfg: AnalyzersConfig, private readonly engine: HandoffEngine, private readonly log: Logger) {
+  /** `quic`: QUIC services' app; alerts about its clients' 4-tuples go to it, not to the TCP engine. */
+  constructor(cfg: AnalyzersConfig, private readonly engine: HandoffEngine, private readonly log: Logger, private readonly quic?: QuicSteerApp) {
     super();
     this.running = structuredClone(cfg);
     if (cfg.builtin) {
@@ -67,6 +73,12 @@ export class AnalyzerBridge extends EventEmitter {
     if (this.builtin) {
       engine.on('held_frame', (c: ConnectionView, f: ParsedFrame) => this.inspectHeld(c, f));
       engine.on('segment_frame', (_c: ConnectionView, f: ParsedFrame) => this.builtin!.inspect(f));
+    }
+    if (quic) {
+      if (this.builtin) quic.on('initial', (c: QuicConnView, initial: ClientInitialProgress, flow: FlowKey) => this.inspectQuic(c, initial, flow));
+      quic.on('verdict', (c: QuicConnView, req: { source: string }) => {
+        if (req.source === 'timeout') this.verdictTimeouts.set(c.service, (this.verdictTimeouts.get(c.service) ?? 0) + 1);
+      });
     }
   }
 
@@ -144,6 +156,14 @@ export class AnalyzerBridge extends EventEmitter {
     }
   }
 
+  /** A QUIC client's Initial, read whole: the built-in matcher's QUIC rules decide, as for a held segment. */
+  private inspectQuic(c: QuicConnView, initial: ClientInitialProgress, flow: FlowKey): void {
+    const alerts = this.builtin!.inspectQuic(initial, flow);
+    if (!alerts.some((a) => a.verdict) && this.sources.length === 1) {
+      this.quic!.verdict(c.id, { verdict: this.quic!.service(c.service)?.defaultVerdict ?? 'FORWARD', source: 'builtin (no rule matched)' });
+    }
+  }
+
   /** A held segment went to the IDS port: each IDS's marker for it can decide it (no-match.ts). */
   private heldForIds(c: ConnectionView, f: ParsedFrame): void {
     const ip = f.ipv4 ?? f.ipv6;
@@ -180,6 +200,9 @@ export class AnalyzerBridge extends EventEmitter {
     if (this.noMatch.verdictAlert(a.flow, a.seq)) {
       this.log.warn('a verdict alert came after the no-match marker for the same packet: the catch-all rule must rank below every verdict rule (docs/analyzers.md)', { sid: a.sid, msg: a.msg, flow: a.flow, seq: a.seq });
     }
+    // A QUIC client's 4-tuple first: a TCP service may share the address and port (HTTP/3 beside HTTPS).
+    const q = this.quic?.verdictForFlow(a.flow, { verdict: a.verdict, source: a.source, ...(a.sid !== undefined && { sid: a.sid }) });
+    if (q) { this.emit('alert', a, undefined); return; }
     const c = this.engine.verdictForFlow(a.flow, { verdict: a.verdict, source: a.source, sid: a.sid, seq: a.seq });
     if (!c) {
       this.stats.unknownConnection++;

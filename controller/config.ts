@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts';
 import { ConfigError, checkBool, checkInt, checkOneOf, checkString } from './config-checks.ts';
-import { parseServices, type ServiceConfig } from './handoff/service-config.ts';
+import type { ServiceConfig } from './handoff/service-config.ts';
+import { joinQuicServices, parseQuicServices, parseServiceList, type QuicServiceConfig, type ServiceLists } from './quic-steer/service-config.ts';
 import { parseAnalyzers, type AnalyzersConfig } from './analyzers/analyzer-config.ts';
 import { checkAllowedHost } from './api/host-policy.ts';
 import { parseListenTls } from './datapath/listen-config.ts';
@@ -23,6 +24,8 @@ export interface ControllerConfig {
     handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number; switchGraceMs: number;
   };
   services: ServiceConfig[];
+  /** The `"protocol": "quic"` entries of `services[]` (docs/quic.md, "QUIC services"). */
+  quicServices: QuicServiceConfig[];
   analyzers: AnalyzersConfig;
   api: { enabled: boolean; host: string; port: number; token: string; allowedHosts: string[] };
   /** Standby controllers: absent, this controller runs alone (OpenFlow role EQUAL, as without roles). */
@@ -50,6 +53,7 @@ export const DEFAULT_CONFIG: ControllerConfig = {
   learning: { idleTimeout: 60, hardTimeout: 0, priority: 10 },
   handoff: { maxConnections: 100000, halfOpenMax: 10000, halfOpenPerSource: 256, whenFull: 'refuse', handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100, switchGraceMs: 60000 },
   services: [],
+  quicServices: [],
   analyzers: {},
   api: { enabled: true, host: '127.0.0.1', port: 6680, token: '', allowedHosts: [] },
 };
@@ -70,7 +74,8 @@ const SCHEMA: Schema = {
   switch: { echoIntervalMs: int(100, 3_600_000), deadTimeoutMs: int(200, 3_600_000), requestTimeoutMs: int(100, 3_600_000) },
   learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
   handoff: { maxConnections: int(1, 10_000_000), halfOpenMax: int(1, 10_000_000), halfOpenPerSource: int(1, 10_000_000), whenFull: oneOf(['refuse', 'forward']), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000) },
-  services: (v, key) => parseServices(v, key),
+  services: (v, key) => parseServiceList(v, key),
+  quicServices: (v, key) => parseQuicServices(v, key),
   analyzers: (v, key) => parseAnalyzers(v, key),
   ha: (v, key) => parseHa(v, key),
   fabric: (v, key) => parseFabric(v, key),
@@ -121,6 +126,9 @@ function merge(schema: Schema, defaults: Record<string, unknown>, input: unknown
 /** Validates a parsed config object, filling in defaults. Throws ConfigError naming the bad key. */
 export function parseConfig(input: unknown): ControllerConfig {
   const cfg = merge(SCHEMA, DEFAULT_CONFIG as unknown as Record<string, unknown>, input ?? {}, '') as unknown as ControllerConfig;
+  // services[] holds both protocols; the QUIC entries have a list of their own (given as such too).
+  const lists = Array.isArray(cfg.services) ? { tcp: cfg.services, quic: [] } : cfg.services as unknown as ServiceLists;
+  ({ tcp: cfg.services, quic: cfg.quicServices } = joinQuicServices(lists, cfg.quicServices));
   if (cfg.switch.deadTimeoutMs <= cfg.switch.echoIntervalMs) {
     throw new ConfigError('switch.deadTimeoutMs', `must be larger than switch.echoIntervalMs (${cfg.switch.echoIntervalMs})`);
   }

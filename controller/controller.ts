@@ -11,6 +11,7 @@ import { FabricApp } from './fabric/fabric-app.ts';
 import type { HostDirectory } from './fabric/host-directory.ts';
 import { HandoffEngine } from './handoff/handoff-engine.ts';
 import { AnalyzerBridge } from './analyzer-bridge.ts';
+import { QuicSteerApp } from './quic-steer/quic-steer-app.ts';
 import { APP_ID, appCookie, cookieApp } from './cookies.ts';
 import type { App } from './apps/app.ts';
 import { Election } from './ha/election.ts';
@@ -46,6 +47,8 @@ export class Controller extends EventEmitter {
   readonly fabric?: FabricApp;
   readonly engine: HandoffEngine;
   readonly analyzers: AnalyzerBridge;
+  /** QUIC services (`"protocol": "quic"`): UDP steered by a verdict on the client's Initial. */
+  readonly quic: QuicSteerApp;
   private readonly apps: App[] = [];
   readonly stats = { packetIns: 0, unparsedPacketIns: 0, unclaimedPacketIns: 0, appErrors: 0, setupFailures: 0 };
   private readonly election?: Election;
@@ -61,9 +64,10 @@ export class Controller extends EventEmitter {
     const forwarding = this.fabric ?? new LearningSwitch(config.learning, log.child({ component: 'learning' }));
     this.learning = forwarding;
     this.engine = new HandoffEngine(config.services, { ...config.handoff, inspectInController: !!config.analyzers.builtin, fabric: !!this.fabric }, forwarding, log.child({ component: 'handoff' }));
-    this.analyzers = new AnalyzerBridge(config.analyzers, this.engine, log.child({ component: 'analyzers' }));
+    this.quic = new QuicSteerApp(config.quicServices, forwarding, log.child({ component: 'quic' }), { maxConnections: config.handoff.maxConnections });
+    this.analyzers = new AnalyzerBridge(config.analyzers, this.engine, log.child({ component: 'analyzers' }), this.quic);
     // Migration apps first; the learning switch (or the fabric) takes whatever they leave.
-    this.apps.push(this.engine, ...apps, forwarding);
+    this.apps.push(this.engine, this.quic, ...apps, forwarding);
     this._role = config.ha ? 'standby' : 'single';
     if (config.ha) {
       this.election = new Election({ endpoints: config.ha.etcd, key: config.ha.key, name: config.ha.name, ttlSec: config.ha.ttlSec, logger: log });
@@ -155,6 +159,7 @@ export class Controller extends EventEmitter {
       // Another controller owns the switches now: forget everything, write nothing.
       this.log.warn('no longer master; forgetting connections and leaving the switches to the new master', { why });
       this.engine.forget(why);
+      this.quic.forget(why);
       this.fabric?.forget(why);
     } else this.log.info('standby', { why, generation: this.generation?.toString() });
     for (const [sw, st] of this.state) { st.mode = 'passive'; st.early = []; this.watchOnly(sw); }
@@ -176,6 +181,7 @@ export class Controller extends EventEmitter {
     await this.election?.stop();
     await this.server.close();
     this.engine.stop();
+    this.quic.stop();
     this.fabric?.stop();
     await this.analyzers.stop();
   }

@@ -161,6 +161,17 @@ export class BuiltinMatcher extends EventEmitter implements AlertSource {
     return matchQuicRules(this.rules, initial, flow, time);
   }
 
+  /** matchQuic, emitting 'alert' for each result, synchronously (a QUIC service's Initial, as inspect a held segment). */
+  inspectQuic(initial: ClientInitialProgress, flow: FlowKey, time?: Date): Alert[] {
+    this.stats.inspected!++;
+    const alerts = matchQuicRules(this.rules, initial, flow, time);
+    for (const a of alerts) {
+      this.stats.alerts!++;
+      this.emit('alert', a);
+    }
+    return alerts;
+  }
+
   /** Matches and emits 'alert' for each result, synchronously; returns the alerts. */
   inspect(frame: ParsedFrame, time?: Date): Alert[] {
     this.stats.inspected!++;

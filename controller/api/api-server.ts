@@ -100,6 +100,7 @@ export class ApiServer {
       { method: 'GET', ...p('/api/migrations'), handler: (_q, res) => sendJson(res, 200, { migrations: this.hub!.migrations }) },
       { method: 'GET', ...p('/api/analyzers'), handler: (_q, res) => sendJson(res, 200, this.controller.analyzers.view()) },
       { method: 'GET', ...p('/api/topology'), handler: (_q, res) => sendJson(res, 200, topologyView(this.controller)) },
+      { method: 'GET', ...p('/api/quic'), handler: (_q, res) => sendJson(res, 200, this.controller.quic.view()) },
       { method: 'GET', ...p('/api/flows'), handler: (_q, res, _a, url) => this.flows(res, url) },
       { method: 'GET', ...p('/api/capture'), stream: true, handler: (q, res, _a, url) => this.capture(q, res, url) },
       { method: 'GET', ...p('/api/events'), stream: true, handler: () => { throw new HttpError(426, 'this endpoint is a WebSocket: send an Upgrade: websocket request', { Upgrade: 'websocket' }); } },

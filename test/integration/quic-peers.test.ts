@@ -8,18 +8,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
 import { Ovs, STOCK_PREFIX } from '../lib/ovs.ts';
 import { TestNet, type Host } from '../lib/netns.ts';
 import { Capture } from '../lib/capture.ts';
-import { run, start, stop } from '../lib/exec.ts';
+import { run, stop } from '../lib/exec.ts';
+import { QUIC_ROOT, QUIC_ROOT_SCRIPT as SCRIPT, RootProcess, requireQuicRoot, type ClientSummary as Summary, type ServerLine } from '../lib/quic-root.ts';
 import { ClientInitialAssembler, QUIC_V1, QUIC_V2, isLongHeader, parseLongHeader, parseShortHeader, type ClientInitialProgress } from '../../controller/quic/index.ts';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SCRIPT = join(REPO, 'topo', 'quic-root.sh');
-const ROOT = process.env.TMT_QUIC_ROOT ?? '/var/lib/tcp-migrate/quic-root';
+const ROOT = QUIC_ROOT;
 const ID = randomBytes(2).toString('hex');
 const BRIDGE = `tmtbr${ID}q`;
 const CLIENT_IP = '10.0.0.1';
@@ -34,70 +30,6 @@ const BYTES = 8 * MB;
 const AT = 3 * MB;
 /** Generous, for a loaded 2-core machine: a transfer takes about a second here. */
 const CLIENT_TIMEOUT_S = 90;
-
-interface Summary {
-  ok: boolean; error: string | null; server: string | null; version: string | null; bytes: number;
-  sha256: string | null; expected_sha256: string; elapsed: number; addresses: string[];
-  cids_used: string[]; cids_seen: { seq: number; cid: string }[]; actions: { action: string; at_bytes: number }[];
-  server_closed: boolean;
-}
-interface ServerLine { event?: string; listening?: number; name?: string; conn?: string; seq?: number; cid?: string;
-  bytes?: number; sha256?: string; client_sha256?: string | null; match?: boolean; peers?: string[] }
-
-/** A process in the QUIC root inside `host`'s namespace; its stdout read as JSON lines. */
-class RootProcess {
-  readonly lines: ServerLine[] = [];
-  stderr = '';
-  private waiters: (() => void)[] = [];
-  private constructor(readonly child: ChildProcess, readonly what: string) {
-    let partial = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      const parts = (partial + d.toString()).split('\n');
-      partial = parts.pop()!;
-      for (const p of parts) if (p.trim()) this.lines.push(JSON.parse(p) as ServerLine);
-      this.wake();
-    });
-    child.stderr!.on('data', (d: Buffer) => { this.stderr += d.toString(); });
-    child.once('exit', () => this.wake());
-  }
-
-  static spawn(host: Host, argv: string[], what: string): RootProcess {
-    const child = start('bash', [SCRIPT, 'exec', host.ns, '--', 'python3', ...argv]);
-    // TestNet.destroy() stops what is left in the host's set, also when a test failed half-way.
-    host.children.add(child);
-    child.once('exit', () => host.children.delete(child));
-    return new RootProcess(child, what);
-  }
-
-  private wake(): void { for (const w of this.waiters.splice(0)) w(); }
-
-  /** The first stdout line matching `pred`, waiting for it (no polling: each line wakes the wait). */
-  async waitLine(pred: (l: ServerLine) => boolean, what: string, timeoutMs = 60000): Promise<ServerLine> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.lines.find(pred);
-      if (hit) return hit;
-      if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`${this.what} exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}: ${this.stderr.trim()}`);
-      }
-      const left = end - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} from ${this.what}; stderr: ${this.stderr.trim()}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => { clearTimeout(t); resolve(); });
-      });
-    }
-  }
-}
-
-/** The QUIC root must exist (built by topo/install-deps.sh); in CI its absence fails, elsewhere it skips. */
-async function requireQuicRoot(ctx: Mocha.Context): Promise<void> {
-  const r = await run('bash', [SCRIPT, 'status'], { allowFail: true, env: { ...process.env, TMT_QUIC_ROOT: ROOT } });
-  if (r.code === 0) return;
-  const why = `the QUIC test peers' root is not usable (${(r.stdout + r.stderr).trim()}); fix: bash topo/quic-root.sh build (as root)`;
-  if (process.env.CI) throw new Error(why);
-  ctx.skip();
-}
 
 /** Mount points under the root in the host's mount table: the peers must leave none behind. */
 function rootMounts(): string[] {

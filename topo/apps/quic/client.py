@@ -127,10 +127,10 @@ def fmt(addr) -> str:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
-def bound_socket(family: int, local: str) -> socket.socket:
+def bound_socket(family: int, local: str, port: int = 0) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        sock.bind((local, 0))
+        sock.bind((local, port))
     except OSError as e:
         sock.close()
         raise RuntimeError(f"cannot bind a UDP socket to {local}: {e} (is the address on an interface of this host?)")
@@ -143,6 +143,8 @@ def parse_args():
     p.add_argument("--bytes", type=int, required=True, metavar="N", help="payload bytes to download")
     p.add_argument("--sni", help="TLS server name (default: none)")
     p.add_argument("--local-address", metavar="IP", help="address to send from at first (default: the route's)")
+    p.add_argument("--local-port", type=int, default=0, metavar="P",
+                   help="UDP port to send from at first (default 0: any); distinct 4-tuples for many clients in a row")
     p.add_argument("--rebind-after", type=int, metavar="B")
     p.add_argument("--migrate-after", type=int, metavar="B")
     p.add_argument("--new-address", metavar="IP")
@@ -173,6 +175,8 @@ def parse_args():
             p.error(f"--{name.replace('_', '-')} {v}: must be below --bytes ({a.bytes}) to happen mid-transfer")
     if a.timeout <= 0:
         p.error("--timeout: seconds > 0")
+    if not 0 <= a.local_port <= 65535:
+        p.error(f"--local-port {a.local_port}: 0..65535")
     return a
 
 
@@ -183,7 +187,7 @@ async def exchange(a, st: dict) -> None:
     thresholds = [(v, n) for v, n in ((a.rebind_after, "rebind"), (a.migrate_after, "migrate"), (a.rotate_cid_after, "rotate_cid")) if v is not None]
     quic = QuicConnection(configuration=config)
     local = a.local_address or ("::" if a.family == socket.AF_INET6 else "0.0.0.0")
-    _, proto = await loop.create_datagram_endpoint(lambda: TmtClientProtocol(quic, thresholds=thresholds), sock=bound_socket(a.family, local))
+    _, proto = await loop.create_datagram_endpoint(lambda: TmtClientProtocol(quic, thresholds=thresholds), sock=bound_socket(a.family, local, a.local_port))
     st["proto"] = proto
     server = (a.host, a.port)
 
