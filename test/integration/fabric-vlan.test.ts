@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Ovs, STOCK_PREFIX } from '../lib/ovs.ts';
 import { linkBridges } from '../../topo/lib/links.ts';
+import { receive } from '../lib/receive.ts';
 import { TestNet, type Host } from '../lib/netns.ts';
 import { Capture } from '../lib/capture.ts';
 import { startController } from '../lib/controller.ts';
@@ -280,15 +281,3 @@ describe('VLANs across a fabric of three switches with a real Open vSwitch', fun
     return m ? Number(m[1]) : 0;
   }
 });
-
-/** Runs `nc -l port | sha256sum` in `host`, then `send()`; resolves with the digest received. */
-async function receive(host: Host, port: number, send: () => Promise<unknown>): Promise<string> {
-  const server: ChildProcess = host.spawn(['sh', '-c', `nc -l ${port} | sha256sum`]);
-  let out = '';
-  server.stdout!.on('data', (d) => (out += d));
-  const exited = once(server, 'exit');
-  await waitFor(async () => (await host.exec(['ss', '-Hltn', `sport = :${port}`])).stdout.includes(String(port)), `listener on ${port}`);
-  await send();
-  await Promise.race([exited, new Promise((_, reject) => setTimeout(() => reject(new Error('receiver did not finish')), 20000))]);
-  return out.split(/\s/)[0]!;
-}

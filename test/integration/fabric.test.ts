@@ -12,13 +12,12 @@
 //                   1
 //                   h3
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { Ovs, STOCK_PREFIX } from '../lib/ovs.ts';
 import { linkBridges } from '../../topo/lib/links.ts';
+import { receive } from '../lib/receive.ts';
 import { TestNet, type Host } from '../lib/netns.ts';
 import { startController } from '../lib/controller.ts';
 import { topologyView } from '../../controller/api/topology.ts';
@@ -189,15 +188,3 @@ describe('fabric of three switches with a real Open vSwitch', function () {
     assert.equal(controller.stats.appErrors, 0);
   });
 });
-
-/** Runs `nc -l port | sha256sum` in `host`, then `send()`; resolves with the digest received. */
-async function receive(host: Host, port: number, send: () => Promise<unknown>): Promise<string> {
-  const server: ChildProcess = host.spawn(['sh', '-c', `nc -l ${port} | sha256sum`]);
-  let out = '';
-  server.stdout!.on('data', (d) => (out += d));
-  const exited = once(server, 'exit');
-  await waitFor(async () => (await host.exec(['ss', '-Hltn', `sport = :${port}`])).stdout.includes(String(port)), `listener on ${port}`);
-  await send();
-  await Promise.race([exited, new Promise((_, reject) => setTimeout(() => reject(new Error('receiver did not finish')), 20000))]);
-  return out.split(/\s/)[0]!;
-}

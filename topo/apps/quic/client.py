@@ -19,27 +19,12 @@ import argparse
 import asyncio
 import hashlib
 import ipaddress
-import json
 import socket
 import ssl
 import sys
 import time
 
-ALPN = "tmt"
-
-
-def emit(obj: dict) -> None:
-    print(json.dumps(obj), flush=True)
-
-
-def fail(msg: str) -> None:
-    print(f"client.py: {msg}", file=sys.stderr, flush=True)
-    sys.exit(2)
-
-
-def payload(n: int) -> bytes:
-    """The answer to `GET n`: the first n bytes of SHAKE-256("tmt-quic <n>"). server.py has the same."""
-    return hashlib.shake_256(f"tmt-quic {n}".encode()).digest(n) if n else b""
+from common import ALPN, emit, fail, payload  # noqa: E402 (the apps' directory is on sys.path)
 
 
 try:
