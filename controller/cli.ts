@@ -242,7 +242,7 @@ withApiOptions(program.command('migrate')
   });
 
 withApiOptions(program.command('flows')
-  .description('show each connection\'s flows on its switch, with packet and byte counts')
+  .description('show each connection\'s flows on its switch (and, on a fabric, its transit flows elsewhere), with packet and byte counts')
   .option('--service <name>', 'only this service\'s connections')
   .option('--id <conn-id>', 'only this connection', (v) => String(parsePositiveInt(v))))
   .action(async (o: ClientOpts & { service?: string; id?: string }) => {
@@ -258,7 +258,7 @@ withApiOptions(program.command('flows')
       out.push(`connection ${c.id}  ${c.service}  ${c.client} -> ${c.backend}  ${c.phase}  switch ${c.dpid}  ${c.packets} packets  ${bytes(c.bytes)}`);
       if (c.flows.length === 0) { out.push('  (no flows installed)'); continue; }
       out.push(table(['  ROLE', 'DIRECTION', 'PRIO', 'PACKETS', 'BYTES', 'AGE', 'MATCH', 'ACTIONS'], c.flows.map((f: any) => [
-        `  ${f.role}`, f.direction ?? '-', f.priority, f.packets, f.bytes, `${f.durationSec}s`, f.match, f.actions,
+        `  ${f.role}${f.dpid ? ` (switch ${f.dpid})` : ''}`, f.direction ?? '-', f.priority, f.packets, f.bytes, `${f.durationSec}s`, f.match, f.actions,
       ])));
     }
     console.log(out.join('\n'));

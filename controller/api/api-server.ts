@@ -47,7 +47,7 @@ export interface ConnectionFlows {
 }
 
 /** Main flows first (they carry the traffic), then the FIN/RST copies, then a pending move's freeze. */
-const ROLE_ORDER = ['main', 'freeze', 'flags', 'other'];
+const ROLE_ORDER = ['main', 'freeze', 'flags', 'transit', 'other'];
 
 const DASHBOARD_URL = new URL('./dashboard.html', import.meta.url);
 /** The dashboard's scripts and styles, served from the controller (no CDN): uPlot from its npm package, the charts module beside this file. */
@@ -65,7 +65,7 @@ export class ApiServer {
   private readonly sockets = new Set<Socket>();
   private readonly streams = new Set<ServerResponse>();
   private readonly routes: Route[];
-  private flowsInFlight?: Promise<{ switches: { dpid: string; flows?: number; error?: string }[]; stats: Map<number, { dpid: string; flows: FlowStats[] }> }>;
+  private flowsInFlight?: Promise<{ switches: { dpid: string; flows?: number; error?: string }[]; stats: Map<number, Map<string, FlowStats[]>> }>;
   private dashboard?: string;
   private readonly staticFiles = new Map<string, Buffer>();
   private policy?: HostPolicy;
@@ -362,15 +362,17 @@ export class ApiServer {
     this.flowsInFlight ??= (async () => {
       const connApp = appCookie(APP_ID.connection);
       const switches: { dpid: string; flows?: number; error?: string }[] = [];
-      const stats = new Map<number, { dpid: string; flows: FlowStats[] }>();
+      // By connection, then switch: on a fabric a connection's id also names its transit flows on other switches.
+      const stats = new Map<number, Map<string, FlowStats[]>>();
       await Promise.all(this.controller.switches.map(async (sw) => {
         const dpid = sw.describe();
         try {
           let n = 0;
           for (const [id, flows] of flowsByConnection(await sw.flowStats(connApp, COOKIE_APP_MASK))) {
             n += flows.length;
-            const e = stats.get(id);
-            if (e) e.flows.push(...flows); else stats.set(id, { dpid, flows });
+            let bySwitch = stats.get(id);
+            if (!bySwitch) stats.set(id, (bySwitch = new Map()));
+            bySwitch.set(dpid, flows);
           }
           switches.push({ dpid, flows: n });
         } catch (e) {
@@ -394,9 +396,13 @@ export class ApiServer {
     views = views.sort((a, b) => a.id - b.id);
     const connections: ConnectionFlows[] = views.map((v) => {
       const clientIp = endpointIp(v.client);
-      const entry = stats.get(v.id);
-      const flows = (entry?.dpid === v.dpid ? entry.flows : []).map((f) => flowView(f, clientIp))
-        .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || (b.direction ?? '').localeCompare(a.direction ?? ''));
+      const bySwitch = stats.get(v.id);
+      // Its own switch's flows, and the transit flows of the switches on its paths (a flow of another role elsewhere is another connection's).
+      const own = (bySwitch?.get(v.dpid) ?? []).map((f) => flowView(f, clientIp));
+      const transit = [...(bySwitch ?? [])].filter(([dpid]) => dpid !== v.dpid)
+        .flatMap(([dpid, fs]) => fs.map((f) => ({ ...flowView(f, clientIp), dpid }))).filter((f) => f.role === 'transit');
+      const flows = [...own, ...transit]
+        .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || (a.dpid ?? '').localeCompare(b.dpid ?? '') || (b.direction ?? '').localeCompare(a.direction ?? ''));
       // Totals from the main flows only: flag copies and freeze flows see (some of) the same packets.
       const main = flows.filter((f) => f.role === 'main');
       return {

@@ -161,7 +161,7 @@ export function formatInstructions(ins: Instruction[]): string {
   }).join(',');
 }
 
-export type FlowRole = 'main' | 'flags' | 'freeze' | 'freeze-copy' | 'other';
+export type FlowRole = 'main' | 'flags' | 'freeze' | 'freeze-copy' | 'transit' | 'other';
 
 export interface FlowView {
   cookie: string;
@@ -180,11 +180,13 @@ export interface FlowView {
   actions: string;
   /** The connection's state note (client → backend flow), decoded: what a restarted controller adopts from. */
   state?: ConnectionRecord | { unreadable: string };
+  /** Fabric: the switch of a transit flow (another than the connection's own). */
+  dpid?: string;
 }
 
 function roleOf(cookie: bigint): FlowRole {
   const r = connRoleOf(cookie);
-  return r === CONN_ROLE.main ? 'main' : r === CONN_ROLE.flags ? 'flags' : r === CONN_ROLE.freeze ? 'freeze' : r === CONN_ROLE.freezeCopy ? 'freeze-copy' : 'other';
+  return r === CONN_ROLE.main ? 'main' : r === CONN_ROLE.flags ? 'flags' : r === CONN_ROLE.freeze ? 'freeze' : r === CONN_ROLE.freezeCopy ? 'freeze-copy' : r === CONN_ROLE.transit ? 'transit' : 'other';
 }
 
 /** A flow-stats entry in readable form; `clientIp` tells the two directions apart. */

@@ -2,7 +2,7 @@
 // and Debian's stock switch (controller relay) run the same suite.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { HandoffBed, DropRule, SERVICE, endClient } from './handoff-net.ts';
+import { HandoffBed, DropRule, FABRIC_DPIDS, SERVICE, endClient } from './handoff-net.ts';
 import { Capture, resetsAt, type Segment } from './capture.ts';
 import { run, waitFor } from './exec.ts';
 import { blobSha } from '../../topo/apps/blob.mjs';
@@ -442,6 +442,16 @@ export function defineHandoffSuite(o: SuiteOptions): void {
         const transit = await flowsOfRole(id, 4, bed.bridges[2]!);
         assert.ok(transit.some((l) => l.includes(`${SRC}=${ipOfServer(3)}`) && l.includes('priority=220')), transit.join('\n'));
         assert.ok(bed.engine.stats.transitPackets > before);
+        // The operator's view (`tcp-migrate flows`): the two flows on the client's switch, then the transit flows by switch.
+        const { api, base } = await startApi(bed.controller);
+        try {
+          const r = await http(base, 'GET', `/api/flows?id=${id}`, { token: TOKEN });
+          assert.equal(r.status, 200, r.text);
+          const flows = r.json.connections[0].flows as { role: string; dpid?: string }[];
+          assert.deepEqual(flows.filter((f) => f.role === 'main').map((f) => f.dpid), [undefined, undefined]);
+          assert.ok(flows.some((f) => f.role === 'transit' && f.dpid === FABRIC_DPIDS[2]), JSON.stringify(flows));
+          assert.deepEqual(flows.filter((f) => f.role !== 'main' && f.role !== 'transit'), []);
+        } finally { await api.stop(); }
         await c.cmd({ op: 'close' });
         await waitFor(async () => (await flowsOfRole(id, 4, bed.bridges[2]!)).length === 0, 'its transit flows to go with it', 10000);
       } finally { stop(); endClient(c); }
