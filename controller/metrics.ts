@@ -142,6 +142,8 @@ export class ControllerMetrics {
     statsGauge(r, 'tcp_migrate_half_open_connections', 'Intercepted connections in their handshake (budget: handoff.halfOpenMax).', [], () => one(c().engine.table.halfOpenCount));
     statsCounter(r, 'tcp_migrate_syn_data_held_total', 'SYNs that carried data (TCP Fast Open): the data went to no server before a verdict.', [], () => one(s().synDataHeld));
     statsCounter(r, 'tcp_migrate_bypass_flows_total', 'Flows installed for direct (not intercepted) traffic from a backend\'s service port.', [], () => one(s().bypassFlows));
+    statsCounter(r, 'tcp_migrate_transit_total', 'Fabric: connection packets a switch other than the connection\'s sent up and the controller passed on with a transit flow (packets), of those with nowhere to go (dropped), and path changes that re-aimed connections (reroutes).', ['kind'],
+      () => [[{ kind: 'packets' }, s().transitPackets], [{ kind: 'dropped' }, s().transitDropped], [{ kind: 'reroutes' }, s().transitReroutes]]);
     statsGauge(r, 'tcp_migrate_controller_role', 'This controller\'s role: 1 for the role it has (single, master or standby), 0 for the others.', ['role'],
       () => (['single', 'master', 'standby'] as const).map((role) => [{ role }, c().role === role ? 1 : 0]));
     if (opts.processMetrics !== false) this.includeProcess = true;
