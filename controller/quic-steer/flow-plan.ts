@@ -115,15 +115,27 @@ export function backendToClientActions(s: NatSpec): Action[] {
 /**
  * One client's two NAT flows in table 1. Both idle out by themselves; only the client → backend
  * flow reports its removal (QUIC acknowledges in both directions, so the client's side going
- * quiet is the connection going quiet), and the app then deletes the other.
+ * quiet is the connection going quiet), and the app then deletes the other. With `copyAnswers`
+ * the backend → client flow also copies each answer to the controller, which reads the server's
+ * chosen connection ID from its first long header and then takes the copy off (`stopCopying`):
+ * OpenFlow cannot match QUIC header bits, and the answers must not wait for the controller.
  */
-export function natFlows(s: NatSpec): OfpMessage[] {
+export function natFlows(s: NatSpec, o: { copyAnswers?: boolean } = {}): OfpMessage[] {
   const cookie = quicConnCookie(s.id);
   return [
     flowMod({ command: 'add', tableId: TABLE.connection, priority: PRIORITY.connection, cookie, idleTimeout: s.idleTimeout, flags: OFPFF.SEND_FLOW_REM, match: clientToServiceMatch(s), instructions: [{ type: 'apply_actions', actions: clientToBackendActions(s) }] }),
-    flowMod({ command: 'add', tableId: TABLE.connection, priority: PRIORITY.connection, cookie, idleTimeout: s.idleTimeout, match: backendToClientMatch(s), instructions: [{ type: 'apply_actions', actions: backendToClientActions(s) }] }),
+    backendToClientFlow(s, 'add', o.copyAnswers ?? false),
   ];
 }
+
+function backendToClientFlow(s: NatSpec, command: 'add' | 'modify_strict', copy: boolean): OfpMessage {
+  // The copy first: it carries the backend's own address and port, as the controller tracks them.
+  const actions = [...(copy ? [toController] : []), ...backendToClientActions(s)];
+  return flowMod({ command, tableId: TABLE.connection, priority: PRIORITY.connection, cookie: quicConnCookie(s.id), idleTimeout: s.idleTimeout, match: backendToClientMatch(s), instructions: [{ type: 'apply_actions', actions }] });
+}
+
+/** The backend → client flow without its copy to the controller (its counters and timeout kept). */
+export function stopCopying(s: NatSpec): OfpMessage { return backendToClientFlow(s, 'modify_strict', false); }
 
 /** Both NAT flows of one connection, by their exact cookie (OVS finds them by its cookie index). */
 export function deleteNatFlows(id: number): OfpMessage {

@@ -14,7 +14,8 @@ import { locateProbe } from '../handoff/move.ts';
 import type { FlowKey, Verdict } from '../analyzers/types.ts';
 import { LogThrottle } from '../log-throttle.ts';
 import type { Logger } from '../log.ts';
-import { deleteAllSteerFlows, deleteNatFlows, natFlows, quicConnIdOf, rewriteToBackend, rewriteToClient, steerFlows, type Attached, type L2L4, type NatSpec } from './flow-plan.ts';
+import { deleteAllSteerFlows, deleteNatFlows, natFlows, quicConnIdOf, rewriteToBackend, rewriteToClient, steerFlows, stopCopying, type Attached, type L2L4, type NatSpec } from './flow-plan.ts';
+import { CidTable, serverScid, steerByDcid, type CidTableLimits, DEFAULT_CID_LIMITS } from './cid-steer.ts';
 import { DEFAULT_HOLD_LIMITS, DROP_REASONS, HeldInitial, type CompleteInitial, type DropReason, type HoldLimits } from './held-initial.ts';
 import type { QuicServiceConfig } from './service-config.ts';
 
@@ -30,8 +31,18 @@ export interface QuicSteerOptions {
   hold: HoldLimits;
   /** How long a backend's location is looked for (ARP probe) before the verdict falls back to the primary. */
   locateTimeoutMs: number;
+  /** 4-tuples one connection may have at once (a client rebinding, moving); more are dropped (`too_many_paths`). */
+  maxPathsPerConnection: number;
+  cids: CidTableLimits;
 }
-export const DEFAULT_QUIC_OPTIONS: QuicSteerOptions = { maxHeld: 10000, maxHeldPerSource: 256, maxHeldBytes: 32 * 1024 * 1024, maxConnections: 100000, hold: DEFAULT_HOLD_LIMITS, locateTimeoutMs: 1000 };
+export const DEFAULT_QUIC_OPTIONS: QuicSteerOptions = {
+  maxHeld: 10000, maxHeldPerSource: 256, maxHeldBytes: 32 * 1024 * 1024, maxConnections: 100000, hold: DEFAULT_HOLD_LIMITS, locateTimeoutMs: 1000,
+  maxPathsPerConnection: 8, cids: DEFAULT_CID_LIMITS,
+};
+/** Copies of a backend's answers read at most while waiting for its first long header (then the copy is taken off anyway). */
+const MAX_COPIES = 16;
+/** Datagrams of a followed 4-tuple kept while its NAT flows are being installed. */
+const MAX_PENDING = 16;
 
 export type QuicPhase = 'held' | 'deciding' | 'steered';
 
@@ -56,7 +67,21 @@ interface QuicConn {
   verdict?: QuicVerdictRequest & { at: number };
   backendName?: string;
   backend?: Attached;
-  /** Client version and connection IDs from its Initial (hooks for connection-ID steering). */
+  /**
+   * The QUIC connection this 4-tuple belongs to: the id of its first tuple's record (a tuple
+   * found by a QUIC-LB server ID alone starts a group of its own). Its CIDs live while it has tuples.
+   */
+  group: number;
+  /** How the tuple was steered: by a verdict on its Initial, or followed by its DCID. */
+  via: 'verdict' | 'learnt' | 'quic-lb';
+  /** The backend → client flow copies answers to the controller until the server's SCID is read. */
+  copying: boolean;
+  copies: number;
+  /** In the CID table's tuple count. */
+  attached: boolean;
+  /** A followed tuple's datagrams while its flows are installed. */
+  pending?: Buffer[];
+  /** Client version and connection IDs from its Initial. */
   version?: number;
   dcid?: string;
   scid?: string;
@@ -68,6 +93,8 @@ export interface QuicConnView {
   id: number; service: string; dpid: string; phase: QuicPhase; client: string; serviceAddress: string;
   backend?: string; backendAddress?: string; version?: string; dcid?: string; scid?: string; sni?: string;
   heldDatagrams: number; verdict?: { verdict: Verdict; source: string; sid?: number; at: number }; createdAt: number;
+  /** The connection's first tuple's id, and how this tuple was steered. */
+  group: number; via: 'verdict' | 'learnt' | 'quic-lb';
 }
 
 export interface QuicServiceView {
@@ -75,7 +102,10 @@ export interface QuicServiceView {
   backends: { name: string; address: string }[];
 }
 
-type DropCounters = Record<DropReason, number>;
+/** Why a datagram from an unknown 4-tuple is dropped: its Initial's reasons, and CID steering's. */
+export type QuicDropReason = DropReason | 'unknown_cid' | 'too_many_paths';
+export const QUIC_DROP_REASONS: readonly QuicDropReason[] = [...DROP_REASONS, 'unknown_cid', 'too_many_paths'];
+type DropCounters = Record<QuicDropReason, number>;
 
 const key = (srcIp: string, srcPort: number, dstIp: string, dstPort: number) => [srcIp, ':', srcPort, '>', dstIp, ':', dstPort].join('');
 const MAX_ID = 0xffff_ffff_ffff;
@@ -97,7 +127,7 @@ export class QuicSteerApp extends EventEmitter implements App {
     datagrams: 0,
     held: 0, heldDatagrams: 0, mirrored: 0,
     /** Datagrams of unknown clients that start no connection, by reason (dropped). */
-    dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as DropCounters,
+    dropped: Object.fromEntries(QUIC_DROP_REASONS.map((r) => [r, 0])) as DropCounters,
     /** Datagrams of held clients over the hold limits, or breaking their Initial (dropped). */
     droppedHeld: 0, unreadableInitials: 0,
     /** New clients refused for want of room (the client retransmits its Initial). */
@@ -109,7 +139,10 @@ export class QuicSteerApp extends EventEmitter implements App {
     /** Datagrams from a backend's service port for no tracked client (left to the forwarding app). */
     unknownBackendDatagrams: 0,
     closed: 0, errors: 0,
+    /** Connection-ID steering: server CIDs learnt, copies of answers read, tuples followed by a learnt CID / a QUIC-LB server ID. */
+    cidLearnt: 0, cidCopies: 0, followedLearnt: 0, followedQuicLb: 0, followFailures: 0,
   };
+  readonly cids: CidTable;
   private readonly byClient = new Map<string, QuicConn>();
   private readonly byBackend = new Map<string, QuicConn>();
   private readonly byId = new Map<number, QuicConn>();
@@ -127,6 +160,7 @@ export class QuicSteerApp extends EventEmitter implements App {
     for (const s of this.services) this.byService.set(endpoint(s.address, s.port), s);
     this.opts = { ...DEFAULT_QUIC_OPTIONS, ...opts };
     this.dropLog = new LogThrottle(log);
+    this.cids = new CidTable(this.opts.cids);
   }
 
   // ---------------------------------------------------------------- the App
@@ -155,13 +189,26 @@ export class QuicSteerApp extends EventEmitter implements App {
     const inPort = pi.match.inPort;
     if (!frame || !udp || !ip || !sw.features || inPort === undefined) return false;
     try {
+      // A copy of a backend's answer from its NAT flow: the switch forwarded the original already.
+      const copyOf = quicConnIdOf(pi.cookie);
+      if (copyOf !== undefined) {
+        const c = this.byId.get(copyOf);
+        if (c && c.sw === sw) this.readAnswer(c, frame.payload);
+        return true;
+      }
       const c = this.byClient.get(key(ip.src, udp.srcPort, ip.dst, udp.dstPort));
       // A client of another switch passing through this one: plain forwarding, not a new client.
       if (c) { if (c.sw !== sw) return false; this.stats.datagrams++; this.fromClient(c, frame, inPort); return true; }
       const b = this.byBackend.get(key(ip.src, udp.srcPort, ip.dst, udp.dstPort));
       if (b) { if (b.sw !== sw) return false; this.fromBackend(b, frame); return true; }
       const service = this.byService.get(endpoint(ip.dst, udp.dstPort));
-      if (service) { this.stats.datagrams++; this.newClient(sw, service, frame, inPort); return true; }
+      if (service) {
+        this.stats.datagrams++;
+        const p = frame.payload;
+        if (service.cidSteering && p.length > 0 && (p[0]! & 0x80) === 0) this.follow(sw, service, frame, inPort);
+        else this.newClient(sw, service, frame, inPort);
+        return true;
+      }
       if (cookieApp(pi.cookie) === APP_ID.quic) this.stats.unknownBackendDatagrams++;
       return false;
     } catch (e) {
@@ -254,8 +301,9 @@ export class QuicSteerApp extends EventEmitter implements App {
       return;
     }
     const dpid = dpidString(sw.features!.datapathId);
+    const id = this.allocId();
     const c: QuicConn = {
-      id: this.allocId(), service, sw, dpid, phase: 'held', hold: first.held, createdAt: Date.now(),
+      id, group: id, via: 'verdict', copying: false, copies: 0, attached: false, service, sw, dpid, phase: 'held', hold: first.held, createdAt: Date.now(),
       client: { mac: frame.eth.src, ip: ip.src, port: udp.srcPort, ofport: inPort },
       serviceL2: { mac: frame.eth.dst, ip: ip.dst, port: udp.dstPort },
     };
@@ -281,7 +329,12 @@ export class QuicSteerApp extends EventEmitter implements App {
       this.relay(c, rewriteToBackend(frame.raw, this.natSpec(c)), c.backend!.ofport, inPort);
       return;
     }
-    const before = c.hold!.bytes;
+    if (!c.hold) {
+      // A followed tuple whose flows are being installed: kept for the backend, within a cap.
+      if (c.pending && c.pending.length < MAX_PENDING) c.pending.push(Buffer.from(frame.raw)); else this.stats.droppedHeld++;
+      return;
+    }
+    const before = c.hold.bytes;
     const r = this.heldBytes + frame.raw.length > this.opts.maxHeldBytes ? { held: false as const, why: 'cap' as const } : c.hold!.add(frame.raw, frame.payload);
     this.heldBytes += c.hold!.bytes - before;
     if (!r.held) {
@@ -300,6 +353,7 @@ export class QuicSteerApp extends EventEmitter implements App {
   private fromBackend(c: QuicConn, frame: ParsedFrame): void {
     if (c.phase !== 'steered') return; // a backend has nothing to answer before it got a datagram
     this.stats.strays++;
+    if (c.copying) this.readAnswer(c, frame.payload);
     this.relay(c, rewriteToClient(frame.raw, this.natSpec(c)), c.client.ofport, c.backend!.ofport);
   }
 
@@ -348,8 +402,9 @@ export class QuicSteerApp extends EventEmitter implements App {
     if (!this.byId.has(c.id)) return; // forgotten meanwhile (switch gone)
     c.backendName = name;
     c.backend = backend;
+    c.copying = c.service.cidSteering;
     try {
-      await c.sw.transact(natFlows(this.natSpec(c)));
+      await c.sw.transact(natFlows(this.natSpec(c), { copyAnswers: c.copying }));
     } catch (e) {
       this.stats.installFailures++;
       this.fail(c, `NAT flows refused: ${(e as Error).message}`);
@@ -358,6 +413,7 @@ export class QuicSteerApp extends EventEmitter implements App {
     if (!this.byId.has(c.id)) return;
     c.phase = 'steered';
     this.heldDone(c);
+    if (c.service.cidSteering) { this.cids.attach(c.group); c.attached = true; }
     this.byBackend.set(key(backend.ip, backend.port, c.client.ip, c.client.port), c);
     const frames = c.hold?.frames ?? [];
     c.hold = undefined;
@@ -366,6 +422,103 @@ export class QuicSteerApp extends EventEmitter implements App {
     if (name === c.service.primary) this.stats.forwarded++; else this.stats.migrated++;
     this.log.debug('QUIC client steered', { conn: c.id, backend: name, datagrams: frames.length });
     this.emit('steered', this.describe(c));
+  }
+
+  // ---------------------------------------------------------------- connection-ID steering
+
+  /**
+   * An answer of a steered client's backend (a copy from its NAT flow, or a stray): the SCID of
+   * its first long header is the connection ID the client will send to, learnt for the
+   * connection; then the copy is taken off the flow.
+   */
+  private readAnswer(c: QuicConn, payload: Buffer): void {
+    if (!c.copying || c.phase !== 'steered') return;
+    this.stats.cidCopies++;
+    const scid = serverScid(payload);
+    if (scid && this.cids.learn(c.service.name, scid, { group: c.group, backend: c.backendName! })) {
+      this.stats.cidLearnt++;
+      this.log.debug('QUIC server connection ID learnt', { conn: c.id, backend: c.backendName, cid: scid.toString('hex') });
+    }
+    if (!scid && ++c.copies < MAX_COPIES) return;
+    c.copying = false;
+    this.send(c.sw, [stopCopying(this.natSpec(c))]);
+  }
+
+  /**
+   * A short-header packet from an unknown 4-tuple: a client of a known connection that rebinds or
+   * moves, if its DCID says so (a learnt CID, else a backend's QUIC-LB server ID). The new tuple
+   * gets NAT flows to the same backend, without a verdict; anything else is dropped and counted.
+   */
+  private follow(sw: SwitchConnection, service: QuicServiceConfig, frame: ParsedFrame, inPort: number): void {
+    const ip = frame.ipv4!;
+    const udp = frame.udp!;
+    const client = `${ip.src}:${udp.srcPort}`;
+    const d = steerByDcid(frame.payload, service, this.cids);
+    if (!d.steer) { this.dropUnknown(service, client, d.reason); return; }
+    if (this.byId.size >= this.opts.maxConnections) {
+      this.stats.refusedFull++;
+      this.dropLog.warn('quic_full', '*', 'QUIC connection table full; a moved client\'s datagrams are dropped', { tracked: this.byId.size });
+      return;
+    }
+    const id = this.allocId();
+    const group = d.how === 'learnt' ? d.group : id;
+    if (this.cids.tuples(group) >= this.opts.maxPathsPerConnection) { this.dropUnknown(service, client, 'too_many_paths'); return; }
+    const first = this.byId.get(group);
+    const c: QuicConn = {
+      id, group, via: d.how, copying: false, copies: 0, attached: true, service, sw, dpid: dpidString(sw.features!.datapathId), phase: 'deciding',
+      pending: [Buffer.from(frame.raw)], backendName: d.backend, createdAt: Date.now(),
+      client: { mac: frame.eth.src, ip: ip.src, port: udp.srcPort, ofport: inPort },
+      serviceL2: { mac: frame.eth.dst, ip: ip.dst, port: udp.dstPort },
+      ...(first && { version: first.version, dcid: first.dcid, scid: first.scid, sni: first.sni, verdict: first.verdict }),
+    };
+    for (const k of ['version', 'dcid', 'scid', 'sni', 'verdict'] as const) if (c[k] === undefined) delete c[k];
+    this.cids.attach(group);
+    // A CID found by its server ID names the connection from now on: its next tuples join this one's group (and its cap).
+    if (d.how === 'quic-lb') this.cids.learn(service.name, Buffer.from(d.cid, 'hex'), { group, backend: d.backend });
+    this.byClient.set(key(ip.src, udp.srcPort, ip.dst, udp.dstPort), c);
+    this.byId.set(id, c);
+    this.log.debug('QUIC client followed by its connection ID', { conn: id, group, service: service.name, client, backend: d.backend, how: d.how, cid: d.cid });
+    this.followTo(c).catch((e) => {
+      this.stats.errors++;
+      this.log.error('following a QUIC client failed', { conn: c.id, error: (e as Error).stack ?? String(e) });
+    });
+  }
+
+  private async followTo(c: QuicConn): Promise<void> {
+    let backend: Attached;
+    // No fallback to the primary: only the CID's backend knows the connection.
+    try { backend = await this.locate(c, c.backendName!); } catch (e) {
+      this.stats.locateFailures++;
+      this.stats.followFailures++;
+      this.fail(c, (e as Error).message);
+      return;
+    }
+    if (!this.byId.has(c.id)) return;
+    c.backend = backend;
+    try {
+      await c.sw.transact(natFlows(this.natSpec(c)));
+    } catch (e) {
+      this.stats.installFailures++;
+      this.stats.followFailures++;
+      this.fail(c, `NAT flows refused: ${(e as Error).message}`);
+      return;
+    }
+    if (!this.byId.has(c.id)) return;
+    c.phase = 'steered';
+    this.byBackend.set(key(backend.ip, backend.port, c.client.ip, c.client.port), c);
+    const frames = c.pending ?? [];
+    c.pending = undefined;
+    const spec = this.natSpec(c);
+    for (const f of frames) this.relay(c, rewriteToBackend(f, spec), backend.ofport, c.client.ofport);
+    if (c.via === 'learnt') this.stats.followedLearnt++; else this.stats.followedQuicLb++;
+    this.log.debug('QUIC client followed to its backend', { conn: c.id, group: c.group, backend: c.backendName, how: c.via, datagrams: frames.length });
+    this.emit('followed', this.describe(c));
+  }
+
+  private dropUnknown(service: QuicServiceConfig, client: string, reason: QuicDropReason): void {
+    this.stats.dropped[reason]++;
+    this.log.debug('short-header datagram from an unknown 4-tuple not steered; dropped', { service: service.name, client, reason });
+    this.emit('dropped', reason, client);
   }
 
   /** Where a backend is: config, what the switch has shown, or an ARP probe. */
@@ -412,6 +565,7 @@ export class QuicSteerApp extends EventEmitter implements App {
     c.hold = undefined;
     this.byId.delete(c.id);
     this.byClient.delete(key(c.client.ip, c.client.port, c.serviceL2.ip, c.serviceL2.port));
+    if (c.attached) { c.attached = false; this.cids.detach(c.group); }
     if (c.backend) {
       const bk = key(c.backend.ip, c.backend.port, c.client.ip, c.client.port);
       if (this.byBackend.get(bk) === c) this.byBackend.delete(bk);
@@ -469,7 +623,8 @@ export class QuicSteerApp extends EventEmitter implements App {
       ...(c.backend && { backendAddress: endpoint(c.backend.ip, c.backend.port) }),
       ...(c.version !== undefined && { version: `0x${c.version.toString(16).padStart(8, '0')}` }),
       ...(c.dcid !== undefined && { dcid: c.dcid }), ...(c.scid !== undefined && { scid: c.scid }), ...(c.sni !== undefined && { sni: c.sni }),
-      heldDatagrams: c.hold?.frames.length ?? 0,
+      heldDatagrams: c.hold?.frames.length ?? c.pending?.length ?? 0,
+      group: c.group, via: c.via,
       ...(c.verdict && { verdict: { ...c.verdict } }),
       createdAt: c.createdAt,
     };

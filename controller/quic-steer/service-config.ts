@@ -1,7 +1,8 @@
 // QUIC services (`"protocol": "quic"` entries of `services[]`): parsed here, next to the TCP
 // services of handoff/service-config.ts, with the same checks and the same error style (the
 // message names the key: services[2].backends[0].port). IPv4 only.
-import { ConfigError, checkInt as int, checkObject as obj, checkOneOf as oneOf, checkOnly as only, checkString as str } from '../config-checks.ts';
+import { ConfigError, checkBool as bool, checkInt as int, checkObject as obj, checkOneOf as oneOf, checkOnly as only, checkString as str } from '../config-checks.ts';
+import type { QuicLbConfig } from './cid-steer.ts';
 import { parseBackend, parseService, parseServices, type ServiceConfig, type Verdict } from '../handoff/service-config.ts';
 
 export interface QuicBackendConfig {
@@ -13,6 +14,8 @@ export interface QuicBackendConfig {
   mac?: string;
   /** Optional OpenFlow port number on the switch; learned when absent. */
   switchPort?: number;
+  /** QUIC-LB server ID (hex, the service's `cid.serverIdLength` bytes) this backend puts in its CIDs. */
+  serverId?: string;
 }
 
 export interface QuicServiceConfig {
@@ -36,9 +39,13 @@ export interface QuicServiceConfig {
   idleTimeout: number;
   /** Switch port that gets a copy of every held datagram (an IDS). */
   mirrorPort?: number;
+  /** Follow a client to a new 4-tuple by the connection ID it sends to (docs/quic.md, "Connection-ID steering"). */
+  cidSteering: boolean;
+  /** The backends' QUIC-LB plaintext CID layout; with each backend's `serverId`. */
+  cid?: QuicLbConfig;
 }
 
-const KEYS = ['protocol', 'name', 'address', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'idleTimeout', 'mirrorPort'] as const;
+const KEYS = ['protocol', 'name', 'address', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'idleTimeout', 'mirrorPort', 'cidSteering', 'cid'] as const;
 /** Keys of a TCP service that mean nothing for QUIC: named in the error rather than "unknown key". */
 const TCP_ONLY: Record<string, string> = {
   options: 'TCP option policy',
@@ -54,9 +61,22 @@ const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 function backend(v: unknown, key: string): QuicBackendConfig {
   const o = obj(v, key);
   if (o.address6 !== undefined) throw new ConfigError(`${key}.address6`, 'QUIC services are IPv4 only');
-  const b = parseBackend(v, key);
+  const { serverId, ...rest } = o;
+  const b: QuicBackendConfig = parseBackend(rest, key);
   if (!IPV4.test(b.address)) throw new ConfigError(`${key}.address`, `expected an IPv4 address (QUIC services are IPv4 only), got ${JSON.stringify(b.address)}`);
+  if (serverId !== undefined) b.serverId = str(typeof serverId === 'string' ? serverId.toLowerCase() : serverId, `${key}.serverId`, /^([0-9a-f]{2}){1,19}$/, 'a QUIC-LB server ID in hex (1..19 bytes)');
   return b;
+}
+
+function quicLb(v: unknown, key: string): QuicLbConfig {
+  const o = obj(v, key);
+  only(o, key, ['length', 'offset', 'serverIdLength']);
+  const length = int(o.length, `${key}.length`, 2, 20);
+  // Byte 0 is the first octet (config rotation, length): the server ID starts after it.
+  const offset = o.offset === undefined ? 1 : int(o.offset, `${key}.offset`, 1, 19);
+  const serverIdLength = int(o.serverIdLength, `${key}.serverIdLength`, 1, 19);
+  if (offset + serverIdLength > length) throw new ConfigError(key, `a server ID of ${serverIdLength} bytes at offset ${offset} does not fit in a ${length}-byte CID`);
+  return { length, offset, serverIdLength };
 }
 
 export function parseQuicService(v: unknown, key: string): QuicServiceConfig {
@@ -99,9 +119,25 @@ export function parseQuicService(v: unknown, key: string): QuicServiceConfig {
     verdictTimeoutMs: o.verdictTimeoutMs === undefined ? 2000 : int(o.verdictTimeoutMs, `${key}.verdictTimeoutMs`, 1, 600000),
     sidBackends,
     idleTimeout: o.idleTimeout === undefined ? 300 : int(o.idleTimeout, `${key}.idleTimeout`, 1, 65535),
+    cidSteering: true,
   };
   if (migrateTo !== undefined) out.migrateTo = migrateTo;
   if (o.mirrorPort !== undefined) out.mirrorPort = int(o.mirrorPort, `${key}.mirrorPort`, 1, 0xffffff00);
+  out.cidSteering = o.cidSteering === undefined ? true : bool(o.cidSteering, `${key}.cidSteering`);
+  if (o.cid !== undefined) {
+    const lb = quicLb(o.cid, `${key}.cid`);
+    out.cid = lb;
+    const ids = new Map<string, string>();
+    backends.forEach((b, i) => {
+      if (b.serverId === undefined) return;
+      if (b.serverId.length !== 2 * lb.serverIdLength) throw new ConfigError(`${key}.backends[${i}].serverId`, `expected ${lb.serverIdLength} bytes (cid.serverIdLength), got ${b.serverId.length / 2}`);
+      if (ids.has(b.serverId)) throw new ConfigError(`${key}.backends[${i}].serverId`, `server ID ${b.serverId} already used by backend '${ids.get(b.serverId)}'`);
+      ids.set(b.serverId, b.name);
+    });
+  } else {
+    const i = backends.findIndex((b) => b.serverId !== undefined);
+    if (i >= 0) throw new ConfigError(`${key}.backends[${i}].serverId`, 'a QUIC-LB server ID needs the service\'s "cid": { length, offset, serverIdLength }');
+  }
   return out;
 }
 

@@ -38,7 +38,7 @@ describe('QUIC services: config', () => {
     assert.deepEqual(c.services, parseServices([tcpEntry()]));
     assert.deepEqual(c.quicServices, [{
       protocol: 'quic', name: 'q', address: Q1.ip, port: 4433, primary: 'server1', migrateTo: 'server2', backends: backends(Q1, Q2),
-      defaultVerdict: 'FORWARD', verdictTimeoutMs: 2000, sidBackends: {}, idleTimeout: 300,
+      defaultVerdict: 'FORWARD', verdictTimeoutMs: 2000, sidBackends: {}, idleTimeout: 300, cidSteering: true,
     }]);
     assert.deepEqual(parseConfig({}).quicServices, []);
     assert.deepEqual(parseConfig({ services: [tcpEntry({ protocol: 'tcp' })] }).services, parseServices([tcpEntry()]));
@@ -317,9 +317,10 @@ describe('QUIC services: the app on a scripted switch', () => {
     await closed;
     assert.deepEqual(flowMods(bed.sw.take()).map((f) => [f.command, f.cookie]), [['delete', quicConnCookie(c.id)]]);
     assert.deepEqual(bed.app.size, { held: 0, tracked: 0, heldBytes: 0 });
-    // The tuple is unknown again: its short-header packets are dropped.
+    // The tuple is unknown again, its DCID known to nobody: its short-header packets are dropped.
     assert.equal(bed.fromClient(short), true);
-    assert.equal(bed.app.stats.dropped.short_header, 1);
+    assert.equal(bed.app.stats.dropped.unknown_cid, 1);
+    assert.deepEqual(bed.sw.take(), []);
   });
 
   it('drops and counts datagrams that start no connection, sending nothing', async () => {
@@ -331,7 +332,7 @@ describe('QUIC services: the app on a scripted switch', () => {
     for (const p of [Buffer.alloc(0), Buffer.from([0x41, 2, 3]), good!.subarray(0, 600), Buffer.concat([Buffer.from([0xc0, 0xff, 0, 0, 0x99, 0, 0]), Buffer.alloc(1300)]), broken]) {
       assert.equal(bed.fromClient(p), true);
     }
-    assert.deepEqual(bed.app.stats.dropped, { short_header: 2, too_small: 1, unsupported_version: 1, not_initial: 0, bad_initial: 1 });
+    assert.deepEqual(bed.app.stats.dropped, { short_header: 2, too_small: 1, unsupported_version: 1, not_initial: 0, bad_initial: 1, unknown_cid: 0, too_many_paths: 0 });
     assert.deepEqual(bed.sw.take(), []);
     assert.deepEqual(bed.app.size, { held: 0, tracked: 0, heldBytes: 0 });
     assert.equal(bed.packetIn(udpFrame(QCLIENT, { ...Q1, port: 53 }, Buffer.from('dns')), QCLIENT.ofport), false, 'not a QUIC service: not the app\'s');
