@@ -6,9 +6,11 @@
 // --ipv6: dual-stack hosts and service, the client on the service's IPv6 address.
 // --fabric: three switches in a triangle (the client on one, server 1 on another, server 2 and the
 // IDS on the third), the controller with "fabric": true.
+// --quic: a QUIC service instead (aioquic peers from topo/quic-root.sh): steered by the SNI of the
+// client's Initial, then followed by its connection IDs when the client changes port and address.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
@@ -17,6 +19,8 @@ import { TestNet, type Host } from './lib/netns.ts';
 import { run, waitFor } from './lib/exec.ts';
 import { ScriptClient } from './lib/script-client.ts';
 import { linkBridges } from './lib/links.ts';
+import { QUIC_ROOT_SCRIPT, RootProcess, type ClientSummary } from './lib/quic-peers.ts';
+import type { QuicConnView } from '../controller/quic-steer/quic-steer-app.ts';
 import { startLiveSuricata } from './lib/suricata.ts';
 import { exportSnort3Rules, snortVersion, startLiveSnort } from './lib/snort.ts';
 import { blobChunk } from './apps/blob.mjs';
@@ -35,6 +39,7 @@ const opt = (k: string, d: string) => { const i = argv.indexOf(`--${k}`); return
 const MB = Number(opt('mb', '64'));
 const IPV6 = flag('ipv6');
 const FABRIC = flag('fabric');
+const QUIC = flag('quic');
 /** The dual-stack hosts' IPv6 address: fd00:: and the last byte of the IPv4 one. */
 const v6Of = (ip: string) => `fd00::${ip.split('.')[3]}`;
 /** An address as the client uses it, in the demo's family. */
@@ -84,6 +89,11 @@ async function main(): Promise<void> {
     if (analyzer === 'snort' && !(await snortVersion())) throw new Error('--analyzer snort, but Snort 3 is not installed (sudo bash topo/install-snort.sh)');
     const dir = mkdtempSync('/tmp/tcp-migrate-demo-');
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    if (QUIC) {
+      const ok = await quicStory(ovs, dir, cleanups);
+      await cleanup();
+      process.exit(ok ? 0 : 1);
+    }
 
     step(3, 'Starting the controller and the topology');
     const dual = (ip: string) => ({ address: ip, ...(IPV6 && { address6: v6Of(ip) }) });
@@ -207,6 +217,83 @@ async function main(): Promise<void> {
     await cleanup();
     process.exit(1);
   }
+}
+
+/**
+ * --quic: a QUIC service on server 1's address (UDP 443), the built-in matcher's QUIC rules on the
+ * client's Initial (SNI move.example → MIGRATE to server 2), aioquic on both servers and the
+ * client; then a download during which the client changes its port and its address. Steps 3–6.
+ */
+async function quicStory(ovs: Ovs, dir: string, cleanups: (() => Promise<void> | void)[]): Promise<boolean> {
+  const PORT = 443;
+  const LB = { length: 12, offset: 1, serverIdLength: 3 };
+  const SERVER_IDS = { server1: 'a1a1a1', server2: 'b2b2b2' };
+  const rootOk = (await run('bash', [QUIC_ROOT_SCRIPT, 'status'], { allowFail: true })).code === 0;
+  if (!rootOk) throw new Error('--quic needs the QUIC peers\' root: sudo bash topo/quic-root.sh build (npm run demo -- --quic builds it)');
+  step(3, 'Starting the controller and the topology (a QUIC service)');
+  const rules = join(dir, 'quic.rules');
+  writeFileSync(rules, 'alert quic any any -> $HOME_NET 443 (msg:"MIGRATE move"; quic.sni; content:"move.example"; nocase; startswith; endswith; sid:1500001; rev:1;)\n');
+  const config = parseConfig({
+    listen: { host: '127.0.0.1', port: 0 }, log: { level: 'warn' },
+    services: [{
+      protocol: 'quic', name: 'web', address: '10.0.0.1', port: PORT, migrateTo: 'server2', verdictTimeoutMs: 2000, idleTimeout: 30,
+      // QUIC-LB plaintext server IDs: the servers put theirs in every connection ID they issue.
+      cid: LB,
+      backends: [{ name: 'server1', address: '10.0.0.1', port: PORT, serverId: SERVER_IDS.server1 }, { name: 'server2', address: '10.0.0.3', port: PORT, serverId: SERVER_IDS.server2 }],
+    }],
+    analyzers: { builtin: { rules: [rules], vars: { HOME_NET: HOME_NET } } },
+  });
+  const controller = new Controller(config, new Logger('warn', 'text'));
+  const { port } = await controller.start();
+  cleanups.push(() => controller.stop());
+  const net = TestNet.create();
+  cleanups.push(() => net.destroy());
+  const hosts: Record<string, Host> = {};
+  for (const [name, cidr] of [['server1', '10.0.0.1/24'], ['client', '10.0.0.2/24'], ['server2', '10.0.0.3/24']] as const) hosts[name] = await net.addHost(name, cidr);
+  const bridge = 'tmtdemo';
+  const ready = once(controller, 'switch_ready');
+  await ovs.addBridge(bridge, { controller: `tcp:127.0.0.1:${port}` });
+  let ofport = 1;
+  for (const h of Object.values(hosts)) await ovs.addPort(bridge, h.peer, ofport++);
+  await ready;
+  for (const [name, ip] of [['server1', '10.0.0.1'], ['server2', '10.0.0.3']] as const) {
+    const p = RootProcess.spawn(hosts[name]!, ['/opt/tmt-quic/server.py', '--name', name, '--host', ip, '--port', String(PORT),
+      '--cid-server-id', SERVER_IDS[name], '--cid-length', String(LB.length), '--cid-offset', String(LB.offset)], name);
+    await p.waitLine((l) => l.listening === PORT, 'its listening line');
+  }
+  await hosts.client!.exec(['ip', 'addr', 'add', '10.0.0.12/24', 'dev', 'eth0']);
+  say(`  controller on 127.0.0.1:${port}; QUIC service web on 10.0.0.1:${PORT} (server1), server2 10.0.0.3; aioquic on both`);
+  say('  rule: alert quic … (quic.sni; content:"move.example"; …) → MIGRATE; anything else stays on server 1');
+  say(`  the servers' connection IDs carry their QUIC-LB server id (${SERVER_IDS.server1}, ${SERVER_IDS.server2} at byte ${LB.offset}): the switch follows a client by them`);
+  const story = (line: string) => say(`  ${line}`);
+  controller.quic.on('verdict', (c: { id: number }, req: { verdict: string; source: string; sid?: number }) => story(`  · verdict for QUIC client ${c.id}: ${req.verdict}${req.sid ? ` (rule sid ${req.sid})` : ''} from ${req.source}`));
+  controller.quic.on('followed', (c: QuicConnView) => story(`  · the client's datagrams from ${c.client} followed by its connection ID (${c.via === 'learnt' ? 'learnt from the server' : 'QUIC-LB server id'}), still on ${c.backend}`));
+  const download = async (sni: string, bytes: number, extra: string[] = []) => {
+    const p = RootProcess.spawn(hosts.client!, ['/opt/tmt-quic/client.py', '--server', `10.0.0.1:${PORT}`, '--bytes', String(bytes), '--sni', sni, '--timeout', '60', ...extra], 'client.py');
+    const s = await p.waitLine((l) => 'ok' in l, 'its summary', 90000) as unknown as ClientSummary;
+    await p.exit();
+    if (s.error) throw new Error(`client.py (${sni}): ${s.error} ${p.stderr.trim()}`);
+    return s;
+  };
+
+  step(4, 'A client asking for stay.example: no rule matches, server 1 answers');
+  const a = await download('stay.example', 1 << 20);
+  story(`client → 10.0.0.1:${PORT} (SNI stay.example)   ← ${a.server}, 1 MB, sha256 ${a.sha256 === a.expected_sha256 ? 'ok' : 'WRONG'}`);
+
+  step(5, 'A client asking for move.example: server 2 answers on server 1\'s address');
+  const b = await download('move.example', 1 << 20);
+  story(`client → 10.0.0.1:${PORT} (SNI move.example)   ← ${b.server}, 1 MB, sha256 ${b.sha256 === b.expected_sha256 ? 'ok' : 'WRONG'}`);
+
+  // aioquic in Python moves some tens of MB/s: 16 MB unless --mb says otherwise.
+  const mb = argv.includes('--mb') ? MB : 16;
+  const bytes = mb << 20;
+  step(6, `${mb} MB from move.example while the client changes its port, then its address`);
+  const c = await download('move.example', bytes, ['--rebind-after', String(Math.floor(bytes / 3)), '--migrate-after', String(Math.floor((2 * bytes) / 3)), '--new-address', '10.0.0.12']);
+  const intact = c.sha256 === c.expected_sha256 && c.server === b.server;
+  story(`the client used ${c.addresses.join(' → ')}; served by ${c.server} throughout; sha256 ${c.sha256 === c.expected_sha256 ? 'matches' : 'MISMATCH'}`);
+  say(`\n${bold('Summary')}`);
+  say(`  ${intact ? 'VERDICT: the connection stayed on server 2 across a new port and a new address, the file intact' : 'VERDICT: the connection did NOT stay on server 2 intact'}`);
+  return intact;
 }
 
 async function expectOk(c: ScriptClient, cmd: Record<string, unknown>): Promise<Record<string, any>> {
