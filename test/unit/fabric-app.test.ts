@@ -143,13 +143,19 @@ const bcast = (h: SimHost, tag: string) => buildUdpFrame({ ethSrc: h.mac, ethDst
 const unicast = (from: SimHost, to: SimHost, tag: string) => buildUdpFrame({ ethSrc: from.mac, ethDst: to.mac, ipSrc: from.ip, ipDst: to.ip, srcPort: 9, dstPort: 9999, payload: Buffer.from(tag) });
 const gotTag = (h: SimHost, tag: string) => h.got.filter((f) => f.includes(Buffer.from(tag))).length;
 
-/** The integration test's triangle: host on port 1, port 2 to the next switch, port 3 to the previous. */
-async function triangle(): Promise<{ net: SimNet; h1: SimHost; h2: SimHost; h3: SimHost }> {
+/** The integration test's three switches, wired in a triangle: port 2 to the next switch, port 3 to the previous. */
+function triangleWires(): SimNet {
   const net = new SimNet();
   for (const d of [A1, A2, A3]) net.addSwitch(d, [1, 2, 3]);
   net.wire(`${A1}:2`, `${A2}:3`);
   net.wire(`${A2}:2`, `${A3}:3`);
   net.wire(`${A3}:2`, `${A1}:3`);
+  return net;
+}
+
+/** The integration test's triangle: a host on port 1 of each switch, all ready. */
+async function triangle(): Promise<{ net: SimNet; h1: SimHost; h2: SimHost; h3: SimHost }> {
+  const net = triangleWires();
   const h1 = net.addHost('h1', 1, `${A1}:1`);
   const h2 = net.addHost('h2', 2, `${A2}:1`);
   const h3 = net.addHost('h3', 3, `${A3}:1`);
@@ -235,11 +241,7 @@ describe('fabric app (simulated data plane)', () => {
   });
 
   it('stops a loop the topology does not know yet (broadcast before discovery): no storm', async () => {
-    const net = new SimNet();
-    for (const d of [A1, A2, A3]) net.addSwitch(d, [1, 2, 3]);
-    net.wire(`${A1}:2`, `${A2}:3`);
-    net.wire(`${A2}:2`, `${A3}:3`);
-    net.wire(`${A3}:2`, `${A1}:3`);
+    const net = triangleWires();
     const h1 = net.addHost('h1', 1, `${A1}:1`);
     const h2 = net.addHost('h2', 2, `${A2}:1`);
     for (const s of net.switches.values()) { s.lldpTrap = false; }
