@@ -144,6 +144,8 @@ export class ControllerMetrics {
     statsCounter(r, 'tcp_migrate_bypass_flows_total', 'Flows installed for direct (not intercepted) traffic from a backend\'s service port.', [], () => one(s().bypassFlows));
     statsCounter(r, 'tcp_migrate_transit_total', 'Fabric: connection packets a switch other than the connection\'s sent up and the controller passed on with a transit flow (packets), of those with nowhere to go (dropped), and path changes that re-aimed connections (reroutes).', ['kind'],
       () => [[{ kind: 'packets' }, s().transitPackets], [{ kind: 'dropped' }, s().transitDropped], [{ kind: 'reroutes' }, s().transitReroutes]]);
+    statsCounter(r, 'tcp_migrate_speculative_replays_total', 'speculativeReplay: handshakes opened to a service\'s migrateTo before the verdict (opened), taken by a MIGRATE verdict (used), reset because none did (abandoned).', ['outcome'],
+      () => [[{ outcome: 'opened' }, s().speculativeOpened], [{ outcome: 'used' }, s().speculativeUsed], [{ outcome: 'abandoned' }, s().speculativeAbandoned]]);
     statsGauge(r, 'tcp_migrate_controller_role', 'This controller\'s role: 1 for the role it has (single, master or standby), 0 for the others.', ['role'],
       () => (['single', 'master', 'standby'] as const).map((role) => [{ role }, c().role === role ? 1 : 0]));
     if (opts.processMetrics !== false) this.includeProcess = true;

@@ -261,7 +261,7 @@ export class ApiServer {
     const views = this.controller.engine.connections();
     return this.controller.engine.listServices().map((s) => ({
       name: s.name, address: s.address, address6: s.address6 ?? null, port: s.port, primary: s.primary, migrateTo: s.migrateTo ?? null,
-      defaultVerdict: s.defaultVerdict, verdictTimeoutMs: s.verdictTimeoutMs, midStream: s.midStream,
+      defaultVerdict: s.defaultVerdict, verdictTimeoutMs: s.verdictTimeoutMs, midStream: s.midStream, speculativeReplay: s.speculativeReplay,
       idleTimeout: s.idleTimeout, mirrorPort: s.mirrorPort ?? null, sidBackends: s.sidBackends,
       backends: s.backends.map((b) => ({ ...b, connections: views.filter((v) => v.service === s.name && v.backend === b.name && v.phase !== 'closed').length })),
       connections: views.filter((v) => v.service === s.name).length,

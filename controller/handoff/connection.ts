@@ -1,6 +1,6 @@
 // What the controller knows about one intercepted TCP connection, and the table that holds them.
-// Keys: the client → service 5-tuple, and backend → client 5-tuples (current, replay target and
-// retired backends, whose stray packets must be dropped rather than reach the client).
+// Keys: the client → service 5-tuple, and backend → client 5-tuples (current, replay target,
+// speculative replay target and retired backends, whose stray packets must be dropped rather than reach the client).
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { ServiceConfig, BackendConfig } from './service-config.ts';
 import type { Attached, L2L4, SwitchMode } from './flow-plan.ts';
@@ -44,6 +44,8 @@ export interface Replay {
   /** Set once the target's SYN-ACK arrived; repeated SYN-ACKs get the same ACK again. */
   targetIsn?: number;
   ack?: Buffer;
+  /** A prepared leg's SYN-ACK options, checked when a verdict makes it the replay. */
+  synAck?: SynAckSummary;
 }
 
 export interface Connection {
@@ -74,6 +76,12 @@ export interface Connection {
   queue: readonly Buffer[];
   move?: MoveRequest;
   replay?: Replay;
+  /**
+   * speculativeReplay: the handshake to the service's migrateTo, opened before any verdict (its
+   * ISN is the client's, which the first data segment's seq − 1 will be). A MIGRATE verdict to that
+   * backend makes it the replay; anything else resets it (move.ts, prepare/abandon).
+   */
+  prepared?: Replay;
   /** The backend the last move left (shared) and its RST's sequence number (in the state note: see ConnectionRecord.left). */
   leftBackend?: Attached;
   leftSeq?: number;
@@ -121,7 +129,7 @@ export function makeConnection(i: ConnectionInit): Connection {
   return {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,
     backendName: i.backendName, phase: i.phase, track: i.track, syn: i.syn, isnClient: i.isnClient, acceptedSynAck: i.acceptedSynAck,
-    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq, retired: NONE, transit: NONE, frozenByFlow: undefined,
+    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, prepared: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq, retired: NONE, transit: NONE, frozenByFlow: undefined,
     frozeEver: undefined, fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, checkingFlows: undefined,
     strays: undefined, createdAt: i.createdAt, migrations: i.migrations, lastVerdict: undefined, verdictAt: undefined, adopted: i.adopted, resetRepeats: undefined,
     timers: undefined,
@@ -228,7 +236,7 @@ export class ConnectionTable {
     this.byId.delete(c.id);
     this.settle(c);
     if (this.byClient.get(clientKey(c)) === c) this.byClient.delete(clientKey(c));
-    for (const k of [tupleKey(c.backend.ip, c.backend.port, c.client.ip, c.client.port), ...c.retired, ...(c.replay ? [tupleKey(c.replay.target.ip, c.replay.target.port, c.client.ip, c.client.port)] : [])]) {
+    for (const k of [tupleKey(c.backend.ip, c.backend.port, c.client.ip, c.client.port), ...c.retired, ...[c.replay, c.prepared].flatMap((r) => r ? [tupleKey(r.target.ip, r.target.port, c.client.ip, c.client.port)] : [])]) {
       if (this.byBackend.get(k) === c) this.byBackend.delete(k);
     }
   }

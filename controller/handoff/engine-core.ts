@@ -79,6 +79,7 @@ export class EngineCore {
     adopted: 0, reinstalled: 0, degraded: 0, illegalTransitions: 0,
     /** SYNs refused: the established budget was used up, a half-open entry evicted for a newer one, a source at its own budget. */
     refusedFull: 0, halfOpenEvicted: 0, halfOpenPerSourceRefused: 0, synDataHeld: 0,
+    speculativeOpened: 0, speculativeUsed: 0, speculativeAbandoned: 0,
     /** Direct (not intercepted) traffic from a backend's service port given a bypass flow. */
     bypassFlows: 0,
     /** Fabric: packets of connections passed on by switches that are not theirs, with nowhere to go, and path changes. */
@@ -127,6 +128,8 @@ export class EngineCore {
     }
     c.phase = to;
     if (from === 'handshake') this.table.settle(c);
+    // A speculative replay that no verdict took (FORWARD, another target, the end, a lost switch) is reset.
+    if (c.prepared && (to === 'forwarded' || to === 'closing' || to === 'closed' || (to === 'established' && from !== 'handshake'))) this.parts.move.abandon(c, `connection ${to}`);
     if (to === 'established') this.parts.interception.armIdle(c, this.opts.handshakeTimeoutMs);
     this.emit('conn_state', this.describe(c), from, to);
     return true;

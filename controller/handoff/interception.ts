@@ -300,6 +300,7 @@ export class Interception {
     const ip = ipOf(frame);
     const role = this.flowRole(pi, c);
     if (role === 'copy') { core.parts.teardown.trackSegment(c, 's2c', frame); return; }
+    if (c.prepared && ip.src === c.prepared.target.ip && tcp.srcPort === c.prepared.target.port) { core.parts.move.fromPrepared(c, frame, inPort); return; }
     const fromTarget = c.replay && ip.src === c.replay.target.ip && tcp.srcPort === c.replay.target.port;
     if (fromTarget) { core.parts.move.fromTarget(c, frame, inPort); return; }
     const fromCurrent = ip.src === c.backend.ip && tcp.srcPort === c.backend.port;
@@ -311,7 +312,10 @@ export class Interception {
     }
     if (c.phase === 'handshake' && tcp.flagSet.syn && tcp.flagSet.ack) {
       c.backend = core.shared.attached.get({ ...c.backend, mac: core.shared.strings.get(frame.eth.src), ofport: inPort });
-      if (!c.acceptedSynAck) c.acceptedSynAck = core.shared.synAck.get(summarise(tcp.options, tcp.flagSet));
+      if (!c.acceptedSynAck) {
+        c.acceptedSynAck = core.shared.synAck.get(summarise(tcp.options, tcp.flagSet));
+        core.parts.move.prepare(c);
+      }
       core.learning.learnHost(ip.src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
     }
     core.parts.teardown.trackSegment(c, 's2c', frame);

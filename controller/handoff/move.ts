@@ -8,7 +8,7 @@ import { buildArpFrame, buildNeighborSolicitation, isIpv6Address, seqAdd, seqSub
 import { tupleKey, type Connection } from './connection.ts';
 import { EngineError, type ConnectionView, type EngineCore } from './engine-core.ts';
 import { deleteBypassFlow, deleteFreezeFlows, freezeFlows, type Attached } from './flow-plan.ts';
-import { compareSynAcks, summarise } from './option-policy.ts';
+import { compareSynAcks, summarise, type SynAckSummary } from './option-policy.ts';
 import { replayAck, replaySyn, resetFor } from './segments.ts';
 import { addressFor, type BackendConfig } from './service-config.ts';
 
@@ -87,33 +87,114 @@ export class Mover {
     const held = c.held!;
     const t = move.target;
     if (t.name === c.backendName) { c.move = undefined; await core.installAndRelease(c, 'forwarded').catch(() => undefined); return; }
+    if (c.prepared && this.usePrepared(c, t.name, seqSub(held.seq, 1))) return;
     let target: Attached;
     try { target = await this.locate(c, t); } catch (e) { this.failMove(c, (e as Error).message); return; }
     if (c.phase !== 'held') return;
     if (!c.syn) { this.failMove(c, 'the connection was adopted without its handshake: its SYN options are unknown, so it cannot be replayed'); return; }
     const isn = seqSub(held.seq, 1);
     const syn = replaySyn(c.syn, c.acceptedSynAck, c.client, target, isn);
-    // The target's answers must reach the controller, not a bypass flow of some earlier direct connection.
-    core.send(c, [deleteBypassFlow({ inPort: target.ofport, src: { ip: target.ip, port: target.port }, dst: { ip: c.client.ip, port: c.client.port } })]);
-    // Moving back to a backend it left: its old reset must not be repeated any more.
-    cancelResetRepeats(c, target);
+    this.openLeg(c, target);
     c.replay = { target, targetName: t.name, isn, syn, tries: 0 };
     core.table.indexBackend(c, target);
     core.setPhase(c, 'replaying');
     this.sendReplaySyn(c);
   }
 
-  private sendReplaySyn(c: Connection): void {
+  /** Before a SYN to a target: its answers must reach the controller, and no old reset of it may follow. */
+  private openLeg(c: Connection, target: Attached): void {
+    // Not a bypass flow of some earlier direct connection between the same addresses.
+    this.core.send(c, [deleteBypassFlow({ inPort: target.ofport, src: { ip: target.ip, port: target.port }, dst: { ip: c.client.ip, port: c.client.port } })]);
+    // Moving back to a backend it left: its old reset must not be repeated any more.
+    cancelResetRepeats(c, target);
+  }
+
+  /**
+   * The prepared handshake, if the move goes where it went and starts where it started (the held
+   * segment is the first byte after the client's ISN): it becomes the replay, and a leg whose
+   * SYN-ACK is in needs only the ACK. Otherwise it is reset. Whether it was used.
+   */
+  private usePrepared(c: Connection, targetName: string, isn: number): boolean {
+    const p = c.prepared;
+    if (!p) return false;
+    if (p.targetName !== targetName || p.isn !== isn) { this.abandon(c, 'the move goes elsewhere'); return false; }
+    c.prepared = undefined;
+    this.core.stats.speculativeUsed++;
+    c.replay = p;
+    this.core.setPhase(c, 'replaying');
+    if (p.targetIsn !== undefined) { this.accept(c, p.synAck!); return true; }
+    // Its SYN is out and unanswered so far: the replay's retries take over from here.
+    this.armReplayRetry(c);
+    return true;
+  }
+
+  /**
+   * speculativeReplay: once server 1 has answered the client's SYN (its options are known), the
+   * same SYN goes to migrateTo, so a MIGRATE verdict finds that leg half-open. The first data
+   * segment starts right after the client's ISN, so the replay's ISN is the client's own.
+   */
+  prepare(c: Connection): void {
     const core = this.core;
+    const s = c.service;
+    if (!s.speculativeReplay || !s.migrateTo || s.migrateTo === c.backendName || c.prepared || !c.syn) return;
+    const t = s.backends.find((b) => b.name === s.migrateTo);
+    if (!t) return;
+    this.locate(c, t).then((target) => {
+      if ((c.phase !== 'handshake' && c.phase !== 'established' && c.phase !== 'held') || c.move || c.prepared || c.backendName === t.name) return;
+      this.openLeg(c, target);
+      const isn = c.isnClient;
+      c.prepared = { target, targetName: t.name, isn, syn: replaySyn(c.syn!, c.acceptedSynAck, c.client, target, isn), tries: 1 };
+      core.table.indexBackend(c, target);
+      core.stats.speculativeOpened++;
+      core.packetOut(c, c.prepared.syn, target.ofport, c.client.ofport);
+    }, (e) => core.log.debug('no speculative replay', { conn: c.id, to: t.name, why: (e as Error).message }));
+  }
+
+  /** A segment from the prepared leg's target: its SYN-ACK is kept for the verdict; a RST ends the leg. */
+  fromPrepared(c: Connection, frame: ParsedFrame, inPort: number): void {
+    const p = c.prepared!;
+    const tcp = frame.tcp!;
+    if (tcp.flagSet.rst) {
+      c.prepared = undefined;
+      c.retired = c.retired.concat(tupleKey(p.target.ip, p.target.port, c.client.ip, c.client.port));
+      this.core.stats.speculativeAbandoned++;
+      this.core.log.debug('speculative replay refused by the target (RST)', { conn: c.id, to: p.targetName });
+      return;
+    }
+    if (!(tcp.flagSet.syn && tcp.flagSet.ack) || tcp.ack !== seqAdd(p.isn, 1) || p.targetIsn !== undefined) return;
+    p.target = this.core.shared.attached.get({ ...p.target, mac: this.core.shared.strings.get(frame.eth.src), ofport: inPort });
+    p.targetIsn = tcp.seq;
+    p.synAck = summarise(tcp.options, tcp.flagSet);
+  }
+
+  /** The prepared leg will not be used: the target's half-open socket is reset, its late segments dropped. */
+  abandon(c: Connection, why: string): void {
+    const p = c.prepared;
+    if (!p) return;
+    c.prepared = undefined;
+    if (p.timer) clearTimeout(p.timer);
+    // seq = ISN + 1, the target's RCV.NXT whether or not its SYN-ACK reached us: nothing else was sent to it.
+    this.core.packetOut(c, resetFor(c.client, p.target, seqAdd(p.isn, 1)), p.target.ofport, c.client.ofport);
+    c.retired = c.retired.concat(tupleKey(p.target.ip, p.target.port, c.client.ip, c.client.port));
+    this.core.stats.speculativeAbandoned++;
+    this.core.log.debug('speculative replay reset', { conn: c.id, to: p.targetName, why });
+  }
+
+  private sendReplaySyn(c: Connection): void {
     const r = c.replay!;
     r.tries++;
-    core.packetOut(c, r.syn, r.target.ofport, c.client.ofport);
+    this.core.packetOut(c, r.syn, r.target.ofport, c.client.ofport);
+    this.armReplayRetry(c);
+  }
+
+  private armReplayRetry(c: Connection): void {
+    const r = c.replay!;
     r.timer = setTimeout(() => {
       r.timer = undefined;
       if (c.phase !== 'replaying' || c.replay !== r || r.targetIsn !== undefined) return;
       if (r.tries >= REPLAY_TRIES) { this.failMove(c, `no SYN-ACK from ${r.targetName} after ${r.tries} SYNs`); return; }
       this.sendReplaySyn(c);
-    }, core.opts.replayTimeoutMs * r.tries);
+    }, this.core.opts.replayTimeoutMs * r.tries);
   }
 
   /** A segment from the target of a replay in progress. */
@@ -140,7 +221,14 @@ export class Mover {
     if (r.targetIsn !== undefined) { if (r.ack) core.packetOut(c, r.ack, r.target.ofport, c.client.ofport); return; }
     if (tcp.ack !== seqAdd(r.isn, 1)) { core.log.debug('SYN-ACK from target acknowledges something else', { conn: c.id }); return; }
     r.target = core.shared.attached.get({ ...r.target, mac: core.shared.strings.get(frame.eth.src), ofport: inPort });
-    const theirs = summarise(tcp.options, tcp.flagSet);
+    r.targetIsn = tcp.seq;
+    this.accept(c, summarise(tcp.options, tcp.flagSet));
+  }
+
+  /** The target's SYN-ACK (its ISN in c.replay.targetIsn) is in: check its options, answer it and splice. */
+  private accept(c: Connection, theirs: SynAckSummary): void {
+    const core = this.core;
+    const r = c.replay!;
     const problems = c.acceptedSynAck ? compareSynAcks(c.acceptedSynAck, theirs) : [];
     if (problems.length) {
       const detail = problems.map((p) => `${p.option}: ${String(p.original)} vs ${String(p.target)} (${p.why})`).join('; ');
@@ -152,8 +240,7 @@ export class Mover {
       core.log.warn('target TCP options differ; migrating anyway (policy: warn)', { conn: c.id, detail });
     }
     const held = c.held!;
-    r.targetIsn = tcp.seq;
-    r.ack = replayAck(c.client, r.target, held.seq, seqAdd(tcp.seq, 1), held.window);
+    r.ack = replayAck(c.client, r.target, held.seq, seqAdd(r.targetIsn!, 1), held.window);
     core.packetOut(c, r.ack, r.target.ofport, c.client.ofport);
     if (r.timer) { clearTimeout(r.timer); r.timer = undefined; }
     this.splice(c).catch((e) => this.failMove(c, `installing migrated flows failed: ${(e as Error).message}`));

@@ -54,6 +54,12 @@ export interface ServiceConfig {
   idleTimeout: number;
   /** Allow migrations after the first segment (API or later alerts). */
   midStream: boolean;
+  /**
+   * Open the replayed handshake to `migrateTo` while the first segment is still on its way (from
+   * server 1's SYN-ACK on), so that a MIGRATE verdict needs only the ACK, the flows and the release.
+   * Costs every other connection a SYN, SYN-ACK and RST to that backend; off by default.
+   */
+  speculativeReplay: boolean;
   /** Switch port that mirrors held segments (and, with mirrorAll, all service traffic) to an IDS. */
   mirrorPort?: number;
   /**
@@ -131,7 +137,7 @@ export function parseBackend(v: unknown, key: string): BackendConfig {
 
 export function parseService(v: unknown, key: string): ServiceConfig {
   const o = obj(v, key);
-  only(o, key, ['name', 'address', 'address6', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'mirrorPort', 'mirrorSwitch', 'mirrorAll', 'crossVlan']);
+  only(o, key, ['name', 'address', 'address6', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'speculativeReplay', 'mirrorPort', 'mirrorSwitch', 'mirrorAll', 'crossVlan']);
   if (!Array.isArray(o.backends) || o.backends.length === 0) throw new ConfigError(`${key}.backends`, 'expected a non-empty array of backends');
   const backends = o.backends.map((b, i) => parseBackend(b, `${key}.backends[${i}]`));
   const names = new Set<string>();
@@ -186,6 +192,7 @@ export function parseService(v: unknown, key: string): ServiceConfig {
     migrateTo, sidBackends, options,
     idleTimeout: o.idleTimeout === undefined ? 300 : int(o.idleTimeout, `${key}.idleTimeout`, 1, 65535),
     midStream: o.midStream === undefined ? true : bool(o.midStream, `${key}.midStream`),
+    speculativeReplay: o.speculativeReplay === undefined ? false : bool(o.speculativeReplay, `${key}.speculativeReplay`),
     mirrorPort: o.mirrorPort === undefined ? undefined : int(o.mirrorPort, `${key}.mirrorPort`, 1, 0xffffff00),
     ...(o.mirrorSwitch !== undefined && { mirrorSwitch: dpidOf(o.mirrorSwitch, `${key}.mirrorSwitch`, o.mirrorPort !== undefined) }),
     mirrorAll: o.mirrorAll === undefined ? false : bool(o.mirrorAll, `${key}.mirrorAll`),

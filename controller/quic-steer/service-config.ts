@@ -50,6 +50,7 @@ const KEYS = ['protocol', 'name', 'address', 'port', 'primary', 'backends', 'def
 const TCP_ONLY: Record<string, string> = {
   options: 'TCP option policy',
   midStream: 'moves after the first segment: a QUIC connection is steered once, before any server holds state',
+  speculativeReplay: 'a TCP handshake replayed ahead of the verdict: a QUIC connection is steered before any server sees it',
   mirrorAll: 'copies of every later segment: after its Initial a QUIC connection is encrypted',
   address6: 'IPv6: QUIC services are IPv4 only',
   mirrorSwitch: 'an IDS port on another fabric switch: QUIC services do not span a fabric yet',

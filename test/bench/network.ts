@@ -225,7 +225,10 @@ function dist(xs: number[]): Dist {
   return { n: xs.length, median: median(xs), p99: quantile(xs, 0.99), mean: mean(xs), max: xs.length ? Math.max(...xs) : NaN };
 }
 
-async function latencyCase(bed: HandoffBed, analyzer: string, n: number): Promise<LatencyCase> {
+interface LatencySamples { n: number; migrated: number; errors: string[]; v2fb: number[]; h2r: number[]; h2v: number[]; rtt: number[] }
+
+/** n sequential "please migrate" connections: per migrated connection, the stage times. */
+async function latencySamples(bed: HandoffBed, n: number): Promise<LatencySamples> {
   const ev = new Map<string, { held?: number; verdict?: number; released?: number; verdictKind?: string }>();
   const get = (k: string) => { let e = ev.get(k); if (!e) ev.set(k, (e = {})); return e; };
   const onHeld = (v: { client: string }) => { get(v.client).held = nowMs(); };
@@ -241,25 +244,51 @@ async function latencyCase(bed: HandoffBed, analyzer: string, n: number): Promis
   } finally {
     bed.engine.off('held', onHeld); bed.engine.off('verdict', onVerdict); bed.engine.off('migrated', onReleased); bed.engine.off('forwarded', onReleased);
   }
-  const v2fb: number[] = []; const h2r: number[] = []; const h2v: number[] = []; const rtt: number[] = [];
-  let migrated = 0;
+  const out: LatencySamples = { n, migrated: 0, errors: s.errors, v2fb: [], h2r: [], h2v: [], rtt: [] };
   for (const r of s.records ?? []) {
     const e = ev.get(`10.0.0.2:${r.port}`);
     if (!e || e.held === undefined || e.verdict === undefined || e.released === undefined) continue;
     if (r.server !== 'server2' || e.verdictKind !== 'MIGRATE') continue;
-    migrated++;
-    v2fb.push(r.tFirst - e.verdict);
-    h2r.push(e.released - e.held);
-    h2v.push(e.verdict - e.held);
-    rtt.push(r.tFirst - r.tWrite);
+    out.migrated++;
+    out.v2fb.push(r.tFirst - e.verdict);
+    out.h2r.push(e.released - e.held);
+    out.h2v.push(e.verdict - e.held);
+    out.rtt.push(r.tFirst - r.tWrite);
   }
+  return out;
+}
+
+function latencyCaseOf(analyzer: string, parts: LatencySamples[]): LatencyCase {
+  const all = (k: 'v2fb' | 'h2r' | 'h2v' | 'rtt') => parts.flatMap((p) => p[k]);
+  const n = parts.reduce((a, p) => a + p.n, 0);
+  const migrated = parts.reduce((a, p) => a + p.migrated, 0);
   const c: LatencyCase = {
-    analyzer, connections: n, migrated, missed: n - migrated, errors: s.errors,
-    verdictToFirstByteMs: dist(v2fb), heldToReleasedMs: dist(h2r), heldToVerdictMs: dist(h2v), clientFirstReplyMs: dist(rtt),
+    analyzer, connections: n, migrated, missed: n - migrated, errors: parts.flatMap((p) => p.errors),
+    verdictToFirstByteMs: dist(all('v2fb')), heldToReleasedMs: dist(all('h2r')), heldToVerdictMs: dist(all('h2v')), clientFirstReplyMs: dist(all('rtt')),
   };
   const f = (d: Dist) => `median ${d.median.toFixed(2)} ms, p99 ${d.p99.toFixed(2)} ms`;
   progress(`  ${analyzer}: ${migrated}/${n} migrated; verdict → first byte ${f(c.verdictToFirstByteMs)}; held → released ${f(c.heldToReleasedMs)}; held → verdict ${f(c.heldToVerdictMs)}`);
   return c;
+}
+
+/**
+ * The service as configured, and with speculativeReplay (the handshake to server 2 opened from
+ * server 1's SYN-ACK on), in alternating rounds on the same bed, so both see the same load.
+ */
+async function latencyCases(bed: HandoffBed, analyzer: string, n: number, rounds = 4): Promise<LatencyCase[]> {
+  const service = bed.engine.listServices()[0]!;
+  const variants = [{ label: analyzer, speculative: false }, { label: `${analyzer}, speculativeReplay`, speculative: true }];
+  const parts = variants.map((): LatencySamples[] => []);
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const [i, v] of variants.entries()) {
+        // The running service object is what connections read (a reload updates it in place too).
+        service.speculativeReplay = v.speculative;
+        parts[i]!.push(await latencySamples(bed, Math.ceil(n / rounds)));
+      }
+    }
+  } finally { service.speculativeReplay = false; }
+  return variants.map((v, i) => latencyCaseOf(v.label, parts[i]!));
 }
 
 export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
@@ -275,7 +304,7 @@ export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
     const plain = await benchClient(bed.client, PLAIN_PORT, Math.min(200, o.connections), 1, 'hello', true);
     res.plainFirstReplyMs = dist((plain.records ?? []).slice(10).map((r) => r.tFirst - r.tWrite));
     progress(`  reference, port not intercepted: first request → first reply byte median ${res.plainFirstReplyMs.median.toFixed(2)} ms, p99 ${res.plainFirstReplyMs.p99.toFixed(2)} ms`);
-    res.cases.push(await latencyCase(bed, 'built-in matcher', o.connections));
+    res.cases.push(...await latencyCases(bed, 'built-in matcher', o.connections));
   } finally { await bed.destroy(); }
   if (!o.suricata) return res;
   if (!existsSync('/usr/bin/suricata')) { res.notes.push('Suricata not installed (bash topo/install-suricata.sh); its case was skipped.'); return res; }
@@ -289,7 +318,7 @@ export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
     // Warm-up: Suricata's first packets on a new interface can be late.
     await benchClient(bed.client, SERVICE.port, 5, 1, 'please migrate', false, 8000);
     await drain(bed);
-    res.cases.push(await latencyCase(bed, 'Suricata 7 (live, mirror port)', o.connections));
+    res.cases.push(...await latencyCases(bed, 'Suricata 7 (live, mirror port)', o.connections));
   } catch (e) {
     res.notes.push(`Suricata case failed: ${(e as Error).message}`);
     progress(`  Suricata case failed: ${(e as Error).message}`);

@@ -35,6 +35,7 @@ const CONTROLLER_METRICS: Record<string, string> = {
   tcp_migrate_syn_data_held_total: 'counter',
   tcp_migrate_bypass_flows_total: 'counter',
   tcp_migrate_transit_total: 'counter',
+  tcp_migrate_speculative_replays_total: 'counter',
   tcp_migrate_controller_role: 'gauge',
   // new with prom-client
   tcp_migrate_backend_connections: 'gauge',
