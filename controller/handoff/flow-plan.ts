@@ -19,12 +19,13 @@ import { isIpv6Address } from '../packet/addr.ts';
  */
 export const TABLE = { steer: 0, connection: 1 } as const;
 /** `transit` (table 0) is above the service's steer and FIN/RST-copy flows: a transit switch neither intercepts nor copies. */
-export const PRIORITY = { intercept: 100, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
+export const PRIORITY = { intercept: 100, interceptSyn: 101, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
 const IPPROTO_TCP = 6;
 const TCP_FIN = 0x01;
+const TCP_SYN = 0x02;
 const TCP_RST = 0x04;
 const TCP_PSH = 0x08;
 /** Enough of a FIN/RST copy to read the headers; the controller needs no payload. */
@@ -244,15 +245,24 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   const cookie = interceptCookie(s.index);
   const copyCookie = interceptCookie(s.index, INTERCEPT_ROLE.flagCopy);
   const matches: Match[] = [s.service.ip, ...(s.service.ip6 !== undefined ? [s.service.ip6] : [])].map((ip) => tcpMatch(undefined, undefined, ip, undefined, s.service.port));
+  const fromBackends: Match[] = [];
   const seen = new Set<string>();
   for (const b of s.backends) {
     const k = `${b.ip}:${b.port}`;
     if (seen.has(k)) continue;
     seen.add(k);
-    matches.push(tcpMatch(undefined, b.ip, undefined, b.port, undefined));
+    fromBackends.push(tcpMatch(undefined, b.ip, undefined, b.port, undefined));
   }
+  matches.push(...fromBackends);
   const toConnTable: Instruction = { type: 'goto_table', tableId: TABLE.connection };
   const flows: OfpMessage[] = [];
+  // A backend's SYN-ACK goes up through a flow of its own. Same action, but the datapath flow it
+  // leaves behind then matches SYN segments only: the backend's first data segment after the
+  // connection's flows went in cannot take that cached path to the controller (a Packet-In and a
+  // Packet-Out more, and its latency) while the revalidators catch up; it is translated afresh.
+  for (const match of fromBackends) {
+    flows.push(flowMod({ command: 'add', tableId: TABLE.connection, priority: PRIORITY.interceptSyn, cookie, match: { ...match, tcpFlags: { value: TCP_SYN, mask: TCP_SYN } }, instructions: [{ type: 'apply_actions', actions: [toController()] }] }));
+  }
   for (const match of matches) {
     flows.push(flowMod({ command: 'add', tableId: TABLE.steer, priority: PRIORITY.steer, cookie, match, instructions: [toConnTable] }));
     for (const flag of [TCP_FIN, TCP_RST]) {

@@ -69,7 +69,8 @@ describe('flow plan', () => {
     const flows = interceptFlows({ index: 2, service: { ip: '10.0.0.1', port: 5001 }, backends: [{ ip: '10.0.0.1', port: 5001 }, { ip: '10.0.0.3', port: 5001 }, { ip: '10.0.0.3', port: 5001 }] }).map(fm);
     // One set per distinct match: the service address, each distinct backend source.
     const matches = [{ ipv4Dst: '10.0.0.1', tcpDst: 5001 }, { ipv4Src: '10.0.0.1', tcpSrc: 5001 }, { ipv4Src: '10.0.0.3', tcpSrc: 5001 }];
-    assert.equal(flows.length, matches.length * 4);
+    // Plus one SYN flow in table 1 per backend source (its SYN-ACK's datapath flow then covers SYN segments only).
+    assert.equal(flows.length, matches.length * 4 + 2);
     for (const m of matches) {
       const mine = flows.filter((f) => Object.entries(m).every(([k, v]) => (f.match as Record<string, unknown>)[k] === v));
       const steer = mine.filter((f) => f.tableId === TABLE.steer && f.priority === PRIORITY.steer);
@@ -83,8 +84,14 @@ describe('flow plan', () => {
         assert.equal(isFlagCopy(c.cookie), true);
         assert.deepEqual(c.instructions, [{ type: 'apply_actions', actions: [{ type: 'output', port: OFPP.CONTROLLER, maxLen: 128 }] }, { type: 'goto_table', tableId: TABLE.connection }]);
       }
-      const intercept = mine.filter((f) => f.tableId === TABLE.connection);
+      const intercept = mine.filter((f) => f.tableId === TABLE.connection && f.match.tcpFlags === undefined);
       assert.equal(intercept.length, 1);
+      const syn = mine.filter((f) => f.tableId === TABLE.connection && f.match.tcpFlags !== undefined);
+      if (m.tcpDst !== undefined) assert.deepEqual(syn, [], 'client → service: the SYN, its ACK and data all go up anyway');
+      else {
+        assert.deepEqual(syn.map((f) => [f.priority, f.match.tcpFlags, f.cookie, f.instructions]), [[PRIORITY.interceptSyn, { value: 0x02, mask: 0x02 }, interceptCookie(2), intercept[0].instructions]]);
+        assert.ok(PRIORITY.interceptSyn > PRIORITY.intercept && PRIORITY.interceptSyn < PRIORITY.connection && PRIORITY.interceptSyn < PRIORITY.bypass);
+      }
       assert.equal(intercept[0].priority, PRIORITY.intercept);
       assert.ok(intercept[0].priority < PRIORITY.connection && intercept[0].priority < PRIORITY.bypass);
       assert.equal(isFlagCopy(intercept[0].cookie), false);
