@@ -9,7 +9,7 @@ import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE, isFlagCopy } from '
 import type { PacketIn } from '../apps/app.ts';
 import { clientKey, endpointKey, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import { EngineError, ownCopy, reparse, synRecordOfFrame, type EngineCore, type VerdictRequest } from './engine-core.ts';
-import { bypassFlow, fullFreezeFlow } from './flow-plan.ts';
+import { bypassFlow, fullFreezeFlow, type BypassSpec } from './flow-plan.ts';
 import { LogThrottle } from '../log-throttle.ts';
 import { resetFor, resetReply } from './segments.ts';
 import { applySynPolicy, summarise } from './option-policy.ts';
@@ -26,12 +26,21 @@ const REFUSED_MAX = 65536;
 const SYN_SENT = Object.freeze(observe(initialTrack(), 'c2s', { syn: true, ack: false, fin: false, rst: false, seq: 0, ackNo: 0, payloadLength: 0 }));
 /** Interned service endpoints and MAC strings, at most (the caches start over beyond). */
 const SHARED_MAX = 4096;
+/** Bypass flows remembered, at most; beyond, every move deletes one whether or not it may exist. */
+const BYPASSED_MAX = 65536;
 
 export class Interception {
   private readonly seenAlerts = new Set<string>();
   private readonly refused = new Map<string, number>();
   private sweeper?: NodeJS.Timeout;
   private readonly ends = new Map<string, { serviceL2: Connection['serviceL2']; backend: Connection['backend'] }>();
+  /**
+   * Bypass flows sent (switch and match), so that a move deletes one only where one may be: OVS
+   * revalidates every datapath flow after any Flow-Mod, one that matches nothing included.
+   * `bypassUnknown` once more were sent than remembered: then every move deletes.
+   */
+  private readonly bypassed = new Set<string>();
+  private bypassUnknown = false;
 
   /** One WARN per kind of overload (and source) every 10 s, with how many were left out. */
   private readonly loadLog: LogThrottle;
@@ -87,11 +96,21 @@ export class Interception {
     const ip = ipOf(frame);
     const tcp = frame.tcp!;
     core.stats.bypassFlows++;
+    const spec = { inPort, src: { ip: ip.src, port: tcp.srcPort }, dst: { ip: ip.dst, port: tcp.dstPort } };
+    if (!this.bypassUnknown) {
+      this.bypassed.add(bypassKey(dpid, spec));
+      if (this.bypassed.size > BYPASSED_MAX) { this.bypassed.clear(); this.bypassUnknown = true; }
+    }
     try {
-      sw.send(bypassFlow({ inPort, src: { ip: ip.src, port: tcp.srcPort }, dst: { ip: ip.dst, port: tcp.dstPort } }, out));
+      sw.send(bypassFlow(spec, out));
       sw.send({ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'output', port: out }], data: frame.raw });
     } catch (e) { core.log.debug('bypass flow not sent', { error: (e as Error).message }); }
     return true;
+  }
+
+  /** Whether a bypass flow with this match may be on the switch; forgotten, as the caller deletes it. */
+  takeBypass(dpid: string, spec: BypassSpec): boolean {
+    return this.bypassed.delete(bypassKey(dpid, spec)) || this.bypassUnknown;
   }
 
   private newConnection(sw: SwitchConnection, service: ServiceConfig, frame: ParsedFrame, inPort: number): boolean {
@@ -473,6 +492,10 @@ function canonicalAddress(ip: string): string {
   if (!isIpv6Address(ip)) return ip;
   const c = canonicalIpv6(ip);
   return c.ok ? c.value : ip;
+}
+
+function bypassKey(dpid: string, b: BypassSpec): string {
+  return `${dpid}|${b.inPort}|${tupleKey(b.src.ip, b.src.port, b.dst.ip, b.dst.port)}`;
 }
 
 function heldOf(f: ParsedFrame) {

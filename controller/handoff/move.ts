@@ -103,8 +103,9 @@ export class Mover {
 
   /** Before a SYN to a target: its answers must reach the controller, and no old reset of it may follow. */
   private openLeg(c: Connection, target: Attached): void {
-    // Not a bypass flow of some earlier direct connection between the same addresses.
-    this.core.send(c, [deleteBypassFlow({ inPort: target.ofport, src: { ip: target.ip, port: target.port }, dst: { ip: c.client.ip, port: c.client.port } })]);
+    // Not a bypass flow of some earlier direct connection between the same addresses (if there may be one).
+    const bypass = { inPort: target.ofport, src: { ip: target.ip, port: target.port }, dst: { ip: c.client.ip, port: c.client.port } };
+    if (this.core.parts.interception.takeBypass(c.dpid, bypass)) this.core.send(c, [deleteBypassFlow(bypass)]);
     // Moving back to a backend it left: its old reset must not be repeated any more.
     cancelResetRepeats(c, target);
   }

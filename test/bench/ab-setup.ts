@@ -1,9 +1,10 @@
-// A/B of the service's SYN-only intercept flows on the §3 setup load: one bed, the flows taken out
-// of and put back into the switch between rounds (ovs-ofctl), so both variants see the same load.
+// A/B on the §3 setup load, one bed, the variants alternating round by round so both see the same
+// load. --variant syn-flows: the service's SYN-only intercept flows taken out of and put back into
+// the switch (ovs-ofctl); --variant speculative: the service's speculativeReplay off and on.
 // Per connection: setups/s, ovs-vswitchd CPU (revalidator, main thread), the controller's CPU,
 // Packet-Ins and Packet-Outs on the channel, flow-table revalidations and translations.
 //
-//   npx tsx test/bench/ab-setup.ts [--mode FORWARD|MIGRATE] [--n 1000] [--rounds 3] [--concurrency 8]
+//   npx tsx test/bench/ab-setup.ts [--variant syn-flows|speculative] [--mode FORWARD|MIGRATE] [--n 1000] [--rounds 3] [--concurrency 8]
 //
 // Needs root and the patched OVS (ovs-patch/build.sh). Prints its results; nothing is written.
 import { join, dirname } from 'node:path';
@@ -16,10 +17,13 @@ import { progress } from './lib/util.ts';
 import { ChannelTap, coverage, cpuByThread, diff, vswitchdPid, maxIdleConfig } from './lib/ovs-stats.ts';
 
 const CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'apps', 'bench-client.mjs');
-const { values: a } = parseArgs({ options: { mode: { type: 'string', default: 'FORWARD' }, n: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '3' }, concurrency: { type: 'string', default: '8' } } });
+const { values: a } = parseArgs({ options: { variant: { type: 'string', default: 'syn-flows' }, mode: { type: 'string', default: 'FORWARD' }, n: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '3' }, concurrency: { type: 'string', default: '8' } } });
 const MODE = a.mode === 'MIGRATE' ? 'MIGRATE' : a.mode === 'FORWARD' ? 'FORWARD' : undefined;
 const N = Number(a.n); const ROUNDS = Number(a.rounds); const CONC = Number(a.concurrency);
-if (!MODE || !(N > 0) || !(ROUNDS > 0) || !(CONC > 0)) { console.error('usage: ab-setup.ts [--mode FORWARD|MIGRATE] [--n N] [--rounds R] [--concurrency C]'); process.exit(2); }
+if (!MODE || !(N > 0) || !(ROUNDS > 0) || !(CONC > 0) || !['syn-flows', 'speculative'].includes(a.variant!)) {
+  console.error('usage: ab-setup.ts [--variant syn-flows|speculative] [--mode FORWARD|MIGRATE] [--n N] [--rounds R] [--concurrency C]');
+  process.exit(2);
+}
 
 interface Totals { conns: number; ms: number; reval: number; main: number; ctl: number; pin: number; pout: number; revft: number; xlate: number }
 const bed = await HandoffBed.create({ prefix: PATCHED_PREFIX, ovsOtherConfig: maxIdleConfig() });
@@ -28,9 +32,14 @@ try {
   // The switch's own SYN flows, as ovs-ofctl prints them, to put back after taking them out.
   const synFlows = (await bed.ovs.ofctl('-O', 'OpenFlow13', '--no-stats', 'dump-flows', bed.bridge, 'table=1,tcp,tcp_flags=+syn')).split('\n').map((l) => l.trim()).filter((l) => l.includes('tcp_flags'));
   if (synFlows.length === 0) throw new Error('the controller installed no SYN-only intercept flows');
-  const variants: Array<[string, () => Promise<void>]> = [
+  // The running service object is what connections read (a reload updates it in place too).
+  const service = bed.engine.listServices()[0]!;
+  const variants: Array<[string, () => Promise<void>]> = a.variant === 'syn-flows' ? [
     ['without SYN-only flows', async () => { await bed.ovs.ofctl('-O', 'OpenFlow13', 'del-flows', bed.bridge, 'table=1,tcp,tcp_flags=+syn'); }],
     ['with SYN-only flows', async () => { for (const f of synFlows) await bed.ovs.ofctl('-O', 'OpenFlow13', 'add-flow', bed.bridge, f); }],
+  ] : [
+    ['speculativeReplay off', async () => { service.speculativeReplay = false; }],
+    ['speculativeReplay on', async () => { service.speculativeReplay = true; }],
   ];
   const tap = new ChannelTap(bed.controller.switches[0]!);
   const pid = vswitchdPid(bed.ovs);
@@ -51,7 +60,7 @@ try {
     }
   } finally { stop(); }
 } finally { await bed.destroy(); }
-console.log(`\n${MODE}, ${N} connections × ${ROUNDS} rounds per variant, ${CONC} at a time; per connection:`);
+console.log(`\n${a.variant}: ${MODE}, ${N} connections × ${ROUNDS} rounds per variant, ${CONC} at a time; per connection:`);
 console.log('| variant | setups/s | revalidator ms | ovs-vswitchd main ms | controller ms | Packet-In | Packet-Out | rev_flow_table | xlate_actions |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const [name, t] of Object.entries(totals)) {

@@ -279,7 +279,22 @@ describe('handoff engine under load and odd TCP (scripted switch)', () => {
     assert.deepEqual(fm.match, { inPort: S2.ofport, ethType: 0x0800, ipProto: 6, ipv4Src: S2.ip, ipv4Dst: direct.ip, tcpSrc: S2.port, tcpDst: direct.port });
     assert.deepEqual(outputs(msgs).map((o) => o.ports), [[direct.ofport]], 'and this segment delivered');
     assert.equal(bed.engine.stats.bypassFlows, 1);
-    // A migration to that backend first deletes any bypass flow for the client's tuple.
+    // A move of a connection whose tuple has no bypass flow sends no delete for one: OVS revalidates
+    // every datapath flow after any Flow-Mod, one that matches nothing included.
+    const plain = bed.handshake({ ...CLIENT, port: CLIENT.port + 1 });
+    bed.from({ ...CLIENT, port: CLIENT.port + 1 }, S1, { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' });
+    bed.sw.take();
+    bed.engine.verdict(plain, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    assert.deepEqual(bed.sw.take().filter((m) => m.type === 'flow_mod'), [], 'no Flow-Mod before the replay');
+    // The client talked to server 2 directly from its port before: that bypass flow goes before the replay.
+    const seen = frame(CLIENT, S2, { flags: { ack: true }, seq: 1 }, { ip: '10.0.0.3', port: 9999, mac: S2.mac });
+    const seenParsed = parseFrame(seen);
+    assert.ok(seenParsed.ok);
+    bed.learning.packetIn(bed.sw.asChannel(), { type: 'packet_in', xid: 0, bufferId: OFP_NO_BUFFER, totalLen: seen.length, reason: 0, tableId: 0, cookie: 0n, match: { inPort: CLIENT.ofport }, data: seen }, seenParsed.value);
+    bed.sw.take();
+    assert.equal(bed.from(S2, CLIENT, { flags: { ack: true }, seq: 77, ack: 1, payload: 'y' }, interceptCookie(0)), true);
+    assert.ok(bed.sw.take().some((m) => m.type === 'flow_mod' && m.cookie === BYPASS_COOKIE && m.command === 'add'), 'a bypass flow for the client\'s own tuple');
     const id = bed.handshake();
     bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' });
     bed.sw.take();
