@@ -97,7 +97,11 @@ export interface Connection {
   fullFreezeAt?: number;
   /** The backend the last mid-stream freeze forwarded (copies of its flows after a move name it). */
   frozenFrom?: string;
-  /** The switch has (had) this connection's flows; a connection closing without them is passed on by the controller. */
+  /**
+   * The switch has (had) this connection's flows (true); they were sent and not confirmed, the
+   * switch refused them or they are on their way (false); none were ever sent (undefined: its end
+   * deletes nothing). A connection closing without confirmed flows is passed on by the controller.
+   */
   flowsInstalled?: boolean;
   /** A flow-stats request is checking whether its flows are really missing (see EngineCore.stray). */
   checkingFlows?: boolean;

@@ -272,7 +272,10 @@ export class EngineCore {
    * after a RST.
    */
   async installAndRelease(c: Connection, phase: Phase): Promise<void> {
-    await c.sw.transact(this.reinstallMessages(c));
+    const msgs = this.reinstallMessages(c);
+    // Sent, not yet confirmed: from here on the connection's end deletes its flows.
+    c.flowsInstalled ??= false;
+    await c.sw.transact(msgs);
     c.strays = 0;
     c.flowsInstalled = true;
     if (c.phase === 'closed' || c.phase === 'closing') { c.held = undefined; c.queue = NONE; return; }

@@ -62,7 +62,10 @@ export class Teardown {
     core.clearTimers(c);
     core.setPhase(c, 'closed');
     core.table.remove(c);
-    if (removeFlows && c.sw.connected) core.send(c, core.deleteFlowsOf(c));
+    // A connection that never had flows deletes none: OVS revalidates every datapath flow after any
+    // Flow-Mod, one that matches nothing included (half-open entries under a SYN flood, probes).
+    const mayHaveFlows = c.flowsInstalled !== undefined || !!c.adopted;
+    if (removeFlows && c.sw.connected && mayHaveFlows) core.send(c, core.deleteFlowsOf(c));
     if (c.transit.length) core.parts.transit.forget(c);
     else if (removeFlows) core.parts.adoption.endedWhileAway(c);
     this.recentlyClosed.delete(clientKey(c));
