@@ -152,8 +152,8 @@ export class HandoffEngine extends EventEmitter implements App {
     return lines;
   }
 
-  /** Reload: handoff timeouts; each is read when its timer is next armed. */
-  setHandoffTimeouts(t: Partial<Pick<EngineOptions, 'handshakeTimeoutMs' | 'replayTimeoutMs' | 'closeGraceMs' | 'revalidateMs'>>): void {
+  /** Reload: handoff timeouts (each read when its timer is next armed) and releaseBeforeBarrier (at the next release). */
+  setHandoffTimeouts(t: Partial<Pick<EngineOptions, 'handshakeTimeoutMs' | 'replayTimeoutMs' | 'closeGraceMs' | 'revalidateMs' | 'releaseBeforeBarrier'>>): void {
     Object.assign(this.core.opts, t);
   }
 

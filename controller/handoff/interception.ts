@@ -300,9 +300,14 @@ export class Interception {
         return;
       case 'forwarded':
       case 'closing':
-        // A connection that closed before it had flows (connect-and-close probes): its last
-        // segments go on from here; sending them to the table would bring them straight back.
-        if (c.phase === 'closing' && !c.flowsInstalled) { this.withoutFlows(c, frame.raw, 'c2s', inPort); return; }
+        // Without confirmed flows (a connection that closed before it had any, flows the switch
+        // refused or has not confirmed yet) its segments go on from here: sent to the table they
+        // could come straight back.
+        if (!c.flowsInstalled) {
+          if (c.phase === 'forwarded' && role === 'intercept') core.stray(c);
+          this.withoutFlows(c, frame.raw, 'c2s', inPort);
+          return;
+        }
         // A packet that raced the flow change (stale datapath cache) goes back through the table,
         // which now has the connection's flows; relayed connections are rewritten here instead.
         if (role === 'intercept') core.stray(c);
@@ -338,8 +343,12 @@ export class Interception {
       core.learning.learnHost(ip.src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
     }
     core.parts.teardown.trackSegment(c, 's2c', frame);
-    if (c.phase === 'closing' && !c.flowsInstalled) { this.withoutFlows(c, frame.raw, 's2c', inPort); return; }
     const hasFlows = c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing' || !!c.move?.midStream;
+    if (hasFlows && !c.flowsInstalled) {
+      if (c.phase === 'forwarded' && role === 'intercept') core.stray(c);
+      this.withoutFlows(c, frame.raw, 's2c', inPort);
+      return;
+    }
     if (hasFlows && role === 'intercept') core.stray(c);
     if (hasFlows && !core.relayed(c)) { core.toPipeline(c, frame.raw, inPort); return; }
     if (isIdentity(c)) { core.passOn(c, frame.raw, c.client.ofport, inPort); return; }

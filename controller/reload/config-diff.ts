@@ -30,8 +30,8 @@ export class ReloadRefusedError extends Error {
   }
 }
 
-/** Handoff settings the engine reads each time it arms a timer. */
-export const LIVE_HANDOFF_KEYS = ['handshakeTimeoutMs', 'replayTimeoutMs', 'closeGraceMs', 'revalidateMs'] as const;
+/** Handoff settings the engine reads each time it uses them (arming a timer, releasing a held segment). */
+export const LIVE_HANDOFF_KEYS = ['handshakeTimeoutMs', 'replayTimeoutMs', 'closeGraceMs', 'revalidateMs', 'releaseBeforeBarrier'] as const;
 export type HandoffTimeouts = Pick<ControllerConfig['handoff'], (typeof LIVE_HANDOFF_KEYS)[number]>;
 
 /** Sections with reloadable keys; every other section (listen, api, switch, learning, and any

@@ -125,8 +125,8 @@ export function controllerApplier(parts: ControllerParts): (next: ControllerConf
     const serviceLines = diff.servicesChanged ? await parts.engine.reconfigureServices(next.services) : [];
     rules.commit();
     if (diff.timeoutsChanged) {
-      const { handshakeTimeoutMs, replayTimeoutMs, closeGraceMs, revalidateMs } = next.handoff;
-      parts.engine.setHandoffTimeouts({ handshakeTimeoutMs, replayTimeoutMs, closeGraceMs, revalidateMs });
+      const { handshakeTimeoutMs, replayTimeoutMs, closeGraceMs, revalidateMs, releaseBeforeBarrier } = next.handoff;
+      parts.engine.setHandoffTimeouts({ handshakeTimeoutMs, replayTimeoutMs, closeGraceMs, revalidateMs, releaseBeforeBarrier });
     }
     parts.log.setLevel(next.log.level);
     return [...serviceLines, ...rules.changes];

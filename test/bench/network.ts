@@ -272,22 +272,32 @@ function latencyCaseOf(analyzer: string, parts: LatencySamples[]): LatencyCase {
 }
 
 /**
- * The service as configured, and with speculativeReplay (the handshake to server 2 opened from
- * server 1's SYN-ACK on), in alternating rounds on the same bed, so both see the same load.
+ * Three ways of handing over, in alternating rounds on the same bed so all see the same load: the
+ * held segment released only after the barrier's reply (`handoff.releaseBeforeBarrier: false`, as
+ * before 2026-12-06), the defaults (released right behind the Flow-Mods), and the defaults with the
+ * service's speculativeReplay (the handshake to server 2 opened from server 1's SYN-ACK on).
  */
 async function latencyCases(bed: HandoffBed, analyzer: string, n: number, rounds = 4): Promise<LatencyCase[]> {
   const service = bed.engine.listServices()[0]!;
-  const variants = [{ label: analyzer, speculative: false }, { label: `${analyzer}, speculativeReplay`, speculative: true }];
+  const variants = [
+    { label: `${analyzer}, release after the barrier`, speculative: false, releaseBeforeBarrier: false },
+    { label: analyzer, speculative: false, releaseBeforeBarrier: true },
+    { label: `${analyzer}, speculativeReplay`, speculative: true, releaseBeforeBarrier: true },
+  ];
   const parts = variants.map((): LatencySamples[] => []);
   try {
     for (let r = 0; r < rounds; r++) {
       for (const [i, v] of variants.entries()) {
         // The running service object is what connections read (a reload updates it in place too).
         service.speculativeReplay = v.speculative;
+        bed.engine.setHandoffTimeouts({ releaseBeforeBarrier: v.releaseBeforeBarrier });
         parts[i]!.push(await latencySamples(bed, Math.ceil(n / rounds)));
       }
     }
-  } finally { service.speculativeReplay = false; }
+  } finally {
+    service.speculativeReplay = false;
+    bed.engine.setHandoffTimeouts({ releaseBeforeBarrier: bed.controller.config.handoff.releaseBeforeBarrier });
+  }
   return variants.map((v, i) => latencyCaseOf(v.label, parts[i]!));
 }
 

@@ -120,7 +120,7 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
   if (lat && all.latency) {
     L.push(`When: ${when(all.latency.meta)}. OVS: ${lat.prefix} (switch mode ${lat.switchMode}).`);
     L.push('');
-    L.push(`What: ${lat.options.connections} sequential connections per analyzer from test/bench/apps/bench-client.mjs, each sending "please migrate N" (rule sid 1000002 → MIGRATE) and reading the reply. Timestamps: the engine's 'held', 'verdict' and 'migrated' events in the controller, the client's first reply byte; both from CLOCK_MONOTONIC (process.hrtime), so they compare across the two processes. Only connections that were migrated by a MIGRATE verdict count; "missed" ones got no verdict in 3 s (the default, FORWARD, then applies). Each analyzer runs twice on the same bed, in four alternating rounds: the service as configured (the handshake replayed to server 2 after the verdict) and with \`speculativeReplay\` (opened from server 1's SYN-ACK on, so the verdict finds it half-open).`);
+    L.push(`What: ${lat.options.connections} sequential connections per analyzer from test/bench/apps/bench-client.mjs, each sending "please migrate N" (rule sid 1000002 → MIGRATE) and reading the reply. Timestamps: the engine's 'held', 'verdict' and 'migrated' events in the controller, the client's first reply byte; both from CLOCK_MONOTONIC (process.hrtime), so they compare across the two processes. Only connections that were migrated by a MIGRATE verdict count; "missed" ones got no verdict in 3 s (the default, FORWARD, then applies). Each analyzer runs three ways on the same bed, in four alternating rounds: "release after the barrier" (\`handoff.releaseBeforeBarrier: false\`: the held segment waits for the barrier's reply, as before 2026-12-06), the defaults (the held segment right behind the connection's Flow-Mods, the handshake replayed to server 2 after the verdict), and the defaults with the service's \`speculativeReplay\` (that handshake opened from server 1's SYN-ACK on, so the verdict finds it half-open).`);
     L.push('');
     L.push('| analyzer | migrated / total | verdict → first byte at client, median / p99 (ms) | held → released, median / p99 (ms) | held → verdict, median / p99 (ms) | client: request → first reply byte, median / p99 (ms) |');
     L.push('| --- | ---: | ---: | ---: | ---: | ---: |');
@@ -260,7 +260,7 @@ function panels(all: AllResults): Panel[] {
   if (lat) {
     const bars: Bar[] = [];
     for (const c of lat.cases) {
-      const short = `${c.analyzer.startsWith('built') ? 'built-in' : 'Suricata'}${c.analyzer.includes('speculative') ? ' (spec.)' : ''}`;
+      const short = `${c.analyzer.startsWith('built') ? 'built-in' : 'Suricata'}${c.analyzer.includes('speculative') ? ' (spec.)' : c.analyzer.includes('after the barrier') ? ' (barrier first)' : ''}`;
       bars.push({ label: `${short}: verdict → 1st byte, median`, value: c.verdictToFirstByteMs.median, text: `${c.verdictToFirstByteMs.median.toFixed(2)} ms`, color: '#2e86de' });
       bars.push({ label: `${short}: verdict → 1st byte, p99`, value: c.verdictToFirstByteMs.p99, text: `${c.verdictToFirstByteMs.p99.toFixed(2)} ms`, color: '#85c1e9' });
       bars.push({ label: `${short}: held → released, median`, value: c.heldToReleasedMs.median, text: `${c.heldToReleasedMs.median.toFixed(2)} ms`, color: '#27ae60' });

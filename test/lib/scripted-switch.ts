@@ -29,7 +29,19 @@ export class ScriptedSwitch {
   async flowStats(cookie = 0n, cookieMask = 0n): Promise<FlowStats[]> { return this.table.filter((f) => (f.cookie & cookieMask) === (cookie & cookieMask)); }
 
   describe(): string { return '00000000000000a1'; }
-  send(m: OfpMessage): number { if (!this.connected) throw new Error('disconnected'); this.sent.push(m); return 1; }
+  /** Messages sent one by one since the last barrier: what a barrier confirms (or `refuse` refuses). */
+  private unconfirmed: OfpMessage[] = [];
+  send(m: OfpMessage): number { if (!this.connected) throw new Error('disconnected'); this.sent.push(m); this.unconfirmed.push(m); return 1; }
+  async barrier(): Promise<void> {
+    if (!this.connected) throw new Error('disconnected');
+    const msgs = this.unconfirmed;
+    this.unconfirmed = [];
+    if (!this.patched && msgs.some((m) => m.type === 'flow_mod' && m.tableId === 253 && m.command === 'add')) {
+      throw new OpenFlowError(OFPET.BAD_ACTION, OFPBAC.BAD_EXP_TYPE, Buffer.alloc(0));
+    }
+    const e = this.refuse?.(msgs.filter((m) => m.type === 'flow_mod'));
+    if (e) throw e;
+  }
   async transact(msgs: OfpMessage[]): Promise<void> {
     if (!this.connected) throw new Error('disconnected');
     if (!this.patched && msgs.some((m) => m.type === 'flow_mod' && m.tableId === 253 && m.command === 'add')) {
@@ -84,7 +96,7 @@ export class EngineBed {
       backends: [S1, S2, S3].map((n) => ({ name: n.name, address: n.ip, port: n.port, mac: n.mac, switchPort: n.ofport })),
       ...o.service,
     }]);
-    const opts: EngineOptions = { maxConnections: 100, handshakeTimeoutMs: 60000, replayTimeoutMs: 40, closeGraceMs: 20, revalidateMs: 0, switchGraceMs: 60000, ...o.opts };
+    const opts: EngineOptions = { maxConnections: 100, handshakeTimeoutMs: 60000, replayTimeoutMs: 40, closeGraceMs: 20, revalidateMs: 0, switchGraceMs: 60000, releaseBeforeBarrier: true, ...o.opts };
     const sw = new ScriptedSwitch(o.patched ?? true);
     const learning = new LearningSwitch({ idleTimeout: 60, hardTimeout: 0, priority: 10 }, silentLogger);
     const bed = new EngineBed(sw, new HandoffEngine([service], opts, learning, silentLogger), learning);

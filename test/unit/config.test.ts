@@ -9,6 +9,7 @@ describe('controller config', () => {
   it('fills defaults', () => {
     const c = parseConfig({});
     assert.deepEqual(c.listen, DEFAULT_CONFIG.listen);
+    assert.equal(c.handoff.releaseBeforeBarrier, true);
     assert.deepEqual(c.services, []);
   });
 
@@ -18,6 +19,8 @@ describe('controller config', () => {
     [{ log: { level: 'loud' } }, "'log.level'"],
     [{ switch: { echoIntervalMs: 5000, deadTimeoutMs: 4000 } }, "'switch.deadTimeoutMs'"],
     [{ api: { token: 'a b' } }, "'api.token'"],
+    [{ handoff: { releaseBeforeBarrier: 'yes' } }, "'handoff.releaseBeforeBarrier'"],
+    [{ services: [{ name: 'x', address: '10.0.0.1', port: 80, backends: [{ name: 'a', address: '10.0.0.1', port: 80 }], speculativeReplay: 1 }] }, "'services[0].speculativeReplay'"],
     [{ analyzers: { builtin: { rules: [] } } }, "'analyzers.builtin.rules'"],
     [{ analyzers: { snort: { mode: '999' } } }, "'analyzers.snort.mode'"],
     [{ services: [{ name: 'x' }] }, "'services[0].backends'"],

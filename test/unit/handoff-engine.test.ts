@@ -84,20 +84,34 @@ describe('handoff engine (scripted switch)', () => {
     await closeAndCheckGone(bed, id);
   });
 
-  it('server 2 sending before the barrier reply is back (a server that speaks first, or closes at once): its segment takes the new flows', async () => {
+  for (const releaseBeforeBarrier of [true, false]) {
+    it(`server 2 sending before the barrier reply is back (a server that speaks first, or closes at once): its segment takes the new flows (releaseBeforeBarrier ${releaseBeforeBarrier})`, async () => {
+      bed = await EngineBed.create({ opts: { releaseBeforeBarrier } });
+      const id = await held(bed);
+      bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+      await tick();
+      bed.sw.take();
+      const migrated = bed.waitEvent('migrated');
+      bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+      // Released right behind the Flow-Mods, or only once the barrier's reply is back.
+      assert.equal(bed.conn(id)?.phase, releaseBeforeBarrier ? 'forwarded' : 'replaying', 'the barrier reply is not back yet');
+      assert.equal(outputs(bed.sw.sent).some((o) => o.tcp?.payload === 'hello'), releaseBeforeBarrier, 'the held segment');
+      // Server 2's answer, caught by a stale intercept megaflow, while the controller still waits.
+      bed.from(S2, CLIENT, { flags: { ack: true, psh: true }, seq: S2_ISN + 1, ack: ISN + 6, payload: 'world' });
+      assert.deepEqual(outputs(bed.sw.take()).filter((o) => o.tcp?.payload === 'world').map((o) => [o.ports, o.inPort]), [[[CONN_TABLE], S2.ofport]], 'not dropped: through the new flows');
+      await migrated;
+      assert.equal(bed.conn(id)?.phase, 'forwarded');
+    });
+  }
+
+  it('releaseBeforeBarrier: the held segment follows the Flow-Mods on the channel, before the barrier', async () => {
     bed = await EngineBed.create();
     const id = await held(bed);
-    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-    await tick();
-    bed.sw.take();
-    const migrated = bed.waitEvent('migrated');
-    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
-    assert.equal(bed.conn(id)?.phase, 'replaying', 'the barrier reply is not back yet');
-    // Server 2's answer, caught by a stale intercept megaflow, while the controller still waits.
-    bed.from(S2, CLIENT, { flags: { ack: true, psh: true }, seq: S2_ISN + 1, ack: ISN + 6, payload: 'world' });
-    assert.deepEqual(outputs(bed.sw.take()).filter((o) => o.tcp?.payload === 'world').map((o) => [o.ports, o.inPort]), [[[CONN_TABLE], S2.ofport]], 'not dropped: through the new flows');
-    await migrated;
-    assert.equal(bed.conn(id)?.phase, 'forwarded');
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    const kinds = bed.sw.take().map((m) => (m.type === 'flow_mod' ? m.command : m.type === 'packet_out' ? 'packet_out' : m.type));
+    assert.deepEqual(kinds, ['add', 'add', 'packet_out']);
   });
 
   it('FIN/RST copies (the service\'s flows in table 0) are consumed, never forwarded, and close a connection only through its current ends', async () => {
@@ -213,8 +227,8 @@ describe('handoff engine (scripted switch)', () => {
     await closeAndCheckGone(bed, id);
   });
 
-  it('the switch refuses the flows of a FORWARD: the held segment still goes on to server 1 and the flows are retried by the stray path', async () => {
-    bed = await EngineBed.create();
+  it('the switch refuses the flows of a FORWARD (releasing after the barrier): the held segment still goes on to server 1 and the flows are retried by the stray path', async () => {
+    bed = await EngineBed.create({ opts: { releaseBeforeBarrier: false } });
     const id = await held(bed);
     bed.sw.refuse = () => new OpenFlowError(OFPET.BAD_REQUEST, OFPBRC.EPERM, Buffer.alloc(0));
     bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
@@ -226,6 +240,25 @@ describe('handoff engine (scripted switch)', () => {
     for (let i = 0; i < 16; i++) bed.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 6, ack: S1_ISN + 1 });
     await tick();
     assert.ok(bed.sw.flowMods().some((m) => m.command === 'add' && m.cookie === connCookie(id)), 'flows installed once the switch accepts them');
+    await closeAndCheckGone(bed, id);
+  });
+
+  it('the switch refuses the flows of a FORWARD (released before the barrier): the segment that comes back through the intercept flow goes straight to server 1, not round again; the flows are retried', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    bed.sw.refuse = () => new OpenFlowError(OFPET.BAD_REQUEST, OFPBRC.EPERM, Buffer.alloc(0));
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await tick(); await tick();
+    assert.deepEqual(outputs(bed.sw.take()).map((o) => [o.ports, o.tcp?.payload]), [[[CONN_TABLE], 'hello']], 'sent right behind the (refused) Flow-Mods');
+    assert.equal(bed.conn(id)?.phase, 'forwarded');
+    // Without flows it reaches the intercept flow and comes back: passed on, never to the table again.
+    bed.from(CLIENT, S1, HELD);
+    assert.deepEqual(outputs(bed.sw.take()).map((o) => [o.ports, o.tcp?.payload]), [[[S1.ofport], 'hello']]);
+    bed.sw.refuse = undefined;
+    for (let i = 0; i < 16; i++) bed.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 6, ack: S1_ISN + 1 });
+    await tick();
+    assert.ok(bed.sw.flowMods().some((m) => m.command === 'add' && m.cookie === connCookie(id)), 'flows installed once the switch accepts them');
+    assert.ok(outputs(bed.sw.sent).every((o) => !o.ports.includes(CONN_TABLE)), 'nothing sent round the table while the flows are missing');
     await closeAndCheckGone(bed, id);
   });
 

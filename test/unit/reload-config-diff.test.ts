@@ -93,16 +93,17 @@ describe('reload: config diff', () => {
     assert.deepEqual(d.next.services.map((s) => s.name), ['web']);
   });
 
-  it('log.level and the handoff timeouts are reloadable', () => {
+  it('log.level, the handoff timeouts and releaseBeforeBarrier are reloadable', () => {
     const d = diff((r) => {
       r.log = { level: 'debug' };
-      r.handoff = { handshakeTimeoutMs: 1000, replayTimeoutMs: 200, closeGraceMs: 0, revalidateMs: 5 };
+      r.handoff = { handshakeTimeoutMs: 1000, replayTimeoutMs: 200, closeGraceMs: 0, revalidateMs: 5, releaseBeforeBarrier: false };
     });
     assert.deepEqual(d.changes, [
       'log.level: info -> debug',
       'handoff.handshakeTimeoutMs: 30000 -> 1000', 'handoff.replayTimeoutMs: 1000 -> 200',
-      'handoff.closeGraceMs: 1000 -> 0', 'handoff.revalidateMs: 100 -> 5',
+      'handoff.closeGraceMs: 1000 -> 0', 'handoff.revalidateMs: 100 -> 5', 'handoff.releaseBeforeBarrier: true -> false',
     ]);
+    assert.equal(d.next.handoff.releaseBeforeBarrier, false);
     assert.deepEqual(d.restartNeeded, []);
     assert.equal(d.next.log.level, 'debug');
     assert.equal(d.next.handoff.replayTimeoutMs, 200);
