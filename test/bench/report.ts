@@ -289,7 +289,7 @@ function esc(s: string): string { return s.replace(/&/g, '&amp;').replace(/</g, 
 
 export function renderSvg(all: AllResults, date: string): { svg: string; width: number; height: number } {
   const ps = panels(all);
-  const width = 1000; const labelW = 300; const barMax = 520; const rowH = 24; let y = 50;
+  const width = 1100; const labelW = 400; const barMax = 520; const rowH = 24; let y = 50;
   const parts: string[] = [`<text x="20" y="30" font-size="18" font-weight="bold">tcp-migrate benchmarks, ${esc(date)} — Debian 12, 2 cores, OVS 3.1 netdev datapath, Node 20</text>`];
   for (const p of ps) {
     parts.push(`<text x="20" y="${y + 18}" font-size="15" font-weight="bold">${esc(p.title)}</text>`);
