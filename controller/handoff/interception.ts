@@ -303,11 +303,7 @@ export class Interception {
         // Without confirmed flows (a connection that closed before it had any, flows the switch
         // refused or has not confirmed yet) its segments go on from here: sent to the table they
         // could come straight back.
-        if (!c.flowsInstalled) {
-          if (c.phase === 'forwarded' && role === 'intercept') core.stray(c);
-          this.withoutFlows(c, frame.raw, 'c2s', inPort);
-          return;
-        }
+        if (!c.flowsInstalled) { this.withoutFlows(c, role, frame.raw, 'c2s', inPort); return; }
         // A packet that raced the flow change (stale datapath cache) goes back through the table,
         // which now has the connection's flows; relayed connections are rewritten here instead.
         if (role === 'intercept') core.stray(c);
@@ -344,20 +340,21 @@ export class Interception {
     }
     core.parts.teardown.trackSegment(c, 's2c', frame);
     const hasFlows = c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing' || !!c.move?.midStream;
-    if (hasFlows && !c.flowsInstalled) {
-      if (c.phase === 'forwarded' && role === 'intercept') core.stray(c);
-      this.withoutFlows(c, frame.raw, 's2c', inPort);
-      return;
-    }
+    if (hasFlows && !c.flowsInstalled) { this.withoutFlows(c, role, frame.raw, 's2c', inPort); return; }
     if (hasFlows && role === 'intercept') core.stray(c);
     if (hasFlows && !core.relayed(c)) { core.toPipeline(c, frame.raw, inPort); return; }
     if (isIdentity(c)) { core.passOn(c, frame.raw, c.client.ofport, inPort); return; }
     core.relayToClient(c, frame.raw);
   }
 
-  /** A segment of a connection without flows, passed on (rewritten if it was moved) by the controller. */
-  private withoutFlows(c: Connection, raw: Buffer, dir: 'c2s' | 's2c', inPort: number): void {
+  /**
+   * A segment of a connection without confirmed flows, passed on (rewritten if it was moved) by the
+   * controller. A forwarded one's intercepted segments count as strays, so flows the switch refused
+   * are tried again (a connection that closed before it had any has none to try).
+   */
+  private withoutFlows(c: Connection, role: 'copy' | 'flow' | 'intercept', raw: Buffer, dir: 'c2s' | 's2c', inPort: number): void {
     const core = this.core;
+    if (c.phase === 'forwarded' && role === 'intercept') core.stray(c);
     if (isIdentity(c)) core.passOn(c, raw, dir === 'c2s' ? c.backend.ofport : c.client.ofport, inPort);
     else if (dir === 'c2s') core.relayToBackend(c, raw);
     else core.relayToClient(c, raw);

@@ -67,7 +67,7 @@ export class Teardown {
     const mayHaveFlows = c.flowsInstalled !== undefined || !!c.adopted;
     if (removeFlows && c.sw.connected && mayHaveFlows) core.send(c, core.deleteFlowsOf(c));
     if (c.transit.length) core.parts.transit.forget(c);
-    else if (removeFlows) core.parts.adoption.endedWhileAway(c);
+    else if (removeFlows && mayHaveFlows) core.parts.adoption.endedWhileAway(c);
     this.recentlyClosed.delete(clientKey(c));
     this.recentlyClosed.set(clientKey(c), Date.now());
     if (this.recentlyClosed.size > RECENTLY_CLOSED_MAX) this.recentlyClosed.delete(this.recentlyClosed.keys().next().value!);
