@@ -139,16 +139,19 @@ export class Mover {
     const s = c.service;
     if (!s.speculativeReplay || !s.migrateTo || s.migrateTo === c.backendName || c.prepared || !c.syn) return;
     const t = s.backends.find((b) => b.name === s.migrateTo);
-    if (!t) return;
-    this.locate(c, t).then((target) => {
-      if ((c.phase !== 'handshake' && c.phase !== 'established' && c.phase !== 'held') || c.move || c.prepared || c.backendName === t.name) return;
-      this.openLeg(c, target);
-      const isn = c.isnClient;
-      c.prepared = { target, targetName: t.name, isn, syn: replaySyn(c.syn!, c.acceptedSynAck, c.client, target, isn), tries: 1 };
-      core.table.indexBackend(c, target);
-      core.stats.speculativeOpened++;
-      core.packetOut(c, c.prepared.syn, target.ofport, c.client.ofport);
-    }, (e) => core.log.debug('no speculative replay', { conn: c.id, to: t.name, why: (e as Error).message }));
+    const address = t && addressFor(t, isIpv6Address(c.client.ip));
+    if (!t || address === undefined) return;
+    // Only where the target is known already: a speculation must not send a probe per connection
+    // (a target that is down would get a broadcast for every one). A move's own replay probes.
+    const target = this.known(c, t, address);
+    if (!target) { core.log.debug('no speculative replay: the target is not located yet', { conn: c.id, to: t.name }); return; }
+    try { this.checkVlan(c, t, address); } catch { return; }
+    this.openLeg(c, target);
+    const isn = c.isnClient;
+    c.prepared = { target, targetName: t.name, isn, syn: replaySyn(c.syn, c.acceptedSynAck, c.client, target, isn), tries: 1 };
+    core.table.indexBackend(c, target);
+    core.stats.speculativeOpened++;
+    core.packetOut(c, c.prepared.syn, target.ofport, c.client.ofport);
   }
 
   /** A segment from the prepared leg's target: its SYN-ACK is kept for the verdict; a RST ends the leg. */
@@ -382,15 +385,22 @@ export class Mover {
     throw new Error(`backend ${b.name} is in VLAN ${got}, the service's primary (${primary!.name}) in VLAN ${want}: a move across VLANs needs "crossVlan": true on the service`);
   }
 
-  private async find(c: Connection, b: BackendConfig, address: string, v6: boolean): Promise<Attached> {
+  /** Where a backend is, from the config or what the switch has shown the controller; undefined if that is not enough. */
+  private known(c: Connection, b: BackendConfig, address: string): Attached | undefined {
     const { learning } = this.core;
     // On a fabric a backend may sit on another switch: the connection's flows send to the port towards it.
-    const fabric = !!this.core.opts.fabric;
     const seen = learning.hosts.get(address);
-    const known = seen && (fabric || seen.dpid === c.dpid) ? seen : undefined;
+    const known = seen && (this.core.opts.fabric || seen.dpid === c.dpid) ? seen : undefined;
     const mac = b.mac ?? known?.mac;
     const port = b.switchPort ?? (mac ? learning.portForMac(c.dpid, mac) : undefined) ?? (known?.dpid === c.dpid ? known.port : undefined);
-    if (mac && port !== undefined) return { mac, ip: address, port: b.port, ofport: port };
+    return mac && port !== undefined ? { mac, ip: address, port: b.port, ofport: port } : undefined;
+  }
+
+  private async find(c: Connection, b: BackendConfig, address: string, v6: boolean): Promise<Attached> {
+    const { learning } = this.core;
+    const fabric = !!this.core.opts.fabric;
+    const at = this.known(c, b, address);
+    if (at) return at;
     const found = new Promise<Attached>((resolve, reject) => {
       const onHost = (ip: string, loc: { mac: string; port: number; dpid: string }) => {
         if (ip !== address || (!fabric && loc.dpid !== c.dpid)) return;

@@ -180,6 +180,17 @@ describe('speculative replay (scripted switch)', () => {
     assert.deepEqual([bed.engine.stats.speculativeUsed, bed.engine.stats.speculativeAbandoned], [0, 1]);
   });
 
+  it('a target not located yet gets no speculative SYN and no probe (a target that is down must not cost a broadcast per connection)', async () => {
+    const backends = [S1, S2].map((n) => ({ name: n.name, address: n.ip, port: n.port, ...(n === S1 ? { mac: n.mac, switchPort: n.ofport } : {}) }));
+    bed = await EngineBed.create({ service: { speculativeReplay: true, backends } });
+    bed.from(CLIENT, S1, { flags: { syn: true }, seq: ISN, options: SYN_OPTIONS });
+    bed.from(S1, CLIENT, { flags: { syn: true, ack: true }, seq: S1_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+    await tick();
+    const outs = bed.sw.take().filter((m) => m.type === 'packet_out');
+    assert.equal(outs.length, 2, 'the SYN and the SYN-ACK passed on, nothing else (no SYN to server 2, no ARP probe)');
+    assert.equal(bed.engine.stats.speculativeOpened, 0);
+  });
+
   it('config: speculativeReplay must be a boolean', () => {
     const base = { name: 's', address: '10.0.0.1', port: 80, primary: 'a', backends: [{ name: 'a', address: '10.0.0.1', port: 80 }, { name: 'b', address: '10.0.0.3', port: 80 }] };
     assert.equal(parseServices([base])[0].speculativeReplay, false);
