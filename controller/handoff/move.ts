@@ -276,14 +276,18 @@ export class Mover {
     c.frozenByFlow = false;
     // Counted before the install: the flows' state note records it.
     c.migrations++;
-    await core.installAndRelease(c, 'forwarded');
-    // seq == the old backend's RCV.NXT exactly: the held segment never reached it.
-    this.resetOldBackend(c, old.backend, held.seq);
-    const latencyMs = Date.now() - (c.move?.requestedAt ?? Date.now());
-    core.stats.migrated++;
     const move = c.move;
-    c.move = undefined;
-    c.replay = undefined;
+    await core.installAndRelease(c, 'forwarded');
+    // The held segment went out before the flows were confirmed, so the connection may already be
+    // on its next move (a client that answers fast, an API call): that move's state is its own.
+    const next = c.replay !== r ? c.replay : undefined;
+    // seq == the old backend's RCV.NXT exactly: the held segment never reached it. Not while the
+    // next move opens a leg to that very backend (its repeats are cancelled by then too).
+    if (!(next && next.target.ip === old.backend.ip && next.target.port === old.backend.port)) this.resetOldBackend(c, old.backend, held.seq);
+    const latencyMs = Date.now() - (move?.requestedAt ?? Date.now());
+    core.stats.migrated++;
+    if (c.move === move) c.move = undefined;
+    if (c.replay === r) c.replay = undefined;
     core.log.info('connection migrated', { conn: c.id, from: old.name, to: c.backendName, ackDelta, latencyMs, midStream: !!move?.midStream });
     core.emit('migrated', core.describe(c), { from: old.name, to: c.backendName, latencyMs, midStream: !!move?.midStream, sid: move?.sid });
   }

@@ -32,9 +32,12 @@ export class ScriptedSwitch {
   /** Messages sent one by one since the last barrier: what a barrier confirms (or `refuse` refuses). */
   private unconfirmed: OfpMessage[] = [];
   send(m: OfpMessage): number { if (!this.connected) throw new Error('disconnected'); this.sent.push(m); this.unconfirmed.push(m); return 1; }
+  /** While set, barrier() replies wait for it (a switch slow to confirm). */
+  barrierGate?: Promise<void>;
   async barrier(): Promise<void> {
     if (!this.connected) throw new Error('disconnected');
     const msgs = this.unconfirmed;
+    if (this.barrierGate) await this.barrierGate;
     this.unconfirmed = [];
     if (!this.patched && msgs.some((m) => m.type === 'flow_mod' && m.tableId === 253 && m.command === 'add')) {
       throw new OpenFlowError(OFPET.BAD_ACTION, OFPBAC.BAD_EXP_TYPE, Buffer.alloc(0));
