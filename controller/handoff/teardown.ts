@@ -28,6 +28,12 @@ export class Teardown {
     // Most connections are in the same few states: share those (a FIN's sequence number is the connection's own).
     c.track = track.clientFinSeq === undefined && track.serverFinSeq === undefined ? core.shared.track.get(track) : track;
     if (before.client !== c.track.client || before.server !== c.track.server) core.emit('tcp_state', core.describe(c), dir);
+    if (c.phase === 'closing' && seg.fin && c.timers?.close) {
+      // A FIN sent again: the first was lost after the switch copied it (the other end never had it),
+      // so the flows must carry this one and any later one: the grace starts over.
+      core.setTimer(c, 'close', core.opts.closeGraceMs, () => this.finish(c, bothFinSent(c.track) ? 'closed by both ends' : 'reset', true));
+      return;
+    }
     if (c.phase === 'closing' || c.phase === 'closed') return;
     if (frame.tcp!.flagSet.rst || bothFinSent(c.track)) this.closeSoon(c, frame.tcp!.flagSet.rst ? 'reset' : 'closed by both ends');
   }

@@ -104,6 +104,30 @@ describe('handoff engine (scripted switch)', () => {
     });
   }
 
+  it('a next move started while the last one\'s flows await confirmation keeps its own state (the held segment went out first)', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    let open!: () => void;
+    bed.sw.barrierGate = new Promise((r) => { open = r; });
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+    assert.equal(bed.conn(id)?.phase, 'forwarded', 'released, the barrier not confirmed yet');
+    // The client answered at once and the operator moves it on, before the switch confirms.
+    await bed.engine.migrate(id, 'server3');
+    assert.equal(bed.conn(id)?.phase, 'freezing');
+    const migrated = bed.waitEvent('migrated');
+    bed.sw.barrierGate = undefined;
+    open();
+    await migrated;
+    bed.sw.take();
+    // The next data segment is the new move's boundary: replayed to server 3.
+    bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 1, payload: 'again' });
+    await tick();
+    assert.deepEqual(outputs(bed.sw.take()).filter((o) => o.tcp?.flags === 'syn').map((o) => [o.tcp?.dst, o.tcp?.seq]), [[`${S3.ip}:${S3.port}`, ISN + 5]]);
+    assert.equal(bed.conn(id)?.phase, 'replaying');
+  });
+
   it('releaseBeforeBarrier: the held segment follows the Flow-Mods on the channel, before the barrier', async () => {
     bed = await EngineBed.create();
     const id = await held(bed);
@@ -112,6 +136,27 @@ describe('handoff engine (scripted switch)', () => {
     await fwd;
     const kinds = bed.sw.take().map((m) => (m.type === 'flow_mod' ? m.command : m.type === 'packet_out' ? 'packet_out' : m.type));
     assert.deepEqual(kinds, ['add', 'add', 'packet_out']);
+  });
+
+  it('a FIN sent again while closing (the first lost after the switch copied it) keeps the flows: the grace starts over', async () => {
+    bed = await EngineBed.create({ opts: { closeGraceMs: 60 } });
+    const id = await migratedToS2(bed);
+    bed.sw.take();
+    const COPY = interceptCookie(0, INTERCEPT_ROLE.flagCopy);
+    bed.from(CLIENT, S1, { flags: { fin: true, ack: true }, seq: ISN + 6, ack: S1_ISN + 1 }, COPY);
+    bed.from(S2, CLIENT, { flags: { fin: true, ack: true }, seq: S2_ISN + 1, ack: ISN + 7 }, COPY);
+    assert.equal(bed.conn(id)?.phase, 'closing');
+    const closed = bed.waitEvent('conn_closed');
+    const start = Date.now();
+    // Server 2 sends its FIN again twice, 40 ms apart: each copy restarts the 60 ms grace.
+    for (let i = 0; i < 2; i++) {
+      await new Promise((r) => setTimeout(r, 40));
+      assert.equal(bed.conn(id)?.phase, 'closing', 'still closing: the flows must carry the retransmitted FIN');
+      bed.from(S2, CLIENT, { flags: { fin: true, ack: true }, seq: S2_ISN + 1, ack: ISN + 7 }, COPY);
+    }
+    await closed;
+    assert.ok(Date.now() - start >= 80 + 60 - 5, 'closed only a grace after the last FIN');
+    assert.ok(bed.sw.flowMods().some((m) => m.command === 'delete' && m.cookie === connCookie(id)));
   });
 
   it('FIN/RST copies (the service\'s flows in table 0) are consumed, never forwarded, and close a connection only through its current ends', async () => {
