@@ -142,7 +142,9 @@ async function many() {
       if (a !== `${sa} hello ${i}` || b !== `${sb} again ${i}` || sa !== sb) throw new Error(`bad replies ${JSON.stringify([a, b])}`);
       summary.servers[sa] = (summary.servers[sa] ?? 0) + 1;
       c.sock.end();
-      await c.wait(() => c.closed, 'close').catch(() => {});
+      // A close that never completes (the server's FIN never arrives) must not keep this process
+      // alive for ever: counted, and the socket dropped.
+      await c.wait(() => c.closed, 'close').catch(() => { summary.closeTimeouts = (summary.closeTimeouts ?? 0) + 1; c.sock.destroy(); });
       summary.ok++;
     } catch (e) {
       summary.failed++;
