@@ -158,27 +158,20 @@ export class Mover {
   fromPrepared(c: Connection, frame: ParsedFrame, inPort: number): void {
     const p = c.prepared!;
     const tcp = frame.tcp!;
-    if (tcp.flagSet.rst) {
-      c.prepared = undefined;
-      c.retired = c.retired.concat(tupleKey(p.target.ip, p.target.port, c.client.ip, c.client.port));
-      this.core.stats.speculativeAbandoned++;
-      this.core.log.debug('speculative replay refused by the target (RST)', { conn: c.id, to: p.targetName });
-      return;
-    }
+    if (tcp.flagSet.rst) { this.abandon(c, 'refused by the target (RST)', false); return; }
     if (!(tcp.flagSet.syn && tcp.flagSet.ack) || tcp.ack !== seqAdd(p.isn, 1) || p.targetIsn !== undefined) return;
     p.target = this.core.shared.attached.get({ ...p.target, mac: this.core.shared.strings.get(frame.eth.src), ofport: inPort });
     p.targetIsn = tcp.seq;
     p.synAck = summarise(tcp.options, tcp.flagSet);
   }
 
-  /** The prepared leg will not be used: the target's half-open socket is reset, its late segments dropped. */
-  abandon(c: Connection, why: string): void {
+  /** The prepared leg will not be used: the target's half-open socket is reset (unless it refused the leg itself), its late segments dropped. */
+  abandon(c: Connection, why: string, reset = true): void {
     const p = c.prepared;
     if (!p) return;
     c.prepared = undefined;
-    if (p.timer) clearTimeout(p.timer);
     // seq = ISN + 1, the target's RCV.NXT whether or not its SYN-ACK reached us: nothing else was sent to it.
-    this.core.packetOut(c, resetFor(c.client, p.target, seqAdd(p.isn, 1)), p.target.ofport, c.client.ofport);
+    if (reset) this.core.packetOut(c, resetFor(c.client, p.target, seqAdd(p.isn, 1)), p.target.ofport, c.client.ofport);
     c.retired = c.retired.concat(tupleKey(p.target.ip, p.target.port, c.client.ip, c.client.port));
     this.core.stats.speculativeAbandoned++;
     this.core.log.debug('speculative replay reset', { conn: c.id, to: p.targetName, why });
