@@ -80,6 +80,8 @@ describe('control-plane drills (patched OVS, controller process)', function () {
       // Adopted connections can move again: their SYN was rebuilt from the flows' state note.
       const mig = await run(process.execPath, [CLI, 'migrate', 'echo', '--to', 'server3', '--api', `http://127.0.0.1:${bed.apiPort}`, '--token', 'drill-token']);
       assert.match(mig.stdout, /connection/);
+      // The freeze is in; the next request must not take the datapath's cached path to server 1.
+      await bed.ovs.datapathCaughtUp();
       await bed.round(migrated, 'moved', { server3: N });
       await bed.round(forwarded, 'moved', { server3: 5 });
       // Connections found without their handshake cannot be replayed: they stay, still served.

@@ -72,7 +72,7 @@ function serverFirst(prefix: string, mode: 'fastpath' | 'relay'): void {
         assert.deepEqual(held, []);
         assert.equal(bed.engine.connections().find((x) => x.id === id)?.lastVerdict, undefined);
         // Server 1 has sent data (its greeting and a reply); the move still lines the streams up.
-        await bed.engine.migrate(id, 'server2');
+        await bed.migrateMidStream(id, 'server2');
         assert.equal(await send(c, 'second'), 'server2 ready');
         assert.equal(await read(c), 'server2 second');
         assert.equal(await send(c, 'third'), 'server2 third');

@@ -194,6 +194,18 @@ export class HandoffBed {
       .catch(() => { throw new Error(`${server} still holds ${left.length} socket(s): ${left.slice(0, 5).join(' | ')}`); });
   }
 
+  /**
+   * A mid-stream move through the engine, then two full revalidator rounds of the switch. The
+   * engine resolves once the freeze flows are in and its `revalidateMs` has passed; on a loaded
+   * machine OVS can take longer to drop the datapath's cached path to the old backend, and a
+   * client segment sent meanwhile still reaches it (the move then happens at the next one). The
+   * tests assert which server answers the *next* request, so they wait for the datapath itself.
+   */
+  async migrateMidStream(id: number, target: string): Promise<void> {
+    await this.engine.migrate(id, target);
+    await this.ovs.datapathCaughtUp();
+  }
+
   /** Answers every held first segment with `verdict` (as an analyzer would). */
   autoVerdict(verdict: 'MIGRATE' | 'FORWARD', target?: string): () => void {
     const fn = (c: { id: number; phase: string }) => setImmediate(() => { try { this.engine.verdict(c.id, { verdict, source: 'test', target }); } catch { /* closed meanwhile */ } });

@@ -204,7 +204,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       const a = await c.cmd({ op: 'blob', n: half, seed: 1 });
       assert.equal(a.sha256, blobSha(1, half));
       const moved = once(bed.engine, 'migrated');
-      await bed.engine.migrate(id, 'server2');
+      await bed.migrateMidStream(id, 'server2');
       const b = await c.cmd({ op: 'blob', n: half, seed: 2 });
       const [view, info] = await moved;
       assert.equal(view.id, id);
@@ -226,7 +226,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       const { id, port } = await bed.open(c);
       assert.equal((await c.cmd({ op: 'send', line: 'a' })).reply, 'server1 a');
       for (const [target, line] of [['server2', 'b'], ['server3', 'c'], ['server1', 'd'], ['server2', 'e']] as const) {
-        await bed.engine.migrate(id, target);
+        await bed.migrateMidStream(id, target);
         assert.equal((await c.cmd({ op: 'send', line })).reply, `${target} ${line}`);
         assert.equal((await c.cmd({ op: 'send', line: line + '2' })).reply, `${target} ${line}2`);
       }
@@ -253,6 +253,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       const r = await http(base, 'POST', '/api/services/echo/migrate', { body: { to: 'server3' }, token: TOKEN });
       assert.equal(r.status, 202, r.text);
       assert.deepEqual(r.json.connections.map((v: { id: number }) => v.id).sort(), opened.map((x) => x.id).sort());
+      await bed.ovs.datapathCaughtUp();
       for (const [i, c] of clients.entries()) assert.equal((await c.cmd({ op: 'send', line: `b${i}` })).reply, `server3 b${i}`);
       await leftBehind(cap, 'server1', Object.fromEntries(opened.map((x) => [x.port, 1])));
       for (const c of clients) await c.cmd({ op: 'close' });

@@ -65,6 +65,14 @@ export class Ovs {
   ofctl(...args: string[]): Promise<string> { return run(this.bin('ovs-ofctl'), args, { env: this.env }).then((r) => r.stdout); }
   ofctlRaw(args: string[]): Promise<RunResult> { return run(this.bin('ovs-ofctl'), args, { env: this.env, allowFail: true }); }
   appctl(...args: string[]): Promise<string> { return run(this.bin('ovs-appctl'), ['-t', this.vswitchdCtl, ...args], { env: this.env }).then((r) => r.stdout); }
+  /**
+   * Resolves once the datapath's cached flows reflect the flow table as it is now: two full
+   * revalidator rounds (a round already under way may have started before the last change).
+   */
+  async datapathCaughtUp(): Promise<void> {
+    await this.appctl('revalidator/wait');
+    await this.appctl('revalidator/wait');
+  }
 
   async addBridge(name: string, opts: BridgeOptions = {}): Promise<void> {
     if (name.length > 15) throw new Error(`bridge name ${name} longer than 15 characters`);
