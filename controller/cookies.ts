@@ -18,7 +18,11 @@ export function cookieApp(cookie: bigint): bigint { return cookie >> COOKIE_APP_
  * still recognised, and deleted, in flows adopted from a switch set up by an older controller).
  */
 /** `transit`: on a fabric switch other than the connection's own, the flows that only carry its packets (handoff/transit.ts). */
-export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n, transit: 4n } as const;
+/**
+ * `closing`: a closing connection's two flows, replaced with a short idle timeout so that the
+ * switch itself removes them once the connection has gone quiet (handoff/teardown.ts).
+ */
+export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n, transit: 4n, closing: 5n } as const;
 const ROLE_SHIFT = 48n;
 const ID_MASK = (1n << ROLE_SHIFT) - 1n;
 export function connCookie(id: number, role: bigint = CONN_ROLE.main): bigint { return appCookie(APP_ID.connection, (role << ROLE_SHIFT) | (BigInt(id) & ID_MASK)); }

@@ -9,7 +9,7 @@ import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { HostDirectory } from '../fabric/host-directory.ts';
 import type { Logger } from '../log.ts';
 import { ConnectionTable, endpointKey, leftOf, NONE, type Connection, type Phase } from './connection.ts';
-import { connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
+import { closingIdleTimeout, connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
 import type { SynRecord } from './connection-record.ts';
 import { allowed, hasFlows } from './phases.ts';
 import { connCookie, CONN_COOKIE_MASK, CONN_ROLE } from '../cookies.ts';
@@ -240,8 +240,10 @@ export class EngineCore {
   }
 
   flowSpec(c: Connection): ConnectionFlowSpec {
+    const closing = c.phase === 'closing';
     return {
-      id: c.id, idleTimeout: c.service.idleTimeout, client: c.client, service: c.serviceL2, backend: c.backend,
+      id: c.id, idleTimeout: closing ? closingIdleTimeout(this.opts.closeGraceMs) : c.service.idleTimeout, ...(closing && { closing }),
+      client: c.client, service: c.serviceL2, backend: c.backend,
       // mirrorAll copies come from the connection's own flows: only to an IDS port on its switch.
       ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? this.localMirror(c) : undefined,
       inspect: c.service.mirrorAll && (!!this.opts.inspectInController || this.remoteMirror(c)),
@@ -262,6 +264,15 @@ export class EngineCore {
   deleteFlowsOf(c: Connection): OfpMessage[] {
     if (c.adopted) return deleteConnectionFlows(c.id);
     return deleteConnectionFlows(c.id, c.frozeEver ? [CONN_ROLE.main, CONN_ROLE.freeze, CONN_ROLE.freezeCopy] : [CONN_ROLE.main]);
+  }
+
+  /**
+   * At the end of a connection whose closing flows are on the switch (they go by idle timeout):
+   * the deletes of any other flow it may have left, none at all in the usual case.
+   */
+  deleteAllButClosingFlows(c: Connection): OfpMessage[] {
+    const roles = c.adopted ? Object.values(CONN_ROLE) : c.frozeEver ? [CONN_ROLE.freeze, CONN_ROLE.freezeCopy] : [];
+    return deleteConnectionFlows(c.id, roles.filter((r) => r !== CONN_ROLE.main && r !== CONN_ROLE.closing));
   }
 
   /**

@@ -55,6 +55,18 @@ export interface ConnectionFlowSpec {
   inspect?: boolean;
   /** What the flows must carry for a later controller to adopt the connection (a note action). */
   meta?: ConnectionMeta;
+  /**
+   * The connection is closing (FIN both ways, or a RST): its flows carry what still comes (a FIN
+   * sent again because the first was lost past the switch, the last ACKs) until it has been quiet
+   * for `idleTimeout` seconds, then the switch removes them itself. They report no removal and a
+   * later controller does not adopt them (role `closing`).
+   */
+  closing?: boolean;
+}
+
+/** Seconds of quiet after which a closing connection's flows go: the grace, in OpenFlow's whole seconds. */
+export function closingIdleTimeout(closeGraceMs: number): number {
+  return Math.max(1, Math.ceil(closeGraceMs / 1000));
 }
 
 /** The parts of a connection's state that its matches and rewrites do not already say. */
@@ -154,8 +166,10 @@ export function backendToClientActions(s: ConnectionFlowSpec): Action[] {
  * FLOW_REMOVED per teardown instead of six spares the channel.
  */
 function add(spec: ConnectionFlowSpec, priority: number, match: Match, actions: Action[], role: bigint = CONN_ROLE.main, notify = false): OfpMessage {
+  const closing = !!spec.closing;
   return flowMod({
-    command: 'add', tableId: TABLE.connection, priority, cookie: connCookie(spec.id, role), idleTimeout: spec.idleTimeout, flags: notify ? OFPFF.SEND_FLOW_REM : 0,
+    command: 'add', tableId: TABLE.connection, priority, cookie: connCookie(spec.id, closing ? CONN_ROLE.closing : role), idleTimeout: spec.idleTimeout,
+    flags: notify && !closing ? OFPFF.SEND_FLOW_REM : 0,
     match, instructions: [{ type: 'apply_actions', actions }],
   });
 }

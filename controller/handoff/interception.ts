@@ -238,7 +238,7 @@ export class Interception {
       core.parts.teardown.trackSegment(c, 'c2s', frame);
       if (seg.payloadLength > 0) core.emit('segment_frame', core.describe(c), frame);
       // mirrorAll to an IDS on another fabric switch: the flow's copy goes on from here.
-      if (c.service.mirrorAll && connRoleOf(pi.cookie) === CONN_ROLE.main && core.remoteMirror(c)) core.mirror(c, frame.raw);
+      if (c.service.mirrorAll && (connRoleOf(pi.cookie) === CONN_ROLE.main || connRoleOf(pi.cookie) === CONN_ROLE.closing) && core.remoteMirror(c)) core.mirror(c, frame.raw);
       // A freeze copy after the move: the datapath's cached freeze megaflow also sent this data to
       // the backend the connection left, until revalidation. Its new flows take it now (the client
       // need not wait for a retransmission).
@@ -367,7 +367,8 @@ export class Interception {
   private flowRole(pi: PacketIn, c: Connection): 'copy' | 'flow' | 'intercept' {
     if (connIdOf(pi.cookie) !== c.id) return 'intercept';
     const role = connRoleOf(pi.cookie);
-    if (role === CONN_ROLE.flags || role === CONN_ROLE.freezeCopy || (role === CONN_ROLE.main && !this.core.relayed(c))) return 'copy';
+    const own = role === CONN_ROLE.main || role === CONN_ROLE.closing;
+    if (role === CONN_ROLE.flags || role === CONN_ROLE.freezeCopy || (own && !this.core.relayed(c))) return 'copy';
     return 'flow';
   }
 

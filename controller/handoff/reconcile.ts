@@ -1,8 +1,10 @@
 // Reconciling a (re)connected switch with what the controller remembers, both ways (DESIGN.md §8):
 // flows of known connections are kept or reinstalled, flows of unknown connections are adopted,
-// and flows nobody can interpret (or of connections that ended while the switch was away) go.
+// flows nobody can interpret (or of connections that ended while the switch was away) go, and a
+// closing connection's flows are left to their idle timeout.
 // Pure: the engine turns the plan into Flow-Mods and Connection objects.
 import type { FlowStats } from '../openflow/index.ts';
+import { CONN_ROLE, connRoleOf } from '../cookies.ts';
 import { adoptConnection, flowsMatchPlan, type Adoption, type AdoptionContext, type ConnectionFlowSpec } from './flow-plan.ts';
 
 export interface ReconcilePlan {
@@ -32,7 +34,10 @@ export function planReconciliation(known: Map<number, ConnectionFlowSpec | undef
   for (const [id, flows] of found) {
     if (known.has(id)) continue;
     if (ended.has(id)) { plan.drop.push({ id, why: 'the connection ended while the switch was away' }); continue; }
-    const a = adoptConnection(flows, ctx);
+    // A closing connection's flows: the switch removes them once it is quiet; nothing to adopt.
+    const live = flows.filter((f) => connRoleOf(f.cookie) !== CONN_ROLE.closing);
+    if (live.length === 0) continue;
+    const a = adoptConnection(live, ctx);
     if (a.ok) plan.adopt.push(a); else plan.drop.push({ id, why: a.why });
   }
   return plan;

@@ -1,11 +1,13 @@
-// Teardown: FIN/RST tracked per direction (tcp-state.ts) from the FIN/RST copies, a grace period
-// for the final ACKs, idle timeouts (FLOW_REMOVED), and freeing everything a connection holds.
+// Teardown: FIN/RST tracked per direction (tcp-state.ts) from the FIN/RST copies, closing flows
+// that the switch removes once the connection is quiet, a grace period after which the controller
+// forgets it, idle timeouts (FLOW_REMOVED), and freeing everything a connection holds.
 import { ipOf, seqSub, type ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE } from '../cookies.ts';
 import type { FlowRemoved } from '../apps/app.ts';
 import { clientKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
+import { closingIdleTimeout, connectionFlows } from './flow-plan.ts';
 import { bothFinSent, observe, segmentInfo, type Direction } from './tcp-state.ts';
 
 /** Client tuples of recently finished connections: their late packets must not be adopted as new connections. */
@@ -28,10 +30,11 @@ export class Teardown {
     // Most connections are in the same few states: share those (a FIN's sequence number is the connection's own).
     c.track = track.clientFinSeq === undefined && track.serverFinSeq === undefined ? core.shared.track.get(track) : track;
     if (before.client !== c.track.client || before.server !== c.track.server) core.emit('tcp_state', core.describe(c), dir);
-    if (c.phase === 'closing' && seg.fin && c.timers?.close) {
-      // A FIN sent again: the first was lost after the switch copied it (the other end never had it),
-      // so the flows must carry this one and any later one: the grace starts over.
-      core.setTimer(c, 'close', core.opts.closeGraceMs, () => this.finish(c, bothFinSent(c.track) ? 'closed by both ends' : 'reset', true));
+    if (c.phase === 'closing' && (seg.fin || core.relayed(c)) && c.timers?.close) {
+      // A FIN sent again: the first was lost after the switch copied it (the other end never had it).
+      // The closing flows carry it; a relayed connection's segments need the controller, so until
+      // the connection goes quiet the grace starts over with each.
+      core.setTimer(c, 'close', this.graceOf(c), () => this.finish(c, bothFinSent(c.track) ? 'closed by both ends' : 'reset', true));
       return;
     }
     if (c.phase === 'closing' || c.phase === 'closed') return;
@@ -48,8 +51,21 @@ export class Teardown {
     if (failing) core.parts.move.failMove(c, `connection ${why} during the move`);
     core.clearTimer(c, 'verdict');
     core.clearTimer(c, 'idle');
-    // The final ACKs (or the RST itself) still have to cross the switch before the flows go.
-    core.setTimer(c, 'close', core.opts.closeGraceMs, () => this.finish(c, why, true));
+    // The final ACKs, and a FIN sent again because the first was lost past the switch (after the
+    // sender's RTO, which a fixed grace can miss), must still cross: the flows are replaced by
+    // closing ones, which the switch removes once the connection has been quiet for the grace.
+    // (A failed move's restored flows are closing ones already: they are planned for this phase.)
+    if (c.flowsInstalled !== undefined) core.send(c, connectionFlows(core.flowSpec(c)));
+    core.setTimer(c, 'close', this.graceOf(c), () => this.finish(c, why, true));
+  }
+
+  /**
+   * How long a closing connection is kept after its last FIN (relayed: its last segment). A relayed
+   * one needs the controller for as long as its closing flows live, which is whole seconds.
+   */
+  private graceOf(c: Connection): number {
+    const grace = this.core.opts.closeGraceMs;
+    return this.core.relayed(c) ? closingIdleTimeout(grace) * 1000 : grace;
   }
 
   flowRemoved(sw: SwitchConnection, msg: FlowRemoved): void {
@@ -65,13 +81,18 @@ export class Teardown {
   finish(c: Connection, why: string, removeFlows: boolean): void {
     const core = this.core;
     if (c.phase === 'closed') return;
+    // Closing flows (sent when it started closing, or restored since) leave by their idle timeout.
+    const closingFlows = c.phase === 'closing' && c.flowsInstalled !== undefined;
     core.clearTimers(c);
     core.setPhase(c, 'closed');
     core.table.remove(c);
     // A connection that never had flows deletes none: OVS revalidates every datapath flow after any
     // Flow-Mod, one that matches nothing included (half-open entries under a SYN flood, probes).
     const mayHaveFlows = c.flowsInstalled !== undefined || !!c.adopted;
-    if (removeFlows && c.sw.connected && mayHaveFlows) core.send(c, core.deleteFlowsOf(c));
+    if (removeFlows && c.sw.connected && mayHaveFlows) {
+      const deletes = closingFlows ? core.deleteAllButClosingFlows(c) : core.deleteFlowsOf(c);
+      if (deletes.length) core.send(c, deletes);
+    }
     if (c.transit.length) core.parts.transit.forget(c);
     else if (removeFlows && mayHaveFlows) core.parts.adoption.endedWhileAway(c);
     this.recentlyClosed.delete(clientKey(c));

@@ -408,6 +408,43 @@ export function defineHandoffSuite(o: SuiteOptions): void {
     } finally { stop(); endClient(c); await cap?.stop(); await lostReset?.remove(); }
   });
 
+  // Fast path: the FIN is lost until the controller has forgotten the connection, then its next
+  // retransmission crosses on the closing flows alone. Relayed: the controller must carry it, so it
+  // keeps the connection as long as those flows would live; the first FIN is lost, the next crosses.
+  const relay = o.mode === 'relay';
+  it(`carries a FIN lost past the switch and sent again ${relay ? 'while the connection closes' : 'after the controller forgot the connection'}: both ends close cleanly`, async function () {
+    this.timeout(60000);
+    const stop = bed.autoVerdict('MIGRATE');
+    const c = bed.scriptClient();
+    let lostFin: DropRule | undefined;
+    try {
+      const { id, port } = await bed.open(c);
+      assert.equal((await c.cmd({ op: 'send', line: 'bye soon' })).reply, 'server2 bye soon');
+      // Server 2's FIN (as the client sees it: from the service) is dropped in the client's host,
+      // past the switch, which copied it: the controller sees both FINs and starts closing.
+      lostFin = await DropRule.add(bed.client, 'input', [NFT, 'saddr', SVC, 'tcp', 'sport', String(SERVICE.port), 'tcp', 'dport', String(port), 'tcp', 'flags', '&', 'fin', '==', 'fin'], relay ? 1 : Infinity);
+      const closed = new Promise<void>((resolve) => bed.engine.on('conn_closed', function on(v: { id: number }) { if (v.id === id) { bed.engine.off('conn_closed', on); resolve(); } }));
+      const closing = c.cmd({ op: 'close' });
+      if (!relay) {
+        await closed;
+        assert.ok((await lostFin.counts()).dropped >= 1, 'server 2\'s FIN was lost');
+        // The controller has forgotten the connection; server 2 sends its FIN again (RTO backoff)
+        // and it must still be rewritten on its way: the closing flows carry it.
+        await lostFin.remove();
+        lostFin = undefined;
+      }
+      await closing;
+      if (lostFin) {
+        const n = await lostFin.counts();
+        assert.ok(n.dropped === 1 && n.passed >= 1, `the first FIN was lost, the next crossed: ${JSON.stringify(n)}`);
+      }
+      const left = (await bed.client.exec(['ss', '-Htan', 'state', 'all', `sport = :${port}`])).stdout.trim();
+      assert.match(left, /^TIME-WAIT/, `the client closed cleanly (its FIN-WAIT-2 ended by server 2's FIN): ${left}`);
+      await bed.noSockets('server2', port);
+      await waitFor(async () => (await bed.connectionFlows(id)).length === 0, 'the closing flows to expire', 15000);
+    } finally { stop(); endClient(c); await lostFin?.remove(); }
+  });
+
   it(`completes ${o.lossMigrations} migrations with 1 % packet loss on every link`, async function () {
     this.timeout(o.lossMigrations * 20000 + 60000);
     const hosts = [bed.client, ...Object.values(bed.servers)];

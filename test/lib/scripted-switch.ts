@@ -9,7 +9,9 @@ import { OpenFlowError, type SwitchConnection } from '../../controller/datapath/
 import { HandoffEngine, type EngineOptions } from '../../controller/handoff/handoff-engine.ts';
 import { LearningSwitch } from '../../controller/apps/learning-switch.ts';
 import { parseServices } from '../../controller/handoff/service-config.ts';
-import { interceptCookie, TABLE } from '../../controller/handoff/flow-plan.ts';
+import { closingIdleTimeout, interceptCookie, TABLE } from '../../controller/handoff/flow-plan.ts';
+import { connIdOf, connRoleOf, CONN_ROLE } from '../../controller/cookies.ts';
+import assert from 'node:assert/strict';
 import { silentLogger } from '../../controller/log.ts';
 
 export type PacketOut = Extract<OfpMessage, { type: 'packet_out' }>;
@@ -60,6 +62,25 @@ export class ScriptedSwitch {
   packetOuts(): PacketOut[] { return this.sent.filter((m): m is PacketOut => m.type === 'packet_out'); }
   flowMods(): FlowMod[] { return this.sent.filter((m): m is FlowMod => m.type === 'flow_mod'); }
   asChannel(): SwitchConnection { return this as unknown as SwitchConnection; }
+
+  /**
+   * Checks what a closed connection left on the switch: its two flows replaced by closing ones
+   * (role `closing`, the grace's idle timeout, no removal report), and no delete of them (only of a
+   * move's freeze flows). `msgs`: what was sent since the connection started closing.
+   */
+  static assertClosingFlows(msgs: OfpMessage[], id: number, closeGraceMs: number): void {
+    const mine = msgs.filter((m): m is FlowMod => m.type === 'flow_mod' && connIdOf(m.cookie) === id);
+    const adds = mine.filter((m) => m.command === 'add');
+    assert.equal(adds.length, 2, `two closing flows: ${mine.map((m) => m.command).join(', ')}`);
+    for (const m of adds) {
+      assert.equal(connRoleOf(m.cookie), CONN_ROLE.closing);
+      assert.equal(m.idleTimeout, closingIdleTimeout(closeGraceMs));
+      assert.equal(m.hardTimeout ?? 0, 0);
+      assert.equal((m.flags ?? 0) & 1, 0, 'no FLOW_REMOVED from closing flows');
+    }
+    const own = (m: FlowMod) => connRoleOf(m.cookie) === CONN_ROLE.main || connRoleOf(m.cookie) === CONN_ROLE.closing;
+    assert.deepEqual(mine.filter((m) => m.command !== 'add' && own(m)).map((m) => [m.command, connRoleOf(m.cookie)]), [], 'no delete of them: the switch removes closing flows by their idle timeout');
+  }
 }
 
 export interface Node { name: string; mac: string; ip: string; port: number; ofport: number }
@@ -85,6 +106,8 @@ export class EngineBed {
   readonly sw: ScriptedSwitch;
   readonly engine: HandoffEngine;
   readonly events: { name: string; args: unknown[] }[] = [];
+  /** The options the engine started with. */
+  opts!: EngineOptions;
 
   private constructor(sw: ScriptedSwitch, engine: HandoffEngine, readonly learning: LearningSwitch) {
     this.sw = sw;
@@ -103,6 +126,7 @@ export class EngineBed {
     const sw = new ScriptedSwitch(o.patched ?? true);
     const learning = new LearningSwitch({ idleTimeout: 60, hardTimeout: 0, priority: 10 }, silentLogger);
     const bed = new EngineBed(sw, new HandoffEngine([service], opts, learning, silentLogger), learning);
+    bed.opts = opts;
     await bed.engine.switchReady(sw.asChannel(), o.flows ?? []);
     sw.take();
     return bed;

@@ -7,7 +7,7 @@ import {
 } from '../../controller/handoff/flow-plan.ts';
 import { planReconciliation } from '../../controller/handoff/reconcile.ts';
 import { decodeRecord, encodeRecord, RecordError, type ConnectionRecord } from '../../controller/handoff/connection-record.ts';
-import { connCookie, CONN_ROLE } from '../../controller/cookies.ts';
+import { connCookie, connRoleOf, CONN_ROLE } from '../../controller/cookies.ts';
 import { asFlowStats } from '../lib/scripted-switch.ts';
 import { OFPP, type Action, type OfpMessage } from '../../controller/openflow/index.ts';
 
@@ -199,6 +199,23 @@ describe('reconciliation plan', () => {
     const table = asSwitchHasThem(freezeFlows(s1));
     const plan = planReconciliation(new Map([[1, undefined]]), new Set(), flowsByConnection(table), ctx());
     assert.deepEqual(plan.drop, [{ id: 1, why: 'the connection has no flows in its phase' }]);
+  });
+
+  it('a closing connection\'s flows (role closing, short idle timeout) are left to expire; a known closing connection keeps them', () => {
+    const closing = (x: Spec): Spec => ({ ...x, closing: true, idleTimeout: 1 });
+    const flows = asSwitchHasThem([...connectionFlows(closing(s1)), ...connectionFlows(closing(s2)), ...connectionFlows(s3), ...connectionFlows(closing(s3))]);
+    for (const f of asSwitchHasThem(connectionFlows(closing(s1)))) {
+      assert.equal(connRoleOf(f.cookie), CONN_ROLE.closing);
+      assert.equal(f.idleTimeout, 1);
+      assert.equal(f.flags & 1, 0, 'no FLOW_REMOVED');
+    }
+    // 1: known and closing (exact) → kept; 2: unknown, closing only → neither adopted nor deleted;
+    // 3: unknown, live flows and closing ones of an earlier connection with its id → the live ones adopted.
+    const plan = planReconciliation(new Map([[1, closing(s1)]]), new Set(), flowsByConnection(flows), ctx());
+    assert.deepEqual(plan.keep, [1]);
+    assert.deepEqual(plan.reinstall, []);
+    assert.deepEqual(plan.drop, []);
+    assert.deepEqual(plan.adopt.map((a) => [a.id, a.exact, a.spec.client.ip, a.spec.idleTimeout]), [[3, true, s3.client.ip, s3.idleTimeout]]);
   });
 
   it('groups flows by connection id and ignores other apps\' flows', () => {

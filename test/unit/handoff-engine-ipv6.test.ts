@@ -1,9 +1,9 @@
 // The handoff engine with IPv6 and dual-stack services on the scripted switch: the same paths as
 // IPv4 (hold, MIGRATE with replay, FORWARD, teardown), with IPv6 frames, matches and set_fields.
 import assert from 'node:assert/strict';
-import { EngineBed, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, CONN_TABLE, type Node } from '../lib/scripted-switch.ts';
+import { EngineBed, ScriptedSwitch, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, CONN_TABLE, type Node } from '../lib/scripted-switch.ts';
 import { OFPP } from '../../controller/openflow/index.ts';
-import { connCookie, INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
+import { INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
 import { endpointKey } from '../../controller/handoff/connection.ts';
 import { locateProbe } from '../../controller/handoff/move.ts';
 import { interceptFor } from '../../controller/handoff/adoption.ts';
@@ -92,7 +92,7 @@ describe('handoff engine, IPv6 and dual-stack services (scripted switch)', () =>
     bed.from(CLIENT6, S1_6, { flags: { rst: true }, seq: ISN + 6 }, interceptCookie(0, INTERCEPT_ROLE.flagCopy));
     await closed;
     assert.equal(bed.engine.table.size, 0);
-    assert.ok(bed.sw.flowMods().some((m) => m.command === 'delete' && m.cookie === connCookie(id)));
+    ScriptedSwitch.assertClosingFlows(bed.sw.take(), id, bed.opts.closeGraceMs);
   });
 
   it('an IPv4 client of the same dual-stack service is served over IPv4 (FORWARD), side by side with an IPv6 one', async () => {

@@ -2,11 +2,11 @@
 // paths a real bed rarely reaches. Each test asserts the phase, where the held segment went, the
 // flows sent and that the connection table empties; none may take an illegal phase transition.
 import assert from 'node:assert/strict';
-import { EngineBed, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, frame, CONN_TABLE, asFlowStats } from '../lib/scripted-switch.ts';
+import { EngineBed, ScriptedSwitch, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, frame, CONN_TABLE, asFlowStats, type FlowMod } from '../lib/scripted-switch.ts';
 import { OFPP, OFPET, OFPBRC } from '../../controller/openflow/index.ts';
 import { OpenFlowError } from '../../controller/datapath/switch-connection.ts';
 import { connCookie, connIdOf, CONN_ROLE, INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
-import { PRIORITY } from '../../controller/handoff/flow-plan.ts';
+import { closingIdleTimeout, PRIORITY } from '../../controller/handoff/flow-plan.ts';
 import { MAX_QUEUE } from '../../controller/handoff/interception.ts';
 import { REPLAY_TRIES, RESET_REPEAT_MS } from '../../controller/handoff/move.ts';
 import { allowed, TRANSITIONS } from '../../controller/handoff/phases.ts';
@@ -38,8 +38,9 @@ async function migratedToS2(bed: EngineBed): Promise<number> {
 }
 
 /**
- * Closes the connection with a client RST and checks the table empties and its flows are deleted;
- * one that never had flows (still held) gets no delete (a Flow-Mod makes OVS revalidate everything).
+ * Closes the connection with a client RST and checks the table empties and its flows are replaced
+ * by closing ones (the switch removes them); one that never had flows (still held) gets no
+ * Flow-Mod at all (a Flow-Mod makes OVS revalidate everything).
  */
 async function closeAndCheckGone(bed: EngineBed, id: number): Promise<void> {
   const hadFlows = bed.conn(id)?.phase === 'forwarded';
@@ -49,7 +50,7 @@ async function closeAndCheckGone(bed: EngineBed, id: number): Promise<void> {
   await closed;
   assert.equal(bed.engine.table.size, 0);
   assert.deepEqual(bed.engine.table.sizes(), { connections: 0, clientKeys: 0, backendKeys: 0, halfOpen: 0, halfOpenSources: 0 });
-  if (hadFlows) assert.ok(bed.sw.flowMods().some((m) => m.command === 'delete' && m.cookie === connCookie(id)), 'its flows are deleted');
+  if (hadFlows) ScriptedSwitch.assertClosingFlows(bed.sw.take(), id, bed.opts.closeGraceMs);
   else assert.deepEqual(bed.sw.flowMods(), [], 'no flows, no delete');
 }
 
@@ -156,7 +157,35 @@ describe('handoff engine (scripted switch)', () => {
     }
     await closed;
     assert.ok(Date.now() - start >= 80 + 60 - 5, 'closed only a grace after the last FIN');
-    assert.ok(bed.sw.flowMods().some((m) => m.command === 'delete' && m.cookie === connCookie(id)));
+    // The flows outlive the controller's grace: closing flows the switch removes once it is quiet.
+    ScriptedSwitch.assertClosingFlows(bed.sw.take(), id, 60);
+  });
+
+  it('relayed (stock switch): kept while closing as long as its closing flows live, restarted by any segment it relays', async () => {
+    bed = await EngineBed.create({ patched: false, opts: { closeGraceMs: 60 } });
+    const id = await migratedToS2(bed);
+    assert.equal(bed.conn(id)?.mode, 'relay');
+    bed.sw.take();
+    const RELAY = connCookie(id);
+    bed.from(CLIENT, S1, { flags: { fin: true, ack: true }, seq: ISN + 6, ack: S1_ISN + 1 }, RELAY);
+    bed.from(S2, CLIENT, { flags: { fin: true, ack: true }, seq: S2_ISN + 1, ack: ISN + 7 }, RELAY);
+    assert.equal(bed.conn(id)?.phase, 'closing');
+    const closing = bed.sw.take();
+    ScriptedSwitch.assertClosingFlows(closing, id, 60);
+    const adds = closing.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add');
+    assert.ok(adds.every((m) => JSON.stringify(m.instructions).includes(`"port":${OFPP.CONTROLLER}`)), 'relay flows: to the controller');
+    const closed = bed.waitEvent('conn_closed');
+    const start = Date.now();
+    // The client's FIN again, then the last ACK, 40 ms apart: each is relayed and restarts the 60 ms grace.
+    for (const flags of [{ fin: true, ack: true }, { ack: true }]) {
+      await new Promise((r) => setTimeout(r, 40));
+      assert.equal(bed.conn(id)?.phase, 'closing');
+      bed.from(CLIENT, S1, { flags, seq: ISN + 6 + (flags.fin ? 0 : 1), ack: S1_ISN + 2 }, RELAY);
+      assert.equal(outputs(bed.sw.take()).length, 1, 'relayed to server 2');
+    }
+    await closed;
+    // A relayed connection needs the controller as long as its closing flows live: whole seconds.
+    assert.ok(Date.now() - start >= 80 + closingIdleTimeout(60) * 1000 - 5, 'closed only a closing-flow lifetime after the last relayed segment');
   });
 
   it('FIN/RST copies (the service\'s flows in table 0) are consumed, never forwarded, and close a connection only through its current ends', async () => {

@@ -2,7 +2,7 @@
 // that close before any flows, a close racing a splice, data in a SYN, MPTCP, replays after a
 // SYN-cookie handshake, and direct traffic to a backend.
 import assert from 'node:assert/strict';
-import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, outputs, CONN_TABLE, type Node, type FlowMod } from '../lib/scripted-switch.ts';
+import { EngineBed, ScriptedSwitch, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, outputs, CONN_TABLE, type Node, type FlowMod } from '../lib/scripted-switch.ts';
 import type { OfpMessage } from '../../controller/openflow/index.ts';
 import { OFP_NO_BUFFER } from '../../controller/openflow/index.ts';
 import { parseFrame, type TcpOption } from '../../controller/packet/index.ts';
@@ -231,7 +231,7 @@ describe('handoff engine under load and odd TCP (scripted switch)', () => {
     assert.ok(msgs.some((m) => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id, CONN_ROLE.main)), 'reinstalled once they are gone');
   });
 
-  it('flow changes OVS can index: exact-cookie deletes, none before a connection\'s first flows, one FLOW_REMOVED per connection', async () => {
+  it('flow changes OVS can index: exact-cookie deletes, none before a connection\'s first flows nor at its end, one FLOW_REMOVED per connection', async () => {
     bed = await EngineBed.create();
     const id = bed.handshake();
     bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' });
@@ -251,7 +251,7 @@ describe('handoff engine under load and odd TCP (scripted switch)', () => {
     const deletes = bed.sw.take().filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'delete');
     const exact = (roles: bigint[]) => roles.map((r) => [connCookie(id, r), 0xffffffffffffffffn]);
     assert.deepEqual(deletes.map((m) => [m.cookie, m.cookieMask]), exact([CONN_ROLE.main, CONN_ROLE.freeze, CONN_ROLE.freezeCopy]), 'after a mid-stream move: its two flows and the freeze ones, each by its exact cookie');
-    // The end of a connection that was never frozen deletes its one role only.
+    // The end of a connection deletes nothing: its flows become closing ones, which the switch removes.
     const other = bed.handshake({ ...CLIENT, port: CLIENT.port + 1 });
     bed.from({ ...CLIENT, port: CLIENT.port + 1 }, S1, { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' });
     const fwd2 = bed.waitEvent('forwarded');
@@ -261,7 +261,14 @@ describe('handoff engine under load and odd TCP (scripted switch)', () => {
     const closed = bed.waitEvent('conn_closed');
     bed.from({ ...CLIENT, port: CLIENT.port + 1 }, S1, { flags: { rst: true }, seq: ISN + 6 }, interceptCookie(0, INTERCEPT_ROLE.flagCopy));
     await closed;
-    assert.deepEqual(bed.sw.take().filter((m): m is FlowMod => m.type === 'flow_mod').map((m) => [m.command, m.cookie, m.cookieMask]), [['delete', connCookie(other, CONN_ROLE.main), 0xffffffffffffffffn]]);
+    ScriptedSwitch.assertClosingFlows(bed.sw.take(), other, bed.opts.closeGraceMs);
+    // One that moved mid-stream may have freeze flows left: only those are deleted, each by its exact cookie.
+    const closed2 = bed.waitEvent('conn_closed');
+    bed.from(CLIENT, S1, { flags: { rst: true }, seq: ISN + 11 }, interceptCookie(0, INTERCEPT_ROLE.flagCopy));
+    await closed2;
+    const msgs = bed.sw.take().filter((m): m is FlowMod => m.type === 'flow_mod');
+    assert.deepEqual(msgs.filter((m) => m.command === 'delete').map((m) => [m.cookie, m.cookieMask]), exact([CONN_ROLE.freeze, CONN_ROLE.freezeCopy]));
+    ScriptedSwitch.assertClosingFlows(msgs.filter((m) => m.command === 'add'), id, bed.opts.closeGraceMs);
   });
 
   it('direct traffic from a backend\'s service port gets a bypass flow instead of a Packet-In per segment', async () => {
