@@ -28,6 +28,8 @@ const SYN_SENT = Object.freeze(observe(initialTrack(), 'c2s', { syn: true, ack: 
 const SHARED_MAX = 4096;
 /** Bypass flows remembered, at most; beyond, every move deletes one whether or not it may exist. */
 const BYPASSED_MAX = 65536;
+/** One of a connection's two flows (its own, or the closing ones that replaced them). */
+const isTwoWayFlow = (cookie: bigint) => connRoleOf(cookie) === CONN_ROLE.main || connRoleOf(cookie) === CONN_ROLE.closing;
 
 export class Interception {
   private readonly seenAlerts = new Set<string>();
@@ -238,7 +240,7 @@ export class Interception {
       core.parts.teardown.trackSegment(c, 'c2s', frame);
       if (seg.payloadLength > 0) core.emit('segment_frame', core.describe(c), frame);
       // mirrorAll to an IDS on another fabric switch: the flow's copy goes on from here.
-      if (c.service.mirrorAll && (connRoleOf(pi.cookie) === CONN_ROLE.main || connRoleOf(pi.cookie) === CONN_ROLE.closing) && core.remoteMirror(c)) core.mirror(c, frame.raw);
+      if (c.service.mirrorAll && isTwoWayFlow(pi.cookie) && core.remoteMirror(c)) core.mirror(c, frame.raw);
       // A freeze copy after the move: the datapath's cached freeze megaflow also sent this data to
       // the backend the connection left, until revalidation. Its new flows take it now (the client
       // need not wait for a retransmission).
@@ -367,8 +369,7 @@ export class Interception {
   private flowRole(pi: PacketIn, c: Connection): 'copy' | 'flow' | 'intercept' {
     if (connIdOf(pi.cookie) !== c.id) return 'intercept';
     const role = connRoleOf(pi.cookie);
-    const own = role === CONN_ROLE.main || role === CONN_ROLE.closing;
-    if (role === CONN_ROLE.flags || role === CONN_ROLE.freezeCopy || (own && !this.core.relayed(c))) return 'copy';
+    if (role === CONN_ROLE.flags || role === CONN_ROLE.freezeCopy || (isTwoWayFlow(pi.cookie) && !this.core.relayed(c))) return 'copy';
     return 'flow';
   }
 
