@@ -21,10 +21,10 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
 const CLIENT = join(HERE, 'apps', 'bench-client.mjs');
 const APPS = join(ROOT, 'topo', 'apps');
-const RULES = join(ROOT, 'snort-rules', 'migrate.rules');
+export const RULES = join(ROOT, 'snort-rules', 'migrate.rules');
 const NO_MATCH_RULES = join(ROOT, 'snort-rules', 'no-match.rules');
 const IPERF_PORT = 5201;
-const PLAIN_PORT = 5002;
+export const PLAIN_PORT = 5002;
 
 export async function patchedAvailable(): Promise<boolean> { return supportsSeqActions(PATCHED_PREFIX); }
 
@@ -166,17 +166,17 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
 export interface SetupOptions { connections: number; concurrency: number }
 export interface SetupResult { options: SetupOptions; prefix: string; switchMode: string; rates: Record<string, { ratePerSec: number; ok: number; failed: number; servers: Record<string, number>; errors: string[] }>; ratios: { forwardOverPlain?: number; migrateOverPlain?: number } }
 
-interface ClientSummary { total: number; ok: number; failed: number; servers: Record<string, number>; errors: string[]; elapsedMs: number; ratePerSec: number; records?: ClientRecord[] }
-interface ClientRecord { i: number; port: number; t0: number; tConn: number; tWrite: number; tFirst: number; tReply: number; server: string }
+export interface ClientSummary { total: number; ok: number; failed: number; servers: Record<string, number>; errors: string[]; elapsedMs: number; ratePerSec: number; records?: ClientRecord[] }
+export interface ClientRecord { i: number; port: number; t0: number; tConn: number; tWrite: number; tFirst: number; tReply: number; server: string }
 
-async function benchClient(h: Host, port: number, n: number, conc: number, line: string, records = false, timeoutMs = 5000): Promise<ClientSummary> {
+export async function benchClient(h: Host, port: number, n: number, conc: number, line: string, records = false, timeoutMs = 5000): Promise<ClientSummary> {
   const args = ['node', CLIENT, '--host', SERVICE.ip, '--port', String(port), '--n', String(n), '--concurrency', String(conc), '--line', line, '--timeout', String(timeoutMs), ...(records ? ['--records'] : [])];
   const r = await h.exec(args, { timeoutMs: Math.ceil(n / conc) * timeoutMs + 60000, allowFail: true });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   try { return JSON.parse(last) as ClientSummary; } catch { throw new Error(`bench client failed (exit ${r.code}): ${r.stderr.slice(0, 400)}`); }
 }
 
-async function startPlainEcho(bed: HandoffBed): Promise<void> {
+export async function startPlainEcho(bed: HandoffBed): Promise<void> {
   const h = bed.servers.server1!;
   h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', 'server1', '--port', String(PLAIN_PORT)]);
   await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${PLAIN_PORT}`])).stdout.includes(String(PLAIN_PORT)), 'plain echo server');

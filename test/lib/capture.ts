@@ -13,7 +13,7 @@ export interface Segment {
 }
 
 export class Capture {
-  private kept?: ParsedFrame[];
+  private kept?: { t: number; frame: ParsedFrame }[];
   private constructor(private readonly child: ChildProcess, private readonly dir: string) {}
 
   /** Starts tcpdump on the host's eth0 with a BPF `filter`; resolves once it is capturing. */
@@ -35,21 +35,35 @@ export class Capture {
   }
 
   /** Frames captured so far (tcpdump -U writes each packet as it comes), or all of them once stopped. */
-  frames(): ParsedFrame[] {
+  frames(): ParsedFrame[] { return this.records().map((r) => r.frame); }
+
+  /** Each frame with its capture time (wall clock, ms since the epoch, µs resolution). */
+  private records(): { t: number; frame: ParsedFrame }[] {
     if (this.kept) return this.kept;
     let buf: Buffer;
     try { buf = readFileSync(join(this.dir, 'cap.pcap')); } catch { return []; }
     const pcap = readPcap(buf);
     // -U writes whole packets, but a read can still meet one half written: callers poll again.
     if (!pcap.ok) return [];
-    return pcap.value.frames.map((f) => parseFrame(f.data)).filter((p) => p.ok).map((p) => p.value);
+    const out: { t: number; frame: ParsedFrame }[] = [];
+    for (const f of pcap.value.frames) {
+      const p = parseFrame(f.data);
+      if (p.ok) out.push({ t: f.tsSec * 1000 + f.tsUsec / 1000, frame: p.value });
+    }
+    return out;
   }
 
   /** The TCP segments among frames(). */
-  segments(): Segment[] {
-    return this.frames().filter((f) => (f.ipv4 || f.ipv6) && f.tcp).map(({ ipv4, ipv6, tcp, payload }) => ({
-      src: (ipv4 ?? ipv6)!.src, sport: tcp!.srcPort, dst: (ipv4 ?? ipv6)!.dst, dport: tcp!.dstPort, seq: tcp!.seq, ack: tcp!.ack,
-      syn: tcp!.flagSet.syn, fin: tcp!.flagSet.fin, rst: tcp!.flagSet.rst, len: payload.length, payload: Buffer.from(payload),
+  segments(): Segment[] { return this.timedSegments().map((s) => s.seg); }
+
+  /** The TCP segments with their capture times (wall clock, ms). */
+  timedSegments(): { t: number; seg: Segment }[] {
+    return this.records().filter(({ frame: f }) => (f.ipv4 || f.ipv6) && f.tcp).map(({ t, frame: { ipv4, ipv6, tcp, payload } }) => ({
+      t,
+      seg: {
+        src: (ipv4 ?? ipv6)!.src, sport: tcp!.srcPort, dst: (ipv4 ?? ipv6)!.dst, dport: tcp!.dstPort, seq: tcp!.seq, ack: tcp!.ack,
+        syn: tcp!.flagSet.syn, fin: tcp!.flagSet.fin, rst: tcp!.flagSet.rst, len: payload.length, payload: Buffer.from(payload),
+      },
     }));
   }
 
@@ -61,7 +75,7 @@ export class Capture {
       await gone;
     }
     if (!this.kept) {
-      this.kept = this.frames();
+      this.kept = this.records();
       rmSync(this.dir, { recursive: true, force: true });
     }
     return this.segments();
