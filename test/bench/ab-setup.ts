@@ -1,10 +1,12 @@
 // A/B on the §3 setup load, one bed, the variants alternating round by round so both see the same
 // load. --variant syn-flows: the service's SYN-only intercept flows taken out of and put back into
-// the switch (ovs-ofctl); --variant speculative: the service's speculativeReplay off and on.
+// the switch (ovs-ofctl); --variant speculative: the service's speculativeReplay off and on;
+// --variant teardown: closing flows (the switch removes them) against the earlier delete after the
+// grace, emulated here by holding back the closing flows' adds and deleting at the end instead.
 // Per connection: setups/s, ovs-vswitchd CPU (revalidator, main thread), the controller's CPU,
 // Packet-Ins and Packet-Outs on the channel, flow-table revalidations and translations.
 //
-//   npx tsx test/bench/ab-setup.ts [--variant syn-flows|speculative] [--mode FORWARD|MIGRATE] [--n 1000] [--rounds 3] [--concurrency 8]
+//   npx tsx test/bench/ab-setup.ts [--variant syn-flows|speculative|teardown] [--mode FORWARD|MIGRATE] [--n 1000] [--rounds 3] [--concurrency 8]
 //
 // Needs root and the patched OVS (ovs-patch/build.sh). Prints its results; nothing is written.
 import { join, dirname } from 'node:path';
@@ -15,13 +17,17 @@ import { PATCHED_PREFIX } from '../lib/ovs.ts';
 import { waitFor } from '../lib/exec.ts';
 import { progress } from './lib/util.ts';
 import { ChannelTap, coverage, cpuByThread, diff, vswitchdPid, maxIdleConfig } from './lib/ovs-stats.ts';
+import type { EngineCore } from '../../controller/handoff/engine-core.ts';
+import type { Connection } from '../../controller/handoff/connection.ts';
+import type { OfpMessage } from '../../controller/openflow/index.ts';
+import { connRoleOf, CONN_ROLE } from '../../controller/cookies.ts';
 
 const CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'apps', 'bench-client.mjs');
 const { values: a } = parseArgs({ options: { variant: { type: 'string', default: 'syn-flows' }, mode: { type: 'string', default: 'FORWARD' }, n: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '3' }, concurrency: { type: 'string', default: '8' } } });
 const MODE = a.mode === 'MIGRATE' ? 'MIGRATE' : a.mode === 'FORWARD' ? 'FORWARD' : undefined;
 const N = Number(a.n); const ROUNDS = Number(a.rounds); const CONC = Number(a.concurrency);
-if (!MODE || !(N > 0) || !(ROUNDS > 0) || !(CONC > 0) || !['syn-flows', 'speculative'].includes(a.variant!)) {
-  console.error('usage: ab-setup.ts [--variant syn-flows|speculative] [--mode FORWARD|MIGRATE] [--n N] [--rounds R] [--concurrency C]');
+if (!MODE || !(N > 0) || !(ROUNDS > 0) || !(CONC > 0) || !['syn-flows', 'speculative', 'teardown'].includes(a.variant!)) {
+  console.error('usage: ab-setup.ts [--variant syn-flows|speculative|teardown] [--mode FORWARD|MIGRATE] [--n N] [--rounds R] [--concurrency C]');
   process.exit(2);
 }
 
@@ -34,7 +40,18 @@ try {
   if (synFlows.length === 0) throw new Error('the controller installed no SYN-only intercept flows');
   // The running service object is what connections read (a reload updates it in place too).
   const service = bed.engine.listServices()[0]!;
-  const variants: Array<[string, () => Promise<void>]> = a.variant === 'syn-flows' ? [
+  // The engine's core, for the teardown variant only (bench-side emulation, no switch in the engine).
+  const core = (bed.engine as unknown as { core: EngineCore }).core;
+  const closingFlowsOn = { send: core.send.bind(core), deletes: core.deleteAllButClosingFlows.bind(core) };
+  const closingFlowsOff = {
+    send: (c: Connection, msgs: OfpMessage[]) => closingFlowsOn.send(c, msgs.filter((m) => !(m.type === 'flow_mod' && m.command === 'add' && connRoleOf(m.cookie) === CONN_ROLE.closing))),
+    deletes: (c: Connection) => core.deleteFlowsOf(c),
+  };
+  const useTeardown = (t: typeof closingFlowsOn) => { core.send = t.send; core.deleteAllButClosingFlows = t.deletes; };
+  const variants: Array<[string, () => Promise<void>]> = a.variant === 'teardown' ? [
+    ['delete after the grace (before 2026-12-06, third session)', async () => { useTeardown(closingFlowsOff); }],
+    ['closing flows', async () => { useTeardown(closingFlowsOn); }],
+  ] : a.variant === 'syn-flows' ? [
     ['without SYN-only flows', async () => { await bed.ovs.ofctl('-O', 'OpenFlow13', 'del-flows', bed.bridge, 'table=1,tcp,tcp_flags=+syn'); }],
     ['with SYN-only flows', async () => { for (const f of synFlows) await bed.ovs.ofctl('-O', 'OpenFlow13', 'add-flow', bed.bridge, f); }],
   ] : [
