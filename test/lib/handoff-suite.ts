@@ -417,13 +417,15 @@ export function defineHandoffSuite(o: SuiteOptions): void {
     const stop = bed.autoVerdict('MIGRATE');
     const c = bed.scriptClient();
     let lostFin: DropRule | undefined;
+    let onClosed = (_v: { id: number }) => {};
     try {
       const { id, port } = await bed.open(c);
       assert.equal((await c.cmd({ op: 'send', line: 'bye soon' })).reply, 'server2 bye soon');
       // Server 2's FIN (as the client sees it: from the service) is dropped in the client's host,
       // past the switch, which copied it: the controller sees both FINs and starts closing.
       lostFin = await DropRule.add(bed.client, 'input', [NFT, 'saddr', SVC, 'tcp', 'sport', String(SERVICE.port), 'tcp', 'dport', String(port), 'tcp', 'flags', '&', 'fin', '==', 'fin'], relay ? 1 : Infinity);
-      const closed = new Promise<void>((resolve) => bed.engine.on('conn_closed', function on(v: { id: number }) { if (v.id === id) { bed.engine.off('conn_closed', on); resolve(); } }));
+      const closed = new Promise<void>((resolve) => { onClosed = (v) => { if (v.id === id) resolve(); }; });
+      bed.engine.on('conn_closed', onClosed);
       const closing = c.cmd({ op: 'close' });
       if (!relay) {
         await closed;
@@ -442,7 +444,7 @@ export function defineHandoffSuite(o: SuiteOptions): void {
       assert.match(left, /^TIME-WAIT/, `the client closed cleanly (its FIN-WAIT-2 ended by server 2's FIN): ${left}`);
       await bed.noSockets('server2', port);
       await waitFor(async () => (await bed.connectionFlows(id)).length === 0, 'the closing flows to expire', 15000);
-    } finally { stop(); endClient(c); await lostFin?.remove(); }
+    } finally { stop(); bed.engine.off('conn_closed', onClosed); endClient(c); await lostFin?.remove(); }
   });
 
   it(`completes ${o.lossMigrations} migrations with 1 % packet loss on every link`, async function () {
