@@ -22,7 +22,12 @@ export function cookieApp(cookie: bigint): bigint { return cookie >> COOKIE_APP_
  * `closing`: a closing connection's two flows, replaced with a short idle timeout so that the
  * switch itself removes them once the connection has gone quiet (handoff/teardown.ts).
  */
-export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n, transit: 4n, closing: 5n } as const;
+/**
+ * `leg`: while a replay's target has not answered, its SYN-ACKs for the client's port go to the
+ * controller through a flow of the connection's own (handoff/move.ts: a stale cached path must not
+ * swallow them); gone by a hard timeout.
+ */
+export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n, transit: 4n, closing: 5n, leg: 6n } as const;
 const ROLE_SHIFT = 48n;
 const ID_MASK = (1n << ROLE_SHIFT) - 1n;
 export function connCookie(id: number, role: bigint = CONN_ROLE.main): bigint { return appCookie(APP_ID.connection, (role << ROLE_SHIFT) | (BigInt(id) & ID_MASK)); }

@@ -19,7 +19,7 @@ import { isIpv6Address } from '../packet/addr.ts';
  */
 export const TABLE = { steer: 0, connection: 1 } as const;
 /** `transit` (table 0) is above the service's steer and FIN/RST-copy flows: a transit switch neither intercepts nor copies. */
-export const PRIORITY = { intercept: 100, interceptSyn: 101, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
+export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
@@ -225,6 +225,23 @@ export function fullFreezeFlow(spec: { id: number; client: Attached; service: L2
   return flowMod({
     command: 'add', tableId: TABLE.connection, priority: PRIORITY.freezeAll, cookie: connCookie(spec.id, CONN_ROLE.freeze), hardTimeout: 60,
     match: clientToServiceMatch(spec), instructions: [{ type: 'apply_actions', actions: [toController()] }],
+  });
+}
+
+/**
+ * The replay's target answers the controller through this flow, under the connection's cookie:
+ * its SYN-ACKs to the client's port, exact addresses and ports. Sent only when a SYN went
+ * unanswered (or the leg revisits addresses the connection used before): Open vSwitch can keep a
+ * datapath flow from an earlier leg on the same addresses whose controller action no longer
+ * delivers, seen in the fabric tests as a target answering every replayed SYN and the controller
+ * getting none of it. A new rule for exactly that traffic makes the revalidators translate it
+ * afresh. It expires by itself after `hardTimeout` seconds (the replay's retries); no delete is sent.
+ */
+export function legFlow(spec: { id: number; client: L2L4; target: L2L4 }, hardTimeout: number): OfpMessage {
+  return flowMod({
+    command: 'add', tableId: TABLE.connection, priority: PRIORITY.leg, cookie: connCookie(spec.id, CONN_ROLE.leg), hardTimeout,
+    match: { ...tcpMatch(undefined, spec.target.ip, spec.client.ip, spec.target.port, spec.client.port), tcpFlags: { value: TCP_SYN, mask: TCP_SYN } },
+    instructions: [{ type: 'apply_actions', actions: [toController()] }],
   });
 }
 

@@ -7,7 +7,7 @@ import { OFPP } from '../openflow/index.ts';
 import { buildArpFrame, buildNeighborSolicitation, isIpv6Address, seqAdd, seqSub, type ParsedFrame } from '../packet/index.ts';
 import { tupleKey, type Connection } from './connection.ts';
 import { EngineError, type ConnectionView, type EngineCore } from './engine-core.ts';
-import { deleteBypassFlow, deleteFreezeFlows, freezeFlows, type Attached } from './flow-plan.ts';
+import { deleteBypassFlow, deleteFreezeFlows, freezeFlows, legFlow, type Attached } from './flow-plan.ts';
 import { compareSynAcks, summarise, type SynAckSummary } from './option-policy.ts';
 import { replayAck, replaySyn, resetFor } from './segments.ts';
 import { addressFor, type BackendConfig } from './service-config.ts';
@@ -67,7 +67,11 @@ export class Mover {
     if (!core.relayed(c)) {
       c.frozenByFlow = true;
       c.frozeEver = true;
-      await c.sw.transact(freezeFlows(core.flowSpec(c)));
+      // Back to a backend it left: a datapath flow from that earlier leg may still be cached for
+      // the target's SYN-ACKs (legFlow); the leg's own flow goes in with the freeze and shares its wait.
+      const address = addressFor(target, isIpv6Address(c.client.ip));
+      const back = address !== undefined && c.retired.includes(tupleKey(address, target.port, c.client.ip, c.client.port));
+      await c.sw.transact([...freezeFlows(core.flowSpec(c)), ...(back ? [legFlow({ id: c.id, client: c.client, target: { mac: '', ip: address, port: target.port } }, this.legSeconds())] : [])]);
       // OVS answers the barrier once its flow table changed, but revalidates the datapath's cached
       // megaflows asynchronously: for a moment the client's packets can still take the old path.
       await new Promise((r) => setTimeout(r, core.opts.revalidateMs));
@@ -179,9 +183,17 @@ export class Mover {
 
   private sendReplaySyn(c: Connection): void {
     const r = c.replay!;
+    // A SYN went unanswered: the target's answer may be meeting a stale datapath flow (legFlow).
+    if (r.tries === 1) this.core.send(c, [legFlow({ id: c.id, client: c.client, target: r.target }, this.legSeconds())]);
     r.tries++;
     this.core.packetOut(c, r.syn, r.target.ofport, c.client.ofport);
     this.armReplayRetry(c);
+  }
+
+  /** A leg flow outlives the replay's retries (replayTimeoutMs × 1, × 2, …), in whole seconds. */
+  private legSeconds(): number {
+    const waits = (REPLAY_TRIES * (REPLAY_TRIES - 1)) / 2;
+    return Math.ceil((this.core.opts.replayTimeoutMs * waits) / 1000) + 1;
   }
 
   private armReplayRetry(c: Connection): void {

@@ -7,6 +7,9 @@ import type { FlowStats } from '../openflow/index.ts';
 import { CONN_ROLE, connRoleOf } from '../cookies.ts';
 import { adoptConnection, flowsMatchPlan, type Adoption, type AdoptionContext, type ConnectionFlowSpec } from './flow-plan.ts';
 
+/** Roles whose flows expire on their own: never adopted, never the reason for a reinstall. */
+const TRANSIENT = new Set<bigint>([CONN_ROLE.closing, CONN_ROLE.leg]);
+
 export interface ReconcilePlan {
   /** Known connections whose flows are on the switch exactly as planned. */
   keep: number[];
@@ -26,16 +29,16 @@ export interface ReconcilePlan {
 export function planReconciliation(known: Map<number, ConnectionFlowSpec | undefined>, ended: ReadonlySet<number>, found: Map<number, FlowStats[]>, ctx: AdoptionContext): ReconcilePlan {
   const plan: ReconcilePlan = { keep: [], reinstall: [], adopt: [], drop: [] };
   for (const [id, spec] of known) {
-    const flows = found.get(id);
-    if (!spec) { if (flows) plan.drop.push({ id, why: 'the connection has no flows in its phase' }); continue; }
+    const flows = found.get(id)?.filter((f) => connRoleOf(f.cookie) !== CONN_ROLE.leg);
+    if (!spec) { if (flows?.length) plan.drop.push({ id, why: 'the connection has no flows in its phase' }); continue; }
     if (flows && flowsMatchPlan(spec, flows)) plan.keep.push(id);
     else plan.reinstall.push(id);
   }
   for (const [id, flows] of found) {
     if (known.has(id)) continue;
     if (ended.has(id)) { plan.drop.push({ id, why: 'the connection ended while the switch was away' }); continue; }
-    // A closing connection's flows: the switch removes them once it is quiet; nothing to adopt.
-    const live = flows.filter((f) => connRoleOf(f.cookie) !== CONN_ROLE.closing);
+    // A closing connection's flows and a replay's leg flow go by themselves; nothing to adopt.
+    const live = flows.filter((f) => !TRANSIENT.has(connRoleOf(f.cookie)));
     if (live.length === 0) continue;
     const a = adoptConnection(live, ctx);
     if (a.ok) plan.adopt.push(a); else plan.drop.push({ id, why: a.why });

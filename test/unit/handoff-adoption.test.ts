@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  adoptConnection, connectionFlows, deleteConnectionFlows, flowsByConnection, freezeFlows, type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta,
+  adoptConnection, connectionFlows, deleteConnectionFlows, flowsByConnection, freezeFlows, legFlow, type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta,
 } from '../../controller/handoff/flow-plan.ts';
 import { planReconciliation } from '../../controller/handoff/reconcile.ts';
 import { decodeRecord, encodeRecord, RecordError, type ConnectionRecord } from '../../controller/handoff/connection-record.ts';
@@ -216,6 +216,14 @@ describe('reconciliation plan', () => {
     assert.deepEqual(plan.reinstall, []);
     assert.deepEqual(plan.drop, []);
     assert.deepEqual(plan.adopt.map((a) => [a.id, a.exact, a.spec.client.ip, a.spec.idleTimeout]), [[3, true, s3.client.ip, s3.idleTimeout]]);
+  });
+
+  it('a replay\'s leg flow is neither adopted nor a reason to reinstall: it expires by itself', () => {
+    const leg = legFlow({ id: 1, client: s1.client, target: s1.backend }, 4);
+    const leg9 = legFlow({ id: 9, client: s2.client, target: s2.backend }, 4);
+    const flows = asSwitchHasThem([...connectionFlows(s1), leg, leg9]);
+    const plan = planReconciliation(new Map([[1, s1]]), new Set(), flowsByConnection(flows), ctx());
+    assert.deepEqual([plan.keep, plan.reinstall, plan.adopt.length, plan.drop], [[1], [], 0, []]);
   });
 
   it('groups flows by connection id and ignores other apps\' flows', () => {

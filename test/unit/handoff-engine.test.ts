@@ -255,8 +255,17 @@ describe('handoff engine (scripted switch)', () => {
     const [, info] = await failed as [unknown, { why: string }];
     assert.match(info.why, /no SYN-ACK from server2 after 3 SYNs/);
     await tick();
-    const outs = outputs(bed.sw.take());
+    const sent = bed.sw.take();
+    const outs = outputs(sent);
     assert.equal(outs.filter((o) => o.tcp?.flags === 'syn' && o.tcp.dst === `${S2.ip}:${S2.port}`).length, REPLAY_TRIES);
+    // From the first retry on, server 2's SYN-ACKs have a flow of the connection's own (a stale
+    // datapath flow from an earlier leg could swallow them): one, not one per retry.
+    const legs = sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.cookie === connCookie(id, CONN_ROLE.leg));
+    assert.equal(legs.length, 1);
+    // It outlives the retries (replayTimeoutMs 40 ms here: 40 + 80 ms), in whole seconds.
+    assert.deepEqual([legs[0]!.command, legs[0]!.priority, legs[0]!.hardTimeout, legs[0]!.match], ['add', PRIORITY.leg, 2,
+      { ethType: 0x0800, ipProto: 6, ipv4Src: S2.ip, ipv4Dst: CLIENT.ip, tcpSrc: S2.port, tcpDst: CLIENT.port, tcpFlags: { value: 0x02, mask: 0x02 } }]);
+    assert.ok(sent.indexOf(legs[0]!) > sent.findIndex((m) => m.type === 'packet_out'), 'not before the first SYN: a first answer needs none');
     assert.deepEqual(outs.filter((o) => o.tcp?.payload === 'hello').map((o) => o.ports), [[CONN_TABLE]], 'held segment released to server 1');
     assert.deepEqual([bed.conn(id)?.phase, bed.conn(id)?.backend], ['forwarded', 'server1']);
     // Server 2's late SYN-ACK must never reach the client.
@@ -484,6 +493,20 @@ describe('handoff engine (scripted switch)', () => {
     await migrated;
     assert.equal(bed.conn(id)?.ackDelta, (S2_ISN + 1 - (S1_ISN + 7)) >>> 0);
     assert.ok(bed.sw.flowMods().some((m) => m.command === 'delete' && m.cookie === connCookie(id)), 'old flows (and the freeze flow) replaced');
+    assert.ok(!bed.sw.flowMods().some((m) => m.cookie === connCookie(id, CONN_ROLE.leg)), 'a first leg to server 2 needs no leg flow');
+    // Back to server 1, then to server 2 again: that leg's addresses were used before, so its
+    // flow goes in with the freeze (and shares its wait for the revalidators).
+    for (const [target, node, seq] of [['server1', S1, ISN + 11], ['server2', S2, ISN + 16]] as const) {
+      bed.sw.take();
+      await bed.engine.migrate(id, target);
+      const leg: FlowMod[] = bed.sw.flowMods().filter((m) => m.cookie === connCookie(id, CONN_ROLE.leg));
+      assert.deepEqual(leg.map((m: FlowMod) => [m.match.ipv4Src, m.match.tcpSrc]), [[node.ip, node.port]], `moving back to ${target}: its leg flow with the freeze`);
+      const moved = bed.waitEvent('migrated');
+      bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
+      await tick();
+      bed.from(node, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN + 1000, ack: seq, options: SYN_OPTIONS });
+      await moved;
+    }
     await closeAndCheckGone(bed, id);
   });
 
