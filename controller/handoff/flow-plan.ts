@@ -237,7 +237,7 @@ export function fullFreezeFlow(spec: { id: number; client: Attached; service: L2
  * getting none of it. A new rule for exactly that traffic makes the revalidators translate it
  * afresh. It expires by itself after `hardTimeout` seconds (the replay's retries); no delete is sent.
  */
-export function legFlow(spec: { id: number; client: L2L4; target: L2L4 }, hardTimeout: number): OfpMessage {
+export function legFlow(spec: { id: number; client: { ip: string; port: number }; target: { ip: string; port: number } }, hardTimeout: number): OfpMessage {
   return flowMod({
     command: 'add', tableId: TABLE.connection, priority: PRIORITY.leg, cookie: connCookie(spec.id, CONN_ROLE.leg), hardTimeout,
     match: { ...tcpMatch(undefined, spec.target.ip, spec.client.ip, spec.target.port, spec.client.port), tcpFlags: { value: TCP_SYN, mask: TCP_SYN } },

@@ -71,7 +71,7 @@ export class Mover {
       // the target's SYN-ACKs (legFlow); the leg's own flow goes in with the freeze and shares its wait.
       const address = addressFor(target, isIpv6Address(c.client.ip));
       const back = address !== undefined && c.retired.includes(tupleKey(address, target.port, c.client.ip, c.client.port));
-      await c.sw.transact([...freezeFlows(core.flowSpec(c)), ...(back ? [legFlow({ id: c.id, client: c.client, target: { mac: '', ip: address, port: target.port } }, this.legSeconds())] : [])]);
+      await c.sw.transact([...freezeFlows(core.flowSpec(c)), ...(back ? [legFlow({ id: c.id, client: c.client, target: { ip: address, port: target.port } }, this.legSeconds())] : [])]);
       // OVS answers the barrier once its flow table changed, but revalidates the datapath's cached
       // megaflows asynchronously: for a moment the client's packets can still take the old path.
       await new Promise((r) => setTimeout(r, core.opts.revalidateMs));
