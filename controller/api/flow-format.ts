@@ -13,6 +13,8 @@ const PORT_NAMES: Record<number, string> = {
 export function portName(p: number): string { return PORT_NAMES[p] ?? String(p); }
 
 function hex(n: number | bigint): string { return '0x' + n.toString(16); }
+/** As C's %#x, which ovs-ofctl uses for field values it sets: 0 has no prefix. */
+function hexValue(n: number | bigint): string { return n === 0 || n === 0n ? '0' : hex(n); }
 
 function masked<T extends string | number | bigint>(v: T | Masked<T>, show: (x: T) => string): string {
   if (typeof v === 'object' && v !== null && 'mask' in v) return `${show(v.value)}/${show(v.mask)}`;
@@ -82,7 +84,34 @@ const MATCH_ORDER: [keyof Match, string, (v: never) => string][] = [
   ['ipv6NdTll', 'nd_tll', (v: string) => v],
   // No ovs-ofctl name (OVS does not implement OXM_OF_IPV6_EXTHDR); the OpenFlow name, in hex.
   ['ipv6Exthdr', 'ipv6_exthdr', (v: number | Masked<number>) => masked(v, hex)],
-  ['tcpFlags', 'tcp_flags', (v: number | Masked<number>) => masked(v, hex)],
+  ['tcpFlags', 'tcp_flags', tcpFlagsText],
+];
+
+const TCP_FLAG_NAMES: [number, string][] = [[0x001, 'fin'], [0x002, 'syn'], [0x004, 'rst'], [0x008, 'psh'], [0x010, 'ack'], [0x020, 'urg'], [0x040, 'ece'], [0x080, 'cwr'], [0x100, 'ns']];
+
+/** As ovs-ofctl: `+syn-ack` under a mask, `syn|ack` exact; hex when bits have no name. */
+function tcpFlagsText(v: number | Masked<number>): string {
+  if (typeof v === 'number') return v & ~0x1ff ? hex(v) : TCP_FLAG_NAMES.filter(([bit]) => v & bit).map(([, n]) => n).join('|') || '0';
+  if ((v.mask & ~0x1ff) !== 0) return `${hex(v.value)}/${hex(v.mask)}`;
+  return TCP_FLAG_NAMES.filter(([bit]) => v.mask & bit).map(([bit, n]) => `${v.value & bit ? '+' : '-'}${n}`).join('');
+}
+
+// CS_* bits of ct_state, in ovs-ofctl's order and spelling.
+const CT_STATE_FLAGS: [number, string][] = [[0x01, 'new'], [0x02, 'est'], [0x04, 'rel'], [0x08, 'rpl'], [0x10, 'inv'], [0x20, 'trk'], [0x40, 'snat'], [0x80, 'dnat']];
+
+/** `+trk-inv`: a set bit under the mask is +flag, a clear one -flag (unmasked: every bit counts). */
+function ctStateText(v: number | Masked<number>): string {
+  const value = typeof v === 'number' ? v : v.value;
+  const mask = typeof v === 'number' ? 0xffffffff : v.mask;
+  return CT_STATE_FLAGS.filter(([bit]) => mask & bit).map(([bit, name]) => `${value & bit ? '+' : '-'}${name}`).join('') || '0';
+}
+
+// Connection-tracking fields, printed before the protocol word as ovs-ofctl does.
+const CT_MATCH_ORDER: [keyof Match, string, (v: never) => string][] = [
+  ['ctState', 'ct_state', ctStateText],
+  ['ctZone', 'ct_zone', (v: number) => String(v)],
+  ['ctMark', 'ct_mark', (v: number | Masked<number>) => masked(v, hex)],
+  ['ctLabel', 'ct_label', (v: bigint | Masked<bigint>) => masked(v, hex)],
 ];
 
 function protoWord(m: Match): string | undefined {
@@ -96,6 +125,10 @@ function protoWord(m: Match): string | undefined {
 export function formatMatch(m: Match): string {
   const parts: string[] = [];
   if (m.inPort !== undefined) parts.push(`in_port=${portName(m.inPort)}`);
+  for (const [key, name, show] of CT_MATCH_ORDER) {
+    const v = m[key];
+    if (v !== undefined) parts.push(`${name}=${(show as (x: unknown) => string)(v)}`);
+  }
   const proto = protoWord(m);
   if (proto) parts.push(proto);
   else if (m.ethType !== undefined) parts.push(`dl_type=${hex(m.ethType)}`);
@@ -114,8 +147,11 @@ const SET_FIELD_NAMES: Partial<Record<keyof Match, string>> = {
   ethSrc: 'eth_src', ethDst: 'eth_dst', ipv4Src: 'ip_src', ipv4Dst: 'ip_dst', tcpSrc: 'tcp_src', tcpDst: 'tcp_dst',
   udpSrc: 'udp_src', udpDst: 'udp_dst', vlanVid: 'vlan_vid', ipDscp: 'ip_dscp', ipv6Src: 'ipv6_src', ipv6Dst: 'ipv6_dst',
   ipv6Flabel: 'ipv6_label', icmpv6Type: 'icmpv6_type', icmpv6Code: 'icmpv6_code', ipv6NdTarget: 'nd_target', ipv6NdSll: 'nd_sll',
-  ipv6NdTll: 'nd_tll',
+  ipv6NdTll: 'nd_tll', ctMark: 'ct_mark', ctLabel: 'ct_label',
 };
+
+/** A bit range of a field as ovs-ofctl names it in actions (`NXM_NX_CT_LABEL[0..15]`). */
+const FIELD_NXM_NAMES: Partial<Record<keyof Match, string>> = { ctMark: 'NXM_NX_CT_MARK', ctLabel: 'NXM_NX_CT_LABEL', ctState: 'NXM_NX_CT_STATE', ctZone: 'NXM_NX_CT_ZONE' };
 
 export function formatAction(a: Action): string {
   switch (a.type) {
@@ -125,7 +161,7 @@ export function formatAction(a: Action): string {
       const [k, v] = Object.entries(a.field).find(([key]) => key !== 'unknownOxm') ?? ['unknown', '?'];
       const name = SET_FIELD_NAMES[k as keyof Match] ?? k;
       // ovs-ofctl prints a flow label in hex, other numbers in decimal.
-      const text = k === 'ipv6Flabel' && typeof v === 'number' ? hex(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+      const text = k === 'ipv6Flabel' && typeof v === 'number' ? hex(v) : k === 'ctMark' && typeof v === 'number' ? hexValue(v) : typeof v === 'bigint' ? hexValue(v) : typeof v === 'object' && v !== null ? JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? hex(x) : x)) : String(v);
       return `set_field:${text}->${name}`;
     }
     case 'nx_inc_tcp_seq': return `inc_tcp_seq:${a.delta}`;
@@ -134,6 +170,14 @@ export function formatAction(a: Action): string {
     case 'nx_dec_tcp_ack': return `dec_tcp_ack:${a.delta}`;
     case 'nx_note': return `note:${[...a.data].map((b) => b.toString(16).padStart(2, '0')).join('.')}`;
     case 'nx_resubmit': return `resubmit(${a.inPort === OFPP.IN_PORT ? '' : portName(a.inPort)},${a.tableId ?? ''})`;
+    case 'nx_ct': {
+      // ovs-ofctl's order: flags, table, zone (omitted when 0), exec, alg.
+      const args = [...(a.commit ? ['commit'] : []), ...(a.force ? ['force'] : []), ...(a.table !== undefined ? [`table=${a.table}`] : []), ...(a.zone ? [`zone=${a.zone}`] : [])];
+      if (a.actions?.length) args.push(`exec(${a.actions.map(formatAction).join(',')})`);
+      if (a.alg) args.push(`alg=${a.alg}`);
+      return `ct(${args.join(',')})`;
+    }
+    case 'nx_output_reg': return `output:${FIELD_NXM_NAMES[a.field] ?? a.field}[${a.ofs}..${a.ofs + a.nBits - 1}]`;
     case 'group': return `group:${a.groupId}`;
     case 'set_queue': return `set_queue:${a.queueId}`;
     case 'experimenter': return `experimenter(${hex(a.experimenter)})`;

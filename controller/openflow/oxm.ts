@@ -55,6 +55,12 @@ export interface Match {
   ipv6NdTll?: string;
   /** OFPIEH_* bits (9 bits): which extension headers the packet has. */
   ipv6Exthdr?: number | Masked<number>;
+  /** Connection tracking (Nicira NXM fields; only after a ct action has recirculated the packet). CS_* bits. */
+  ctState?: number | Masked<number>;
+  ctZone?: number;
+  ctMark?: number | Masked<number>;
+  /** 128-bit label, as a bigint. */
+  ctLabel?: bigint | Masked<bigint>;
   unknownOxm?: UnknownOxm[];
 }
 
@@ -63,7 +69,7 @@ export type MatchField = Exclude<keyof Match, 'unknownOxm'>;
 // ---------------------------------------------------------------------------------------------
 // Value layouts.
 
-type ValueKind = 'u8' | 'u16' | 'u32' | 'u64' | 'mac' | 'ipv4' | 'ipv6';
+type ValueKind = 'u8' | 'u16' | 'u32' | 'u64' | 'u128' | 'mac' | 'ipv4' | 'ipv6';
 
 interface ValueCodec {
   size: number;
@@ -131,6 +137,14 @@ const VALUE_CODECS: Record<ValueKind, ValueCodec> = {
     },
   },
   u64: { size: 8, read: (r) => r.u64(), write: (w, v, what) => w.u64(v as bigint, what) },
+  u128: {
+    size: 16,
+    read: (r) => (r.u64() << 64n) | r.u64(),
+    write: (w, v, what) => {
+      if (typeof v !== 'bigint' || v < 0n || v >> 128n !== 0n) throw new OfpEncodeError(`${what}: expected a 128-bit unsigned bigint, got ${String(v)}`);
+      w.u64(v >> 64n, what).u64(v & 0xffff_ffff_ffff_ffffn, what);
+    },
+  },
   mac: { size: 6, read: (r) => bytesToMac(r.bytes(6)), write: (w, v, what) => w.bytes(macToBytes(v, what)) },
   ipv4: { size: 4, read: (r) => bytesToIpv4(r.bytes(4)), write: (w, v, what) => w.bytes(ipv4ToBytes(v, what)) },
   ipv6: { size: 16, read: (r) => bytesToIpv6(r.bytes(16)), write: (w, v, what) => w.bytes(ipv6ToBytes(v, what)) },
@@ -161,6 +175,11 @@ function basic(key: MatchField, name: string, field: number, kind: ValueKind, ma
   return { key, name, oxmClass: B, field, kind, maskable, encode: true, ...(max === undefined ? {} : { max }) };
 }
 
+/** A Nicira NXM_1 field, which OVS takes in OF1.3 matches and set_field as it is (no OXM basic equivalent). */
+function nxm1(key: MatchField, name: string, field: number, kind: ValueKind, maskable: boolean): OxmFieldDef {
+  return { key, name, oxmClass: OFPXMC.NXM_1, field, kind, maskable, encode: true };
+}
+
 /**
  * In canonical prerequisite order: OVS checks each field's prerequisites against the fields
  * before it, so eth_type precedes IP fields and ip_proto precedes L4 fields.
@@ -169,6 +188,11 @@ export const OXM_FIELDS: readonly OxmFieldDef[] = [
   basic('inPort', 'OXM_OF_IN_PORT', 0, 'u32', false),
   basic('inPhyPort', 'OXM_OF_IN_PHY_PORT', 1, 'u32', false),
   basic('metadata', 'OXM_OF_METADATA', 2, 'u64', true),
+  // Connection tracking: no prerequisites of their own.
+  nxm1('ctState', 'NXM_NX_CT_STATE', 105, 'u32', true),
+  nxm1('ctZone', 'NXM_NX_CT_ZONE', 106, 'u16', false),
+  nxm1('ctMark', 'NXM_NX_CT_MARK', 107, 'u32', true),
+  nxm1('ctLabel', 'NXM_NX_CT_LABEL', 108, 'u128', true),
   basic('ethDst', 'OXM_OF_ETH_DST', 3, 'mac', true),
   basic('ethSrc', 'OXM_OF_ETH_SRC', 4, 'mac', true),
   basic('ethType', 'OXM_OF_ETH_TYPE', 5, 'u16', false),
@@ -236,6 +260,22 @@ const DECODE_DEFS = new Map<string, OxmFieldDef>(OXM_FIELDS.map((d) => [lookupKe
 
 export function oxmDef(key: MatchField): OxmFieldDef | undefined {
   return ENCODE_DEFS.get(key);
+}
+
+/** The field a 32-bit NXM/OXM header names (class, field number; no experimenter), for actions that name a field by header. */
+export function oxmDefByHeader(header: number): OxmFieldDef | undefined {
+  return DECODE_DEFS.get(lookupKey(header >>> 16, (header >>> 9) & 0x7f));
+}
+
+/** The 32-bit NXM/OXM header of a field (unmasked), as actions like output_reg name their source. */
+export function oxmHeader(def: OxmFieldDef): number {
+  if (def.experimenter !== undefined) throw new OfpEncodeError(`${def.name}: an experimenter field has no 32-bit header`);
+  return ((def.oxmClass << 16) | (def.field << 9) | VALUE_CODECS[def.kind].size) >>> 0;
+}
+
+/** Bits in a field's value, for bit ranges into it. */
+export function oxmBits(def: OxmFieldDef): number {
+  return VALUE_CODECS[def.kind].size * 8;
 }
 
 function isMasked(v: unknown): v is Masked<unknown> {

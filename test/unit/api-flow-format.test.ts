@@ -17,7 +17,11 @@ describe('API flow formatting', () => {
     assert.equal(formatMatch({}), '*');
     assert.equal(formatMatch({ inPort: 2, ethType: 0x0800, ipProto: 6, ipv4Src: '10.0.0.2', ipv4Dst: '10.0.0.1', tcpSrc: 40000, tcpDst: 5001 }),
       'in_port=2,tcp,nw_src=10.0.0.2,nw_dst=10.0.0.1,tp_src=40000,tp_dst=5001');
-    assert.equal(formatMatch({ ethType: 0x0800, ipProto: 6, tcpFlags: { value: 1, mask: 1 } }), 'tcp,tcp_flags=0x1/0x1');
+    assert.equal(formatMatch({ ethType: 0x0800, ipProto: 6, tcpFlags: { value: 1, mask: 1 } }), 'tcp,tcp_flags=+fin');
+    assert.equal(formatMatch({ ethType: 0x0800, ipProto: 6, tcpFlags: { value: 0x02, mask: 0x12 } }), 'tcp,tcp_flags=+syn-ack');
+    assert.equal(formatMatch({ ethType: 0x0800, ipProto: 6, tcpFlags: 0x12 }), 'tcp,tcp_flags=syn|ack');
+    assert.equal(formatMatch({ ethType: 0x0800, ipProto: 6, tcpFlags: { value: 0x200, mask: 0x200 } }), 'tcp,tcp_flags=0x200/0x200');
+    assert.equal(formatMatch({ ctState: { value: 0x20, mask: 0x30 }, ctZone: 9, ctMark: 1, ctLabel: { value: 2n, mask: 3n } }), 'ct_state=-inv+trk,ct_zone=9,ct_mark=0x1,ct_label=0x2/0x3');
     assert.equal(formatMatch({ ethType: 0x0806 }), 'arp');
     assert.equal(formatMatch({ ethType: 0x0800, ipProto: 47 }), 'ip,nw_proto=47');
     assert.equal(formatMatch({ ethType: 0x86dd }), 'ipv6');

@@ -41,6 +41,16 @@ const ACTIONS: Array<[Action, string]> = [
   // NXAST_NOTE: payload padded with zeros to a multiple of 8 (16 bytes at least), as OVS does.
   [{ type: 'nx_note', data: hex('616263000000') }, 'ffff 0010 00002320 0008 616263000000'],
   [{ type: 'nx_note', data: hex('0102030405060708 000000000000') }, 'ffff 0018 00002320 0008 0102030405060708 000000000000'],
+  // NXAST_CT (35): flags, zone_src 0 (immediate zone), zone, recirc table (0xff: none), pad 3, alg, then nested actions.
+  [{ type: 'nx_ct', zone: 9, table: 1 }, 'ffff 0018 00002320 0023 0000 00000000 0009 01 000000 0000'],
+  [
+    { type: 'nx_ct', zone: 77, commit: true, actions: [{ type: 'set_field', field: { ctMark: 1 } }, { type: 'set_field', field: { ctLabel: 0x30002n } }] },
+    'ffff 0040 00002320 0023 0001 00000000 004d ff 000000 0000 | 0019 0010 0001d604 00000001 00000000 | 0019 0018 0001d810 00000000000000000000000000030002',
+  ],
+  [{ type: 'nx_ct', zone: 1, force: true, commit: true, alg: 21 }, 'ffff 0018 00002320 0023 0003 00000000 0001 ff 000000 0015'],
+  // NXAST_OUTPUT_REG (15): ofs_nbits = ofs << 6 | (n_bits - 1), the source field's NXM header, max_len, 6 zeros.
+  [{ type: 'nx_output_reg', field: 'ctLabel', ofs: 16, nBits: 16 }, 'ffff 0018 00002320 000f 040f 0001d810 0000 000000000000'],
+  [{ type: 'nx_output_reg', field: 'ctMark', ofs: 0, nBits: 16, maxLen: 128 }, 'ffff 0018 00002320 000f 000f 0001d604 0080 000000000000'],
 ];
 
 describe('openflow codec: actions', () => {
@@ -80,6 +90,10 @@ describe('openflow codec: actions', () => {
       ['output too long', '0000 0018 00000001 ffff 000000000000 0000000000000000', 'bad_length'],
       ['NX seq action with the wrong length', 'ffff 0018 00002320 0050 0000 00000005 0000000000000000', 'bad_length'],
       ['set_field with a truncated OXM', '0019 0008 80001804', 'truncated'],
+      ['NX ct shorter than its fixed part', 'ffff 0010 00002320 0023 0000 00000000', 'bad_length'],
+      ['NX ct with a zone from a field (not supported)', 'ffff 0018 00002320 0023 0000 0001d402 000f ff 000000 0000', 'bad_value'],
+      ['NX ct with a bad nested action', 'ffff 0020 00002320 0023 0000 00000000 0009 ff 000000 0000 | 0000 0000 00000000', 'bad_length'],
+      ['NX output_reg from an unknown field', 'ffff 0018 00002320 000f 000f 00ffee04 0000 000000000000', 'bad_value'],
     ];
     for (const [name, bytes, kind] of cases) {
       it(name, () => {
@@ -91,6 +105,13 @@ describe('openflow codec: actions', () => {
     it('set_field needs exactly one field', () => {
       assert.throws(() => encodeActions([{ type: 'set_field', field: { ipv4Dst: '1.2.3.4', tcpDst: 1 } }]), /exactly one/);
       assert.throws(() => encodeActions([{ type: 'set_field', field: {} }]), /exactly one/);
+    });
+    it('NX output_reg takes a port-sized range inside a known field; NX ct a real table', () => {
+      assert.throws(() => encodeActions([{ type: 'nx_output_reg', field: 'ctMark', ofs: 0, nBits: 17 }]), /not a port number/);
+      assert.throws(() => encodeActions([{ type: 'nx_output_reg', field: 'ctMark', ofs: 20, nBits: 16 }]), /not a port number/);
+      assert.throws(() => encodeActions([{ type: 'nx_output_reg', field: 'nope' as 'ctMark', ofs: 0, nBits: 16 }]), /unknown field/);
+      assert.throws(() => encodeActions([{ type: 'nx_ct', zone: 1, table: 255 }]), /not a table/);
+      assert.throws(() => encodeActions([{ type: 'nx_ct', zone: 0x10000 }]), { name: 'OfpEncodeError' });
     });
     it('NX resubmit port must fit 16 bits', () => {
       assert.throws(() => encodeActions([{ type: 'nx_resubmit', inPort: 0x10000 }]), { name: 'OfpEncodeError' });

@@ -63,6 +63,14 @@ const FIELDS: Array<[Match, string]> = [
   [{ ipv6NdTll: '02:00:00:00:00:02' }, '80004206 020000000002'],
   [{ ipv6Exthdr: 0x10 }, '80004e02 0010'],
   [{ ipv6Exthdr: { value: 0x10, mask: 0x30 } }, '80004f04 0010 0030'],
+  // Connection tracking: Nicira NXM_1 fields (class 0x0001), as ovs-ofctl sends them at OF1.3.
+  [{ ctState: 0x20 }, '0001d204 00000020'],
+  [{ ctState: { value: 0x20, mask: 0x30 } }, '0001d308 00000020 00000030'],
+  [{ ctZone: 0x746d }, '0001d402 746d'],
+  [{ ctMark: 1 }, '0001d604 00000001'],
+  [{ ctMark: { value: 1, mask: 3 } }, '0001d708 00000001 00000003'],
+  [{ ctLabel: 0x30002n }, '0001d810 00000000000000000000000000030002'],
+  [{ ctLabel: { value: 1n << 127n, mask: 3n << 126n } }, '0001d920 80000000000000000000000000000000 c0000000000000000000000000000000'],
   // tcp_flags as OVS emits it at OF1.3: ONF experimenter OXM (class 0xffff, field 42, exp ONF).
   [{ tcpFlags: 0x002 }, 'ffff5406 4f4e4600 0002'],
   [{ tcpFlags: { value: 0x002, mask: 0x012 } }, 'ffff5508 4f4e4600 0002 0012'],

@@ -28,6 +28,7 @@ function valueArb(kind: string, max?: number): fc.Arbitrary<unknown> {
     case 'u16': return fc.integer({ min: 0, max: max ?? 0xffff });
     case 'u32': return fc.integer({ min: 0, max: max ?? 0xffffffff });
     case 'u64': return u64;
+    case 'u128': return fc.bigInt({ min: 0n, max: (1n << 128n) - 1n });
     case 'mac': return mac;
     case 'ipv6': return ipv6;
     default: return ipv4;
@@ -35,7 +36,7 @@ function valueArb(kind: string, max?: number): fc.Arbitrary<unknown> {
 }
 function andMask(kind: string, v: unknown, m: unknown): unknown {
   if (typeof v === 'bigint') return v & (m as bigint);
-  if (typeof v === 'number') return v & (m as number);
+  if (typeof v === 'number') return (v & (m as number)) >>> 0; // unsigned: JS's & is signed 32-bit
   if (kind === 'ipv6') {
     const [a, b] = [parseIpv6(v as string), parseIpv6(m as string)];
     if (!a.ok || !b.ok) throw new Error('bad generated IPv6 address');
