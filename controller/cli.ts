@@ -185,7 +185,7 @@ withApiOptions(program.command('status')
     if (an) out.push('', ...analyzerLines(an, now));
     out.push('', `Connections (${cn.connections.length})`);
     out.push(cn.connections.length ? table(['ID', 'SERVICE', 'CLIENT', 'BACKEND', 'PHASE', 'TCP CLIENT/SERVER', 'ACK DELTA', 'MOVES', 'AGE'], cn.connections.map((c: any) => [
-      c.id, c.service, c.client, `${c.backend} (${c.backendAddress})`, c.phase, `${c.tcp.client}/${c.tcp.server}`, c.ackDelta, c.migrations, age(now - c.createdAt),
+      c.id, c.service, c.client, `${c.backend} (${c.backendAddress})`, c.conntrack ? `${c.phase} (conntrack)` : c.phase, `${c.tcp.client}/${c.tcp.server}`, c.ackDelta, c.migrations, age(now - c.createdAt),
     ])) : '  none');
     if (mg.migrations.length) {
       out.push('', `Recent migrations (${mg.migrations.length})`);

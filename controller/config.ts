@@ -22,6 +22,8 @@ export interface ControllerConfig {
   handoff: {
     maxConnections: number; halfOpenMax: number; halfOpenPerSource: number; whenFull: 'refuse' | 'forward';
     handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number; switchGraceMs: number;
+    /** The conntrack zone of services with forwardVia 'conntrack' (reserved for this controller on its switches). */
+    conntrackZone: number;
     /** Send what was held right behind the connection's Flow-Mods instead of after the barrier's reply (OVS runs one channel's messages in order). */
     releaseBeforeBarrier: boolean;
   };
@@ -53,7 +55,7 @@ export const DEFAULT_CONFIG: ControllerConfig = {
   log: { level: 'info', format: 'text' },
   switch: { echoIntervalMs: 5000, deadTimeoutMs: 15000, requestTimeoutMs: 10000 },
   learning: { idleTimeout: 60, hardTimeout: 0, priority: 10 },
-  handoff: { maxConnections: 100000, halfOpenMax: 10000, halfOpenPerSource: 256, whenFull: 'refuse', handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100, switchGraceMs: 60000, releaseBeforeBarrier: true },
+  handoff: { maxConnections: 100000, halfOpenMax: 10000, halfOpenPerSource: 256, whenFull: 'refuse', handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100, switchGraceMs: 60000, releaseBeforeBarrier: true, conntrackZone: 0x746d },
   services: [],
   quicServices: [],
   analyzers: {},
@@ -76,7 +78,7 @@ const SCHEMA: Schema = {
   log: { level: oneOf(LOG_LEVELS), format: oneOf(['json', 'text']) },
   switch: { echoIntervalMs: int(100, 3_600_000), deadTimeoutMs: int(200, 3_600_000), requestTimeoutMs: int(100, 3_600_000) },
   learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
-  handoff: { maxConnections: int(1, 10_000_000), halfOpenMax: int(1, 10_000_000), halfOpenPerSource: int(1, 10_000_000), whenFull: oneOf(['refuse', 'forward']), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000), releaseBeforeBarrier: bool },
+  handoff: { maxConnections: int(1, 10_000_000), halfOpenMax: int(1, 10_000_000), halfOpenPerSource: int(1, 10_000_000), whenFull: oneOf(['refuse', 'forward']), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000), releaseBeforeBarrier: bool, conntrackZone: int(1, 65535) },
   services: (v, key) => parseServiceList(v, key),
   quicServices: (v, key) => parseQuicServices(v, key),
   analyzers: (v, key) => parseAnalyzers(v, key),
@@ -132,6 +134,11 @@ export function parseConfig(input: unknown): ControllerConfig {
   // services[] holds both protocols; the QUIC entries have a list of their own (given as such too).
   const lists = Array.isArray(cfg.services) ? { tcp: cfg.services, quic: [] } : cfg.services as unknown as ServiceLists;
   ({ tcp: cfg.services, quic: cfg.quicServices } = joinQuicServices(lists, cfg.quicServices));
+  const ct = cfg.services.findIndex((s) => s.forwardVia === 'conntrack');
+  if (cfg.fabric && ct >= 0) {
+    // A FORWARD kept in one switch's conntrack says nothing to the other switches on the path.
+    throw new ConfigError(`services[${ct}].forwardVia`, "'conntrack' is for a single switch; with fabric use 'flows'");
+  }
   if (cfg.switch.deadTimeoutMs <= cfg.switch.echoIntervalMs) {
     throw new ConfigError('switch.deadTimeoutMs', `must be larger than switch.echoIntervalMs (${cfg.switch.echoIntervalMs})`);
   }

@@ -9,7 +9,7 @@ import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/sw
 import { makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
-  deleteAllInterceptFlows, deleteConnectionFlows, deleteTransitFlows, flowsByConnection, interceptFlows, probeFlows,
+  DEFAULT_CONNTRACK_ZONE, deleteAllInterceptFlows, deleteConnectionFlows, deleteTransitFlows, flowsByConnection, interceptFlows, probeFlows,
   type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta, type SwitchMode,
 } from './flow-plan.ts';
 import { hasFlows } from './phases.ts';
@@ -53,7 +53,9 @@ export class SwitchAdoption {
       if (c.dpid !== dpid) continue;
       c.sw = sw;
       c.mode = mode;
-      known.set(c.id, hasFlows(c.phase) ? core.flowSpec(c) : undefined);
+      // One FORWARDed in conntrack has no flows: the switch's conntrack carries it (still there after a
+      // channel reset; after a switch restart its packets come as strays, which commit it again).
+      known.set(c.id, hasFlows(c.phase) && !c.inConntrack ? core.flowSpec(c) : undefined);
     }
     const ended = this.endedAway.get(dpid) ?? new Set<number>();
     this.endedAway.delete(dpid);
@@ -236,14 +238,15 @@ export class SwitchAdoption {
 
   /** Every service's intercept flows, replacing whatever intercept flows the switch has. */
   allIntercepts(): OfpMessage[] {
-    return [deleteAllInterceptFlows(), ...this.core.services.flatMap((s, i) => interceptFor(s, i))];
+    return [deleteAllInterceptFlows(), ...this.core.services.flatMap((s, i) => interceptFor(s, i, this.core.opts.conntrackZone))];
   }
 }
 
-export function interceptFor(s: ServiceConfig, index: number): OfpMessage[] {
+export function interceptFor(s: ServiceConfig, index: number, conntrackZone = DEFAULT_CONNTRACK_ZONE): OfpMessage[] {
   return interceptFlows({
     index, service: { ip: s.address, ...(s.address6 !== undefined && { ip6: s.address6 }), port: s.port },
     backends: s.backends.flatMap((b) => addressesOf(b).map((ip) => ({ ip, port: b.port }))),
+    ...(s.forwardVia === 'conntrack' && { conntrackZone }),
   });
 }
 

@@ -103,6 +103,11 @@ export interface Connection {
    * deletes nothing). A connection closing without confirmed flows is passed on by the controller.
    */
   flowsInstalled?: boolean;
+  /**
+   * FORWARDed in the switch's conntrack (forwardVia 'conntrack'): no flows of its own, per-service
+   * flows forward it by its conntrack entry; cleared when a move gives it flows.
+   */
+  inConntrack?: boolean;
   /** A flow-stats request is checking whether its flows are really missing (see EngineCore.stray). */
   checkingFlows?: boolean;
   /** Intercepted packets since the last flow install (see HandoffEngine.stray). */
@@ -134,7 +139,7 @@ export function makeConnection(i: ConnectionInit): Connection {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,
     backendName: i.backendName, phase: i.phase, track: i.track, syn: i.syn, isnClient: i.isnClient, acceptedSynAck: i.acceptedSynAck,
     ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, prepared: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq, retired: NONE, transit: NONE, frozenByFlow: undefined,
-    frozeEver: undefined, fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, checkingFlows: undefined,
+    frozeEver: undefined, fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, inConntrack: undefined, checkingFlows: undefined,
     strays: undefined, createdAt: i.createdAt, migrations: i.migrations, lastVerdict: undefined, verdictAt: undefined, adopted: i.adopted, resetRepeats: undefined,
     timers: undefined,
   };

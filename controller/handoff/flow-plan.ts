@@ -19,7 +19,7 @@ import { isIpv6Address } from '../packet/addr.ts';
  */
 export const TABLE = { steer: 0, connection: 1 } as const;
 /** `transit` (table 0) is above the service's steer and FIN/RST-copy flows: a transit switch neither intercepts nor copies. */
-export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
+export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, conntrack: 120, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
@@ -264,8 +264,76 @@ export function deleteConnectionFlows(id: number, roles: readonly bigint[] = Obj
   return roles.map((role) => flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: connCookie(id, role), cookieMask: ALL_ONES, match: {} }));
 }
 
-/** A service's addresses (a dual-stack service's IPv6 one in `ip6`) and every backend address it may use. */
-export interface InterceptSpec { index: number; service: { ip: string; ip6?: string; port: number }; backends: { ip: string; port: number }[] }
+/**
+ * A service's addresses (a dual-stack service's IPv6 one in `ip6`) and every backend address it may
+ * use; `conntrackZone` for a service whose FORWARD verdicts are kept in conntrack (forwardVia).
+ */
+export interface InterceptSpec { index: number; service: { ip: string; ip6?: string; port: number }; backends: { ip: string; port: number }[]; conntrackZone?: number }
+
+// ------------------------------------------------------------------ FORWARD verdicts in conntrack
+//
+// A service with forwardVia 'conntrack' sends its traffic through ct(zone) on the way from table 0
+// to table 1. The held segment of a FORWARDed connection leaves the controller committing the
+// connection with ct_mark CT_FORWARDED and, in ct_label, the two switch ports its directions leave
+// by (bits 0-15: the client's, 16-31: the backend's); two per-service flows in table 1 forward
+// whatever carries that mark out of the port its label names. So a FORWARD verdict changes no flow
+// table: no Flow-Mod, no datapath revalidation (docs/benchmarks.md, issue 13). The connection's
+// later packets never reach the controller; its FIN/RST copies still do (table 0, before ct).
+
+/** The zone when the config names none ('tm'). */
+export const DEFAULT_CONNTRACK_ZONE = 0x746d;
+/** ct_mark of a connection FORWARDed in conntrack; 0 once a move took it elsewhere. */
+export const CT_FORWARDED = 1;
+/** CS_TRACKED: the packet went through ct. */
+const CS_TRACKED = 0x20;
+/** The widest switch port a ct_label half holds (OpenFlow 1.0 port numbers, below the reserved ones). */
+const CT_PORT_MAX = 0xfeff;
+
+/** ct_label of a connection FORWARDed in conntrack: the ports of its two directions. */
+export function conntrackLabel(clientPort: number, backendPort: number): bigint {
+  return BigInt(clientPort) | (BigInt(backendPort) << 16n);
+}
+
+/** The inverse of conntrackLabel. */
+export function conntrackLabelPorts(label: bigint): { client: number; backend: number } {
+  return { client: Number(label & 0xffffn), backend: Number((label >> 16n) & 0xffffn) };
+}
+
+/** Whether a connection between these ports can be kept in conntrack (its ports fit the label). */
+export function conntrackPortsFit(clientPort: number, backendPort: number): boolean {
+  return [clientPort, backendPort].every((p) => Number.isInteger(p) && p >= 1 && p <= CT_PORT_MAX);
+}
+
+/**
+ * A Packet-Out's actions for a segment of a connection FORWARDed in conntrack: (re)commit it with
+ * its mark and ports (the same values every time, so a stray that raced the first commit does no
+ * harm), then out of `outPort` directly: a packet sent back into the tables would meet ct again.
+ */
+export function conntrackForwardActions(zone: number, clientPort: number, backendPort: number, outPort: number): Action[] {
+  return [
+    { type: 'nx_ct', zone, commit: true, actions: [{ type: 'set_field', field: { ctMark: CT_FORWARDED } }, { type: 'set_field', field: { ctLabel: conntrackLabel(clientPort, backendPort) } }] },
+    { type: 'output', port: outPort },
+  ];
+}
+
+/**
+ * The actions that take a connection out of conntrack's FORWARD path when a move gives it flows:
+ * its entry's mark is set to 0 (by a Packet-Out of one of its client's segments, which goes no
+ * further), so what the backend it left still sends meets the intercept flow, not the client.
+ */
+export function conntrackLeaveActions(zone: number): Action[] {
+  return [{ type: 'nx_ct', zone, commit: true, actions: [{ type: 'set_field', field: { ctMark: 0 } }] }];
+}
+
+/** In table 1, the forwarding of a service's conntrack-FORWARDed connections: to the service by the backend's port, from it by the client's. */
+function conntrackForwardFlows(cookie: bigint, zone: number, toService: Match[], fromPrimary: Match[]): OfpMessage[] {
+  const tracked = { ctState: { value: CS_TRACKED, mask: CS_TRACKED }, ctZone: zone, ctMark: CT_FORWARDED };
+  const flow = (match: Match, ofs: number): OfpMessage => flowMod({
+    command: 'add', tableId: TABLE.connection, priority: PRIORITY.conntrack, cookie, match: { ...tracked, ...match },
+    instructions: [{ type: 'apply_actions', actions: [{ type: 'nx_output_reg', field: 'ctLabel', ofs, nBits: 16 }] }],
+  });
+  return [...toService.map((m) => flow(m, 16)), ...fromPrimary.map((m) => flow(m, 0))];
+}
 
 /**
  * A service's flows: in table 0, its traffic (client → service, and anything from a backend's
@@ -275,7 +343,8 @@ export interface InterceptSpec { index: number; service: { ip: string; ip6?: str
 export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   const cookie = interceptCookie(s.index);
   const copyCookie = interceptCookie(s.index, INTERCEPT_ROLE.flagCopy);
-  const matches: Match[] = [s.service.ip, ...(s.service.ip6 !== undefined ? [s.service.ip6] : [])].map((ip) => tcpMatch(undefined, undefined, ip, undefined, s.service.port));
+  const serviceIps = [s.service.ip, ...(s.service.ip6 !== undefined ? [s.service.ip6] : [])];
+  const matches: Match[] = serviceIps.map((ip) => tcpMatch(undefined, undefined, ip, undefined, s.service.port));
   const fromBackends: Match[] = [];
   const seen = new Set<string>();
   for (const b of s.backends) {
@@ -284,8 +353,13 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
     seen.add(k);
     fromBackends.push(tcpMatch(undefined, b.ip, undefined, b.port, undefined));
   }
+  const toService = [...matches];
   matches.push(...fromBackends);
-  const toConnTable: Instruction = { type: 'goto_table', tableId: TABLE.connection };
+  const zone = s.conntrackZone;
+  // Through conntrack on the way to table 1, or straight there.
+  const toConnTable: Instruction = zone === undefined
+    ? { type: 'goto_table', tableId: TABLE.connection }
+    : { type: 'apply_actions', actions: [{ type: 'nx_ct', zone, table: TABLE.connection }] };
   const flows: OfpMessage[] = [];
   // A backend's SYN-ACK goes up through a flow of its own. Same action, but the datapath flow it
   // leaves behind then matches SYN segments only: the backend's first data segment after the
@@ -299,10 +373,17 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
     for (const flag of [TCP_FIN, TCP_RST]) {
       flows.push(flowMod({
         command: 'add', tableId: TABLE.steer, priority: PRIORITY.flagCopy, cookie: copyCookie, match: { ...match, tcpFlags: { value: flag, mask: flag } },
-        instructions: [{ type: 'apply_actions', actions: [toController(FLAG_COPY_LEN)] }, toConnTable],
+        instructions: toConnTable.type === 'goto_table'
+          ? [{ type: 'apply_actions', actions: [toController(FLAG_COPY_LEN)] }, toConnTable]
+          : [{ type: 'apply_actions', actions: [toController(FLAG_COPY_LEN), ...toConnTable.actions] }],
       }));
     }
     flows.push(flowMod({ command: 'add', tableId: TABLE.connection, priority: PRIORITY.intercept, cookie, match, instructions: [{ type: 'apply_actions', actions: [toController()] }] }));
+  }
+  if (zone !== undefined) {
+    // FORWARD goes to the primary, whose addresses are the service's.
+    const fromPrimary = serviceIps.map((ip) => tcpMatch(undefined, ip, undefined, s.service.port, undefined));
+    flows.push(...conntrackForwardFlows(cookie, zone, toService, fromPrimary));
   }
   return flows;
 }

@@ -143,11 +143,17 @@ export class HandoffEngine extends EventEmitter implements App {
     // next reconnect (reconcile installs them afresh), so say so rather than fail the reload.
     const failed: string[] = [];
     await Promise.all([...core.switches].map(([dpid, sw]) => sw.transact(core.parts.adoption.allIntercepts()).catch((e) => { failed.push(`${dpid}: ${(e as Error).message}`); })));
+    // A service that no longer keeps FORWARDs in conntrack no longer sends its traffic through ct:
+    // its conntrack-FORWARDed connections get flows of their own (until then, what reaches the
+    // controller of them goes on from there).
+    const moved = [...this.table.all()].filter((c) => c.inConntrack && c.service.forwardVia !== 'conntrack');
+    for (const c of moved) core.giveFlows(c);
     const lines = [
       ...r.added.map((s) => `services.${s.name}: added (${s.address}:${s.port})`),
       ...r.removed.map((s) => `services.${s.name}: removed`),
     ];
     if (r.added.length || r.removed.length || r.changed.length) lines.push(`intercept flows reinstalled on ${core.switches.size - failed.length} switch(es)`);
+    if (moved.length) lines.push(`${moved.length} connection(s) FORWARDed in conntrack given flows of their own`);
     for (const f of failed) { lines.push(`intercept flows NOT reinstalled on switch ${f} (they will be at its next reconnect)`); core.log.warn('intercept flows not reinstalled after a reload', { switch: f }); }
     return lines;
   }
@@ -164,7 +170,7 @@ export class HandoffEngine extends EventEmitter implements App {
 
   private async reinstallIntercept(s: ServiceConfig): Promise<void> {
     const index = this.core.services.indexOf(s);
-    await Promise.all([...this.core.switches.values()].map((sw) => sw.transact([...deleteInterceptFlows(index), ...interceptFor(s, index)])));
+    await Promise.all([...this.core.switches.values()].map((sw) => sw.transact([...deleteInterceptFlows(index), ...interceptFor(s, index, this.core.opts.conntrackZone)])));
   }
 
   // ---------------------------------------------------------------- views

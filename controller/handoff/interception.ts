@@ -356,6 +356,13 @@ export class Interception {
    */
   private withoutFlows(c: Connection, role: 'copy' | 'flow' | 'intercept', raw: Buffer, dir: 'c2s' | 's2c', inPort: number): void {
     const core = this.core;
+    // FORWARDed in conntrack: a segment that raced the commit, or that conntrack found invalid. It
+    // goes on committing the connection again; the connection is alive, so its idle time starts over.
+    if (c.inConntrack) {
+      core.conntrackOut(c, raw, dir, inPort);
+      if (c.phase === 'forwarded') core.armConntrackIdle(c);
+      return;
+    }
     if (c.phase === 'forwarded' && role === 'intercept') core.stray(c);
     if (isIdentity(c)) core.passOn(c, raw, dir === 'c2s' ? c.backend.ofport : c.client.ofport, inPort);
     else if (dir === 'c2s') core.relayToBackend(c, raw);

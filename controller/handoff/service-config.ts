@@ -70,6 +70,13 @@ export interface ServiceConfig {
   mirrorAll: boolean;
   /** Fabric VLANs: allow a move to a backend in another VLAN than the primary's (refused by default). */
   crossVlan: boolean;
+  /**
+   * Where a FORWARD verdict is kept: `flows` (two flows per connection, the default) or `conntrack`
+   * (the switch's connection tracker, in `handoff.conntrackZone`: no Flow-Mod per connection, about
+   * twice the setup rate; such a connection is not adopted after a controller restart, though it keeps
+   * flowing, and the controller forgets it `idleTimeout` after the last segment it saw of it).
+   */
+  forwardVia: 'flows' | 'conntrack';
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -137,7 +144,7 @@ export function parseBackend(v: unknown, key: string): BackendConfig {
 
 export function parseService(v: unknown, key: string): ServiceConfig {
   const o = obj(v, key);
-  only(o, key, ['name', 'address', 'address6', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'speculativeReplay', 'mirrorPort', 'mirrorSwitch', 'mirrorAll', 'crossVlan']);
+  only(o, key, ['name', 'address', 'address6', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'speculativeReplay', 'mirrorPort', 'mirrorSwitch', 'mirrorAll', 'crossVlan', 'forwardVia']);
   if (!Array.isArray(o.backends) || o.backends.length === 0) throw new ConfigError(`${key}.backends`, 'expected a non-empty array of backends');
   const backends = o.backends.map((b, i) => parseBackend(b, `${key}.backends[${i}]`));
   const names = new Set<string>();
@@ -197,7 +204,15 @@ export function parseService(v: unknown, key: string): ServiceConfig {
     ...(o.mirrorSwitch !== undefined && { mirrorSwitch: dpidOf(o.mirrorSwitch, `${key}.mirrorSwitch`, o.mirrorPort !== undefined) }),
     mirrorAll: o.mirrorAll === undefined ? false : bool(o.mirrorAll, `${key}.mirrorAll`),
     crossVlan: o.crossVlan === undefined ? false : bool(o.crossVlan, `${key}.crossVlan`),
+    forwardVia: forwardViaOf(o, key),
   };
+}
+
+function forwardViaOf(o: Record<string, unknown>, key: string): 'flows' | 'conntrack' {
+  const v = o.forwardVia === undefined ? 'flows' : oneOf(o.forwardVia, `${key}.forwardVia`, ['flows', 'conntrack'] as const);
+  // The conntrack path forwards by per-service flows: they carry no per-connection IDS copies.
+  if (v === 'conntrack' && o.mirrorAll === true) throw new ConfigError(`${key}.forwardVia`, "'conntrack' cannot carry mirrorAll's copies of every segment: use 'flows' with mirrorAll");
+  return v;
 }
 
 export function parseServices(v: unknown, key = 'services'): ServiceConfig[] {

@@ -7,6 +7,8 @@ import { run } from '../lib/exec.ts';
 import {
   encodeMessage, flowMod, packetOut, seqShiftAction, OFPBAC, OFPET, OFPFF, OFPP, type OfpMessage,
 } from '../../controller/openflow/index.ts';
+import { conntrackForwardActions, conntrackLeaveActions, interceptFlows, PRIORITY } from '../../controller/handoff/flow-plan.ts';
+import { formatAction, formatInstructions, formatMatch } from '../../controller/api/flow-format.ts';
 
 const STOCK_OFCTL = '/usr/bin/ovs-ofctl';
 const PATCHED_OFCTL = '/usr/local/bin/ovs-ofctl';
@@ -180,6 +182,34 @@ describe('ofp cross-check: our encoder vs ovs-ofctl ofp-print', function () {
       assert.equal(await ofpPrint(STOCK_OFCTL, msg), expected);
     });
   }
+
+  describe('conntrack: a service with forwardVia conntrack, and the Packet-Outs of its connections', () => {
+    const flows = interceptFlows({ index: 0, service: { ip: '10.0.0.1', port: 5001 }, backends: [{ ip: '10.0.0.1', port: 5001 }], conntrackZone: 77 })
+      .filter((m): m is Extract<OfpMessage, { type: 'flow_mod' }> => m.type === 'flow_mod');
+    const cases: Array<[string, Extract<OfpMessage, { type: 'flow_mod' }>, string]> = [
+      ['steer through ct', flows.find((f) => f.tableId === 0 && f.priority === PRIORITY.steer)!, 'priority=100,tcp,nw_dst=10.0.0.1,tp_dst=5001 cookie:0x300000000000000 actions=ct(table=1,zone=77)'],
+      ['FIN copy, then ct', flows.find((f) => f.tableId === 0 && f.priority === PRIORITY.flagCopy)!, 'priority=210,tcp,nw_dst=10.0.0.1,tp_dst=5001,tcp_flags=+fin cookie:0x301000000000000 actions=CONTROLLER:128,ct(table=1,zone=77)'],
+      ['to the backend by the label', flows.find((f) => f.priority === PRIORITY.conntrack && f.match.tcpDst)!, 'table:1 priority=120,ct_state=+trk,ct_zone=77,ct_mark=0x1,tcp,nw_dst=10.0.0.1,tp_dst=5001 cookie:0x300000000000000 actions=output:NXM_NX_CT_LABEL[16..31]'],
+      ['to the client by the label', flows.find((f) => f.priority === PRIORITY.conntrack && f.match.tcpSrc)!, 'table:1 priority=120,ct_state=+trk,ct_zone=77,ct_mark=0x1,tcp,nw_src=10.0.0.1,tp_src=5001 cookie:0x300000000000000 actions=output:NXM_NX_CT_LABEL[0..15]'],
+    ];
+    for (const [name, f, text] of cases) {
+      it(`flow_mod: ${name}; the API prints match and actions as ovs-ofctl does`, async () => {
+        assert.equal(await ofpPrint(STOCK_OFCTL, { ...f, xid: 0x40 }), `OFPT_FLOW_MOD (OF1.3) (xid=0x40): ADD ${text}`);
+        const ofctlMatch = text.replace(/^(table:\d+ )?priority=\d+,/, '').replace(/ cookie:.*$/, '');
+        assert.equal(formatMatch(f.match), ofctlMatch);
+        assert.equal(formatInstructions(f.instructions), text.replace(/^.* actions=/, ''));
+      });
+    }
+    for (const [name, actions, text] of [
+      ['commit the FORWARD, out to server 1', conntrackForwardActions(77, 2, 1, 1), 'ct(commit,zone=77,exec(set_field:0x1->ct_mark,set_field:0x10002->ct_label)),output:1'],
+      ['leave conntrack (mark 0)', conntrackLeaveActions(77), 'ct(commit,zone=77,exec(set_field:0->ct_mark))'],
+    ] as const) {
+      it(`packet_out: ${name}`, async () => {
+        assert.equal(await ofpPrint(STOCK_OFCTL, packetOut({ xid: 0x41, inPort: 2, actions: [...actions] })), `OFPT_PACKET_OUT (OF1.3) (xid=0x41): in_port=2 actions=${text} data_len=0`);
+        assert.equal(actions.map(formatAction).join(','), text);
+      });
+    }
+  });
 
   describe('Nicira seq/ack actions (patched OVS)', function () {
     before(function () {

@@ -28,6 +28,8 @@ export const RULES_V1 = [
 ].join('\n') + '\n';
 
 export interface DrillOptions {
+  /** The OVS build (default: the patched one). */
+  prefix?: string;
   cutter?: boolean;
   config?: Record<string, unknown>;
   /** Two controllers ('A' master first, 'B' standby) elected through etcd at these endpoints. */
@@ -78,7 +80,7 @@ export class DrillBed {
       analyzers: { builtin: { rules: [this.rulesPath] }, suricata: { socket: join(this.dir, 'eve.sock') } },
       ...opts.config,
     };
-    this.ovs = await Ovs.start({ prefix: PATCHED_PREFIX });
+    this.ovs = await Ovs.start({ prefix: opts.prefix ?? PATCHED_PREFIX });
     this.net = TestNet.create();
     this.servers.server1 = await this.net.addHost('s1', '10.0.0.1/24');
     this.client = await this.net.addHost('c', '10.0.0.2/24');

@@ -108,6 +108,8 @@ export class EngineBed {
   readonly events: { name: string; args: unknown[] }[] = [];
   /** The options the engine started with. */
   opts!: EngineOptions;
+  /** What the engine sent when the switch connected (the services' flows, reconciliation). */
+  initial: OfpMessage[] = [];
 
   private constructor(sw: ScriptedSwitch, engine: HandoffEngine, readonly learning: LearningSwitch) {
     this.sw = sw;
@@ -128,7 +130,7 @@ export class EngineBed {
     const bed = new EngineBed(sw, new HandoffEngine([service], opts, learning, silentLogger), learning);
     bed.opts = opts;
     await bed.engine.switchReady(sw.asChannel(), o.flows ?? []);
-    sw.take();
+    bed.initial = sw.take();
     return bed;
   }
 

@@ -1,0 +1,235 @@
+// FORWARD verdicts kept in the switch's conntrack (forwardVia 'conntrack'): the flow plan's
+// per-service flows, and the engine on a scripted switch: a FORWARD sends no Flow-Mod, only the held
+// segment committing the connection; strays go on the same way; a move takes the connection out of
+// conntrack before its flows go in; the controller forgets what it cannot see.
+import assert from 'node:assert/strict';
+import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
+import { CONN_ROLE, connCookie, INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
+import {
+  conntrackForwardActions, conntrackLabel, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, DEFAULT_CONNTRACK_ZONE, interceptFlows, PRIORITY, TABLE,
+} from '../../controller/handoff/flow-plan.ts';
+import { STRAYS_BEFORE_REINSTALL } from '../../controller/handoff/engine-core.ts';
+import { parseConfig } from '../../controller/config.ts';
+import { parseServices } from '../../controller/handoff/service-config.ts';
+import type { Action } from '../../controller/openflow/index.ts';
+
+const ISN = 1000;
+const S1_ISN = 5000;
+const HELD = { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' };
+const tick = () => new Promise((r) => setImmediate(r));
+const ZONE = 77;
+
+function ctOf(actions: Action[]): Extract<Action, { type: 'nx_ct' }> | undefined {
+  return actions.find((a): a is Extract<Action, { type: 'nx_ct' }> => a.type === 'nx_ct');
+}
+
+describe('FORWARD in conntrack: flow plan', () => {
+  const spec = { index: 0, service: { ip: '10.0.0.1', ip6: 'fd00::1', port: 5001 }, backends: [{ ip: '10.0.0.1', port: 5001 }, { ip: '10.0.0.3', port: 5001 }] };
+
+  it('the label holds the two ports and reads back; ports beyond 16 bits (or reserved) do not fit', () => {
+    for (const [c, b] of [[1, 2], [2, 1], [0xfeff, 7], [300, 0xfeff]] as const) assert.deepEqual(conntrackLabelPorts(conntrackLabel(c, b)), { client: c, backend: b });
+    assert.ok(conntrackPortsFit(1, 0xfeff));
+    for (const [c, b] of [[0, 1], [1, 0xff00], [0xfffffffd, 1], [1.5, 2]]) assert.ok(!conntrackPortsFit(c, b), `${c}, ${b}`);
+  });
+
+  it('without a zone the service steers to table 1 as before, and has no conntrack flows', () => {
+    const flows = interceptFlows(spec).filter((m): m is FlowMod => m.type === 'flow_mod');
+    assert.ok(flows.filter((f) => f.tableId === TABLE.steer).every((f) => f.instructions.some((i) => i.type === 'goto_table' && i.tableId === TABLE.connection)));
+    assert.ok(!flows.some((f) => f.priority === PRIORITY.conntrack || JSON.stringify(f, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).includes('nx_ct')));
+  });
+
+  it('with a zone, table 0 sends every steered segment through ct(zone) on to table 1, FIN/RST copies to the controller first', () => {
+    const flows = interceptFlows({ ...spec, conntrackZone: ZONE }).filter((m): m is FlowMod => m.type === 'flow_mod');
+    const steer = flows.filter((f) => f.tableId === TABLE.steer);
+    assert.equal(steer.length, 4 * 3, 'steer + FIN + RST copy for two service addresses and two backends');
+    for (const f of steer) {
+      assert.deepEqual(f.instructions.map((i) => i.type), ['apply_actions'], 'no goto_table: ct recirculates to table 1 itself');
+      const actions = f.instructions[0]!.type === 'apply_actions' ? f.instructions[0]!.actions : [];
+      assert.deepEqual(actions.at(-1), { type: 'nx_ct', zone: ZONE, table: TABLE.connection });
+      if (f.priority === PRIORITY.flagCopy) assert.deepEqual(actions[0], { type: 'output', port: 0xfffffffd, maxLen: 128 }, 'the copy leaves before ct');
+    }
+  });
+
+  it('with a zone, table 1 forwards marked connections by their label: to the service by the backend\'s port, from the primary by the client\'s', () => {
+    const flows = interceptFlows({ ...spec, conntrackZone: ZONE }).filter((m): m is FlowMod => m.type === 'flow_mod' && m.priority === PRIORITY.conntrack);
+    const view = flows.map((f) => [f.tableId, f.cookie, f.match.ctState, f.match.ctZone, f.match.ctMark, f.match.ipv4Dst ?? f.match.ipv6Dst, f.match.ipv4Src ?? f.match.ipv6Src, f.match.tcpDst, f.match.tcpSrc, f.instructions[0]!.type === 'apply_actions' ? f.instructions[0]!.actions : []]);
+    const tracked = { value: 0x20, mask: 0x20 };
+    const toBackend = [{ type: 'nx_output_reg', field: 'ctLabel', ofs: 16, nBits: 16 }];
+    const toClient = [{ type: 'nx_output_reg', field: 'ctLabel', ofs: 0, nBits: 16 }];
+    assert.deepEqual(view, [
+      [1, interceptCookie(0), tracked, ZONE, CT_FORWARDED, '10.0.0.1', undefined, 5001, undefined, toBackend],
+      [1, interceptCookie(0), tracked, ZONE, CT_FORWARDED, 'fd00::1', undefined, 5001, undefined, toBackend],
+      [1, interceptCookie(0), tracked, ZONE, CT_FORWARDED, undefined, '10.0.0.1', undefined, 5001, toClient],
+      [1, interceptCookie(0), tracked, ZONE, CT_FORWARDED, undefined, 'fd00::1', undefined, 5001, toClient],
+    ]);
+    assert.ok(PRIORITY.conntrack > PRIORITY.leg && PRIORITY.conntrack < PRIORITY.bypass && PRIORITY.conntrack < PRIORITY.connection, 'below every flow of a connection of its own');
+  });
+});
+
+describe('FORWARD in conntrack: engine (scripted switch)', () => {
+  let bed: EngineBed | undefined;
+  afterEach(() => {
+    if (bed) assert.equal(bed.engine.stats.illegalTransitions, 0, 'no illegal phase transition');
+    bed?.engine.stop();
+    bed = undefined;
+  });
+
+  async function forwarded(service: Record<string, unknown> = {}): Promise<number> {
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack', ...service }, opts: { conntrackZone: ZONE } });
+    const id = bed.handshake();
+    bed.from(CLIENT, S1, HELD);
+    bed.sw.take();
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    return id;
+  }
+
+  it('a switch that connects gets the service\'s flows through ct in the configured zone, or the default one', async () => {
+    const zonesOf = (b: EngineBed) => new Set(b.initial.flatMap((m) => (m.type === 'flow_mod' ? m.instructions.flatMap((i) => (i.type === 'apply_actions' ? [ctOf(i.actions)?.zone] : [])) : [])).filter((z) => z !== undefined));
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE } });
+    assert.deepEqual([...zonesOf(bed)], [ZONE]);
+    assert.ok(bed.initial.some((m) => m.type === 'flow_mod' && m.priority === PRIORITY.conntrack));
+    bed.engine.stop();
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack' } });
+    assert.deepEqual([...zonesOf(bed)], [DEFAULT_CONNTRACK_ZONE]);
+  });
+
+  it('a FORWARD sends no Flow-Mod and no barrier: the held segment commits the connection with its ports and goes to server 1', async () => {
+    const id = await forwarded();
+    const sent = bed!.sw.take();
+    assert.deepEqual(sent.map((m) => m.type), ['packet_out'], 'one Packet-Out, nothing else');
+    const po = sent[0] as PacketOut;
+    assert.deepEqual(po.actions, conntrackForwardActions(ZONE, CLIENT.ofport, S1.ofport, S1.ofport));
+    assert.deepEqual(ctOf(po.actions), { type: 'nx_ct', zone: ZONE, commit: true, actions: [{ type: 'set_field', field: { ctMark: CT_FORWARDED } }, { type: 'set_field', field: { ctLabel: BigInt(CLIENT.ofport) | (BigInt(S1.ofport) << 16n) } }] });
+    assert.equal(po.inPort, CLIENT.ofport);
+    assert.equal(po.data.subarray(-5).toString(), 'hello');
+    const c = bed!.conn(id)!;
+    assert.deepEqual([c.phase, c.backend, c.conntrack], ['forwarded', 'server1', true]);
+    assert.equal(bed!.engine.stats.forwarded, 1);
+  });
+
+  it('strays (segments that raced the commit) go on committing it again, in their direction, and never make the engine install flows', async () => {
+    const id = await forwarded();
+    bed!.sw.take();
+    for (let i = 0; i < STRAYS_BEFORE_REINSTALL + 2; i++) {
+      bed!.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 6, ack: S1_ISN + 1 + i });
+      bed!.from(S1, CLIENT, { flags: { ack: true, psh: true }, seq: S1_ISN + 1 + i, ack: ISN + 6, payload: 'x' });
+    }
+    await tick();
+    const sent = bed!.sw.take();
+    assert.ok(sent.every((m) => m.type === 'packet_out'), `only Packet-Outs: ${sent.map((m) => m.type).join(',')}`);
+    const outs = (sent as PacketOut[]).map((p) => [p.inPort, p.actions.at(-1)]);
+    assert.equal(outs.length, 2 * (STRAYS_BEFORE_REINSTALL + 2));
+    for (const [inPort, out] of outs) assert.deepEqual(out, { type: 'output', port: inPort === CLIENT.ofport ? S1.ofport : CLIENT.ofport });
+    assert.ok((sent as PacketOut[]).every((p) => ctOf(p.actions)?.commit));
+    assert.equal(bed!.conn(id)?.phase, 'forwarded');
+  });
+
+  it('closing: the FIN/RST copies close it and free it with no Flow-Mod (there is nothing to delete)', async () => {
+    const id = await forwarded();
+    bed!.sw.take();
+    const closed = bed!.waitEvent('conn_closed');
+    bed!.from(CLIENT, S1, { flags: { rst: true }, seq: ISN + 6 }, interceptCookie(0, INTERCEPT_ROLE.flagCopy));
+    await closed;
+    assert.equal(bed!.engine.table.size, 0);
+    assert.deepEqual(bed!.sw.take(), [], 'no closing flows, no delete');
+    assert.equal(bed!.conn(id), undefined);
+  });
+
+  it('unseen for the service\'s idle timeout, it is forgotten (the switch keeps forwarding it): no RST, no Flow-Mod', async () => {
+    const id = await forwarded({ idleTimeout: 1 });
+    bed!.sw.take();
+    const [view, why] = await bed!.waitEvent('conn_closed', 3000) as [{ id: number }, string];
+    assert.equal(view.id, id);
+    assert.match(why, /idle timeout/);
+    assert.deepEqual(bed!.sw.take(), []);
+    assert.equal(bed!.engine.table.size, 0);
+  });
+
+  it('a mid-stream move takes it out of conntrack (mark 0, by its held segment, before the flows) and then has flows like any other', async () => {
+    const id = await forwarded();
+    bed!.sw.take();
+    await bed!.engine.migrate(id, 'server2');
+    assert.equal(bed!.conn(id)?.phase, 'freezing');
+    bed!.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
+    await tick();
+    const migrated = bed!.waitEvent('migrated');
+    bed!.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: 90000, ack: ISN + 6, options: SYN_OPTIONS });
+    await migrated;
+    const sent = bed!.sw.take();
+    const leave = sent.findIndex((m) => m.type === 'packet_out' && ctOf(m.actions)?.actions?.some((a) => a.type === 'set_field' && a.field.ctMark === 0));
+    const firstAdd = sent.findIndex((m) => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id));
+    assert.ok(leave >= 0, 'the conntrack entry loses its mark');
+    assert.ok(firstAdd > leave, 'before the connection\'s flows go in');
+    for (const role of [CONN_ROLE.freeze, CONN_ROLE.freezeCopy]) {
+      assert.ok(sent.some((m) => m.type === 'flow_mod' && m.command === 'delete' && m.cookie === connCookie(id, role)), `its freeze flows (role ${role}) go: it had no others`);
+    }
+    const po = sent[leave] as PacketOut;
+    assert.deepEqual([po.actions.length, po.data.subarray(-5).toString()], [1, 'again'], 'the held client segment, going no further');
+    const c = bed!.conn(id)!;
+    assert.deepEqual([c.phase, c.backend, c.conntrack], ['forwarded', 'server2', undefined]);
+  });
+
+  it('a switch that reconnects: the conntrack-FORWARDed connection is neither given flows nor dropped (conntrack is in the datapath, not the channel)', async () => {
+    const id = await forwarded();
+    bed!.sw.take();
+    await bed!.engine.switchReady(bed!.sw.asChannel(), []);
+    const sent = bed!.sw.take();
+    assert.ok(!sent.some((m) => m.type === 'flow_mod' && m.cookie === connCookie(id)), 'no flow of its own');
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['forwarded', true]);
+  });
+
+  it('a reload that turns the service to flows gives its conntrack-FORWARDed connections their two flows; the intercept flows lose ct', async () => {
+    const id = await forwarded();
+    bed!.sw.take();
+    const [next] = parseServices([{ ...bed!.engine.listServices()[0], forwardVia: 'flows' }]);
+    const lines = await bed!.engine.reconfigureServices([next!]);
+    await tick();
+    assert.ok(lines.some((l) => /1 connection\(s\) FORWARDed in conntrack given flows/.test(l)), lines.join('\n'));
+    const sent = bed!.sw.take();
+    const adds = sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id));
+    assert.deepEqual(adds.map((m) => m.priority), [PRIORITY.connection, PRIORITY.connection]);
+    assert.ok(!sent.some((m) => m.type === 'flow_mod' && m.instructions.some((i) => i.type === 'apply_actions' && ctOf(i.actions))), 'no ct left in the service\'s flows');
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['forwarded', undefined]);
+  });
+
+  it('MIGRATE on such a service, and FORWARD on a flows service, use the connection\'s flows as ever', async () => {
+    bed = await EngineBed.create({ service: { forwardVia: 'flows' }, opts: { conntrackZone: ZONE } });
+    const id = bed.handshake();
+    bed.from(CLIENT, S1, HELD);
+    bed.sw.take();
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    const sent = bed.sw.take();
+    assert.equal(sent.filter((m) => m.type === 'flow_mod' && m.command === 'add').length, 2);
+    assert.ok(!sent.some((m) => m.type === 'packet_out' && ctOf(m.actions)));
+    bed.engine.stop();
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE } });
+    const id2 = bed.handshake();
+    bed.from(CLIENT, S1, HELD);
+    const migrated = bed.waitEvent('migrated');
+    bed.engine.verdict(id2, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: 90000, ack: ISN + 1, options: SYN_OPTIONS });
+    await migrated;
+    const moved = bed.sw.take();
+    assert.equal(moved.filter((m) => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id2)).length, 2);
+    assert.ok(!moved.some((m) => m.type === 'packet_out' && ctOf(m.actions)));
+  });
+});
+
+describe('FORWARD in conntrack: config', () => {
+  const svc = { name: 'echo', address: '10.0.0.1', port: 5001, backends: [{ name: 's1', address: '10.0.0.1', port: 5001 }, { name: 's2', address: '10.0.0.3', port: 5001 }] };
+  it('forwardVia defaults to flows, takes conntrack, refuses anything else, mirrorAll with it, and a fabric', () => {
+    assert.equal(parseConfig({ services: [svc] }).services[0]!.forwardVia, 'flows');
+    const cfg = parseConfig({ services: [{ ...svc, forwardVia: 'conntrack' }], handoff: { conntrackZone: 9 } });
+    assert.deepEqual([cfg.services[0]!.forwardVia, cfg.handoff.conntrackZone], ['conntrack', 9]);
+    assert.equal(parseConfig({}).handoff.conntrackZone, DEFAULT_CONNTRACK_ZONE);
+    assert.throws(() => parseConfig({ services: [{ ...svc, forwardVia: 'ct' }] }), /services\[0\]\.forwardVia.*expected one of flows, conntrack/);
+    assert.throws(() => parseConfig({ services: [{ ...svc, forwardVia: 'conntrack', mirrorPort: 5, mirrorAll: true }] }), /services\[0\]\.forwardVia.*mirrorAll/);
+    assert.throws(() => parseConfig({ services: [{ ...svc, forwardVia: 'conntrack' }], fabric: {} }), /services\[0\]\.forwardVia.*single switch/);
+    for (const z of [0, 65536, 'a']) assert.throws(() => parseConfig({ handoff: { conntrackZone: z } }), /handoff\.conntrackZone/);
+  });
+});
