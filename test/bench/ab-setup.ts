@@ -2,7 +2,10 @@
 // load. --variant syn-flows: the service's SYN-only intercept flows taken out of and put back into
 // the switch (ovs-ofctl); --variant speculative: the service's speculativeReplay off and on;
 // --variant teardown: closing flows (the switch removes them) against the earlier delete after the
-// grace, emulated here by holding back the closing flows' adds and deleting at the end instead.
+// grace, emulated here by holding back the closing flows' adds and deleting at the end instead;
+// --variant conntrack (FORWARD): the service's forwardVia 'flows' and 'conntrack' (reloaded in the
+// running engine between rounds): two flows per connection against a verdict kept in conntrack.
+// (The reload at every round is this variant's own; §3 measures a second service instead.)
 // Per connection: setups/s, ovs-vswitchd CPU (revalidator, main thread), the controller's CPU,
 // Packet-Ins and Packet-Outs on the channel, flow-table revalidations and translations.
 //
@@ -21,13 +24,14 @@ import type { EngineCore } from '../../controller/handoff/engine-core.ts';
 import type { Connection } from '../../controller/handoff/connection.ts';
 import type { OfpMessage } from '../../controller/openflow/index.ts';
 import { connRoleOf, CONN_ROLE } from '../../controller/cookies.ts';
+import { parseServices } from '../../controller/handoff/service-config.ts';
 
 const CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'apps', 'bench-client.mjs');
 const { values: a } = parseArgs({ options: { variant: { type: 'string', default: 'syn-flows' }, mode: { type: 'string', default: 'FORWARD' }, n: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '3' }, concurrency: { type: 'string', default: '8' } } });
 const MODE = a.mode === 'MIGRATE' ? 'MIGRATE' : a.mode === 'FORWARD' ? 'FORWARD' : undefined;
 const N = Number(a.n); const ROUNDS = Number(a.rounds); const CONC = Number(a.concurrency);
-if (!MODE || !(N > 0) || !(ROUNDS > 0) || !(CONC > 0) || !['syn-flows', 'speculative', 'teardown'].includes(a.variant!)) {
-  console.error('usage: ab-setup.ts [--variant syn-flows|speculative|teardown] [--mode FORWARD|MIGRATE] [--n N] [--rounds R] [--concurrency C]');
+if (!MODE || !(N > 0) || !(ROUNDS > 0) || !(CONC > 0) || !['syn-flows', 'speculative', 'teardown', 'conntrack'].includes(a.variant!) || (a.variant === 'conntrack' && MODE !== 'FORWARD')) {
+  console.error('usage: ab-setup.ts [--variant syn-flows|speculative|teardown|conntrack] [--mode FORWARD|MIGRATE] [--n N] [--rounds R] [--concurrency C] (conntrack: FORWARD only)');
   process.exit(2);
 }
 
@@ -48,7 +52,14 @@ try {
     deletes: (c: Connection) => core.deleteFlowsOf(c),
   };
   const useTeardown = (t: typeof closingFlowsOn) => { core.send = t.send; core.deleteAllButClosingFlows = t.deletes; };
-  const variants: Array<[string, () => Promise<void>]> = a.variant === 'teardown' ? [
+  const forwardVia = (v: 'flows' | 'conntrack') => async () => {
+    const [next] = parseServices([{ ...service, forwardVia: v }]);
+    await bed.engine.reconfigureServices([next!]);
+  };
+  const variants: Array<[string, () => Promise<void>]> = a.variant === 'conntrack' ? [
+    ['forwardVia flows', forwardVia('flows')],
+    ['forwardVia conntrack', forwardVia('conntrack')],
+  ] : a.variant === 'teardown' ? [
     ['delete after the grace (before 2026-12-06, third session)', async () => { useTeardown(closingFlowsOff); }],
     ['closing flows', async () => { useTeardown(closingFlowsOn); }],
   ] : a.variant === 'syn-flows' ? [

@@ -16,6 +16,7 @@ import { PATCHED_PREFIX, STOCK_PREFIX, supportsSeqActions } from '../lib/ovs.ts'
 import { waitFor, run } from '../lib/exec.ts';
 import type { Host } from '../lib/netns.ts';
 import { progress, sleep, nowMs, median, quantile, mean } from './lib/util.ts';
+import { parseServices } from '../../controller/handoff/service-config.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
@@ -31,12 +32,12 @@ export async function patchedAvailable(): Promise<boolean> { return supportsSeqA
 // ------------------------------------------------------------------ datapath throughput
 
 export interface DatapathOptions { seconds: number; rounds: number; directions: Array<'download' | 'upload'>; relay: boolean }
-export type DpMode = 'forward' | 'fastpath' | 'slowpath' | 'relay';
+export type DpMode = 'forward' | 'forwardct' | 'fastpath' | 'slowpath' | 'relay';
 export interface DpRun { mode: DpMode; direction: string; round: number; gbps: number; retransmits: number; check: string }
 export interface DatapathResult {
   options: DatapathOptions; patched: boolean; runs: DpRun[]; notes: string[];
   mean: Partial<Record<DpMode, Record<string, number>>>;
-  ratios: { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number; perDirection: Record<string, { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number }> };
+  ratios: { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number; conntrackOverForward?: number; perDirection: Record<string, { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number; conntrackOverForward?: number }> };
 }
 
 function iperfBackends(): Record<string, unknown> {
@@ -50,16 +51,27 @@ function iperfBackends(): Record<string, unknown> {
   };
 }
 
-async function startIperfServers(bed: HandoffBed): Promise<void> {
-  for (const name of ['server1', 'server2'] as const) {
+/** (e)'s service: server 1's iperf3 on another port, FORWARD verdicts kept in conntrack (forwardVia). */
+const IPERF_CT_PORT = 5202;
+
+async function startIperfServers(bed: HandoffBed, port = IPERF_PORT, names: readonly string[] = ['server1', 'server2']): Promise<void> {
+  for (const name of names) {
     const h = bed.servers[name]!;
-    h.spawn(['iperf3', '-s', '-p', String(IPERF_PORT)]);
-    await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${IPERF_PORT}`])).stdout.includes(String(IPERF_PORT)), `iperf3 in ${name}`);
+    h.spawn(['iperf3', '-s', '-p', String(port)]);
+    await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${port}`])).stdout.includes(String(port)), `iperf3 in ${name} on port ${port}`);
   }
 }
 
-async function iperf(client: Host, seconds: number, download: boolean): Promise<{ gbps: number; retransmits: number }> {
-  const args = ['iperf3', '-c', SERVICE.ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', ...(download ? ['-R'] : [])];
+/** A second iperf3 service beside the bed's, on IPERF_CT_PORT with forwardVia 'conntrack' (a reload, before any run). */
+async function addIperfConntrackService(bed: HandoffBed): Promise<void> {
+  const running = bed.engine.listServices()[0]!;
+  const [ct] = parseServices([{ ...running, name: `${running.name}-ct`, port: IPERF_CT_PORT, backends: running.backends.map((b) => ({ ...b, port: IPERF_CT_PORT })), forwardVia: 'conntrack' }]);
+  await bed.engine.reconfigureServices([running, ct!]);
+  await startIperfServers(bed, IPERF_CT_PORT, ['server1']);
+}
+
+async function iperf(client: Host, seconds: number, download: boolean, port = IPERF_PORT): Promise<{ gbps: number; retransmits: number }> {
+  const args = ['iperf3', '-c', SERVICE.ip, '-p', String(port), '-t', String(seconds), '-J', ...(download ? ['-R'] : [])];
   const r = await client.exec(args, { timeoutMs: (seconds + 30) * 1000, allowFail: true });
   if (r.code === 128 && !r.stdout) throw new Error(`iperf3 did not finish within ${seconds + 30} s (killed)`);
   let j: { error?: string; end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } } };
@@ -80,7 +92,7 @@ async function dpTry(bed: HandoffBed, res: DatapathResult, mode: DpMode, seconds
 }
 
 async function dpRun(bed: HandoffBed, mode: DpMode, seconds: number, direction: 'download' | 'upload', round: number): Promise<DpRun> {
-  const verdict = mode === 'forward' ? 'FORWARD' : 'MIGRATE';
+  const verdict = mode === 'forward' || mode === 'forwardct' ? 'FORWARD' : 'MIGRATE';
   const stop = bed.autoVerdict(verdict);
   let migrated = 0;
   let forwarded = 0;
@@ -89,7 +101,7 @@ async function dpRun(bed: HandoffBed, mode: DpMode, seconds: number, direction: 
   bed.engine.on('migrated', onM);
   bed.engine.on('forwarded', onF);
   try {
-    const p = iperf(bed.client, seconds, direction === 'download');
+    const p = iperf(bed.client, seconds, direction === 'download', mode === 'forwardct' ? IPERF_CT_PORT : IPERF_PORT);
     p.catch(() => undefined); // awaited below; keeps a failure during the sleep from being unhandled
     // Look at the datapath halfway through: which actions do the megaflows carry?
     await sleep(Math.min(seconds * 500, 4000));
@@ -97,8 +109,10 @@ async function dpRun(bed: HandoffBed, mode: DpMode, seconds: number, direction: 
     const r = await p;
     const slow = /slow_path\(action\)/.test(dump);
     const shifted = /(inc|dec)_tcp_(seq|ack)\(/.test(dump);
-    const check = `${verdict} → ${migrated} migrated, ${forwarded} forwarded; datapath: ${mode === 'relay' ? `${bed.engine.stats.relayed} packets relayed so far` : slow ? 'slow_path(action) megaflows' : shifted ? 'inc/dec_tcp_* in megaflows' : 'plain output megaflows'}`;
-    const expectOk = mode === 'forward' ? forwarded >= 2 && !shifted : mode === 'fastpath' ? migrated >= 2 && shifted && !slow : mode === 'slowpath' ? migrated >= 2 && slow : migrated >= 2;
+    const tracked = /\bct\(.*zone=/.test(dump);
+    const check = `${verdict} → ${migrated} migrated, ${forwarded} forwarded; datapath: ${mode === 'relay' ? `${bed.engine.stats.relayed} packets relayed so far` : slow ? 'slow_path(action) megaflows' : shifted ? 'inc/dec_tcp_* in megaflows' : mode === 'forwardct' ? (tracked ? 'ct(zone) and recirculation in megaflows' : 'no ct in megaflows') : 'plain output megaflows'}`;
+    const inConntrack = bed.engine.connections().filter((c) => c.conntrack).length;
+    const expectOk = mode === 'forward' ? forwarded >= 2 && !shifted : mode === 'forwardct' ? forwarded >= 2 && tracked && inConntrack >= 2 && !shifted : mode === 'fastpath' ? migrated >= 2 && shifted && !slow : mode === 'slowpath' ? migrated >= 2 && slow : migrated >= 2;
     if (!expectOk) throw new Error(`${mode} run did not look like ${mode}: ${check}`);
     progress(`  datapath ${mode.padEnd(8)} ${direction.padEnd(8)} round ${round}: ${r.gbps.toFixed(3)} Gbit/s, ${r.retransmits} retransmits (${check})`);
     return { mode, direction, round, ...r, check };
@@ -119,11 +133,13 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
   try {
     bed = await HandoffBed.create({ prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, services: iperfBackends() });
     await startIperfServers(bed);
+    await addIperfConntrackService(bed);
     const dpid = bed.controller.switches[0]!.describe();
     progress(`  bed up (${bed.ovs.prefix}), switch mode ${bed.engine.modeOf(dpid)}`);
     for (let round = 1; round <= o.rounds; round++) {
       for (const dir of o.directions) {
         await dpTry(bed, res, 'forward', o.seconds, dir, round);
+        await dpTry(bed, res, 'forwardct', o.seconds, dir, round);
         if (!patched) continue;
         await dpTry(bed, res, 'fastpath', o.seconds, dir, round);
         await bed.ovs.appctl('dpif/set-dp-features', bed.bridge, 'tcp_seq_ack_action', 'false');
@@ -153,8 +169,9 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
   // Ratios over the directions measured for both modes (relay runs once per direction).
   for (const dir of o.directions) {
     const g = (m: DpMode) => res.mean[m]?.[dir];
-    res.ratios.perDirection[dir] = { fastOverForward: ratio(g('fastpath'), g('forward')), fastOverSlow: ratio(g('fastpath'), g('slowpath')), fastOverRelay: ratio(g('fastpath'), g('relay')) };
+    res.ratios.perDirection[dir] = { fastOverForward: ratio(g('fastpath'), g('forward')), fastOverSlow: ratio(g('fastpath'), g('slowpath')), fastOverRelay: ratio(g('fastpath'), g('relay')), conntrackOverForward: ratio(g('forwardct'), g('forward')) };
   }
+  res.ratios.conntrackOverForward = ratio(overall('forwardct'), overall('forward'));
   res.ratios.fastOverForward = ratio(overall('fastpath'), overall('forward'));
   res.ratios.fastOverSlow = ratio(overall('fastpath'), overall('slowpath'));
   res.ratios.fastOverRelay = ratio(overall('fastpath'), overall('relay'));
@@ -163,8 +180,29 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
 
 // ------------------------------------------------------------------ connection setup rate
 
-export interface SetupOptions { connections: number; concurrency: number }
-export interface SetupResult { options: SetupOptions; prefix: string; switchMode: string; rates: Record<string, { ratePerSec: number; ok: number; failed: number; servers: Record<string, number>; errors: string[] }>; ratios: { forwardOverPlain?: number; migrateOverPlain?: number } }
+/** `rounds`: the modes alternate, `connections / rounds` each per round (default 1). */
+export interface SetupOptions { connections: number; concurrency: number; rounds?: number }
+export interface SetupResult { options: SetupOptions; prefix: string; switchMode: string; rates: Record<string, { ratePerSec: number; ok: number; failed: number; servers: Record<string, number>; errors: string[] }>; ratios: { forwardOverPlain?: number; migrateOverPlain?: number; forwardConntrackOverPlain?: number } }
+
+/** §3's mode for a service with forwardVia 'conntrack'. */
+export const FORWARD_CT = 'FORWARD, conntrack';
+
+/** The port of §3's second service, the same echo servers with forwardVia 'conntrack'. */
+export const CONNTRACK_PORT = 5003;
+
+/**
+ * Adds a second service to the bed, the first one on CONNTRACK_PORT with `forwardVia: "conntrack"`
+ * (a config reload, as an operator would), and server 1's echo server on that port. Once, before
+ * any measurement: switching a service between flows and conntrack at every round stalled a few
+ * handshakes now and then (docs/benchmarks.md, "FORWARD verdicts in conntrack").
+ */
+export async function addConntrackService(bed: HandoffBed): Promise<number> {
+  const running = bed.engine.listServices()[0]!;
+  const [ct] = parseServices([{ ...running, name: `${running.name}-ct`, port: CONNTRACK_PORT, backends: running.backends.map((b) => ({ ...b, port: CONNTRACK_PORT })), forwardVia: 'conntrack' }]);
+  await bed.engine.reconfigureServices([running, ct!]);
+  await startPlainEcho(bed, CONNTRACK_PORT);
+  return CONNTRACK_PORT;
+}
 
 export interface ClientSummary { total: number; ok: number; failed: number; servers: Record<string, number>; errors: string[]; elapsedMs: number; ratePerSec: number; records?: ClientRecord[] }
 export interface ClientRecord { i: number; port: number; t0: number; tConn: number; tWrite: number; tFirst: number; tReply: number; server: string }
@@ -176,10 +214,10 @@ export async function benchClient(h: Host, port: number, n: number, conc: number
   try { return JSON.parse(last) as ClientSummary; } catch { throw new Error(`bench client failed (exit ${r.code}): ${r.stderr.slice(0, 400)}`); }
 }
 
-export async function startPlainEcho(bed: HandoffBed): Promise<void> {
+export async function startPlainEcho(bed: HandoffBed, port = PLAIN_PORT): Promise<void> {
   const h = bed.servers.server1!;
-  h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', 'server1', '--port', String(PLAIN_PORT)]);
-  await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${PLAIN_PORT}`])).stdout.includes(String(PLAIN_PORT)), 'plain echo server');
+  h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', 'server1', '--port', String(port)]);
+  await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${port}`])).stdout.includes(String(port)), `echo server on port ${port}`);
 }
 
 async function drain(bed: HandoffBed): Promise<void> {
@@ -197,17 +235,34 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     const rates: SetupResult['rates'] = {};
     // Warm-up: the learning switch's flows for the plain port, ARP everywhere.
     await benchClient(bed.client, PLAIN_PORT, 20, 1, 'warm');
-    for (const m of ['plain', 'FORWARD', 'MIGRATE'] as const) {
-      const stop = m === 'plain' ? () => undefined : bed.autoVerdict(m);
-      try {
-        const s = await benchClient(bed.client, m === 'plain' ? PLAIN_PORT : SERVICE.port, o.connections, o.concurrency, m === 'MIGRATE' ? 'please migrate' : 'hello');
-        rates[m] = { ratePerSec: s.ratePerSec, ok: s.ok, failed: s.failed, servers: s.servers, errors: s.errors };
-        progress(`  ${m.padEnd(8)} ${s.ratePerSec.toFixed(0)} connections/s (${s.ok} ok, ${s.failed} failed; served by ${JSON.stringify(s.servers)})${s.errors.length ? ' errors: ' + s.errors.slice(0, 3).join('; ') : ''}`);
-      } finally { stop(); }
-      await drain(bed);
+    // The modes alternate round by round, so that drift in the machine's load reaches all of them
+    // alike; "FORWARD, conntrack" is a second service, the same servers on another port, that keeps
+    // its FORWARD verdicts in conntrack (forwardVia).
+    const ctPort = await addConntrackService(bed);
+    const portOf = (m: string) => (m === 'plain' ? PLAIN_PORT : m === FORWARD_CT ? ctPort : SERVICE.port);
+    const rounds = Math.max(1, o.rounds ?? 1);
+    const per = Math.ceil(o.connections / rounds);
+    const acc: Record<string, { ok: number; failed: number; ms: number; servers: Record<string, number>; errors: string[] }> = {};
+    for (let round = 1; round <= rounds; round++) {
+      for (const m of ['plain', 'FORWARD', 'MIGRATE', FORWARD_CT] as const) {
+        const verdict = m === FORWARD_CT ? 'FORWARD' : m;
+        const stop = verdict === 'plain' ? () => undefined : bed.autoVerdict(verdict);
+        try {
+          const s = await benchClient(bed.client, portOf(m), per, o.concurrency, m === 'MIGRATE' ? 'please migrate' : 'hello');
+          const a = (acc[m] ??= { ok: 0, failed: 0, ms: 0, servers: {}, errors: [] });
+          a.ok += s.ok; a.failed += s.failed; a.ms += s.elapsedMs; a.errors.push(...s.errors);
+          for (const [k, v] of Object.entries(s.servers)) a.servers[k] = (a.servers[k] ?? 0) + v;
+          progress(`  round ${round}/${rounds} ${m.padEnd(8)} ${s.ratePerSec.toFixed(0)} connections/s (${s.ok} ok, ${s.failed} failed; served by ${JSON.stringify(s.servers)})${s.errors.length ? ' errors: ' + s.errors.slice(0, 3).join('; ') : ''}`);
+        } finally { stop(); }
+        await drain(bed);
+      }
     }
+    for (const [m, a] of Object.entries(acc)) rates[m] = { ratePerSec: a.ms > 0 ? a.ok / a.ms * 1000 : 0, ok: a.ok, failed: a.failed, servers: a.servers, errors: a.errors.slice(0, 20) };
     const r = (a?: number, b?: number) => (a && b ? a / b : undefined);
-    return { options: o, prefix, switchMode: mode, rates, ratios: { forwardOverPlain: r(rates.FORWARD?.ratePerSec, rates.plain?.ratePerSec), migrateOverPlain: r(rates.MIGRATE?.ratePerSec, rates.plain?.ratePerSec) } };
+    return {
+      options: o, prefix, switchMode: mode, rates,
+      ratios: { forwardOverPlain: r(rates.FORWARD?.ratePerSec, rates.plain?.ratePerSec), migrateOverPlain: r(rates.MIGRATE?.ratePerSec, rates.plain?.ratePerSec), forwardConntrackOverPlain: r(rates[FORWARD_CT]?.ratePerSec, rates.plain?.ratePerSec) },
+    };
   } finally { await bed.destroy(); }
 }
 

@@ -20,6 +20,7 @@ import { waitFor } from '../lib/exec.ts';
 import type { Host } from '../lib/netns.ts';
 import { progress, nowMs, median, quantile } from './lib/util.ts';
 import { ChannelTap, coverage, cpuByThread, diff, pmdStats, upcallShow, vswitchdPid, flowCount, maxIdleConfig } from './lib/ovs-stats.ts';
+import { FORWARD_CT, addConntrackService } from './network.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
@@ -132,8 +133,13 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileResult> {
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: o.samplingUs });
     const rates: Record<string, number> = {};
-    for (const [mode, profiled] of [['plain', false], ['FORWARD', false], ['MIGRATE', false], ['FORWARD', true], ['MIGRATE', true]] as const) {
-      const stop = mode === 'plain' ? () => undefined : bed.autoVerdict(mode);
+    // "FORWARD, conntrack": a second service, the same servers on another port, that keeps its
+    // FORWARD verdicts in conntrack (forwardVia): no Flow-Mod per connection. The counted runs come
+    // first: the profiled ones go without the channel tap.
+    const ctPort = await addConntrackService(bed);
+    for (const [mode, profiled] of [['plain', false], ['FORWARD', false], ['MIGRATE', false], [FORWARD_CT, false], ['FORWARD', true], ['MIGRATE', true], [FORWARD_CT, true]] as const) {
+      const verdict = mode === FORWARD_CT ? 'FORWARD' : mode;
+      const stop = verdict === 'plain' ? () => undefined : bed.autoVerdict(verdict);
       const ev = new Map<number, Record<string, number>>();
       const at = (name: string) => (v: { client: string }) => {
         if (!v.client.startsWith(`${bed.client.ip}:`)) return;
@@ -150,7 +156,7 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileResult> {
       if (profiled) { tap.remove(); await session.post('Profiler.start'); }
       let s: Summary;
       try {
-        s = await client(bed.client, mode === 'plain' ? PLAIN_PORT : SERVICE.port, o.connections, o.concurrency, mode === 'MIGRATE' ? 'please migrate' : 'hello');
+        s = await client(bed.client, verdict === 'plain' ? PLAIN_PORT : mode === FORWARD_CT ? ctPort : SERVICE.port, o.connections, o.concurrency, verdict === 'MIGRATE' ? 'please migrate' : 'hello');
         // Teardown belongs to the setup's cost: wait until the controller has freed every connection (flows deleted).
         await waitFor(() => bed.engine.table.size === 0, 'the connection table to empty', 30000).catch(() => progress(`  (${bed.engine.table.size} connections still tracked)`));
       } finally {
@@ -160,7 +166,7 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileResult> {
       let prof: CpuProfile | undefined;
       if (profiled) {
         prof = (await session.post('Profiler.stop')).profile as unknown as CpuProfile;
-        if (process.env.TMT_CPU_PROF) writeFileSync(join(process.env.TMT_CPU_PROF, `tmt-setup-${mode}.cpuprofile`), JSON.stringify(prof));
+        if (process.env.TMT_CPU_PROF) writeFileSync(join(process.env.TMT_CPU_PROF, `tmt-setup-${verdict}${mode === FORWARD_CT ? '-conntrack' : ''}.cpuprofile`), JSON.stringify(prof));
       }
       const cpu = process.cpuUsage(cpu0); const ovsCpu = diff(ovsCpu0, cpuByThread(pid)); const cov = diff(cov0, await coverage(bed.ovs)); const of = diff(of0, tap.snapshot());
       const pmd = await pmdStats(bed.ovs);
@@ -188,7 +194,7 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileResult> {
         push('b. SYN at controller → connected at client', r.tConn - e.syn!);
         push('c. connected → first segment held', e.held! - r.tConn);
         push('d. held → verdict (bench answers at once)', e.verdict! - e.held!);
-        push('e. verdict → released (flows, barrier; MIGRATE: replay)', e.released! - e.verdict!);
+        push('e. verdict → released (flows or conntrack commit; MIGRATE: replay)', e.released! - e.verdict!);
         push('f. released → first reply byte at client', r.tFirst - e.released!);
         push('g. client FIN sent → controller frees the connection', e.closed! - r.tReply);
       }

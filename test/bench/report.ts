@@ -49,11 +49,13 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
   L.push(`| migrated (fast path) ÷ FORWARDed throughput, (b)/(a) | ${f(dp?.ratios.fastOverForward)} | ≥ 0.95 | ${status(dp?.ratios.fastOverForward === undefined ? undefined : dp.ratios.fastOverForward >= 0.95)} |`);
   L.push(`| fast path ÷ slow path (feature off), (b)/(c) | ${f(dp?.ratios.fastOverSlow)} | contrast | |`);
   L.push(`| fast path ÷ relay through the controller, (b)/(d) | ${f(dp?.ratios.fastOverRelay)} | contrast | |`);
+  if (dp?.ratios.conntrackOverForward !== undefined) L.push(`| FORWARD in conntrack ÷ FORWARD with flows, throughput, (e)/(a) | ${f(dp.ratios.conntrackOverForward)} | reported | |`);
   for (const c of lat?.cases ?? []) {
     L.push(`| verdict → first byte of server 2's reply, ${c.analyzer} (median / p99) | ${f(c.verdictToFirstByteMs.median)} / ${f(c.verdictToFirstByteMs.p99)} ms | median ≤ 0.8 ms | ${status(c.verdictToFirstByteMs.median <= 0.8)} |`);
     L.push(`| held → released, ${c.analyzer} (median / p99) | ${f(c.heldToReleasedMs.median)} / ${f(c.heldToReleasedMs.p99)} ms | reported | |`);
   }
-  if (su) L.push(`| setup rate FORWARD / MIGRATE ÷ not intercepted | ${f(su.ratios.forwardOverPlain)} / ${f(su.ratios.migrateOverPlain)} | reported | |`);
+  if (su) L.push(`| setup rate FORWARD / MIGRATE ÷ not intercepted | ${f(su.ratios.forwardOverPlain)} / ${f(su.ratios.migrateOverPlain)} | 0.5 / 0.4 | ${status(su.ratios.forwardOverPlain !== undefined && su.ratios.migrateOverPlain !== undefined ? su.ratios.forwardOverPlain >= 0.5 && su.ratios.migrateOverPlain >= 0.4 : undefined)} |`);
+  if (su?.ratios.forwardConntrackOverPlain !== undefined) L.push(`| setup rate FORWARD with forwardVia conntrack ÷ not intercepted | ${f(su.ratios.forwardConntrackOverPlain)} | 0.5 | ${status(su.ratios.forwardConntrackOverPlain >= 0.5)} |`);
   for (const p of mem?.points ?? []) L.push(`| controller heap per tracked connection at ${k(p.connections)} | ${k(p.heapPerConnBytes)} B | reported | |`);
   L.push(...summaryRows(all));
   if (ofr?.ratio) {
@@ -76,12 +78,13 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
     L.push('- (b) **MIGRATE** verdict on the patched OVS: both iperf3 connections (control and data) move to server 2 at their first segment; the flows rewrite MAC/IP and shift seq/ack with `inc/dec_tcp_seq/ack`, executed in the userspace datapath (megaflows checked halfway through each run: they carry `inc_tcp_seq(...)`/`dec_tcp_ack(...)`).');
     L.push('- (c) **same flows, slow path**: before the run `ovs-appctl dpif/set-dp-features <br> tcp_seq_ack_action false` (the fallback documented in ovs-patch/README.md), so every datapath flow of the connection is `userspace(...slow_path(action))` and ovs-vswitchd executes the actions per packet, as the earlier prototype ran (checked in `dpctl/dump-flows` during each run); switched back on afterwards.');
     L.push('- (d) **relay**: Debian\'s stock OVS (/usr), which lacks the actions, so the controller relays and rewrites every packet of the migrated connection (PACKET_IN → PACKET_OUT).');
+    L.push('- (e) **FORWARD in conntrack**: a second service, server 1\'s iperf3 on port 5202, with `forwardVia: "conntrack"`: no flow per connection; every segment goes through `ct(zone)` and a recirculation, and the per-service flows forward it by its conntrack entry (megaflows checked halfway through: they carry `ct(...zone=...)`). Run right after (a) in every round.');
     L.push('');
     const dirs = dp.options.directions;
     L.push(`| mode | ${dirs.map((d) => `${d} (Gbit/s, per round)`).join(' | ')} | mean |`);
     L.push(`| --- | ${dirs.map(() => '---:').join(' | ')} | ---: |`);
-    const names: Record<string, string> = { forward: '(a) FORWARD, plain output', fastpath: '(b) MIGRATE, fast path', slowpath: '(c) MIGRATE, slow path forced', relay: '(d) MIGRATE, relay (stock OVS)' };
-    for (const mode of ['forward', 'fastpath', 'slowpath', 'relay'] as const) {
+    const names: Record<string, string> = { forward: '(a) FORWARD, plain output', fastpath: '(b) MIGRATE, fast path', slowpath: '(c) MIGRATE, slow path forced', relay: '(d) MIGRATE, relay (stock OVS)', forwardct: '(e) FORWARD in conntrack' };
+    for (const mode of ['forward', 'fastpath', 'slowpath', 'relay', 'forwardct'] as const) {
       const runs = dp.runs.filter((r) => r.mode === mode);
       if (!runs.length) { L.push(`| ${names[mode]} | ${dirs.map(() => 'not measured').join(' | ')} | |`); continue; }
       const cells = dirs.map((d) => runs.filter((r) => r.direction === d).map((r) => f(r.gbps, 3)).join(', ') || 'n/a');
@@ -90,7 +93,7 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
     L.push('');
     L.push('| ratio | overall | ' + dirs.join(' | ') + ' |');
     L.push('| --- | ---: | ' + dirs.map(() => '---:').join(' | ') + ' |');
-    for (const [key, label] of [['fastOverForward', '(b)/(a)'], ['fastOverSlow', '(b)/(c)'], ['fastOverRelay', '(b)/(d)']] as const) {
+    for (const [key, label] of [['fastOverForward', '(b)/(a)'], ['fastOverSlow', '(b)/(c)'], ['fastOverRelay', '(b)/(d)'], ['conntrackOverForward', '(e)/(a)']] as const) {
       L.push(`| ${label} | ${f(dp.ratios[key])} | ${dirs.map((d) => f(dp.ratios.perDirection[d]?.[key])).join(' | ')} |`);
     }
     L.push('');
@@ -140,7 +143,7 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
   if (su && all.setup) {
     L.push(`When: ${when(all.setup.meta)}. OVS: ${su.prefix} (switch mode ${su.switchMode}).`);
     L.push('');
-    L.push(`Through the real switch: ${su.options.connections} connections per mode, ${su.options.concurrency} at a time (test/bench/apps/bench-client.mjs: connect, one request line, reply, close). Verdicts come from the bench at once (no analyzer), so this measures the interception path itself: SYN, SYN-ACK and ACK through the controller, the first segment held, the connection's flows installed (MIGRATE: plus the handshake replayed to server 2 and server 1's half reset). Baseline: the same echo server on a port the controller does not intercept (learning-switch flows, datapath only).`);
+    L.push(`Through the real switch: ${su.options.connections} connections per mode${(su.options.rounds ?? 1) > 1 ? ` in ${su.options.rounds} rounds, the modes alternating round by round (the rate: all connections over all their rounds' time)` : ''}, ${su.options.concurrency} at a time (test/bench/apps/bench-client.mjs: connect, one request line, reply, close). Verdicts come from the bench at once (no analyzer), so this measures the interception path itself: SYN, SYN-ACK and ACK through the controller, the first segment held, the connection's flows installed (MIGRATE: plus the handshake replayed to server 2 and server 1's half reset; "FORWARD, conntrack": a second service, the same servers on port 5003, with \`forwardVia: "conntrack"\`, so the verdict is committed to the switch's conntrack by the released segment and no flow is installed). Baseline: the same echo server on a port the controller does not intercept (learning-switch flows, datapath only).`);
     L.push('');
     L.push('| mode | connections/s | ÷ not intercepted | ok / failed | served by |');
     L.push('| --- | ---: | ---: | ---: | --- |');
@@ -248,9 +251,9 @@ function panels(all: AllResults): Panel[] {
   const dp = all.datapath?.result;
   if (dp) {
     const bars: Bar[] = [];
-    const colors: Record<string, string> = { forward: '#7f8c8d', fastpath: '#2e86de', slowpath: '#e67e22', relay: '#c0392b' };
-    const names: Record<string, string> = { forward: '(a) FORWARD', fastpath: '(b) MIGRATE fast path', slowpath: '(c) MIGRATE slow path', relay: '(d) MIGRATE relay' };
-    for (const dir of dp.options.directions) for (const m of ['forward', 'fastpath', 'slowpath', 'relay'] as const) {
+    const colors: Record<string, string> = { forward: '#7f8c8d', fastpath: '#2e86de', slowpath: '#e67e22', relay: '#c0392b', forwardct: '#27ae60' };
+    const names: Record<string, string> = { forward: '(a) FORWARD', fastpath: '(b) MIGRATE fast path', slowpath: '(c) MIGRATE slow path', relay: '(d) MIGRATE relay', forwardct: '(e) FORWARD conntrack' };
+    for (const dir of dp.options.directions) for (const m of ['forward', 'forwardct', 'fastpath', 'slowpath', 'relay'] as const) {
       const v = dp.mean[m]?.[dir];
       if (v !== undefined) bars.push({ label: `${names[m]}, ${dir}`, value: v, text: `${v.toFixed(3)} Gbit/s`, color: colors[m]! });
     }

@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     switch (name) {
       case 'datapath': await step(name, () => runDatapath(quick ? { seconds: 3, rounds: 1, directions: ['download'], relay: true } : { seconds: 10, rounds: 2, directions: ['download', 'upload'], relay: true }), fresh); break;
       case 'latency': await step(name, () => runLatency({ connections: quick ? 50 : 500, suricata: true }), fresh); break;
-      case 'setup': await step(name, () => runSetup(quick ? { connections: 200, concurrency: 8 } : { connections: 2000, concurrency: 8 }), fresh); break;
+      case 'setup': await step(name, () => runSetup(quick ? { connections: 200, concurrency: 8, rounds: 1 } : { connections: 2000, concurrency: 8, rounds: 4 }), fresh); break;
       case 'memory': await step(name, () => runMemory({ points: quick ? [10000] : [10000, 100000], window: 256 }), fresh); break;
       case 'flood': await step(name, () => runFlood(quick ? { syns: 10000, rate: 2500, legitimate: 20, workers: 4 } : { syns: 50000, rate: 2500, legitimate: 40, workers: 4 }), fresh); break;
       case 'profile': await step(name, () => runProfile(quick ? { connections: 300, concurrency: 8, samplingUs: 200 } : { connections: 2000, concurrency: 8, samplingUs: 200 }), fresh); break;
