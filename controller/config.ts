@@ -24,6 +24,8 @@ export interface ControllerConfig {
     handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number; switchGraceMs: number;
     /** The conntrack zone of services with forwardVia 'conntrack' (reserved for this controller on its switches). */
     conntrackZone: number;
+    /** A conntrack-FORWARDed connection older than this gets flows of its own (adoptable, idle-timed by the switch); 0: never. */
+    conntrackFlowsAfterMs: number;
     /** Send what was held right behind the connection's Flow-Mods instead of after the barrier's reply (OVS runs one channel's messages in order). */
     releaseBeforeBarrier: boolean;
   };
@@ -55,7 +57,7 @@ export const DEFAULT_CONFIG: ControllerConfig = {
   log: { level: 'info', format: 'text' },
   switch: { echoIntervalMs: 5000, deadTimeoutMs: 15000, requestTimeoutMs: 10000 },
   learning: { idleTimeout: 60, hardTimeout: 0, priority: 10 },
-  handoff: { maxConnections: 100000, halfOpenMax: 10000, halfOpenPerSource: 256, whenFull: 'refuse', handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100, switchGraceMs: 60000, releaseBeforeBarrier: true, conntrackZone: 0x746d },
+  handoff: { maxConnections: 100000, halfOpenMax: 10000, halfOpenPerSource: 256, whenFull: 'refuse', handshakeTimeoutMs: 30000, replayTimeoutMs: 1000, closeGraceMs: 1000, revalidateMs: 100, switchGraceMs: 60000, releaseBeforeBarrier: true, conntrackZone: 0x746d, conntrackFlowsAfterMs: 2000 },
   services: [],
   quicServices: [],
   analyzers: {},
@@ -78,7 +80,7 @@ const SCHEMA: Schema = {
   log: { level: oneOf(LOG_LEVELS), format: oneOf(['json', 'text']) },
   switch: { echoIntervalMs: int(100, 3_600_000), deadTimeoutMs: int(200, 3_600_000), requestTimeoutMs: int(100, 3_600_000) },
   learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
-  handoff: { maxConnections: int(1, 10_000_000), halfOpenMax: int(1, 10_000_000), halfOpenPerSource: int(1, 10_000_000), whenFull: oneOf(['refuse', 'forward']), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000), releaseBeforeBarrier: bool, conntrackZone: int(1, 65535) },
+  handoff: { maxConnections: int(1, 10_000_000), halfOpenMax: int(1, 10_000_000), halfOpenPerSource: int(1, 10_000_000), whenFull: oneOf(['refuse', 'forward']), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000), releaseBeforeBarrier: bool, conntrackZone: int(1, 65535), conntrackFlowsAfterMs: int(0, 3_600_000) },
   services: (v, key) => parseServiceList(v, key),
   quicServices: (v, key) => parseQuicServices(v, key),
   analyzers: (v, key) => parseAnalyzers(v, key),

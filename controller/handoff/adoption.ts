@@ -55,7 +55,7 @@ export class SwitchAdoption {
       c.mode = mode;
       // One FORWARDed in conntrack has no flows: the switch's conntrack carries it (still there after a
       // channel reset; after a switch restart its packets come as strays, which commit it again).
-      known.set(c.id, hasFlows(c.phase) && !c.inConntrack ? core.flowSpec(c) : undefined);
+      known.set(c.id, hasFlows(c.phase) && c.conntrack !== 'forwards' ? core.flowSpec(c) : undefined);
     }
     const ended = this.endedAway.get(dpid) ?? new Set<number>();
     this.endedAway.delete(dpid);
@@ -111,6 +111,7 @@ export class SwitchAdoption {
       phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
       syn: spec.meta.syn, isnClient: spec.meta.syn?.isn ?? -1, acceptedSynAck: spec.meta.synAck,
       ackDelta: spec.ackDelta, createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, adopted: true, flowsInstalled: true,
+      ...(spec.meta.conntrackMarked && { conntrack: 'marked' as const }),
       ...(spec.meta.left ? { leftBackend: core.shared.attached.get({ mac: spec.meta.left.mac, ip: spec.meta.left.ip, port: spec.meta.left.port, ofport: spec.meta.left.ofport }), leftSeq: spec.meta.left.seq } : {}),
     });
     core.table.add(c);
@@ -199,7 +200,7 @@ export class SwitchAdoption {
     const wasMoving = !!c.move;
     c.move = undefined;
     c.replay = undefined;
-    c.frozenByFlow = false;
+    if (c.freeze === 'now') c.freeze = 'past';
     c.held = undefined;
     c.queue = NONE;
     if (c.phase === 'held' || c.phase === 'replaying') core.setPhase(c, 'established');

@@ -35,6 +35,11 @@ export interface ConnectionRecord {
    * before its RST went out (a socket there would otherwise stay ESTABLISHED for ever).
    */
   left?: LeftBackend;
+  /**
+   * Its conntrack entry still carries the FORWARD mark (forwardVia 'conntrack', then given flows):
+   * the controller that moves it must take the mark away first (docs/migration.md).
+   */
+  conntrackMarked?: boolean;
 }
 
 export interface LeftBackend { mac: string; ip: string; port: number; ofport: number; seq: number }
@@ -57,6 +62,7 @@ export function encodeRecord(r: ConnectionRecord): Buffer {
   };
   if (r.syn) o.syn = { isn: r.syn.isn >>> 0, w: r.syn.window, o: r.syn.options, tos: r.syn.tos, ttl: r.syn.ttl, ...(r.syn.ecn ? { e: true } : {}) };
   if (r.left) o.l = { m: r.left.mac, i: r.left.ip, p: r.left.port, o: r.left.ofport, q: r.left.seq >>> 0 };
+  if (r.conntrackMarked) o.ct = 1;
   if (r.synAck) o.sa = { mss: r.synAck.mss, ws: r.synAck.wscale, sack: r.synAck.sackPermitted, ts: r.synAck.timestamps, ...(r.synAck.ecn ? { ecn: true } : {}) };
   return Buffer.from(MAGIC + JSON.stringify(o), 'utf8');
 }
@@ -101,5 +107,7 @@ export function decodeRecord(note: Buffer): ConnectionRecord {
     if (typeof l !== 'object' || l === null || typeof l.m !== 'string' || !MAC.test(l.m) || !isIpAddress(l.i)) throw new RecordError('note field l: bad value');
     r.left = { mac: l.m, ip: l.i, port: num(l.p, 'l.p', 0xffff), ofport: num(l.o, 'l.o'), seq: num(l.q, 'l.q') };
   }
+  if (o.ct !== undefined && o.ct !== 1) throw new RecordError(`note field ct: bad value ${JSON.stringify(o.ct)}`);
+  if (o.ct === 1) r.conntrackMarked = true;
   return r;
 }

@@ -89,10 +89,12 @@ export interface Connection {
   retired: readonly string[];
   /** Fabric: the other switches holding transit flows of the connection (transit.ts). */
   transit: readonly string[];
-  /** A freeze flow (mid-stream move) is installed and must be removed after the move. */
-  frozenByFlow?: boolean;
-  /** Freeze flows were installed at some point: their roles are among those deleted at the end. */
-  frozeEver?: boolean;
+  /**
+   * Freeze flows (mid-stream move): `now` installed, to be removed after the move; `past` installed
+   * at some point (their roles are among those deleted at the end). One field for both: every
+   * connection carries each field (makeConnection), and a half-open entry must stay small.
+   */
+  freeze?: 'now' | 'past';
   /** When the full freeze went in (the move's segment was held): the splice waits for revalidation after it. */
   fullFreezeAt?: number;
   /** The backend the last mid-stream freeze forwarded (copies of its flows after a move name it). */
@@ -104,10 +106,12 @@ export interface Connection {
    */
   flowsInstalled?: boolean;
   /**
-   * FORWARDed in the switch's conntrack (forwardVia 'conntrack'): no flows of its own, per-service
-   * flows forward it by its conntrack entry; cleared when a move gives it flows.
+   * forwardVia 'conntrack': `forwards` while its conntrack entry (mark 1) is what forwards it, with
+   * no flows of its own; `marked` once it has flows but that entry still carries the mark (it
+   * outlived handoff.conntrackFlowsAfterMs, or its service left conntrack); cleared by a move, which
+   * takes the mark away.
    */
-  inConntrack?: boolean;
+  conntrack?: 'forwards' | 'marked';
   /** A flow-stats request is checking whether its flows are really missing (see EngineCore.stray). */
   checkingFlows?: boolean;
   /** Intercepted packets since the last flow install (see HandoffEngine.stray). */
@@ -127,7 +131,7 @@ export interface Connection {
 
 /** What a new connection is given; every other field starts empty. */
 export type ConnectionInit = Pick<Connection, 'id' | 'service' | 'sw' | 'dpid' | 'mode' | 'client' | 'serviceL2' | 'backend' | 'backendName' | 'phase' | 'track' | 'isnClient' | 'ackDelta' | 'createdAt' | 'migrations'>
-  & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled' | 'leftBackend' | 'leftSeq'>>;
+  & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled' | 'leftBackend' | 'leftSeq' | 'conntrack'>>;
 
 /**
  * Every connection gets every field at creation, in one order: one hidden class for all of them,
@@ -138,8 +142,8 @@ export function makeConnection(i: ConnectionInit): Connection {
   return {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,
     backendName: i.backendName, phase: i.phase, track: i.track, syn: i.syn, isnClient: i.isnClient, acceptedSynAck: i.acceptedSynAck,
-    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, prepared: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq, retired: NONE, transit: NONE, frozenByFlow: undefined,
-    frozeEver: undefined, fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, inConntrack: undefined, checkingFlows: undefined,
+    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, prepared: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq, retired: NONE, transit: NONE, freeze: undefined,
+    fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, conntrack: i.conntrack, checkingFlows: undefined,
     strays: undefined, createdAt: i.createdAt, migrations: i.migrations, lastVerdict: undefined, verdictAt: undefined, adopted: i.adopted, resetRepeats: undefined,
     timers: undefined,
   };

@@ -10,13 +10,12 @@ import type { HostDirectory } from '../fabric/host-directory.ts';
 import type { Logger } from '../log.ts';
 import { ConnectionTable, endpointKey, leftOf, NONE, type Connection, type Phase } from './connection.ts';
 import {
-  closingIdleTimeout, connectionFlows, conntrackForwardActions, conntrackLeaveActions, conntrackPortsFit, deleteConnectionFlows, DEFAULT_CONNTRACK_ZONE,
-  flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode,
+  closingIdleTimeout, connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode,
 } from './flow-plan.ts';
 import type { SynRecord } from './connection-record.ts';
 import { allowed, hasFlows } from './phases.ts';
 import { connCookie, CONN_COOKIE_MASK, CONN_ROLE } from '../cookies.ts';
-import { isIdentity, rewriteToBackend, rewriteToClient } from './relay.ts';
+import { rewriteToBackend, rewriteToClient } from './relay.ts';
 import { stringInterner, valueInterner } from './intern.ts';
 import type { TcpTrack } from './tcp-state.ts';
 import type { SynAckSummary } from './option-policy.ts';
@@ -25,6 +24,7 @@ import type { Interception } from './interception.ts';
 import type { Mover } from './move.ts';
 import type { Teardown } from './teardown.ts';
 import type { SwitchAdoption } from './adoption.ts';
+import type { ConntrackForwarding } from './conntrack.ts';
 import type { Transit } from './transit.ts';
 
 export interface EngineOptions {
@@ -39,8 +39,10 @@ export interface EngineOptions {
   releaseBeforeBarrier?: boolean;
   /** The built-in matcher runs in the controller: services with mirrorAll copy segments to it. */
   inspectInController?: boolean;
-  /** The conntrack zone of services with forwardVia 'conntrack' (default DEFAULT_CONNTRACK_ZONE). */
+  /** The conntrack zone of services with forwardVia 'conntrack' (default DEFAULT_CONNTRACK_ZONE in flow-plan.ts). */
   conntrackZone?: number;
+  /** A conntrack-FORWARDed connection older than this gets flows of its own; 0: never (default DEFAULT_CONNTRACK_FLOWS_AFTER_MS in flow-plan.ts). */
+  conntrackFlowsAfterMs?: number;
   /**
    * The switches form one fabric (`fabric` in the config): a connection's packets seen by a switch
    * other than its client's are in transit (transit.ts), and `learning` emits link_down/link_up.
@@ -72,7 +74,7 @@ const TIMER_NAMES: readonly TimerName[] = ['verdict', 'idle', 'close', 'freeze']
 export const STRAYS_BEFORE_REINSTALL = 16;
 
 
-export interface EngineParts { interception: Interception; move: Mover; teardown: Teardown; adoption: SwitchAdoption; transit: Transit }
+export interface EngineParts { interception: Interception; move: Mover; teardown: Teardown; adoption: SwitchAdoption; transit: Transit; conntrack: ConntrackForwarding }
 
 export class EngineCore {
   readonly table: ConnectionTable;
@@ -254,14 +256,17 @@ export class EngineCore {
       // mirrorAll copies come from the connection's own flows: only to an IDS port on its switch.
       ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? this.localMirror(c) : undefined,
       inspect: c.service.mirrorAll && (!!this.opts.inspectInController || this.remoteMirror(c)),
-      meta: { serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck, ...(c.leftBackend ? { left: leftOf(c) } : {}) },
+      meta: {
+        serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck,
+        ...(c.leftBackend ? { left: leftOf(c) } : {}), ...(c.conntrack === 'marked' && { conntrackMarked: true }),
+      },
     };
   }
 
   /** Every flow of the connection replaced with the plan for its current state (no delete before its first flows: there is nothing to delete). */
   reinstallMessages(c: Connection): OfpMessage[] {
     // (A conntrack-FORWARDed connection being moved has only its freeze flows: they go.)
-    const fresh = !c.flowsInstalled && !c.frozenByFlow && !c.frozeEver && !c.adopted;
+    const fresh = !c.flowsInstalled && !c.freeze && !c.adopted;
     return [...(fresh ? [] : this.deleteFlowsOf(c)), ...connectionFlows(this.flowSpec(c))];
   }
 
@@ -271,7 +276,7 @@ export class EngineCore {
    */
   deleteFlowsOf(c: Connection): OfpMessage[] {
     if (c.adopted) return deleteConnectionFlows(c.id);
-    return deleteConnectionFlows(c.id, c.frozeEver ? [CONN_ROLE.main, CONN_ROLE.freeze, CONN_ROLE.freezeCopy] : [CONN_ROLE.main]);
+    return deleteConnectionFlows(c.id, c.freeze ? [CONN_ROLE.main, CONN_ROLE.freeze, CONN_ROLE.freezeCopy] : [CONN_ROLE.main]);
   }
 
   /**
@@ -279,7 +284,7 @@ export class EngineCore {
    * the deletes of any other flow it may have left, none at all in the usual case.
    */
   deleteAllButClosingFlows(c: Connection): OfpMessage[] {
-    const roles = c.adopted ? Object.values(CONN_ROLE) : c.frozeEver ? [CONN_ROLE.freeze, CONN_ROLE.freezeCopy] : [];
+    const roles = c.adopted ? Object.values(CONN_ROLE) : c.freeze ? [CONN_ROLE.freeze, CONN_ROLE.freezeCopy] : [];
     return deleteConnectionFlows(c.id, roles.filter((r) => r !== CONN_ROLE.main && r !== CONN_ROLE.closing));
   }
 
@@ -297,7 +302,7 @@ export class EngineCore {
    * meanwhile keeps closing: nothing held is released after a RST.
    */
   async installAndRelease(c: Connection, phase: Phase): Promise<void> {
-    const msgs = [...this.leaveConntrack(c), ...this.reinstallMessages(c)];
+    const msgs = [...this.parts.conntrack.leave(c), ...this.reinstallMessages(c)];
     // Sent, not yet confirmed: from here on the connection's end deletes its flows.
     c.flowsInstalled ??= false;
     if (this.opts.releaseBeforeBarrier) {
@@ -324,73 +329,20 @@ export class EngineCore {
     c.held = undefined;
     c.queue = NONE;
     for (const f of out) {
-      if (c.inConntrack) this.conntrackOut(c, f, 'c2s', c.client.ofport);
+      if (c.conntrack === 'forwards') this.parts.conntrack.out(c, f, 'c2s', c.client.ofport);
       else if (this.relayed(c)) this.relayToBackend(c, f);
       else this.toPipeline(c, f, c.client.ofport);
     }
   }
 
-  get conntrackZone(): number { return this.opts.conntrackZone ?? DEFAULT_CONNTRACK_ZONE; }
-
-  /**
-   * Whether this FORWARD verdict can be kept in the switch's conntrack (forwardVia 'conntrack'): a
-   * connection with no flows of its own yet, going to the primary unchanged, on a switch that is
-   * not one of a fabric, whose ports fit the label.
-   */
-  private forwardsInConntrack(c: Connection): boolean {
-    return c.service.forwardVia === 'conntrack' && !this.opts.fabric && c.flowsInstalled === undefined && !c.adopted && !c.frozeEver
-      && c.backendName === c.service.primary && isIdentity(c) && conntrackPortsFit(c.client.ofport, c.backend.ofport);
-  }
-
-  /** A segment of a connection FORWARDed in conntrack, sent on (and the connection committed again) from the controller. */
-  conntrackOut(c: Connection, frame: Buffer, dir: 'c2s' | 's2c', inPort: number): void {
-    const out = dir === 'c2s' ? c.backend.ofport : c.client.ofport;
-    this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: conntrackForwardActions(this.conntrackZone, c.client.ofport, c.backend.ofport, out), data: frame }]);
-  }
-
-  /**
-   * The controller sees none of a conntrack-FORWARDed connection's traffic, only its FIN/RST copies
-   * and strays: it forgets the connection once it has seen nothing of it for the service's idle
-   * timeout. The switch keeps forwarding it; only its listing and a later move are lost.
-   */
-  armConntrackIdle(c: Connection): void {
-    this.setTimer(c, 'idle', c.service.idleTimeout * 1000, () => {
-      if (c.phase === 'forwarded' && c.inConntrack) this.parts.teardown.finish(c, 'nothing seen of it for the idle timeout (FORWARDed in conntrack)', false);
-    });
-  }
-
-  /**
-   * Before a conntrack-FORWARDed connection gets flows (a move): its conntrack entry loses the mark,
-   * by a Packet-Out of the held client segment that goes no further, so that the backend it leaves
-   * no longer reaches the client through the per-service flows.
-   */
-  private leaveConntrack(c: Connection): OfpMessage[] {
-    if (!c.inConntrack) return [];
-    c.inConntrack = undefined;
-    if (!c.held) return [];
-    return [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort: c.client.ofport, actions: conntrackLeaveActions(this.conntrackZone), data: c.held.frame }];
-  }
-
-  /** A conntrack-FORWARDed connection gets the two flows of a FORWARD (its service stopped using conntrack). */
-  giveFlows(c: Connection): void {
-    if (!c.inConntrack || c.phase === 'closed') return;
-    c.inConntrack = undefined;
-    c.flowsInstalled = false;
-    // From now on an idle FLOW_REMOVED ends it, not the controller's timer.
-    this.clearTimer(c, 'idle');
-    c.sw.transact(this.reinstallMessages(c)).then(
-      () => { c.flowsInstalled = true; },
-      (e) => this.log.error('installing flows for a connection leaving conntrack failed; its packets go through the controller', { conn: c.id, error: (e as Error).message }),
-    );
-  }
-
   forward(c: Connection): void {
-    if (this.forwardsInConntrack(c)) {
+    const ct = this.parts.conntrack;
+    if (ct.takes(c)) {
       // No Flow-Mod: the held segment commits the verdict to the switch's conntrack on its way.
-      if (c.phase !== 'closing' && c.phase !== 'closed') c.inConntrack = true;
+      ct.enter(c);
       this.release(c, 'forwarded');
       if (c.phase !== 'forwarded') return;
-      this.armConntrackIdle(c);
+      ct.armTimer(c);
       this.stats.forwarded++;
       this.emit('forwarded', this.describe(c));
       return;
@@ -450,7 +402,7 @@ export class EngineCore {
       backend: c.backendName, backendAddress: endpointKey(c.backend.ip, c.backend.port),
       ackDelta: c.ackDelta >>> 0, migrations: c.migrations, tcp: { client: c.track.client, server: c.track.server },
       createdAt: c.createdAt, lastVerdict: c.lastVerdict && { ...c.lastVerdict, at: c.verdictAt ?? 0 }, ...(c.adopted ? { adopted: true } : {}),
-      ...(c.inConntrack ? { conntrack: true } : {}),
+      ...(c.conntrack === 'forwards' ? { conntrack: true } : {}),
     };
   }
 }

@@ -79,6 +79,8 @@ export interface ConnectionMeta {
   synAck?: SynAckSummary;
   /** The backend the last move left (reset again by a controller that adopts the connection). */
   left?: LeftBackend;
+  /** Its conntrack entry still carries the FORWARD mark (forwardVia 'conntrack', given flows since). */
+  conntrackMarked?: boolean;
 }
 
 function noteFor(s: ConnectionFlowSpec): Action[] {
@@ -87,6 +89,7 @@ function noteFor(s: ConnectionFlowSpec): Action[] {
   const data = encodeRecord({
     serviceName: m.serviceName, serviceMac: s.service.mac, clientMac: s.client.mac, backendName: m.backendName,
     backendMac: s.backend.mac, ackDelta: s.ackDelta, migrations: m.migrations, createdAt: m.createdAt, syn: m.syn, synAck: m.synAck, left: m.left,
+    ...(m.conntrackMarked && { conntrackMarked: true }),
   });
   return [{ type: 'nx_note', data }];
 }
@@ -282,6 +285,8 @@ export interface InterceptSpec { index: number; service: { ip: string; ip6?: str
 
 /** The zone when the config names none ('tm'). */
 export const DEFAULT_CONNTRACK_ZONE = 0x746d;
+/** How old a conntrack-FORWARDed connection gets before it is given flows of its own (handoff.conntrackFlowsAfterMs). */
+export const DEFAULT_CONNTRACK_FLOWS_AFTER_MS = 2000;
 /** ct_mark of a connection FORWARDed in conntrack; 0 once a move took it elsewhere. */
 export const CT_FORWARDED = 1;
 /** CS_TRACKED: the packet went through ct. */
@@ -522,7 +527,7 @@ export function adoptConnection(flows: FlowStats[], ctx: AdoptionContext): Adopt
     client, service: { mac: rec.serviceMac, ip: serviceIp, port: m.tcpDst },
     backend: { mac: rec.backendMac, ip: backendIp, port: b.tcpSrc, ofport: b.inPort },
     mirrorPort: service.mirrorPort, inspect: service.inspect,
-    meta: { serviceName: rec.serviceName, backendName: rec.backendName, migrations: rec.migrations, createdAt: rec.createdAt, syn: rec.syn, synAck: rec.synAck, ...(rec.left ? { left: rec.left } : {}) },
+    meta: { serviceName: rec.serviceName, backendName: rec.backendName, migrations: rec.migrations, createdAt: rec.createdAt, syn: rec.syn, synAck: rec.synAck, ...(rec.left ? { left: rec.left } : {}), ...(rec.conntrackMarked && { conntrackMarked: true }) },
   };
   return { ok: true, id, spec, exact: flowsMatchPlan(spec, flows) };
 }

@@ -24,6 +24,7 @@ import { Interception } from './interception.ts';
 import { Mover } from './move.ts';
 import { Teardown } from './teardown.ts';
 import { Transit } from './transit.ts';
+import { ConntrackForwarding } from './conntrack.ts';
 import { SwitchAdoption, interceptFor } from './adoption.ts';
 import { parseBackend, type BackendConfig, type ServiceConfig } from './service-config.ts';
 import { applyServiceConfig } from './service-reload.ts';
@@ -46,7 +47,7 @@ export class HandoffEngine extends EventEmitter implements App {
   constructor(services: ServiceConfig[], opts: EngineOptions, learning: HostDirectory, log: Logger) {
     super();
     const core = new EngineCore(this, services, { ...opts }, learning, log);
-    core.parts = { interception: new Interception(core), move: new Mover(core), teardown: new Teardown(core), adoption: new SwitchAdoption(core), transit: new Transit(core) };
+    core.parts = { interception: new Interception(core), move: new Mover(core), teardown: new Teardown(core), adoption: new SwitchAdoption(core), transit: new Transit(core), conntrack: new ConntrackForwarding(core) };
     this.core = core;
     if (opts.fabric) {
       // The fabric re-routes its own flows on a link change; the connections' flows follow.
@@ -146,8 +147,8 @@ export class HandoffEngine extends EventEmitter implements App {
     // A service that no longer keeps FORWARDs in conntrack no longer sends its traffic through ct:
     // its conntrack-FORWARDed connections get flows of their own (until then, what reaches the
     // controller of them goes on from there).
-    const moved = [...this.table.all()].filter((c) => c.inConntrack && c.service.forwardVia !== 'conntrack');
-    for (const c of moved) core.giveFlows(c);
+    const moved = [...this.table.all()].filter((c) => c.conntrack === 'forwards' && c.service.forwardVia !== 'conntrack');
+    for (const c of moved) core.parts.conntrack.giveFlows(c);
     const lines = [
       ...r.added.map((s) => `services.${s.name}: added (${s.address}:${s.port})`),
       ...r.removed.map((s) => `services.${s.name}: removed`),

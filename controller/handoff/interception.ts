@@ -357,10 +357,10 @@ export class Interception {
   private withoutFlows(c: Connection, role: 'copy' | 'flow' | 'intercept', raw: Buffer, dir: 'c2s' | 's2c', inPort: number): void {
     const core = this.core;
     // FORWARDed in conntrack: a segment that raced the commit, or that conntrack found invalid. It
-    // goes on committing the connection again; the connection is alive, so its idle time starts over.
-    if (c.inConntrack) {
-      core.conntrackOut(c, raw, dir, inPort);
-      if (c.phase === 'forwarded') core.armConntrackIdle(c);
+    // goes on committing the connection again.
+    if (c.conntrack === 'forwards') {
+      core.parts.conntrack.out(c, raw, dir, inPort);
+      core.parts.conntrack.seen(c);
       return;
     }
     if (c.phase === 'forwarded' && role === 'intercept') core.stray(c);
@@ -389,7 +389,7 @@ export class Interception {
     if (c.phase === 'freezing') {
       // Mid-stream: the move was decided already; this segment is the boundary it happens at.
       core.clearTimer(c, 'freeze');
-      if (c.frozenByFlow) { core.send(c, [fullFreezeFlow(core.flowIdentity(c))]); c.fullFreezeAt = Date.now(); }
+      if (c.freeze === 'now') { core.send(c, [fullFreezeFlow(core.flowIdentity(c))]); c.fullFreezeAt = Date.now(); }
       core.setPhase(c, 'held');
       core.emit('held', core.describe(c));
       void core.parts.move.startMove(c);

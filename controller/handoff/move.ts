@@ -65,8 +65,7 @@ export class Mover {
     core.setPhase(c, 'freezing');
     // Barrier: once it returns, the client's next segment cannot slip past to the old backend.
     if (!core.relayed(c)) {
-      c.frozenByFlow = true;
-      c.frozeEver = true;
+      c.freeze = 'now';
       // Back to a backend it left: a datapath flow from that earlier leg may still be cached for
       // the target's SYN-ACKs (legFlow); the leg's own flow goes in with the freeze and shares its wait.
       const address = addressFor(target, isIpv6Address(c.client.ip));
@@ -278,7 +277,7 @@ export class Mover {
     // In the flows' state note until the next move: whoever adopts the connection resets it again.
     c.leftBackend = core.shared.attached.get(old.backend);
     c.leftSeq = held.seq >>> 0;
-    c.frozenByFlow = false;
+    if (c.freeze === 'now') c.freeze = 'past';
     // Counted before the install: the flows' state note records it.
     c.migrations++;
     const move = c.move;
@@ -354,8 +353,8 @@ export class Mover {
       core.emit('migration_failed', core.describe(c), { to: move?.target.name, why });
     }
     if (c.phase === 'closed') return;
-    const frozen = c.frozenByFlow;
-    c.frozenByFlow = false;
+    const frozen = c.freeze === 'now';
+    if (frozen) c.freeze = 'past';
     c.fullFreezeAt = undefined;
     if (c.held || c.phase === 'replaying') {
       core.installAndRelease(c, 'forwarded').catch((e) => {

@@ -3,7 +3,8 @@
 // get no flow of their own and send the controller nothing but their FIN/RST copies; MIGRATEd ones
 // have flows as ever; a move takes a conntrack-FORWARDed connection out of conntrack (server 1 can
 // no longer reach its client); a controller killed and restarted finds the conntrack ones still
-// flowing (it cannot adopt them: they are in no flow table) and adopts the migrated ones.
+// flowing (it cannot adopt them: they are in no flow table) and adopts the migrated ones. With
+// conntrackFlowsAfterMs, the ones that live longer get flows, and a restarted controller adopts them.
 import assert from 'node:assert/strict';
 import { DrillBed, SERVICE, TOKEN } from '../lib/drill-bed.ts';
 import { echoService, HandoffBed } from '../lib/handoff-net.ts';
@@ -35,7 +36,7 @@ for (const [label, prefix] of [['patched OVS', PATCHED_PREFIX], ['stock OVS', ST
     let bed: DrillBed;
     before(async function () {
       if (prefix === PATCHED_PREFIX) await requirePatchedOvs(this);
-      bed = await DrillBed.create({ prefix, config: { handoff: { closeGraceMs: 200, switchGraceMs: 30000, conntrackZone: ZONE }, services: [echoService({ verdictTimeoutMs: 60000, forwardVia: 'conntrack' })] } });
+      bed = await DrillBed.create({ prefix, config: { handoff: { closeGraceMs: 200, switchGraceMs: 30000, conntrackZone: ZONE, conntrackFlowsAfterMs: 0 }, services: [echoService({ verdictTimeoutMs: 60000, forwardVia: 'conntrack' })] } });
     });
     after(async () => { await bed?.destroy(); });
 
@@ -99,7 +100,7 @@ describe('FORWARD in conntrack over IPv6, real TCP (patched OVS, dual-stack serv
   let bed: HandoffBed;
   before(async function () {
     await requirePatchedOvs(this);
-    bed = await HandoffBed.create({ prefix: PATCHED_PREFIX, family: 6, services: { forwardVia: 'conntrack' }, handoff: { conntrackZone: ZONE } });
+    bed = await HandoffBed.create({ prefix: PATCHED_PREFIX, family: 6, services: { forwardVia: 'conntrack' }, handoff: { conntrackZone: ZONE, conntrackFlowsAfterMs: 0 } });
   });
   after(async () => { await bed?.destroy(); });
 
@@ -118,5 +119,38 @@ describe('FORWARD in conntrack over IPv6, real TCP (patched OVS, dual-stack serv
     const ct = (await bed.ovs.appctl('dpctl/dump-conntrack', `zone=${ZONE}`)).split('\n').filter((l) => l.startsWith('tcp') && l.includes('fd00::') && /mark=1\b/.test(l));
     assert.equal(ct.length, N, `marked IPv6 entries: ${ct.slice(0, 2).join(' | ')}`);
     await waitFor(() => bed.engine.table.size === 0, 'the controller to forget the closed connections', 15000);
+  });
+});
+
+describe('FORWARD in conntrack, then flows for the long-lived (conntrackFlowsAfterMs), real TCP (patched OVS)', function () {
+  this.timeout(180000);
+  let bed: DrillBed;
+  before(async function () {
+    await requirePatchedOvs(this);
+    bed = await DrillBed.create({ config: { handoff: { closeGraceMs: 200, switchGraceMs: 30000, conntrackZone: ZONE, conntrackFlowsAfterMs: 300 }, services: [echoService({ verdictTimeoutMs: 60000, forwardVia: 'conntrack' })] } });
+  });
+  after(async () => { await bed?.destroy(); });
+
+  it('connections that outlive it get their two flows (the note says the entry keeps the mark); a restarted controller adopts them; a move takes the mark away', async () => {
+    const pool = await bed.pool(N, 'stay', 'server1');
+    await waitFor(async () => (await bed.connectionFlows()).length === 2 * N, 'two flows for each long-lived connection', 15000);
+    assert.deepEqual(await conntrackOf(bed), { forwarded: N, unmarked: 0 }, 'their entries keep the mark');
+    const conns = (await bed.api.get('/api/connections')).connections as Array<{ id: number; conntrack?: boolean }>;
+    assert.ok(conns.every((c) => !c.conntrack), 'listed as having flows');
+    bed.controller!.signal('SIGKILL');
+    await bed.controller!.stop('SIGKILL');
+    await bed.round(pool, 'dark', { server1: N });
+    bed.controller = await bed.startController('controller-2');
+    const rec = await bed.reconciled(bed.controller);
+    assert.deepEqual([rec.adopted, rec.dropped, rec.reinstalled], [N, 0, 0], JSON.stringify(rec));
+    await bed.round(pool, 'after', { server1: N });
+    // The adopted connections move as any other; their conntrack entries lose the mark on the way.
+    const mig = await run(process.execPath, [CLI, 'migrate', 'echo', '--to', 'server2', '--api', `http://127.0.0.1:${bed.apiPort}`, '--token', TOKEN]);
+    assert.match(mig.stdout, /connection/);
+    await bed.ovs.datapathCaughtUp();
+    await bed.round(pool, 'moved', { server2: N });
+    assert.deepEqual(await conntrackOf(bed), { forwarded: 0, unmarked: N });
+    assert.equal((await pool.cmd({ op: 'closeMany' })).ok, true);
+    await bed.assertAllGone();
   });
 });

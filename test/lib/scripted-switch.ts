@@ -55,7 +55,12 @@ export class ScriptedSwitch {
     const e = this.refuse?.(msgs);
     if (e) throw e;
     this.sent.push(...msgs);
+    for (const w of this.transactWaiters.splice(0)) w(msgs);
   }
+
+  private transactWaiters: Array<(msgs: OfpMessage[]) => void> = [];
+  /** The next batch the engine sends with transact() (one that awaits the switch's confirmation). */
+  nextTransact(): Promise<OfpMessage[]> { return new Promise((r) => this.transactWaiters.push(r)); }
 
   /** What was sent since the last take(). */
   take(): OfpMessage[] { const s = this.sent; this.sent = []; return s; }

@@ -3,7 +3,10 @@
 // segment committing the connection; strays go on the same way; a move takes the connection out of
 // conntrack before its flows go in; the controller forgets what it cannot see.
 import assert from 'node:assert/strict';
-import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
+import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
+import { decodeRecord, encodeRecord, RecordError } from '../../controller/handoff/connection-record.ts';
+import type { EngineOptions } from '../../controller/handoff/engine-core.ts';
+import type { FlowStats } from '../../controller/openflow/index.ts';
 import { CONN_ROLE, connCookie, INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
 import {
   conntrackForwardActions, conntrackLabel, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, DEFAULT_CONNTRACK_ZONE, interceptFlows, PRIORITY, TABLE,
@@ -30,6 +33,14 @@ describe('FORWARD in conntrack: flow plan', () => {
     for (const [c, b] of [[1, 2], [2, 1], [0xfeff, 7], [300, 0xfeff]] as const) assert.deepEqual(conntrackLabelPorts(conntrackLabel(c, b)), { client: c, backend: b });
     assert.ok(conntrackPortsFit(1, 0xfeff));
     for (const [c, b] of [[0, 1], [1, 0xff00], [0xfffffffd, 1], [1.5, 2]]) assert.ok(!conntrackPortsFit(c, b), `${c}, ${b}`);
+  });
+
+  it('the state note carries "its entry keeps the mark" and reads it back; anything but 1 there is refused', () => {
+    const base = { serviceName: 'echo', serviceMac: '02:00:00:00:00:01', clientMac: '02:00:00:00:00:02', backendName: 'server1', backendMac: '02:00:00:00:00:01', ackDelta: 0, migrations: 0, createdAt: 1 };
+    assert.equal(decodeRecord(encodeRecord({ ...base, conntrackMarked: true })).conntrackMarked, true);
+    assert.equal(decodeRecord(encodeRecord(base)).conntrackMarked, undefined);
+    const bad = Buffer.from(encodeRecord(base).toString().replace(/}$/, ',"ct":2}'));
+    assert.throws(() => decodeRecord(bad), RecordError);
   });
 
   it('without a zone the service steers to table 1 as before, and has no conntrack flows', () => {
@@ -74,8 +85,9 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     bed = undefined;
   });
 
-  async function forwarded(service: Record<string, unknown> = {}): Promise<number> {
-    bed = await EngineBed.create({ service: { forwardVia: 'conntrack', ...service }, opts: { conntrackZone: ZONE } });
+  /** A new bed whose one connection got a FORWARD verdict on its held segment (what it sent until then taken). */
+  async function forwardedOn(service: Record<string, unknown>, opts: Partial<EngineOptions> = {}, flows: FlowStats[] = []): Promise<number> {
+    bed = await EngineBed.create({ service, opts: { conntrackZone: ZONE, ...opts }, flows });
     const id = bed.handshake();
     bed.from(CLIENT, S1, HELD);
     bed.sw.take();
@@ -84,6 +96,7 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     await fwd;
     return id;
   }
+  const forwarded = (service: Record<string, unknown> = {}, opts: Partial<EngineOptions> = {}) => forwardedOn({ forwardVia: 'conntrack', ...service }, opts);
 
   it('a switch that connects gets the service\'s flows through ct in the configured zone, or the default one', async () => {
     const zonesOf = (b: EngineBed) => new Set(b.initial.flatMap((m) => (m.type === 'flow_mod' ? m.instructions.flatMap((i) => (i.type === 'apply_actions' ? [ctOf(i.actions)?.zone] : [])) : [])).filter((z) => z !== undefined));
@@ -137,8 +150,8 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     assert.equal(bed!.conn(id), undefined);
   });
 
-  it('unseen for the service\'s idle timeout, it is forgotten (the switch keeps forwarding it): no RST, no Flow-Mod', async () => {
-    const id = await forwarded({ idleTimeout: 1 });
+  it('with conntrackFlowsAfterMs 0, unseen for the service\'s idle timeout, it is forgotten (the switch keeps forwarding it): no RST, no Flow-Mod', async () => {
+    const id = await forwarded({ idleTimeout: 1 }, { conntrackFlowsAfterMs: 0 });
     bed!.sw.take();
     const [view, why] = await bed!.waitEvent('conn_closed', 3000) as [{ id: number }, string];
     assert.equal(view.id, id);
@@ -147,8 +160,35 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     assert.equal(bed!.engine.table.size, 0);
   });
 
+  it('one that outlives conntrackFlowsAfterMs gets its two flows, their note saying its entry keeps the mark; a later controller adopts it so, and its move takes the mark away', async () => {
+    const id = await forwarded({}, { conntrackFlowsAfterMs: 30 });
+    bed!.sw.take();
+    const sent = await bed!.sw.nextTransact();
+    const adds = sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id));
+    assert.deepEqual(adds.map((m) => m.priority), [PRIORITY.connection, PRIORITY.connection]);
+    assert.ok(!sent.some((m) => m.type === 'flow_mod' && m.command !== 'add'), 'nothing to delete before its first flows');
+    const note = adds.flatMap((m) => m.instructions.flatMap((i) => (i.type === 'apply_actions' ? i.actions : []))).find((a) => a.type === 'nx_note');
+    assert.ok(note && note.type === 'nx_note' && decodeRecord(note.data).conntrackMarked, 'the state note says the entry keeps the mark');
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['forwarded', undefined]);
+    // A controller restarted over those flows adopts it, and knows its entry is marked: a move takes the mark away.
+    bed!.engine.stop();
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE }, flows: asFlowStats(adds) });
+    assert.equal(bed.conn(id)?.adopted, true);
+    await bed.engine.migrate(id, 'server2');
+    bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
+    await tick();
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: 90000, ack: ISN + 6, options: SYN_OPTIONS });
+    await migrated;
+    const moved = bed.sw.take();
+    const leave = moved.findIndex((m) => m.type === 'packet_out' && ctOf(m.actions)?.actions?.some((a) => a.type === 'set_field' && a.field.ctMark === 0));
+    assert.ok(leave >= 0 && leave < moved.findIndex((m) => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id)), 'the mark goes before the moved flows');
+    const note2 = moved.flatMap((m) => (m.type === 'flow_mod' && m.command === 'add' ? m.instructions : [])).flatMap((i) => (i.type === 'apply_actions' ? i.actions : [])).find((a) => a.type === 'nx_note');
+    assert.ok(note2 && note2.type === 'nx_note' && !decodeRecord(note2.data).conntrackMarked, 'and the note no longer says so');
+  });
+
   it('a mid-stream move takes it out of conntrack (mark 0, by its held segment, before the flows) and then has flows like any other', async () => {
-    const id = await forwarded();
+    const id = await forwarded({}, { conntrackFlowsAfterMs: 0 });
     bed!.sw.take();
     await bed!.engine.migrate(id, 'server2');
     assert.equal(bed!.conn(id)?.phase, 'freezing');
@@ -195,17 +235,11 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
   });
 
   it('MIGRATE on such a service, and FORWARD on a flows service, use the connection\'s flows as ever', async () => {
-    bed = await EngineBed.create({ service: { forwardVia: 'flows' }, opts: { conntrackZone: ZONE } });
-    const id = bed.handshake();
-    bed.from(CLIENT, S1, HELD);
-    bed.sw.take();
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
-    const sent = bed.sw.take();
+    await forwardedOn({ forwardVia: 'flows' });
+    const sent = bed!.sw.take();
     assert.equal(sent.filter((m) => m.type === 'flow_mod' && m.command === 'add').length, 2);
     assert.ok(!sent.some((m) => m.type === 'packet_out' && ctOf(m.actions)));
-    bed.engine.stop();
+    bed!.engine.stop();
     bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE } });
     const id2 = bed.handshake();
     bed.from(CLIENT, S1, HELD);
