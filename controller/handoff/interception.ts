@@ -356,8 +356,8 @@ export class Interception {
    */
   private withoutFlows(c: Connection, role: 'copy' | 'flow' | 'intercept', raw: Buffer, dir: 'c2s' | 's2c', inPort: number): void {
     const core = this.core;
-    // FORWARDed in conntrack: a segment that raced the commit, or that conntrack found invalid. It
-    // goes on committing the connection again.
+    // FORWARDed in conntrack: a segment that raced the commit, or one after a switch restart emptied
+    // its conntrack. It goes on committing the connection again (the same values: harmless).
     if (c.conntrack === 'forwards') {
       core.parts.conntrack.out(c, raw, dir, inPort);
       core.parts.conntrack.seen(c);
