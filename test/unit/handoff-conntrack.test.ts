@@ -211,6 +211,26 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     assert.deepEqual([c.phase, c.backend, c.conntrack], ['forwarded', 'server2', undefined]);
   });
 
+  it('a mid-stream move the target refuses: the connection stays on server 1, with its own flows now and its entry no longer marked', async () => {
+    const id = await forwarded({}, { conntrackFlowsAfterMs: 0 });
+    bed!.sw.take();
+    await bed!.engine.migrate(id, 'server2');
+    bed!.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
+    await tick();
+    const failed = bed!.waitEvent('migration_failed');
+    bed!.from(S2, CLIENT, { flags: { rst: true, ack: true }, seq: 0, ack: ISN + 6 });
+    await failed;
+    await tick();
+    const sent = bed!.sw.take();
+    const leave = sent.findIndex((m) => m.type === 'packet_out' && ctOf(m.actions)?.actions?.some((a) => a.type === 'set_field' && a.field.ctMark === 0));
+    const adds = sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id));
+    assert.ok(leave >= 0 && leave < sent.indexOf(adds[0]!), 'the mark goes before its flows');
+    assert.deepEqual(adds.map((m) => [m.priority, m.match.ipv4Dst, m.match.ipv4Src]), [[PRIORITY.connection, S1.ip, CLIENT.ip], [PRIORITY.connection, CLIENT.ip, S1.ip]], 'its two flows, to and from server 1');
+    const released = (sent as PacketOut[]).filter((p) => p.type === 'packet_out' && p.data.subarray(-5).toString() === 'again' && !ctOf(p.actions));
+    assert.equal(released.length, 1, 'the held segment goes on to server 1 through its flows');
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.backend, bed!.conn(id)?.conntrack], ['forwarded', 'server1', undefined]);
+  });
+
   it('a switch that reconnects: the conntrack-FORWARDed connection is neither given flows nor dropped (conntrack is in the datapath, not the channel)', async () => {
     const id = await forwarded();
     bed!.sw.take();
