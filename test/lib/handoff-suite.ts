@@ -448,16 +448,22 @@ export function defineHandoffSuite(o: SuiteOptions): void {
   });
 
   it(`completes ${o.lossMigrations} migrations with 1 % packet loss on every link`, async function () {
-    this.timeout(o.lossMigrations * 20000 + 60000);
+    this.timeout(3 * o.lossMigrations * 20000 + 60000);
     const hosts = [bed.client, ...Object.values(bed.servers)];
     for (const h of hosts) await h.addLoss(1);
     const stop = bed.autoVerdict('MIGRATE');
     try {
-      const r = await bed.many(o.lossMigrations, 15000);
-      assert.deepEqual(r.errors, []);
-      assert.equal(r.ok, o.lossMigrations);
-      assert.deepEqual(r.servers, { server2: o.lossMigrations });
-      const drops = (await Promise.all(hosts.map((h) => h.lossDrops()))).reduce((a, b) => a + b, 0);
+      // The loss is random: a batch of short connections (a few hundred segments) crosses it without
+      // a single drop now and then (about 2 % at 20 connections), which tests nothing. Another batch
+      // then, up to three, every one of them held to the same assertions.
+      let drops = 0;
+      for (let batch = 1; batch <= 3 && drops === 0; batch++) {
+        const r = await bed.many(o.lossMigrations, 15000);
+        assert.deepEqual(r.errors, [], `batch ${batch}`);
+        assert.equal(r.ok, o.lossMigrations, `batch ${batch}`);
+        assert.deepEqual(r.servers, { server2: o.lossMigrations }, `batch ${batch}`);
+        drops = (await Promise.all(hosts.map((h) => h.lossDrops()))).reduce((a, b) => a + b, 0);
+      }
       assert.ok(drops > 0, 'the loss rules dropped packets');
     } finally {
       stop();
