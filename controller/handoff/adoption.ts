@@ -239,7 +239,7 @@ export class SwitchAdoption {
 
   /** Every service's intercept flows, replacing whatever intercept flows the switch has. */
   allIntercepts(): OfpMessage[] {
-    return [deleteAllInterceptFlows(), ...this.core.services.flatMap((s, i) => interceptFor(s, i, this.core.opts.conntrackZone))];
+    return [deleteAllInterceptFlows(), ...this.core.services.flatMap((s, i) => interceptFor(s, i, this.core.parts.conntrack.zone))];
   }
 }
 

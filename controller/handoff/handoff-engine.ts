@@ -171,7 +171,7 @@ export class HandoffEngine extends EventEmitter implements App {
 
   private async reinstallIntercept(s: ServiceConfig): Promise<void> {
     const index = this.core.services.indexOf(s);
-    await Promise.all([...this.core.switches.values()].map((sw) => sw.transact([...deleteInterceptFlows(index), ...interceptFor(s, index, this.core.opts.conntrackZone)])));
+    await Promise.all([...this.core.switches.values()].map((sw) => sw.transact([...deleteInterceptFlows(index), ...interceptFor(s, index, this.core.parts.conntrack.zone)])));
   }
 
   // ---------------------------------------------------------------- views

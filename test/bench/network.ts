@@ -62,13 +62,6 @@ async function startIperfServers(bed: HandoffBed, port = IPERF_PORT, names: read
   }
 }
 
-/** A second iperf3 service beside the bed's, on IPERF_CT_PORT with forwardVia 'conntrack' (a reload, before any run). */
-async function addIperfConntrackService(bed: HandoffBed): Promise<void> {
-  const running = bed.engine.listServices()[0]!;
-  const [ct] = parseServices([{ ...running, name: `${running.name}-ct`, port: IPERF_CT_PORT, backends: running.backends.map((b) => ({ ...b, port: IPERF_CT_PORT })), forwardVia: 'conntrack' }]);
-  await bed.engine.reconfigureServices([running, ct!]);
-  await startIperfServers(bed, IPERF_CT_PORT, ['server1']);
-}
 
 async function iperf(client: Host, seconds: number, download: boolean, port = IPERF_PORT): Promise<{ gbps: number; retransmits: number }> {
   const args = ['iperf3', '-c', SERVICE.ip, '-p', String(port), '-t', String(seconds), '-J', ...(download ? ['-R'] : [])];
@@ -133,7 +126,8 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
   try {
     bed = await HandoffBed.create({ prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, services: iperfBackends() });
     await startIperfServers(bed);
-    await addIperfConntrackService(bed);
+    await addConntrackTwin(bed, IPERF_CT_PORT);
+    await startIperfServers(bed, IPERF_CT_PORT, ['server1']);
     const dpid = bed.controller.switches[0]!.describe();
     progress(`  bed up (${bed.ovs.prefix}), switch mode ${bed.engine.modeOf(dpid)}`);
     for (let round = 1; round <= o.rounds; round++) {
@@ -197,11 +191,16 @@ export const CONNTRACK_PORT = 5003;
  * handshakes now and then (docs/benchmarks.md, "FORWARD verdicts in conntrack").
  */
 export async function addConntrackService(bed: HandoffBed): Promise<number> {
-  const running = bed.engine.listServices()[0]!;
-  const [ct] = parseServices([{ ...running, name: `${running.name}-ct`, port: CONNTRACK_PORT, backends: running.backends.map((b) => ({ ...b, port: CONNTRACK_PORT })), forwardVia: 'conntrack' }]);
-  await bed.engine.reconfigureServices([running, ct!]);
+  await addConntrackTwin(bed, CONNTRACK_PORT);
   await startPlainEcho(bed, CONNTRACK_PORT);
   return CONNTRACK_PORT;
+}
+
+/** The bed's service again on `port` (same servers), with forwardVia 'conntrack': a config reload, as an operator would. */
+async function addConntrackTwin(bed: HandoffBed, port: number): Promise<void> {
+  const running = bed.engine.listServices()[0]!;
+  const [ct] = parseServices([{ ...running, name: `${running.name}-ct`, port, backends: running.backends.map((b) => ({ ...b, port })), forwardVia: 'conntrack' }]);
+  await bed.engine.reconfigureServices([running, ct!]);
 }
 
 export interface ClientSummary { total: number; ok: number; failed: number; servers: Record<string, number>; errors: string[]; elapsedMs: number; ratePerSec: number; records?: ClientRecord[] }

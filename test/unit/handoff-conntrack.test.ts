@@ -26,6 +26,21 @@ function ctOf(actions: Action[]): Extract<Action, { type: 'nx_ct' }> | undefined
   return actions.find((a): a is Extract<Action, { type: 'nx_ct' }> => a.type === 'nx_ct');
 }
 
+/** A mid-stream move of `id` to server 2 up to its boundary: the client's next request held, the replayed SYN out. */
+async function moveToServer2(b: EngineBed, id: number): Promise<void> {
+  await b.engine.migrate(id, 'server2');
+  assert.equal(b.conn(id)?.phase, 'freezing');
+  b.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
+  await tick();
+}
+
+/** Server 2 answers the replayed SYN: the move completes. */
+async function server2Answers(b: EngineBed): Promise<void> {
+  const migrated = b.waitEvent('migrated');
+  b.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: 90000, ack: ISN + 6, options: SYN_OPTIONS });
+  await migrated;
+}
+
 describe('FORWARD in conntrack: flow plan', () => {
   const spec = { index: 0, service: { ip: '10.0.0.1', ip6: 'fd00::1', port: 5001 }, backends: [{ ip: '10.0.0.1', port: 5001 }, { ip: '10.0.0.3', port: 5001 }] };
 
@@ -174,12 +189,8 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     bed!.engine.stop();
     bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE }, flows: asFlowStats(adds) });
     assert.equal(bed.conn(id)?.adopted, true);
-    await bed.engine.migrate(id, 'server2');
-    bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
-    await tick();
-    const migrated = bed.waitEvent('migrated');
-    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: 90000, ack: ISN + 6, options: SYN_OPTIONS });
-    await migrated;
+    await moveToServer2(bed, id);
+    await server2Answers(bed);
     const moved = bed.sw.take();
     const leave = moved.findIndex((m) => m.type === 'packet_out' && ctOf(m.actions)?.actions?.some((a) => a.type === 'set_field' && a.field.ctMark === 0));
     assert.ok(leave >= 0 && leave < moved.findIndex((m) => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id)), 'the mark goes before the moved flows');
@@ -190,13 +201,8 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
   it('a mid-stream move takes it out of conntrack (mark 0, by its held segment, before the flows) and then has flows like any other', async () => {
     const id = await forwarded({}, { conntrackFlowsAfterMs: 0 });
     bed!.sw.take();
-    await bed!.engine.migrate(id, 'server2');
-    assert.equal(bed!.conn(id)?.phase, 'freezing');
-    bed!.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
-    await tick();
-    const migrated = bed!.waitEvent('migrated');
-    bed!.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: 90000, ack: ISN + 6, options: SYN_OPTIONS });
-    await migrated;
+    await moveToServer2(bed!, id);
+    await server2Answers(bed!);
     const sent = bed!.sw.take();
     const leave = sent.findIndex((m) => m.type === 'packet_out' && ctOf(m.actions)?.actions?.some((a) => a.type === 'set_field' && a.field.ctMark === 0));
     const firstAdd = sent.findIndex((m) => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id));
@@ -214,9 +220,7 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
   it('a mid-stream move the target refuses: the connection stays on server 1, with its own flows now and its entry no longer marked', async () => {
     const id = await forwarded({}, { conntrackFlowsAfterMs: 0 });
     bed!.sw.take();
-    await bed!.engine.migrate(id, 'server2');
-    bed!.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
-    await tick();
+    await moveToServer2(bed!, id);
     const failed = bed!.waitEvent('migration_failed');
     bed!.from(S2, CLIENT, { flags: { rst: true, ack: true }, seq: 0, ack: ISN + 6 });
     await failed;
