@@ -4,6 +4,7 @@
 // connection's flows are replaced by NAT + seq/ack-shift flows, the held segment is released and
 // the old backend reset. Any failure leaves the connection where it was.
 import { OFPP } from '../openflow/index.ts';
+import { OpenFlowError } from '../datapath/switch-connection.ts';
 import { buildArpFrame, buildNeighborSolicitation, isIpv6Address, seqAdd, seqSub, type ParsedFrame } from '../packet/index.ts';
 import { tupleKey, type Connection } from './connection.ts';
 import { EngineError, type ConnectionView, type EngineCore } from './engine-core.ts';
@@ -281,7 +282,23 @@ export class Mover {
     // Counted before the install: the flows' state note records it.
     c.migrations++;
     const move = c.move;
-    await core.installAndRelease(c, 'forwarded');
+    const sw = c.sw;
+    try {
+      await core.installAndRelease(c, 'forwarded');
+    } catch (e) {
+      // The switch refusing the flows is a failed move (the caller's failMove), as before.
+      if (sw.connected || e instanceof OpenFlowError) throw e;
+      // The channel dropped before the switch confirmed the flows. The move is not undone: the held
+      // segment may already have reached the target, and the switch's return reconciles the
+      // connection to what memory now says (the target: its flows kept, or reinstalled). So the old
+      // backend is reset all the same, its RST going out through the switch's new channel (the
+      // repeats wait for it); without it, that backend would keep an ESTABLISHED socket for ever.
+      this.resetOldBackend(c, old.backend, held.seq);
+      if (c.move === move) c.move = undefined;
+      if (c.replay === r) c.replay = undefined;
+      core.log.warn('switch gone before it confirmed a move\'s flows; the connection stays on its new backend, the old one is reset once the switch is back', { conn: c.id, from: old.name, to: c.backendName, error: (e as Error).message });
+      return;
+    }
     // The held segment went out before the flows were confirmed, so the connection may already be
     // on its next move (a client that answers fast, an API call): that move's state is its own.
     const next = c.replay !== r ? c.replay : undefined;

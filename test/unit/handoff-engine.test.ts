@@ -552,6 +552,44 @@ describe('handoff engine (scripted switch)', () => {
     assert.deepEqual(rsts.map((o) => [o.ports, o.tcp?.seq]), rsts.map(() => [[S1.ofport], ISN + 1]), "at server 1's RCV.NXT");
   });
 
+  for (const releaseBeforeBarrier of [true, false]) {
+    it(`the channel dropping before the switch confirmed a move's flows: the move stands, and server 1 gets its RST through the new channel (releaseBeforeBarrier ${releaseBeforeBarrier})`, async () => {
+      bed = await EngineBed.create({ opts: { releaseBeforeBarrier } });
+      const b = bed;
+      const id = await held(b);
+      // As SwitchConnection does when its socket closes: the pending barrier is rejected, then 'close' (switchGone).
+      const drop = () => { b.sw.connected = false; b.engine.switchGone(b.sw.asChannel(), 'test'); return new Error('switch disconnected'); };
+      let fail: ((e: Error) => void) | undefined;
+      if (releaseBeforeBarrier) b.sw.barrierGate = new Promise((_, reject) => { fail = reject; });
+      b.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+      await tick();
+      // Server 2's SYN-ACK: the flows go out (the held segment right behind them, or once they are confirmed) ...
+      if (!releaseBeforeBarrier) b.sw.refuse = drop;
+      b.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+      const sent = b.sw.take();
+      // ... and the channel drops before the switch's confirmation is back.
+      fail?.(drop());
+      await tick();
+      assert.equal(b.sw.connected, false, 'the channel dropped before the barrier\'s reply');
+      b.sw.barrierGate = undefined;
+      b.sw.refuse = undefined;
+      assert.equal(b.engine.stats.migrationFailures, 0, 'not taken for a failed move: the connection is on server 2 in memory');
+      assert.equal(b.conn(id)?.backend, 'server2');
+      // Every repeat falls due while the switch is away; none may be given up.
+      await new Promise((r) => setTimeout(r, RESET_REPEAT_MS[RESET_REPEAT_MS.length - 1] + 300));
+      b.sw.connected = true;
+      const flows = asFlowStats(sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add' && connIdOf(m.cookie) === id));
+      const reconciled = b.waitEvent('reconciled');
+      await b.engine.switchReady(b.sw.asChannel(), flows);
+      await reconciled;
+      await new Promise((r) => setTimeout(r, RESET_REPEAT_MS[RESET_REPEAT_MS.length - 1] + 300));
+      const rsts = outputs(b.sw.take()).filter((o) => o.tcp?.flags === 'rst' && o.tcp.dst === `${S1.ip}:${S1.port}`);
+      assert.ok(rsts.length >= 1, 'server 1 gets its RST once the switch is back');
+      assert.deepEqual(rsts.map((o) => [o.ports, o.tcp?.seq]), rsts.map(() => [[S1.ofport], ISN + 1]), "at server 1's RCV.NXT");
+      assert.equal(b.conn(id)?.backend, 'server2');
+    });
+  }
+
   it('a controller that adopts a migrated connection resets the backend it left (its predecessor may have stopped before the RST went out)', async () => {
     bed = await EngineBed.create();
     const id = await migratedToS2(bed);
