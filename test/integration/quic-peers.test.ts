@@ -162,6 +162,7 @@ describe('QUIC test peers (aioquic in the trixie root) through a plain OVS bridg
     assert.equal(b![0], CLIENT_IP);
     assert.notEqual(a![1], b![1], 'the source port changed');
     assert.equal(s.cids_used.length, 1, 'rebinding is not a migration: the client kept its connection ID');
+    assert.deepEqual(s.first_dcids.slice(1), [s.cids_used[0]], 'the new port sent the same CID from its first datagram');
     await plain.waitLine((l) => l.event === 'request' && l.peers?.[0] === s.addresses[0], 'the request line');
     const req = request(plain, s.addresses[0]!);
     assert.equal(req.match, true);
@@ -175,6 +176,7 @@ describe('QUIC test peers (aioquic in the trixie root) through a plain OVS bridg
     assert.ok(s.addresses[1]!.startsWith(`${CLIENT_IP2}:`), s.addresses[1]);
     assert.ok(s.actions[0]!.at_bytes < BYTES - MB, `migrated at ${s.actions[0]!.at_bytes}`);
     assert.equal(s.cids_used.length, 2, 'a new connection ID on the new path (RFC 9000 §9.5)');
+    assert.deepEqual(s.first_dcids.slice(1), [s.cids_used[1]], 'the new address never sent the old CID, from its first datagram on (§9.5)');
     await plain.waitLine((l) => l.event === 'request' && l.peers?.[0] === s.addresses[0], 'the request line');
     const req = request(plain, s.addresses[0]!);
     assert.equal(req.match, true);

@@ -53,6 +53,7 @@ describe('QUIC connection-ID steering through stock OVS (aioquic peers, QUIC-LB 
     assert.equal(s.addresses.length, 2);
     assert.notEqual(s.addresses[0], s.addresses[1], 'the source port changed');
     assert.equal(s.cids_used.length, 1, 'rebinding keeps the connection ID');
+    assert.equal(s.first_dcids[1], s.cids_used[0], 'the new port\'s first datagram carried server 2\'s first SCID');
     await onServer2(bed!, s);
     assert.deepEqual(followed.map((c) => [c.client, c.backend, c.via, c.sni]), [[s.addresses[1], 'server2', 'learnt', 'move.example']]);
     const now = bed!.controller!.quic.stats;
@@ -66,6 +67,9 @@ describe('QUIC connection-ID steering through stock OVS (aioquic peers, QUIC-LB 
       ['--local-address', NET.client.ip, '--migrate-after', String(AT), '--new-address', NET.client.ip2]));
     assert.ok(s.addresses[0]!.startsWith(`${NET.client.ip}:`) && s.addresses[1]!.startsWith(`${NET.client.ip2}:`), s.addresses.join(' '));
     assert.equal(s.cids_used.length, 2, 'a new connection ID on the new path');
+    // What makes QUIC-LB the one way to follow it: the new address never sent the learnt CID (RFC 9000 §9.5).
+    // A learnt CID from a new address is a NAT rebinding, and the controller rightly follows it as one ('learnt').
+    assert.equal(s.first_dcids[1], s.cids_used[1], 'the new address\'s first datagram carried the new CID');
     await onServer2(bed!, s);
     assert.deepEqual(followed.map((c) => [c.client, c.backend, c.via]), [[s.addresses[1], 'server2', 'quic-lb']]);
     assert.equal(bed!.controller!.quic.stats.errors, 0);
@@ -77,6 +81,7 @@ describe('QUIC connection-ID steering through stock OVS (aioquic peers, QUIC-LB 
     assert.deepEqual(s.actions.map((a) => a.action), ['rotate_cid', 'rebind']);
     assert.equal(s.cids_used.length, 2, 'the client rotated to the server\'s next CID');
     assert.notEqual(s.cids_used[0], s.cids_used[1]);
+    assert.equal(s.first_dcids[1], s.cids_used[1], 'the new port\'s first datagram carried the rotated CID, never learnt');
     await onServer2(bed!, s);
     assert.deepEqual(followed.map((c) => [c.client, c.backend, c.via]), [[s.addresses[1], 'server2', 'quic-lb']]);
   });
@@ -116,6 +121,7 @@ describe('QUIC connection-ID steering without QUIC-LB (random server CIDs): only
     const { summary: s } = await bed!.run('move.example', BIG, ['--local-address', NET.client.ip, '--migrate-after', String(AT), '--new-address', NET.client.ip2], 20);
     assert.equal(s.ok, false);
     assert.equal(s.addresses.length, 2, 'it did move');
+    assert.equal(s.first_dcids[1], s.cids_used[1], 'the new address\'s first datagram carried the new CID (the learnt one would be followed)');
     assert.ok(bed!.controller!.quic.stats.dropped.unknown_cid - before > 0, 'the new address\'s packets were dropped as unknown_cid');
     assert.equal(bed!.controller!.quic.stats.errors, 0);
   });

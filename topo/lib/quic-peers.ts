@@ -15,6 +15,8 @@ export interface ClientSummary {
   ok: boolean; error: string | null; server: string | null; version: string | null; bytes: number;
   sha256: string | null; expected_sha256: string; elapsed: number; addresses: string[];
   cids_used: string[]; cids_seen: { seq: number; cid: string }[]; actions: { action: string; at_bytes: number }[];
+  /** The DCID of the first datagram sent from each of `addresses`, in the same order. */
+  first_dcids: string[];
   server_closed: boolean;
 }
 

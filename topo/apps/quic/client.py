@@ -14,6 +14,8 @@ Mid-transfer, once the given number of payload bytes has arrived:
   --rotate-cid-after B    switch to the server's next connection ID (change_connection_id)
 After a socket change the client sends a PING at once, as a client behind a NAT would keep sending
 ACKs: otherwise nothing would reach the server from the new port while its data goes to the old one.
+The first datagram from the new socket carries the connection ID the new path uses (the next one after
+--migrate-after, the current one after --rebind-after): see switch() in exchange().
 """
 import argparse
 import asyncio
@@ -40,6 +42,23 @@ except ImportError as e:
 VERSIONS = {"1": QuicProtocolVersion.VERSION_1, "2": QuicProtocolVersion.VERSION_2}
 
 
+class FirstDatagramTransport:
+    """A datagram transport that reports the first datagram sent through it (then just passes on)."""
+
+    def __init__(self, transport, on_first):
+        self._transport = transport
+        self._on_first = on_first
+
+    def sendto(self, data, addr=None) -> None:
+        if self._on_first is not None:
+            on_first, self._on_first = self._on_first, None
+            on_first(data)
+        self._transport.sendto(data, addr)
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
 class TmtClientProtocol(QuicConnectionProtocol):
     def __init__(self, *args, thresholds=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -53,6 +72,17 @@ class TmtClientProtocol(QuicConnectionProtocol):
         self.handshake_done = False
         self.cids_seen: dict = {}  # server CID hex -> sequence number
         self.cids_used: list = []  # DCIDs this client sent to, in order
+        self.first_dcids: list = []  # the DCID of the first datagram sent from each socket, in order
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(FirstDatagramTransport(transport, self.note_first_dcid))
+
+    def note_first_dcid(self, data: bytes) -> None:
+        if data[0] & 0x80:  # long header: version (4 bytes), then the DCID's length and the DCID
+            dcid = data[6:6 + data[5]]
+        else:  # short header: the DCID right after the first byte, as long as the server's CIDs
+            dcid = data[1:1 + len(self._quic._peer_cid.cid)]
+        self.first_dcids.append(dcid.hex())
 
     def note_cids(self) -> None:
         # aioquic has no event for the peer's CIDs: read its private _peer_cid / _peer_cid_available (1.2.0).
@@ -198,11 +228,24 @@ async def exchange(a, st: dict) -> None:
     proto.transmit()
 
     async def switch(local_ip: str, new_cid: bool) -> None:
+        # The new socket must send nothing before the connection ID it is meant to use is in place:
+        # RFC 9000 §9.5, a CID is not used from more than one local address. create_datagram_endpoint
+        # yields to the event loop, and a protocol passed to it is connected before the await returns
+        # (connection_made sets proto._transport); in that window aioquic's ACK timer, or a datagram
+        # still read from the old socket, would transmit through the new socket with the old CID, and
+        # a load balancer then rightly sees the connection's known CID from a new address (a NAT
+        # rebinding) instead of an address change with a new CID. So the socket is set up with a
+        # protocol of its own (nothing can arrive for us there: the server has not seen the address),
+        # and from the await's end to the PING's transmit nothing yields: the old socket is closed
+        # (no more reading; proto no longer sends through it), the CID changed, the new socket given
+        # to proto, the PING sent.
+        new, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=bound_socket(a.family, local_ip))
         old = proto._transport
-        await loop.create_datagram_endpoint(lambda: proto, sock=bound_socket(a.family, local_ip))  # sets proto._transport
         old.close()
         if new_cid:
             quic.change_connection_id()
+        new.set_protocol(proto)
+        proto.connection_made(new)
         note_local()
         quic.send_ping(0)
         proto.transmit()
@@ -267,7 +310,7 @@ async def main() -> int:
         error = f"got {received} bytes with sha256 {st['sha256']}, expected {a.bytes} bytes with {expected}"
     emit({"ok": ok, "error": error, "server": st["server"], "version": st["version"], "bytes": received, "sha256": st["sha256"],
           "expected_sha256": expected, "elapsed": round(time.monotonic() - t0, 3), "addresses": st["addresses"],
-          "cids_used": proto.cids_used if proto else [],
+          "cids_used": proto.cids_used if proto else [], "first_dcids": proto.first_dcids if proto else [],
           "cids_seen": [{"seq": s, "cid": c} for c, s in sorted(proto.cids_seen.items(), key=lambda kv: kv[1])] if proto else [],
           "actions": st["actions"], "server_closed": st["server_closed"], "aioquic": aioquic.__version__})
     return 0 if ok else 1
