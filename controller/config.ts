@@ -22,7 +22,7 @@ export interface ControllerConfig {
   handoff: {
     maxConnections: number; halfOpenMax: number; halfOpenPerSource: number; whenFull: 'refuse' | 'forward';
     handshakeTimeoutMs: number; replayTimeoutMs: number; closeGraceMs: number; revalidateMs: number; switchGraceMs: number;
-    /** The conntrack zone of services with forwardVia 'conntrack' (reserved for this controller on its switches). */
+    /** The conntrack zone of services with forwardVia or migrateVia 'conntrack' (reserved for this controller on its switches). */
     conntrackZone: number;
     /** A conntrack-FORWARDed connection older than this gets flows of its own (adoptable, idle-timed by the switch); 0: never. */
     conntrackFlowsAfterMs: number;
@@ -136,10 +136,10 @@ export function parseConfig(input: unknown): ControllerConfig {
   // services[] holds both protocols; the QUIC entries have a list of their own (given as such too).
   const lists = Array.isArray(cfg.services) ? { tcp: cfg.services, quic: [] } : cfg.services as unknown as ServiceLists;
   ({ tcp: cfg.services, quic: cfg.quicServices } = joinQuicServices(lists, cfg.quicServices));
-  const ct = cfg.services.findIndex((s) => s.forwardVia === 'conntrack');
-  if (cfg.fabric && ct >= 0) {
-    // A FORWARD kept in one switch's conntrack says nothing to the other switches on the path.
-    throw new ConfigError(`services[${ct}].forwardVia`, "'conntrack' is for a single switch; with fabric use 'flows'");
+  for (const via of ['forwardVia', 'migrateVia'] as const) {
+    const ct = cfg.services.findIndex((s) => s[via] === 'conntrack');
+    // A verdict kept in one switch's conntrack says nothing to the other switches on the path.
+    if (cfg.fabric && ct >= 0) throw new ConfigError(`services[${ct}].${via}`, "'conntrack' is for a single switch; with fabric use 'flows'");
   }
   if (cfg.switch.deadTimeoutMs <= cfg.switch.echoIntervalMs) {
     throw new ConfigError('switch.deadTimeoutMs', `must be larger than switch.echoIntervalMs (${cfg.switch.echoIntervalMs})`);

@@ -1,6 +1,7 @@
 // Human-readable flows: match and actions in ovs-ofctl's spelling, so what the API and the CLI
 // show can be compared line by line with `ovs-ofctl dump-flows`.
-import { OFPP, type Action, type FlowStats, type Instruction, type Match, type Masked } from '../openflow/index.ts';
+import { OFPP, type Action, type FlowStats, type Instruction, type Match, type Masked, type Subfield } from '../openflow/index.ts';
+import { oxmBits, oxmDef } from '../openflow/oxm.ts';
 import { parseIpv6 } from '../packet/addr.ts';
 import { connIdOf, connRoleOf, CONN_ROLE } from '../cookies.ts';
 import { decodeRecord, type ConnectionRecord } from '../handoff/connection-record.ts';
@@ -150,8 +151,37 @@ const SET_FIELD_NAMES: Partial<Record<keyof Match, string>> = {
   ipv6NdTll: 'nd_tll', ctMark: 'ct_mark', ctLabel: 'ct_label',
 };
 
-/** A bit range of a field as ovs-ofctl names it in actions (`NXM_NX_CT_LABEL[0..15]`). */
-const FIELD_NXM_NAMES: Partial<Record<keyof Match, string>> = { ctMark: 'NXM_NX_CT_MARK', ctLabel: 'NXM_NX_CT_LABEL', ctState: 'NXM_NX_CT_STATE', ctZone: 'NXM_NX_CT_ZONE' };
+/** Fields as ovs-ofctl names them in actions' bit ranges (`NXM_NX_CT_LABEL[0..15]`). */
+const FIELD_NXM_NAMES: Partial<Record<keyof Match, string>> = {
+  ctMark: 'NXM_NX_CT_MARK', ctLabel: 'NXM_NX_CT_LABEL', ctState: 'NXM_NX_CT_STATE', ctZone: 'NXM_NX_CT_ZONE',
+  ethDst: 'NXM_OF_ETH_DST', ethSrc: 'NXM_OF_ETH_SRC', ipv4Src: 'NXM_OF_IP_SRC', ipv4Dst: 'NXM_OF_IP_DST', tcpSrc: 'NXM_OF_TCP_SRC', tcpDst: 'NXM_OF_TCP_DST',
+};
+
+/** A bit range as ovs-ofctl prints it: `[]` for the whole field, `[n]` for one bit, `[a..b]` otherwise. */
+function formatSubfield(sf: Subfield): string {
+  const def = oxmDef(sf.field);
+  const name = FIELD_NXM_NAMES[sf.field] ?? def?.name ?? sf.field;
+  if (def && sf.ofs === 0 && sf.nBits === oxmBits(def)) return `${name}[]`;
+  return sf.nBits === 1 ? `${name}[${sf.ofs}]` : `${name}[${sf.ofs}..${sf.ofs + sf.nBits - 1}]`;
+}
+
+/** nat(...) as ovs-ofctl prints it: `nat(dst=10.0.0.3:5001)`, `nat(src=[fd00::1]-[fd00::9]:1000-2000,random)`. */
+function formatNat(a: Extract<Action, { type: 'nx_nat' }>): string {
+  const parts: string[] = [];
+  if (a.kind) {
+    let range = '';
+    if (a.ipMin !== undefined) {
+      // ovs-ofctl brackets an IPv6 address only when a port follows.
+      const bracket = a.ipMin.includes(':') && a.portMin !== undefined;
+      const ip = (x: string): string => (bracket ? `[${x}]` : x);
+      range = `=${ip(a.ipMin)}${a.ipMax !== undefined ? `-${ip(a.ipMax)}` : ''}`;
+      if (a.portMin !== undefined) range += `:${a.portMin}${a.portMax !== undefined ? `-${a.portMax}` : ''}`;
+    }
+    parts.push(`${a.kind}${range}`);
+    for (const f of ['persistent', 'hash', 'random'] as const) if (a[f]) parts.push(f);
+  }
+  return parts.length ? `nat(${parts.join(',')})` : 'nat';
+}
 
 export function formatAction(a: Action): string {
   switch (a.type) {
@@ -173,11 +203,22 @@ export function formatAction(a: Action): string {
     case 'nx_ct': {
       // ovs-ofctl's order: flags, table, zone (omitted when 0), exec, alg.
       const args = [...(a.commit ? ['commit'] : []), ...(a.force ? ['force'] : []), ...(a.table !== undefined ? [`table=${a.table}`] : []), ...(a.zone ? [`zone=${a.zone}`] : [])];
-      if (a.actions?.length) args.push(`exec(${a.actions.map(formatAction).join(',')})`);
+      // A nat first among the nested actions is printed outside exec().
+      const nested = a.actions ?? [];
+      const nat = nested[0]?.type === 'nx_nat' ? nested[0] : undefined;
+      if (nat) args.push(formatAction(nat));
+      const rest = nat ? nested.slice(1) : nested;
+      if (rest.length) args.push(`exec(${rest.map(formatAction).join(',')})`);
       if (a.alg) args.push(`alg=${a.alg}`);
       return `ct(${args.join(',')})`;
     }
-    case 'nx_output_reg': return `output:${FIELD_NXM_NAMES[a.field] ?? a.field}[${a.ofs}..${a.ofs + a.nBits - 1}]`;
+    case 'nx_output_reg': return `output:${formatSubfield(a)}`;
+    case 'nx_inc_tcp_seq_reg': return `inc_tcp_seq:${formatSubfield(a)}`;
+    case 'nx_dec_tcp_seq_reg': return `dec_tcp_seq:${formatSubfield(a)}`;
+    case 'nx_inc_tcp_ack_reg': return `inc_tcp_ack:${formatSubfield(a)}`;
+    case 'nx_dec_tcp_ack_reg': return `dec_tcp_ack:${formatSubfield(a)}`;
+    case 'nx_reg_move': return `move:${formatSubfield(a.src)}->${formatSubfield(a.dst)}`;
+    case 'nx_nat': return formatNat(a);
     case 'group': return `group:${a.groupId}`;
     case 'set_queue': return `set_queue:${a.queueId}`;
     case 'experimenter': return `experimenter(${hex(a.experimenter)})`;

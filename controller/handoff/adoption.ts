@@ -9,11 +9,11 @@ import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/sw
 import { makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
-  DEFAULT_CONNTRACK_ZONE, deleteAllInterceptFlows, deleteConnectionFlows, deleteTransitFlows, flowsByConnection, interceptFlows, probeFlows,
+  conntrackMigratedFlows, DEFAULT_CONNTRACK_ZONE, deleteConnectionFlows, deleteTransitFlows, flowsByConnection, interceptFlows, interceptsOver, probeFlows,
   type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta, type SwitchMode,
 } from './flow-plan.ts';
 import { hasFlows } from './phases.ts';
-import { connRoleOf, CONN_ROLE } from '../cookies.ts';
+import { appCookie, APP_ID, cookieApp, connRoleOf, CONN_ROLE, COOKIE_APP_MASK } from '../cookies.ts';
 import { planReconciliation } from './reconcile.ts';
 import { addressesOf, type ServiceConfig } from './service-config.ts';
 import type { Direction } from './tcp-state.ts';
@@ -39,8 +39,12 @@ export class SwitchAdoption {
     core.switches.set(dpid, sw);
     const grace = this.graceTimers.get(dpid);
     if (grace) { clearTimeout(grace); this.graceTimers.delete(dpid); }
-    const mode = await probe(sw);
+    const { mode, fieldShift } = await probe(sw);
     core.modes.set(dpid, mode);
+    if (fieldShift) core.fieldShifts.add(dpid); else core.fieldShifts.delete(dpid);
+    if (mode === 'fastpath' && !fieldShift && core.services.some((s) => s.migrateVia === 'conntrack')) {
+      core.log.warn('switch cannot take a shift\'s delta from a field (ovs-patch 0008 missing): MIGRATE verdicts of migrateVia conntrack services use flows there', { dpid });
+    }
     core.log.info(mode === 'fastpath' ? 'switch has inc/dec_tcp_seq/ack: migrated connections stay in the datapath' : 'switch lacks inc/dec_tcp_seq/ack: migrated connections are relayed through the controller (slow)', { dpid, mode });
     core.emit('switch_mode', dpid, mode);
     await this.reconcile(sw, dpid, mode, flows);
@@ -55,7 +59,7 @@ export class SwitchAdoption {
       c.mode = mode;
       // One FORWARDed in conntrack has no flows: the switch's conntrack carries it (still there after a
       // channel reset; after a switch restart its packets come as strays, which commit it again).
-      known.set(c.id, hasFlows(c.phase) && c.conntrack !== 'forwards' ? core.flowSpec(c) : undefined);
+      known.set(c.id, hasFlows(c.phase) && c.conntrack !== 'forwards' && c.conntrack !== 'migrated' ? core.flowSpec(c) : undefined);
     }
     const ended = this.endedAway.get(dpid) ?? new Set<number>();
     this.endedAway.delete(dpid);
@@ -83,7 +87,7 @@ export class SwitchAdoption {
     }
     core.stats.adopted += adopted;
     core.stats.reinstalled += plan.reinstall.length + inexact;
-    await sw.transact([...msgs, ...this.allIntercepts()]);
+    await sw.transact([...msgs, ...this.allIntercepts(dpid, flows.filter((f) => cookieApp(f.cookie) === APP_ID.intercept))]);
     const counts: ReconcileCounts = { adopted, kept: plan.keep.length, reinstalled: plan.reinstall.length + inexact, dropped: Object.values(why).reduce((a, b) => a + b, 0) };
     core.log.info('switch reconciled', { dpid, ...counts, ...(counts.dropped ? { why } : {}) });
     core.emit('reconciled', dpid, counts);
@@ -237,30 +241,56 @@ export class SwitchAdoption {
     for (const c of this.core.table.all()) this.core.clearTimers(c);
   }
 
-  /** Every service's intercept flows, replacing whatever intercept flows the switch has. */
-  allIntercepts(): OfpMessage[] {
-    return [deleteAllInterceptFlows(), ...this.core.services.flatMap((s, i) => interceptFor(s, i, this.core.parts.conntrack.zone))];
+  /** Every service's intercept flows on switch `dpid`, over the intercept flows it has (`present`: interceptsOver). */
+  allIntercepts(dpid: string, present: FlowStats[]): OfpMessage[] {
+    const core = this.core;
+    const fieldShift = core.fieldShifts.has(dpid);
+    const zone = core.parts.conntrack.zone;
+    return interceptsOver([
+      ...core.services.flatMap((s, i) => interceptFor(s, i, zone, fieldShift)),
+      ...(fieldShift && core.services.some((s) => s.migrateVia === 'conntrack') ? conntrackMigratedFlows(zone) : []),
+    ], present);
+  }
+
+  /** The same after a change of services: the switch's intercept flows are read first. */
+  async replaceIntercepts(sw: SwitchConnection, dpid: string): Promise<void> {
+    const present = await sw.flowStats(appCookie(APP_ID.intercept), COOKIE_APP_MASK);
+    await sw.transact(this.allIntercepts(dpid, present));
   }
 }
 
-export function interceptFor(s: ServiceConfig, index: number, conntrackZone = DEFAULT_CONNTRACK_ZONE): OfpMessage[] {
+/** A service's intercept flows, on a switch whose shift actions can (`fieldShift`) or cannot take their delta from a field. */
+export function interceptFor(s: ServiceConfig, index: number, conntrackZone = DEFAULT_CONNTRACK_ZONE, fieldShift = false): OfpMessage[] {
+  const forward = s.forwardVia === 'conntrack';
+  const nat = s.migrateVia === 'conntrack' && fieldShift;
   return interceptFlows({
     index, service: { ip: s.address, ...(s.address6 !== undefined && { ip6: s.address6 }), port: s.port },
     backends: s.backends.flatMap((b) => addressesOf(b).map((ip) => ({ ip, port: b.port }))),
-    ...(s.forwardVia === 'conntrack' && { conntrackZone }),
+    ...((forward || nat) && { conntrackZone, conntrackForward: forward, conntrackNat: nat }),
   });
 }
 
-/** Flow-Mod with inc_tcp_seq in a scratch table plus a Barrier: an error means an unpatched switch. */
-async function probe(sw: SwitchConnection): Promise<SwitchMode> {
+/**
+ * Flow-Mods with inc_tcp_seq in a scratch table, each confirmed by a Barrier: an error for the first
+ * means an unpatched switch, for the second (the delta from a field) one without ovs-patch 0008.
+ */
+async function probe(sw: SwitchConnection): Promise<{ mode: SwitchMode; fieldShift: boolean }> {
+  const refused = (e: unknown): boolean => e instanceof OpenFlowError && e.errType === OFPET.BAD_ACTION;
   const p = probeFlows();
   try {
     await sw.transact([p.add]);
-    await sw.transact([p.remove]);
-    return 'fastpath';
   } catch (e) {
-    if (e instanceof OpenFlowError && e.errType === OFPET.BAD_ACTION) return 'relay';
+    if (refused(e)) return { mode: 'relay', fieldShift: false };
     throw e;
   }
+  let fieldShift = true;
+  try {
+    await sw.transact([p.addFromField]);
+  } catch (e) {
+    if (!refused(e)) throw e;
+    fieldShift = false;
+  }
+  await sw.transact([p.remove]);
+  return { mode: 'fastpath', fieldShift };
 }
 

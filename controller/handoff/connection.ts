@@ -109,9 +109,10 @@ export interface Connection {
    * forwardVia 'conntrack': `forwards` while its conntrack entry (mark 1) is what forwards it, with
    * no flows of its own; `marked` once it has flows but that entry still carries the mark (it
    * outlived handoff.conntrackFlowsAfterMs, or its service left conntrack); cleared by a move, which
-   * takes the mark away.
+   * takes the mark away. migrateVia 'conntrack': `migrated` while its entry (NAT to the target, mark
+   * CT_MIGRATED) is what carries it, with no flows of its own (`marked` once given flows).
    */
-  conntrack?: 'forwards' | 'marked';
+  conntrack?: 'forwards' | 'marked' | 'migrated';
   /** A flow-stats request is checking whether its flows are really missing (see EngineCore.stray). */
   checkingFlows?: boolean;
   /** Intercepted packets since the last flow install (see HandoffEngine.stray). */

@@ -1,12 +1,14 @@
-// FORWARD verdicts kept in the switch's conntrack (a service with forwardVia 'conntrack'): which
-// connections qualify, the Packet-Outs that commit them (and take the mark away before a move),
-// and when such a connection gets flows of its own after all. The per-service flows are in
-// flow-plan.ts (interceptFlows); docs/migration.md, "FORWARD in conntrack".
+// Verdicts kept in the switch's conntrack: FORWARD (a service with forwardVia 'conntrack') and
+// first-segment MIGRATE (migrateVia 'conntrack'). Which connections qualify, the Packet-Outs that
+// commit them (and take a FORWARD's mark away before a move), and when such a connection gets
+// flows of its own after all. The per-service flows are in flow-plan.ts (interceptFlows,
+// conntrackMigratedFlows); docs/migration.md, "Verdicts in conntrack".
 import { OFP_NO_BUFFER, type OfpMessage } from '../openflow/index.ts';
 import type { Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
-  conntrackForwardActions, conntrackLeaveActions, conntrackPortsFit, DEFAULT_CONNTRACK_FLOWS_AFTER_MS, DEFAULT_CONNTRACK_ZONE,
+  conntrackForwardActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratePortsFit, conntrackPortsFit,
+  DEFAULT_CONNTRACK_FLOWS_AFTER_MS, DEFAULT_CONNTRACK_ZONE,
 } from './flow-plan.ts';
 import { isIdentity } from './relay.ts';
 
@@ -24,6 +26,38 @@ export class ConntrackForwarding {
   takes(c: Connection): boolean {
     return c.service.forwardVia === 'conntrack' && !this.core.opts.fabric && c.flowsInstalled === undefined && !c.adopted && !c.freeze
       && c.backendName === c.service.primary && isIdentity(c) && conntrackPortsFit(c.client.ofport, c.backend.ofport);
+  }
+
+  /**
+   * Whether this move can be kept in the switch's conntrack (c.backend already the target): a
+   * first-segment move of a migrateVia 'conntrack' service (never committed, no flows of its own) on
+   * a switch whose shift actions take their delta from a field, not one of a fabric, whose ports fit the mark.
+   */
+  takesMove(c: Connection): boolean {
+    const core = this.core;
+    return c.service.migrateVia === 'conntrack' && !core.opts.fabric && c.mode === 'fastpath' && core.fieldShifts.has(c.dpid)
+      && c.flowsInstalled === undefined && !c.adopted && !c.freeze && c.conntrack === undefined
+      && conntrackMigratePortsFit(c.client.ofport, c.backend.ofport);
+  }
+
+  /** The move is kept in conntrack: what was held leaves committing it, with its NAT, delta and MACs (EngineCore.release). */
+  enterMoved(c: Connection): void {
+    if (c.phase !== 'closing' && c.phase !== 'closed') c.conntrack = 'migrated';
+  }
+
+  /**
+   * A client segment of a connection migrated in conntrack, sent on (and the connection committed
+   * again) from the controller: the held segment, or one that raced the commit. (What its target
+   * sends that reaches the controller is relayed, rewritten here: EngineCore.relayToClient.)
+   */
+  outMoved(c: Connection, frame: Buffer): void {
+    this.core.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort: c.client.ofport, actions: conntrackMigrateActions(this.zone, this.core.flowSpec(c)), data: frame }]);
+  }
+
+  /** Why a connection cannot move now, or undefined: one migrated in conntrack stays where it went (its entry's NAT cannot change). */
+  refusesMove(c: Connection): string | undefined {
+    if (c.conntrack !== 'migrated') return undefined;
+    return `connection ${c.id} was migrated in the switch's conntrack (service '${c.service.name}' has migrateVia 'conntrack'), whose NAT cannot change: it stays on '${c.backendName}' until it ends`;
   }
 
   /** From now on conntrack forwards it: what was held leaves committing it (EngineCore.release). */
@@ -56,15 +90,33 @@ export class ConntrackForwarding {
     });
   }
 
-  /** A segment of a conntrack-FORWARDed connection reached the controller: it is alive (without flows to come, its idle time starts over). */
-  seen(c: Connection): void {
-    if (c.phase === 'forwarded' && this.flowsAfterMs === 0) this.armTimer(c);
+  /**
+   * A connection migrated in conntrack gets no flows while its service keeps migrateVia 'conntrack'
+   * (its traffic passes ct with NAT in table 0): the controller forgets it once it has seen nothing of
+   * it for the service's idle timeout, as a FORWARD with conntrackFlowsAfterMs 0.
+   */
+  armMovedTimer(c: Connection): void {
+    const core = this.core;
+    core.setTimer(c, 'idle', c.service.idleTimeout * 1000, () => {
+      if (c.phase === 'forwarded' && c.conntrack === 'migrated') core.parts.teardown.finish(c, 'nothing seen of it for the idle timeout (migrated in conntrack)', false);
+    });
   }
 
-  /** A conntrack-FORWARDed connection gets the two flows of a FORWARD (it lived long enough, or its service stopped using conntrack). */
+  /** A segment of a connection kept in conntrack reached the controller: it is alive (without flows to come, its idle time starts over). */
+  seen(c: Connection): void {
+    if (c.phase !== 'forwarded') return;
+    if (c.conntrack === 'migrated') this.armMovedTimer(c);
+    else if (this.flowsAfterMs === 0) this.armTimer(c);
+  }
+
+  /**
+   * A connection kept in conntrack gets the two flows of its verdict (a FORWARD lived long enough,
+   * or its service stopped using conntrack; a migrated one: its service left migrateVia 'conntrack',
+   * so table 0 no longer applies the entry's NAT and its flows see the addresses on the wire).
+   */
   giveFlows(c: Connection): void {
     const core = this.core;
-    if (c.conntrack !== 'forwards' || c.phase === 'closed') return;
+    if ((c.conntrack !== 'forwards' && c.conntrack !== 'migrated') || c.phase === 'closed') return;
     // Its entry keeps the mark: the flows' state note says so, for whoever moves it later.
     c.conntrack = 'marked';
     c.flowsInstalled = false;

@@ -83,6 +83,8 @@ export class EngineCore {
   /** Every backend's address:port (the intercept flows catch traffic from these). */
   readonly backendPorts = new Set<string>();
   readonly modes = new Map<string, SwitchMode>();
+  /** Switches whose shift actions take their delta from a field (ovs-patch 0008): MIGRATE verdicts can be kept in their conntrack. */
+  readonly fieldShifts = new Set<string>();
   /** Switches this engine has prepared (dpid → channel); a switch away for its grace period is not here. */
   readonly switches = new Map<string, SwitchConnection>();
   readonly stats = {
@@ -321,7 +323,7 @@ export class EngineCore {
   }
 
   /** What was held (and queued behind it) goes on through the connection's new flows (or conntrack), unless it is closing. */
-  private release(c: Connection, phase: Phase): void {
+  release(c: Connection, phase: Phase): void {
     if (c.phase === 'closed' || c.phase === 'closing') { c.held = undefined; c.queue = NONE; return; }
     this.setPhase(c, phase);
     this.clearTimer(c, 'idle');
@@ -330,6 +332,7 @@ export class EngineCore {
     c.queue = NONE;
     for (const f of out) {
       if (c.conntrack === 'forwards') this.parts.conntrack.out(c, f, 'c2s', c.client.ofport);
+      else if (c.conntrack === 'migrated') this.parts.conntrack.outMoved(c, f);
       else if (this.relayed(c)) this.relayToBackend(c, f);
       else this.toPipeline(c, f, c.client.ofport);
     }
@@ -402,7 +405,7 @@ export class EngineCore {
       backend: c.backendName, backendAddress: endpointKey(c.backend.ip, c.backend.port),
       ackDelta: c.ackDelta >>> 0, migrations: c.migrations, tcp: { client: c.track.client, server: c.track.server },
       createdAt: c.createdAt, lastVerdict: c.lastVerdict && { ...c.lastVerdict, at: c.verdictAt ?? 0 }, ...(c.adopted ? { adopted: true } : {}),
-      ...(c.conntrack === 'forwards' ? { conntrack: true } : {}),
+      ...(c.conntrack === 'forwards' || c.conntrack === 'migrated' ? { conntrack: true } : {}),
     };
   }
 }

@@ -5,7 +5,7 @@ import {
   flowMod, seqShiftAction, encodeMatch, encodeInstructions, OFPP, OFPTT, OFPFF, OFPCML_NO_BUFFER,
   type Action, type FlowStats, type Instruction, type Match, type OfpMessage,
 } from '../openflow/index.ts';
-import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, CONN_ROLE_MASK, COOKIE_APP_MASK, INTERCEPT_ROLE, interceptCookie } from '../cookies.ts';
+import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, CONN_ROLE_MASK, INTERCEPT_ROLE, interceptCookie, SHARED_INTERCEPT_INDEX } from '../cookies.ts';
 import { decodeRecord, encodeRecord, RecordError, type LeftBackend, type SynRecord } from './connection-record.ts';
 import type { SynAckSummary } from './option-policy.ts';
 import { isIpv6Address } from '../packet/addr.ts';
@@ -19,7 +19,7 @@ import { isIpv6Address } from '../packet/addr.ts';
  */
 export const TABLE = { steer: 0, connection: 1 } as const;
 /** `transit` (table 0) is above the service's steer and FIN/RST-copy flows: a transit switch neither intercepts nor copies. */
-export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, conntrack: 120, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
+export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, conntrack: 120, conntrackReply: 121, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
@@ -269,9 +269,14 @@ export function deleteConnectionFlows(id: number, roles: readonly bigint[] = Obj
 
 /**
  * A service's addresses (a dual-stack service's IPv6 one in `ip6`) and every backend address it may
- * use; `conntrackZone` for a service whose FORWARD verdicts are kept in conntrack (forwardVia).
+ * use; `conntrackZone` for a service whose traffic passes conntrack (forwardVia or migrateVia
+ * 'conntrack'); `conntrackNat` when its MIGRATE verdicts are kept there too (migrateVia), on a
+ * switch that can take a shift's delta from a field.
  */
-export interface InterceptSpec { index: number; service: { ip: string; ip6?: string; port: number }; backends: { ip: string; port: number }[]; conntrackZone?: number }
+export interface InterceptSpec {
+  index: number; service: { ip: string; ip6?: string; port: number }; backends: { ip: string; port: number }[];
+  conntrackZone?: number; conntrackForward?: boolean; conntrackNat?: boolean;
+}
 
 // ------------------------------------------------------------------ FORWARD verdicts in conntrack
 //
@@ -330,6 +335,112 @@ export function conntrackLeaveActions(zone: number): Action[] {
   return [{ type: 'nx_ct', zone, commit: true, actions: [{ type: 'set_field', field: { ctMark: 0 } }] }];
 }
 
+// ------------------------------------------------------------------ MIGRATE verdicts in conntrack
+//
+// A service with migrateVia 'conntrack' (on a switch whose shift actions take their delta from a
+// field, ovs-patch 0008) passes its traffic through ct(zone, nat). The held segment of a MIGRATEd
+// connection leaves the controller committing the connection with NAT to the target, ct_mark
+// CT_MIGRATED with the two ports (bits 0-14 the client's, 15-29 the target's) and, in ct_label,
+// the ack delta (bits 0-31), the target's MAC (32-79) and the service's (80-127). One flow per
+// service turns what comes back (un-NATed to the service's address by ct) towards the client, and
+// one shared flow per family sends the rest on to the target, each reading everything from ct:
+// no Flow-Mod per connection. The entry's NAT cannot change, so such a connection stays where it
+// went until its end (a later move is refused while its service keeps migrateVia 'conntrack').
+
+/** ct_mark bit of a connection migrated in conntrack (its low 30 bits hold its two ports). */
+export const CT_MIGRATED = 0x8000_0000;
+/** The widest port the mark's halves hold. */
+const CT_MIGRATED_PORT_MAX = 0x7fff;
+const MAC_BITS = 48n;
+
+/** Whether a connection between these ports can be migrated in conntrack (its ports fit the mark). */
+export function conntrackMigratePortsFit(clientPort: number, backendPort: number): boolean {
+  return [clientPort, backendPort].every((p) => Number.isInteger(p) && p >= 1 && p <= CT_MIGRATED_PORT_MAX);
+}
+
+/** ct_mark of a connection migrated in conntrack. */
+export function conntrackMigratedMark(clientPort: number, backendPort: number): number {
+  return (CT_MIGRATED | clientPort | (backendPort << 15)) >>> 0;
+}
+
+/** The inverse of conntrackMigratedMark (undefined for a mark without CT_MIGRATED). */
+export function conntrackMigratedMarkPorts(mark: number): { client: number; backend: number } | undefined {
+  if (!(mark & CT_MIGRATED)) return undefined;
+  return { client: mark & CT_MIGRATED_PORT_MAX, backend: (mark >>> 15) & CT_MIGRATED_PORT_MAX };
+}
+
+const macToBig = (mac: string): bigint => BigInt(`0x${mac.replace(/:/g, '')}`);
+const bigToMac = (v: bigint): string => v.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');
+
+/** ct_label of a connection migrated in conntrack: its ack delta, the target's MAC and the service's. */
+export function conntrackMigratedLabel(ackDelta: number, backendMac: string, serviceMac: string): bigint {
+  return BigInt(ackDelta >>> 0) | (macToBig(backendMac) << 32n) | (macToBig(serviceMac) << (32n + MAC_BITS));
+}
+
+/** The inverse of conntrackMigratedLabel. */
+export function conntrackMigratedLabelParts(label: bigint): { ackDelta: number; backendMac: string; serviceMac: string } {
+  const mask = (1n << MAC_BITS) - 1n;
+  return { ackDelta: Number(label & 0xffffffffn), backendMac: bigToMac((label >> 32n) & mask), serviceMac: bigToMac((label >> (32n + MAC_BITS)) & mask) };
+}
+
+/**
+ * A Packet-Out's actions for a client segment of a connection migrated in conntrack: commit it
+ * (NAT to the target, the mark and label above; the same values every time, so a segment that
+ * raced the first commit does no harm), then what the shared flow does, with the values at hand.
+ */
+export function conntrackMigrateActions(zone: number, s: Pick<ConnectionFlowSpec, 'client' | 'service' | 'backend' | 'ackDelta'>): Action[] {
+  return [
+    {
+      type: 'nx_ct', zone, commit: true, actions: [
+        { type: 'nx_nat', kind: 'dst', ipMin: s.backend.ip, portMin: s.backend.port },
+        { type: 'set_field', field: { ctMark: conntrackMigratedMark(s.client.ofport, s.backend.ofport) } },
+        { type: 'set_field', field: { ctLabel: conntrackMigratedLabel(s.ackDelta, s.backend.mac, s.service.mac) } },
+      ],
+    },
+    { type: 'set_field', field: { ethDst: s.backend.mac } },
+    ...((s.ackDelta >>> 0) !== 0 ? [seqShiftAction('ack', s.ackDelta)] : []),
+    { type: 'output', port: s.backend.ofport },
+  ];
+}
+
+const label = (ofs: number, nBits: number) => ({ field: 'ctLabel' as const, ofs, nBits });
+const markBits = (ofs: number) => ({ field: 'ctMark' as const, ofs, nBits: 15 });
+const migratedMatch = (zone: number): Match => ({ ctState: { value: CS_TRACKED, mask: CS_TRACKED }, ctZone: zone, ctMark: { value: CT_MIGRATED, mask: CT_MIGRATED } });
+
+/**
+ * In table 1, a service's half of the migrated-in-conntrack forwarding: what comes from its address
+ * (a target's segment, which ct un-NATed) is a reply, and goes to the client with the service's
+ * MAC and the sequence number shifted back into what the client expects. The direction is told by
+ * address, not by ct's reply flag, which ct leaves off a segment its TCP window check fails.
+ */
+function conntrackMigratedReplyFlows(cookie: bigint, zone: number, fromService: Match[]): OfpMessage[] {
+  return fromService.map((m) => flowMod({
+    command: 'add', tableId: TABLE.connection, priority: PRIORITY.conntrackReply, cookie, match: { ...migratedMatch(zone), ...m },
+    instructions: [{ type: 'apply_actions', actions: [
+      { type: 'nx_reg_move', src: label(32 + Number(MAC_BITS), 48), dst: { field: 'ethSrc', ofs: 0, nBits: 48 } },
+      { type: 'nx_dec_tcp_seq_reg', ...label(0, 32) },
+      { type: 'nx_output_reg', ...markBits(0) },
+    ] }],
+  }));
+}
+
+/**
+ * The shared half, one flow per address family for every service of the zone (cookie of no
+ * service, SHARED_INTERCEPT_INDEX): the client's segments, NATed by ct, go to the target with its
+ * MAC and the ack shifted into its sequence space.
+ */
+export function conntrackMigratedFlows(zone: number): OfpMessage[] {
+  const cookie = interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.ctMigrated);
+  return [ETH_IPV4, ETH_IPV6].map((ethType) => flowMod({
+    command: 'add', tableId: TABLE.connection, priority: PRIORITY.conntrack, cookie, match: { ...migratedMatch(zone), ethType, ipProto: IPPROTO_TCP },
+    instructions: [{ type: 'apply_actions', actions: [
+      { type: 'nx_reg_move', src: label(32, 48), dst: { field: 'ethDst', ofs: 0, nBits: 48 } },
+      { type: 'nx_inc_tcp_ack_reg', ...label(0, 32) },
+      { type: 'nx_output_reg', ...markBits(15) },
+    ] }],
+  }));
+}
+
 /** In table 1, the forwarding of a service's conntrack-FORWARDed connections: to the service by the backend's port, from it by the client's. */
 function conntrackForwardFlows(cookie: bigint, zone: number, toService: Match[], fromPrimary: Match[]): OfpMessage[] {
   const tracked = { ctState: { value: CS_TRACKED, mask: CS_TRACKED }, ctZone: zone, ctMark: CT_FORWARDED };
@@ -361,10 +472,10 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   const toService = [...matches];
   matches.push(...fromBackends);
   const zone = s.conntrackZone;
-  // Through conntrack on the way to table 1, or straight there.
+  // Through conntrack on the way to table 1 (applying a migrated connection's NAT), or straight there.
   const toConnTable: Instruction = zone === undefined
     ? { type: 'goto_table', tableId: TABLE.connection }
-    : { type: 'apply_actions', actions: [{ type: 'nx_ct', zone, table: TABLE.connection }] };
+    : { type: 'apply_actions', actions: [{ type: 'nx_ct', zone, table: TABLE.connection, ...(s.conntrackNat && { actions: [{ type: 'nx_nat' }] }) }] };
   const flows: OfpMessage[] = [];
   // A backend's SYN-ACK goes up through a flow of its own. Same action, but the datapath flow it
   // leaves behind then matches SYN segments only: the backend's first data segment after the
@@ -385,11 +496,10 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
     }
     flows.push(flowMod({ command: 'add', tableId: TABLE.connection, priority: PRIORITY.intercept, cookie, match, instructions: [{ type: 'apply_actions', actions: [toController()] }] }));
   }
-  if (zone !== undefined) {
-    // FORWARD goes to the primary, whose addresses are the service's.
-    const fromPrimary = serviceIps.map((ip) => tcpMatch(undefined, ip, undefined, s.service.port, undefined));
-    flows.push(...conntrackForwardFlows(cookie, zone, toService, fromPrimary));
-  }
+  // FORWARD goes to the primary, and a migrated connection's replies are un-NATed: from the service's addresses.
+  const fromService = serviceIps.map((ip) => tcpMatch(undefined, ip, undefined, s.service.port, undefined));
+  if (zone !== undefined && s.conntrackForward !== false) flows.push(...conntrackForwardFlows(cookie, zone, toService, fromService));
+  if (zone !== undefined && s.conntrackNat) flows.push(...conntrackMigratedReplyFlows(cookie, zone, fromService));
   return flows;
 }
 
@@ -443,20 +553,34 @@ export function deleteBypassFlow(b: BypassSpec): OfpMessage {
 }
 
 export function deleteInterceptFlows(index: number): OfpMessage[] {
-  return Object.values(INTERCEPT_ROLE).map((role) => flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: interceptCookie(index, role), cookieMask: ALL_ONES, match: {} }));
+  // (The shared flows of ctMigrated belong to no one service: allIntercepts replaces them.)
+  return [INTERCEPT_ROLE.intercept, INTERCEPT_ROLE.flagCopy].map((role) => flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: interceptCookie(index, role), cookieMask: ALL_ONES, match: {} }));
 }
 
-/** Every service's intercept flows (services may have been removed or renumbered since they were installed). */
-export function deleteAllInterceptFlows(): OfpMessage {
-  return flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: appCookie(APP_ID.intercept), cookieMask: COOKIE_APP_MASK, match: {} });
+/**
+ * The intercept flows `plan` over those a switch has (`present`): the adds first, each replacing a
+ * flow of the same table, priority and match in place, so the switch never lacks one (a segment of
+ * a connection it carries in the dark, migrated without a flow of its own, would otherwise take the
+ * learnt L2 path to server 1 raw, and server 1 would reset it); then a strict delete of each present
+ * flow the plan does not hold (a removed service's, a bypass flow).
+ */
+export function interceptsOver(plan: OfpMessage[], present: FlowStats[]): OfpMessage[] {
+  const key = (f: { tableId?: number; priority?: number; match?: Match }) => `${f.tableId ?? 0}|${f.priority ?? 0}|${encodeMatch(f.match ?? {}).toString('hex')}`;
+  const planned = new Set(plan.flatMap((m) => (m.type === 'flow_mod' ? [key(m)] : [])));
+  const stale = present.filter((f) => !planned.has(key(f)));
+  return [...plan, ...stale.map((f) => flowMod({ command: 'delete_strict', tableId: f.tableId, priority: f.priority, cookie: f.cookie, cookieMask: ALL_ONES, match: f.match }))];
 }
 
-/** A flow using inc_tcp_seq in a scratch table: the switch rejects it unless it has the patch. */
-export function probeFlows(): { add: OfpMessage; remove: OfpMessage } {
+/**
+ * A flow using inc_tcp_seq in a scratch table: the switch rejects it unless it has the patch; and one
+ * taking the delta from a field, which it rejects unless it has ovs-patch 0008.
+ */
+export function probeFlows(): { add: OfpMessage; addFromField: OfpMessage; remove: OfpMessage } {
   const cookie = appCookie(APP_ID.core, 0xbeefn);
   const match: Match = { ethType: ETH_IPV4, ipProto: IPPROTO_TCP };
   return {
     add: flowMod({ command: 'add', tableId: PROBE_TABLE, priority: 1, cookie, match, instructions: [{ type: 'apply_actions', actions: [seqShiftAction('seq', 1)] }] }),
+    addFromField: flowMod({ command: 'add', tableId: PROBE_TABLE, priority: 2, cookie, match, instructions: [{ type: 'apply_actions', actions: [{ type: 'nx_inc_tcp_seq_reg', field: 'ctLabel', ofs: 32, nBits: 32 }] }] }),
     remove: flowMod({ command: 'delete', tableId: PROBE_TABLE, cookie, cookieMask: ALL_ONES, match: {} }),
   };
 }

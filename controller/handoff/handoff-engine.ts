@@ -19,13 +19,13 @@ import type { HostDirectory } from '../fabric/host-directory.ts';
 import type { Logger } from '../log.ts';
 import type { Connection, ConnectionTable } from './connection.ts';
 import { EngineCore, EngineError, type ConnectionView, type EngineOptions, type VerdictRequest } from './engine-core.ts';
-import { deleteInterceptFlows, type ConnectionFlowSpec, type SwitchMode } from './flow-plan.ts';
+import type { ConnectionFlowSpec, SwitchMode } from './flow-plan.ts';
 import { Interception } from './interception.ts';
 import { Mover } from './move.ts';
 import { Teardown } from './teardown.ts';
 import { Transit } from './transit.ts';
 import { ConntrackForwarding } from './conntrack.ts';
-import { SwitchAdoption, interceptFor } from './adoption.ts';
+import { SwitchAdoption } from './adoption.ts';
 import { parseBackend, type BackendConfig, type ServiceConfig } from './service-config.ts';
 import { applyServiceConfig } from './service-reload.ts';
 
@@ -109,7 +109,7 @@ export class HandoffEngine extends EventEmitter implements App {
     if (s.backends.some((x) => x.name === b.name)) throw new EngineError(409, `service '${serviceName}' already has a backend named '${b.name}'`);
     s.backends.push(b);
     this.core.indexServices();
-    await this.reinstallIntercept(s);
+    await this.reinstallIntercepts();
     this.core.log.info('backend added', { service: s.name, backend: b.name, address: `${b.address}:${b.port}` });
     return b;
   }
@@ -126,7 +126,7 @@ export class HandoffEngine extends EventEmitter implements App {
     if (s.migrateTo === backendName) s.migrateTo = s.backends.find((b) => b.name !== s.primary)?.name;
     for (const [sid, name] of Object.entries(s.sidBackends)) if (name === backendName) delete s.sidBackends[sid];
     this.core.indexServices();
-    await this.reinstallIntercept(s);
+    await this.reinstallIntercepts();
     this.core.log.info('backend removed', { service: s.name, backend: backendName });
   }
 
@@ -143,18 +143,18 @@ export class HandoffEngine extends EventEmitter implements App {
     // The services have changed already: a switch that fails here gets its intercept flows at its
     // next reconnect (reconcile installs them afresh), so say so rather than fail the reload.
     const failed: string[] = [];
-    await Promise.all([...core.switches].map(([dpid, sw]) => sw.transact(core.parts.adoption.allIntercepts()).catch((e) => { failed.push(`${dpid}: ${(e as Error).message}`); })));
+    await Promise.all([...core.switches].map(([dpid, sw]) => core.parts.adoption.replaceIntercepts(sw, dpid).catch((e) => { failed.push(`${dpid}: ${(e as Error).message}`); })));
     // A service that no longer keeps FORWARDs in conntrack no longer sends its traffic through ct:
     // its conntrack-FORWARDed connections get flows of their own (until then, what reaches the
     // controller of them goes on from there).
-    const moved = [...this.table.all()].filter((c) => c.conntrack === 'forwards' && c.service.forwardVia !== 'conntrack');
+    const moved = [...this.table.all()].filter((c) => (c.conntrack === 'forwards' && c.service.forwardVia !== 'conntrack') || (c.conntrack === 'migrated' && c.service.migrateVia !== 'conntrack'));
     for (const c of moved) core.parts.conntrack.giveFlows(c);
     const lines = [
       ...r.added.map((s) => `services.${s.name}: added (${s.address}:${s.port})`),
       ...r.removed.map((s) => `services.${s.name}: removed`),
     ];
     if (r.added.length || r.removed.length || r.changed.length) lines.push(`intercept flows reinstalled on ${core.switches.size - failed.length} switch(es)`);
-    if (moved.length) lines.push(`${moved.length} connection(s) FORWARDed in conntrack given flows of their own`);
+    if (moved.length) lines.push(`${moved.length} connection(s) kept in conntrack given flows of their own`);
     for (const f of failed) { lines.push(`intercept flows NOT reinstalled on switch ${f} (they will be at its next reconnect)`); core.log.warn('intercept flows not reinstalled after a reload', { switch: f }); }
     return lines;
   }
@@ -169,9 +169,10 @@ export class HandoffEngine extends EventEmitter implements App {
     return [...this.table.all()].filter((c) => c.service === s && c.phase !== 'closed' && (c.backendName === backend || c.move?.target.name === backend));
   }
 
-  private async reinstallIntercept(s: ServiceConfig): Promise<void> {
-    const index = this.core.services.indexOf(s);
-    await Promise.all([...this.core.switches.values()].map((sw) => sw.transact([...deleteInterceptFlows(index), ...interceptFor(s, index, this.core.parts.conntrack.zone)])));
+  /** After a backend changed: the intercept flows over what each switch has (the other services' are unchanged: replaced in place). */
+  private async reinstallIntercepts(): Promise<void> {
+    const core = this.core;
+    await Promise.all([...core.switches].map(([dpid, sw]) => core.parts.adoption.replaceIntercepts(sw, dpid)));
   }
 
   // ---------------------------------------------------------------- views

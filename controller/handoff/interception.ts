@@ -363,6 +363,12 @@ export class Interception {
       core.parts.conntrack.seen(c);
       return;
     }
+    // Migrated in conntrack: the client's segment commits it again; the target's is rewritten here.
+    if (c.conntrack === 'migrated') {
+      if (dir === 'c2s') core.parts.conntrack.outMoved(c, raw); else core.relayToClient(c, raw);
+      core.parts.conntrack.seen(c);
+      return;
+    }
     if (c.phase === 'forwarded' && role === 'intercept') core.stray(c);
     if (isIdentity(c)) core.passOn(c, raw, dir === 'c2s' ? c.backend.ofport : c.client.ofport, inPort);
     else if (dir === 'c2s') core.relayToBackend(c, raw);
@@ -448,6 +454,8 @@ export class Interception {
     }
     if (req.verdict === 'MIGRATE' && c.phase === 'forwarded' && c.service.midStream) {
       const target = targetFor(c, req);
+      const refused = core.parts.conntrack.refusesMove(c);
+      if (refused && target && target.name !== c.backendName) { core.log.info('MIGRATE verdict ignored', { conn: c.id, why: refused }); return; }
       if (target && target.name !== c.backendName) {
         core.parts.move.requestMove(c, target, `${req.source} verdict`, req.sid).catch((e) => core.parts.move.failMove(c, `freezing the connection failed: ${(e as Error).message}`));
       }

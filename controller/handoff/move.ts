@@ -45,6 +45,8 @@ export class Mover {
     if (c.phase === 'held' && !c.move) { core.parts.interception.applyVerdict(c, { verdict: 'MIGRATE', source: 'api', target: targetName }); return core.describe(c); }
     if (c.phase !== 'forwarded') throw new EngineError(409, `connection ${connId} is ${c.phase}; it can move once forwarded`);
     if (!c.service.midStream) throw new EngineError(409, `service '${c.service.name}' does not allow mid-stream migration`);
+    const refused = core.parts.conntrack.refusesMove(c);
+    if (refused) throw new EngineError(409, refused);
     await this.requestMove(c, target, 'api');
     return core.describe(c);
   }
@@ -283,8 +285,16 @@ export class Mover {
     c.migrations++;
     const move = c.move;
     const sw = c.sw;
+    const ct = core.parts.conntrack;
     try {
-      await core.installAndRelease(c, 'forwarded');
+      if (ct.takesMove(c)) {
+        // No Flow-Mod: the held segment commits the move (NAT, delta, MACs) to the switch's conntrack.
+        ct.enterMoved(c);
+        core.release(c, 'forwarded');
+        if (c.phase === 'forwarded') ct.armMovedTimer(c);
+      } else {
+        await core.installAndRelease(c, 'forwarded');
+      }
     } catch (e) {
       // The switch refusing the flows is a failed move (the caller's failMove), as before.
       if (sw.connected || e instanceof OpenFlowError) throw e;

@@ -77,6 +77,15 @@ export interface ServiceConfig {
    * flowing, and the controller forgets it `idleTimeout` after the last segment it saw of it).
    */
   forwardVia: 'flows' | 'conntrack';
+  /**
+   * Where a first-segment MIGRATE verdict is kept: `flows` (the default) or `conntrack` (NAT, ack
+   * delta and MACs in the switch's connection tracker: no Flow-Mod per connection; needs a switch
+   * whose shift actions take their delta from a field, ovs-patch 0008, else flows are used). Such a
+   * connection stays on its target until it ends (a later move is refused), is not adopted after a
+   * controller restart (it keeps flowing) and is forgotten `idleTimeout` after the last segment the
+   * controller saw of it.
+   */
+  migrateVia: 'flows' | 'conntrack';
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -144,7 +153,7 @@ export function parseBackend(v: unknown, key: string): BackendConfig {
 
 export function parseService(v: unknown, key: string): ServiceConfig {
   const o = obj(v, key);
-  only(o, key, ['name', 'address', 'address6', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'speculativeReplay', 'mirrorPort', 'mirrorSwitch', 'mirrorAll', 'crossVlan', 'forwardVia']);
+  only(o, key, ['name', 'address', 'address6', 'port', 'primary', 'backends', 'defaultVerdict', 'verdictTimeoutMs', 'migrateTo', 'sidBackends', 'options', 'idleTimeout', 'midStream', 'speculativeReplay', 'mirrorPort', 'mirrorSwitch', 'mirrorAll', 'crossVlan', 'forwardVia', 'migrateVia']);
   if (!Array.isArray(o.backends) || o.backends.length === 0) throw new ConfigError(`${key}.backends`, 'expected a non-empty array of backends');
   const backends = o.backends.map((b, i) => parseBackend(b, `${key}.backends[${i}]`));
   const names = new Set<string>();
@@ -204,14 +213,15 @@ export function parseService(v: unknown, key: string): ServiceConfig {
     ...(o.mirrorSwitch !== undefined && { mirrorSwitch: dpidOf(o.mirrorSwitch, `${key}.mirrorSwitch`, o.mirrorPort !== undefined) }),
     mirrorAll: o.mirrorAll === undefined ? false : bool(o.mirrorAll, `${key}.mirrorAll`),
     crossVlan: o.crossVlan === undefined ? false : bool(o.crossVlan, `${key}.crossVlan`),
-    forwardVia: forwardViaOf(o, key),
+    forwardVia: viaOf(o, key, 'forwardVia'),
+    migrateVia: viaOf(o, key, 'migrateVia'),
   };
 }
 
-function forwardViaOf(o: Record<string, unknown>, key: string): 'flows' | 'conntrack' {
-  const v = o.forwardVia === undefined ? 'flows' : oneOf(o.forwardVia, `${key}.forwardVia`, ['flows', 'conntrack'] as const);
+function viaOf(o: Record<string, unknown>, key: string, name: 'forwardVia' | 'migrateVia'): 'flows' | 'conntrack' {
+  const v = o[name] === undefined ? 'flows' : oneOf(o[name], `${key}.${name}`, ['flows', 'conntrack'] as const);
   // The conntrack path forwards by per-service flows: they carry no per-connection IDS copies.
-  if (v === 'conntrack' && o.mirrorAll === true) throw new ConfigError(`${key}.forwardVia`, "'conntrack' cannot carry mirrorAll's copies of every segment: use 'flows' with mirrorAll");
+  if (v === 'conntrack' && o.mirrorAll === true) throw new ConfigError(`${key}.${name}`, "'conntrack' cannot carry mirrorAll's copies of every segment: use 'flows' with mirrorAll");
   return v;
 }
 

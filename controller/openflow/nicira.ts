@@ -2,15 +2,30 @@
 // Wire layout of every NX action: type=0xffff u16, len u16, vendor u32, subtype u16, body.
 import { NX_VENDOR_ID } from './constants.ts';
 import { readActions, writeActions, type Action } from './actions.ts';
-import { oxmBits, oxmDef, oxmDefByHeader, oxmHeader, type MatchField } from './oxm.ts';
+import { bytesToIpv4, bytesToIpv6, ipv4ToBytes, ipv6ToBytes, oxmBits, oxmDef, oxmDefByHeader, oxmHeader, type MatchField, type OxmFieldDef } from './oxm.ts';
 import type { Reader } from './reader.ts';
 import { OfpEncodeError } from './result.ts';
 import type { Writer } from './writer.ts';
 
 export type NxSeqActionType = 'nx_inc_tcp_seq' | 'nx_dec_tcp_seq' | 'nx_inc_tcp_ack' | 'nx_dec_tcp_ack';
 
+/** The same four actions with the delta read from a field when the switch translates the flow (ovs-patch 0008). */
+export type NxSeqRegActionType = 'nx_inc_tcp_seq_reg' | 'nx_dec_tcp_seq_reg' | 'nx_inc_tcp_ack_reg' | 'nx_dec_tcp_ack_reg';
+
+/** A bit range of a match field, as actions name their sources and destinations (`NXM_NX_CT_LABEL[32..63]`). */
+export interface Subfield { field: MatchField; ofs: number; nBits: number }
+
 export type NiciraAction =
   | { type: NxSeqActionType; delta: number }
+  /** inc_tcp_seq:<field>[a..b] etc.: the delta is src's bits (at most 32), read at translation. */
+  | ({ type: NxSeqRegActionType } & Subfield)
+  /** move:<src>-><dst>: copies nBits bits between fields (NXAST_REG_MOVE). */
+  | { type: 'nx_reg_move'; src: Subfield; dst: Subfield }
+  /**
+   * nat, inside ct: `kind` src or dst with an address (and port) range, or neither (apply the
+   * connection's stored NAT). Addresses of one family; a range's max is omitted when it is its min.
+   */
+  | { type: 'nx_nat'; kind?: 'src' | 'dst'; ipMin?: string; ipMax?: string; portMin?: number; portMax?: number; persistent?: boolean; hash?: boolean; random?: boolean }
   /** resubmit(in_port, table). Without tableId: NXAST_RESUBMIT; with it: NXAST_RESUBMIT_TABLE (255 = this table). */
   | { type: 'nx_resubmit'; inPort: number; tableId?: number }
   /** note: opaque bytes the switch keeps with the flow and ignores (the wire pads them with zeros to 8). */
@@ -28,13 +43,19 @@ export const NXAST = {
   RESUBMIT: 1,
   NOTE: 8,
   RESUBMIT_TABLE: 14,
+  REG_MOVE: 6,
   OUTPUT_REG: 15,
   CT: 35,
+  NAT: 36,
   // Added by ovs-patch/ (tcp-migrate): shift TCP seq/ack numbers in the datapath.
   INC_TCP_SEQ: 80,
   DEC_TCP_SEQ: 81,
   INC_TCP_ACK: 82,
   DEC_TCP_ACK: 83,
+  INC_TCP_SEQ_REG: 84,
+  DEC_TCP_SEQ_REG: 85,
+  INC_TCP_ACK_REG: 86,
+  DEC_TCP_ACK_REG: 87,
 } as const;
 
 interface NxCodec {
@@ -189,6 +210,148 @@ const outputRegCodec: NxCodec = {
   },
 };
 
+/** A subfield's definition, checked to lie within its field and to be at most `maxBits` wide. */
+function subfieldDef(what: string, sf: Subfield, maxBits: number): OxmFieldDef {
+  const def = oxmDef(sf.field);
+  if (!def) throw new OfpEncodeError(`${what}: unknown field "${sf.field}"`);
+  if (!Number.isInteger(sf.nBits) || sf.nBits < 1 || sf.nBits > maxBits || !Number.isInteger(sf.ofs) || sf.ofs < 0 || sf.ofs + sf.nBits > oxmBits(def)) {
+    throw new OfpEncodeError(`${what}: bits ${sf.ofs}..${sf.ofs + sf.nBits - 1} of ${def.name} are not a range of at most ${maxBits} bits in it`);
+  }
+  return def;
+}
+
+function fieldByHeader(r: Reader, what: string, header: number): MatchField {
+  const def = oxmDefByHeader(header);
+  if (!def) r.fail('bad_value', `${what}: unknown field 0x${header.toString(16)}`);
+  return def!.key;
+}
+
+const SEQ_REG_TYPES: Record<number, NxSeqRegActionType> = {
+  [NXAST.INC_TCP_SEQ_REG]: 'nx_inc_tcp_seq_reg',
+  [NXAST.DEC_TCP_SEQ_REG]: 'nx_dec_tcp_seq_reg',
+  [NXAST.INC_TCP_ACK_REG]: 'nx_inc_tcp_ack_reg',
+  [NXAST.DEC_TCP_ACK_REG]: 'nx_dec_tcp_ack_reg',
+};
+const SEQ_REG_SUBTYPES: Record<NxSeqRegActionType, number> = {
+  nx_inc_tcp_seq_reg: NXAST.INC_TCP_SEQ_REG,
+  nx_dec_tcp_seq_reg: NXAST.DEC_TCP_SEQ_REG,
+  nx_inc_tcp_ack_reg: NXAST.INC_TCP_ACK_REG,
+  nx_dec_tcp_ack_reg: NXAST.DEC_TCP_ACK_REG,
+};
+
+// ofs_nbits (ofs << 6 | nBits - 1), the source's NXM header, 8 zero bytes: laid out like NXAST_OUTPUT_REG.
+const seqRegCodec: NxCodec = {
+  subtypes: Object.values(SEQ_REG_SUBTYPES),
+  len: 24,
+  subtype: (a) => SEQ_REG_SUBTYPES[a.type as NxSeqRegActionType],
+  encode: (w, a) => {
+    const sf = a as Subfield & { type: string };
+    const def = subfieldDef(a.type, sf, 32);
+    w.u16((sf.ofs << 6) | (sf.nBits - 1)).u32(oxmHeader(def)).zeros(8);
+  },
+  decode: (r, subtype) => {
+    const ofsNbits = r.u16('tcp shift ofs_nbits');
+    const field = fieldByHeader(r, 'tcp shift source', r.u32('tcp shift src'));
+    if (!r.bytes(8, 'tcp shift zero').every((b) => b === 0)) r.fail('bad_value', 'tcp shift: reserved bytes must be zero');
+    const nBits = (ofsNbits & 0x3f) + 1;
+    if (nBits > 32) r.fail('bad_value', `tcp shift: a ${nBits}-bit source is wider than 32 bits`);
+    return { type: SEQ_REG_TYPES[subtype]!, field, ofs: ofsNbits >> 6, nBits };
+  },
+};
+
+type NxRegMove = Extract<NiciraAction, { type: 'nx_reg_move' }>;
+// n_bits, src_ofs, dst_ofs, the source's and the destination's 4-byte headers.
+const regMoveCodec: NxCodec = {
+  subtypes: [NXAST.REG_MOVE],
+  len: 24,
+  subtype: () => NXAST.REG_MOVE,
+  encode: (w, a) => {
+    const m = a as NxRegMove;
+    if (m.src.nBits !== m.dst.nBits) throw new OfpEncodeError(`nx_reg_move: ${m.src.nBits} source bits into ${m.dst.nBits} destination bits`);
+    const src = subfieldDef('nx_reg_move source', m.src, 128);
+    const dst = subfieldDef('nx_reg_move destination', m.dst, 128);
+    w.u16(m.src.nBits).u16(m.src.ofs).u16(m.dst.ofs).u32(oxmHeader(src)).u32(oxmHeader(dst));
+  },
+  decode: (r) => {
+    const nBits = r.u16('move n_bits');
+    const srcOfs = r.u16('move src_ofs');
+    const dstOfs = r.u16('move dst_ofs');
+    const src = fieldByHeader(r, 'move source', r.u32('move src'));
+    const dst = fieldByHeader(r, 'move destination', r.u32('move dst'));
+    return { type: 'nx_reg_move', src: { field: src, ofs: srcOfs, nBits }, dst: { field: dst, ofs: dstOfs, nBits } };
+  },
+};
+
+// NX_NAT_F_* and NX_NAT_RANGE_*.
+const NAT_F = { src: 1, dst: 2, persistent: 4, hash: 8, random: 16 } as const;
+const NAT_RANGE = { ipv4Min: 1, ipv4Max: 2, ipv6Min: 4, ipv6Max: 8, protoMin: 16, protoMax: 32 } as const;
+const NAT_FIXED = 16;
+
+type NxNat = Extract<NiciraAction, { type: 'nx_nat' }>;
+function natBody(n: NxNat): { flags: number; present: number; body: Buffer[] } {
+  const flags = (n.kind ? NAT_F[n.kind] : 0) | (n.persistent ? NAT_F.persistent : 0) | (n.hash ? NAT_F.hash : 0) | (n.random ? NAT_F.random : 0);
+  const body: Buffer[] = [];
+  let present = 0;
+  if ((n.ipMin !== undefined || n.portMin !== undefined) && !n.kind) throw new OfpEncodeError('nx_nat: a range needs kind src or dst');
+  if (n.ipMin !== undefined) {
+    const v6 = n.ipMin.includes(':');
+    const enc = (ip: string, what: string): Buffer => (v6 ? ipv6ToBytes(ip, what) : ipv4ToBytes(ip, what));
+    body.push(enc(n.ipMin, 'nx_nat.ipMin'));
+    present |= v6 ? NAT_RANGE.ipv6Min : NAT_RANGE.ipv4Min;
+    if (n.ipMax !== undefined && n.ipMax !== n.ipMin) {
+      if (n.ipMax.includes(':') !== v6) throw new OfpEncodeError('nx_nat: ipMin and ipMax are of different families');
+      body.push(enc(n.ipMax, 'nx_nat.ipMax'));
+      present |= v6 ? NAT_RANGE.ipv6Max : NAT_RANGE.ipv4Max;
+    }
+  } else if (n.ipMax !== undefined) throw new OfpEncodeError('nx_nat: ipMax without ipMin');
+  if (n.portMin !== undefined) {
+    if (n.ipMin === undefined) throw new OfpEncodeError('nx_nat: a port range needs an address');
+    const port = (p: number, what: string): Buffer => { if (!Number.isInteger(p) || p < 1 || p > 0xffff) throw new OfpEncodeError(`${what}: ${p} is not a port`); const b = Buffer.alloc(2); b.writeUInt16BE(p); return b; };
+    body.push(port(n.portMin, 'nx_nat.portMin'));
+    present |= NAT_RANGE.protoMin;
+    if (n.portMax !== undefined && n.portMax !== n.portMin) { body.push(port(n.portMax, 'nx_nat.portMax')); present |= NAT_RANGE.protoMax; }
+  }
+  return { flags, present, body };
+}
+
+const natCodec: NxCodec = {
+  subtypes: [NXAST.NAT],
+  len: (a) => {
+    const size = natBody(a as NxNat).body.reduce((n, b) => n + b.length, 0);
+    return Math.ceil((NAT_FIXED + size) / 8) * 8;
+  },
+  variable: true,
+  subtype: () => NXAST.NAT,
+  encode: (w, a) => {
+    const { flags, present, body } = natBody(a as NxNat);
+    w.zeros(2).u16(flags).u16(present);
+    let size = 0;
+    for (const b of body) { w.bytes(b); size += b.length; }
+    w.zeros(Math.ceil((NAT_FIXED + size) / 8) * 8 - NAT_FIXED - size);
+  },
+  decode: (r) => {
+    r.skip(2);
+    const flags = r.u16('nat flags');
+    const present = r.u16('nat range_present');
+    if (flags & NAT_F.src && flags & NAT_F.dst) r.fail('bad_value', 'nat: both src and dst');
+    const out: NxNat = { type: 'nx_nat' };
+    if (flags & NAT_F.src) out.kind = 'src';
+    if (flags & NAT_F.dst) out.kind = 'dst';
+    if (flags & NAT_F.persistent) out.persistent = true;
+    if (flags & NAT_F.hash) out.hash = true;
+    if (flags & NAT_F.random) out.random = true;
+    if (present & NAT_RANGE.ipv4Min) out.ipMin = bytesToIpv4(r.bytes(4, 'nat ipv4 min'));
+    if (present & NAT_RANGE.ipv4Max) out.ipMax = bytesToIpv4(r.bytes(4, 'nat ipv4 max'));
+    if (present & NAT_RANGE.ipv6Min) out.ipMin = bytesToIpv6(r.bytes(16, 'nat ipv6 min'));
+    if (present & NAT_RANGE.ipv6Max) out.ipMax = bytesToIpv6(r.bytes(16, 'nat ipv6 max'));
+    if (present & NAT_RANGE.protoMin) out.portMin = r.u16('nat proto min');
+    if (present & NAT_RANGE.protoMax) out.portMax = r.u16('nat proto max');
+    // The rest is padding to 8.
+    r.rest();
+    return out;
+  },
+};
+
 const BY_TYPE: Record<NiciraAction['type'], NxCodec> = {
   nx_inc_tcp_seq: seqCodec,
   nx_dec_tcp_seq: seqCodec,
@@ -198,9 +361,15 @@ const BY_TYPE: Record<NiciraAction['type'], NxCodec> = {
   nx_note: noteCodec,
   nx_ct: ctCodec,
   nx_output_reg: outputRegCodec,
+  nx_inc_tcp_seq_reg: seqRegCodec,
+  nx_dec_tcp_seq_reg: seqRegCodec,
+  nx_inc_tcp_ack_reg: seqRegCodec,
+  nx_dec_tcp_ack_reg: seqRegCodec,
+  nx_reg_move: regMoveCodec,
+  nx_nat: natCodec,
 };
 const BY_SUBTYPE = new Map<number, NxCodec>();
-for (const c of [seqCodec, resubmitCodec, noteCodec, ctCodec, outputRegCodec]) for (const s of c.subtypes) BY_SUBTYPE.set(s, c);
+for (const c of [seqCodec, resubmitCodec, noteCodec, ctCodec, outputRegCodec, seqRegCodec, regMoveCodec, natCodec]) for (const s of c.subtypes) BY_SUBTYPE.set(s, c);
 
 export function isNiciraAction(a: { type: string }): a is NiciraAction {
   return Object.prototype.hasOwnProperty.call(BY_TYPE, a.type);

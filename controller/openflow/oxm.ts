@@ -180,6 +180,11 @@ function nxm1(key: MatchField, name: string, field: number, kind: ValueKind, mas
   return { key, name, oxmClass: OFPXMC.NXM_1, field, kind, maskable, encode: true };
 }
 
+/** A Nicira NXM_0 header we decode (OVS uses it for a field in some actions) but never emit. */
+function nxm0(key: MatchField, name: string, field: number, kind: ValueKind): OxmFieldDef {
+  return { key, name, oxmClass: OFPXMC.NXM_0, field, kind, maskable: false, encode: false };
+}
+
 /**
  * In canonical prerequisite order: OVS checks each field's prerequisites against the fields
  * before it, so eth_type precedes IP fields and ip_proto precedes L4 fields.
@@ -236,6 +241,14 @@ export const OXM_FIELDS: readonly OxmFieldDef[] = [
   basic('ipv6NdSll', 'OXM_OF_IPV6_ND_SLL', 32, 'mac', false),
   basic('ipv6NdTll', 'OXM_OF_IPV6_ND_TLL', 33, 'mac', false),
   basic('ipv6Exthdr', 'OXM_OF_IPV6_EXTHDR', 39, 'u16', true, 0x1ff),
+  // Decode-only: fields as OVS names them in actions it reads back (move's source and
+  // destination): their Nicira NXM_0 headers.
+  nxm0('ethDst', 'NXM_OF_ETH_DST', 1, 'mac'),
+  nxm0('ethSrc', 'NXM_OF_ETH_SRC', 2, 'mac'),
+  nxm0('ipv4Src', 'NXM_OF_IP_SRC', 7, 'ipv4'),
+  nxm0('ipv4Dst', 'NXM_OF_IP_DST', 8, 'ipv4'),
+  nxm0('tcpSrc', 'NXM_OF_TCP_SRC', 9, 'u16'),
+  nxm0('tcpDst', 'NXM_OF_TCP_DST', 10, 'u16'),
   // Decode-only: the same field in its Nicira NXM form.
   {
     key: 'tcpFlags',

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { run } from '../lib/exec.ts';
 import {
-  encodeMessage, flowMod, packetOut, seqShiftAction, OFPBAC, OFPET, OFPFF, OFPP, type OfpMessage,
+  encodeMessage, flowMod, packetOut, seqShiftAction, OFPBAC, OFPET, OFPFF, OFPP, type Action, type OfpMessage,
 } from '../../controller/openflow/index.ts';
-import { conntrackForwardActions, conntrackLeaveActions, interceptFlows, PRIORITY } from '../../controller/handoff/flow-plan.ts';
+import { conntrackForwardActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratedFlows, interceptFlows, PRIORITY } from '../../controller/handoff/flow-plan.ts';
 import { formatAction, formatInstructions, formatMatch } from '../../controller/api/flow-format.ts';
 
 const STOCK_OFCTL = '/usr/bin/ovs-ofctl';
@@ -242,6 +242,40 @@ describe('ofp cross-check: our encoder vs ovs-ofctl ofp-print', function () {
         instructions: [{ type: 'apply_actions', actions: [seqShiftAction('ack', -100), seqShiftAction('seq', 2 ** 32 + 3), { type: 'output', port: 2 }] }],
       });
       assert.equal(await ofpPrint(PATCHED_OFCTL, msg), 'OFPT_FLOW_MOD (OF1.3) (xid=0x21): ADD tcp actions=dec_tcp_ack:100,inc_tcp_seq:3,output:2');
+    });
+
+    describe('MIGRATE in conntrack: the delta from a field, move, nat (ovs-patch 0008)', () => {
+      const service = interceptFlows({ index: 0, service: { ip: '10.0.0.1', ip6: 'fd00::1', port: 5001 }, backends: [{ ip: '10.0.0.3', port: 5001 }], conntrackZone: 77, conntrackForward: false, conntrackNat: true })
+        .filter((m): m is Extract<OfpMessage, { type: 'flow_mod' }> => m.type === 'flow_mod');
+      const shared = conntrackMigratedFlows(77).filter((m): m is Extract<OfpMessage, { type: 'flow_mod' }> => m.type === 'flow_mod');
+      const cases: Array<[string, Extract<OfpMessage, { type: 'flow_mod' }>, string]> = [
+        ['steer through ct with nat', service.find((f) => f.tableId === 0 && f.priority === PRIORITY.steer)!, 'priority=100,tcp,nw_dst=10.0.0.1,tp_dst=5001 cookie:0x300000000000000 actions=ct(table=1,zone=77,nat)'],
+        ['a reply (un-NATed) to the client', service.find((f) => f.priority === PRIORITY.conntrackReply && f.match.ipv4Src)!, 'table:1 priority=121,ct_state=+trk,ct_zone=77,ct_mark=0x80000000/0x80000000,tcp,nw_src=10.0.0.1,tp_src=5001 cookie:0x300000000000000 actions=move:NXM_NX_CT_LABEL[80..127]->NXM_OF_ETH_SRC[],dec_tcp_seq:NXM_NX_CT_LABEL[0..31],output:NXM_NX_CT_MARK[0..14]'],
+        ['a reply over IPv6', service.find((f) => f.priority === PRIORITY.conntrackReply && f.match.ipv6Src)!, 'table:1 priority=121,ct_state=+trk,ct_zone=77,ct_mark=0x80000000/0x80000000,tcp6,ipv6_src=fd00::1,tp_src=5001 cookie:0x300000000000000 actions=move:NXM_NX_CT_LABEL[80..127]->NXM_OF_ETH_SRC[],dec_tcp_seq:NXM_NX_CT_LABEL[0..31],output:NXM_NX_CT_MARK[0..14]'],
+        ['the client\'s segments (NATed) to the target', shared[0]!, 'table:1 priority=120,ct_state=+trk,ct_zone=77,ct_mark=0x80000000/0x80000000,tcp cookie:0x30200000000ffff actions=move:NXM_NX_CT_LABEL[32..79]->NXM_OF_ETH_DST[],inc_tcp_ack:NXM_NX_CT_LABEL[0..31],output:NXM_NX_CT_MARK[15..29]'],
+        ['the same over IPv6', shared[1]!, 'table:1 priority=120,ct_state=+trk,ct_zone=77,ct_mark=0x80000000/0x80000000,tcp6 cookie:0x30200000000ffff actions=move:NXM_NX_CT_LABEL[32..79]->NXM_OF_ETH_DST[],inc_tcp_ack:NXM_NX_CT_LABEL[0..31],output:NXM_NX_CT_MARK[15..29]'],
+      ];
+      for (const [name, f, text] of cases) {
+        it(`flow_mod: ${name}; the API prints it as ovs-ofctl does`, async () => {
+          assert.equal(await ofpPrint(PATCHED_OFCTL, { ...f, xid: 0x42 }), `OFPT_FLOW_MOD (OF1.3) (xid=0x42): ADD ${text}`);
+          assert.equal(formatInstructions(f.instructions), text.replace(/^.* actions=/, ''));
+        });
+      }
+      const spec = (ip: string, backendIp: string) => ({
+        client: { mac: '02:00:00:00:00:02', ip, port: 40000, ofport: 2 }, service: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 5001 },
+        backend: { mac: '02:00:00:00:00:03', ip: backendIp, port: 5002, ofport: 3 }, ackDelta: -5,
+      });
+      for (const [name, actions, text] of [
+        ['commit the MIGRATE, out to server 2', conntrackMigrateActions(77, spec('10.0.0.2', '10.0.0.3')), 'ct(commit,zone=77,nat(dst=10.0.0.3:5002),exec(set_field:0x80018002->ct_mark,set_field:0x20000000001020000000003fffffffb->ct_label)),set_field:02:00:00:00:00:03->eth_dst,dec_tcp_ack:5,output:3'],
+        ['the same over IPv6', conntrackMigrateActions(77, spec('fd00::2', 'fd00::3')), 'ct(commit,zone=77,nat(dst=[fd00::3]:5002),exec(set_field:0x80018002->ct_mark,set_field:0x20000000001020000000003fffffffb->ct_label)),set_field:02:00:00:00:00:03->eth_dst,dec_tcp_ack:5,output:3'],
+        ['nat without a range, and with flags', [{ type: 'nx_ct', zone: 1, commit: true, actions: [{ type: 'nx_nat', kind: 'src', ipMin: '10.0.0.5', ipMax: '10.0.0.9', portMin: 1000, portMax: 2000, random: true }] }, { type: 'nx_ct', zone: 1, table: 2, actions: [{ type: 'nx_nat' }] }] as Action[], 'ct(commit,zone=1,nat(src=10.0.0.5-10.0.0.9:1000-2000,random)),ct(table=2,zone=1,nat)'],
+        ['move with one bit, and a whole field', [{ type: 'nx_reg_move', src: { field: 'ctMark', ofs: 3, nBits: 1 }, dst: { field: 'ethDst', ofs: 7, nBits: 1 } }, { type: 'nx_reg_move', src: { field: 'ethSrc', ofs: 0, nBits: 48 }, dst: { field: 'ethDst', ofs: 0, nBits: 48 } }] as Action[], 'move:NXM_NX_CT_MARK[3]->NXM_OF_ETH_DST[7],move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]'],
+      ] as const) {
+        it(`packet_out: ${name}`, async () => {
+          assert.equal(await ofpPrint(PATCHED_OFCTL, packetOut({ xid: 0x43, inPort: 2, actions: [...actions] })), `OFPT_PACKET_OUT (OF1.3) (xid=0x43): in_port=2 actions=${text} data_len=0`);
+          assert.equal(actions.map(formatAction).join(','), text);
+        });
+      }
     });
 
     it('packet_out with a seq action', async () => {

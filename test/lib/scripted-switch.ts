@@ -25,8 +25,15 @@ export class ScriptedSwitch {
   refuse?: (msgs: OfpMessage[]) => Error | undefined;
   /** What flowStats() answers (the scripted switch keeps no table of its own). */
   table: FlowStats[] = [];
-  /** A stock switch: the inc/dec_tcp_seq probe is refused with BAD_ACTION. */
-  constructor(readonly patched = true) {}
+  /**
+   * A stock switch: the inc/dec_tcp_seq probe is refused with BAD_ACTION; without `fieldShift`, the
+   * probe of the delta from a field (ovs-patch 0008) is.
+   */
+  constructor(readonly patched = true, readonly fieldShift = true) {}
+  private refusesProbe(msgs: OfpMessage[]): boolean {
+    return msgs.some((m) => m.type === 'flow_mod' && m.tableId === 253 && m.command === 'add'
+      && (!this.patched || (!this.fieldShift && m.instructions.some((i) => i.type === 'apply_actions' && i.actions.some((a) => a.type === 'nx_inc_tcp_seq_reg')))));
+  }
 
   async flowStats(cookie = 0n, cookieMask = 0n): Promise<FlowStats[]> { return this.table.filter((f) => (f.cookie & cookieMask) === (cookie & cookieMask)); }
 
@@ -41,17 +48,13 @@ export class ScriptedSwitch {
     const msgs = this.unconfirmed;
     if (this.barrierGate) await this.barrierGate;
     this.unconfirmed = [];
-    if (!this.patched && msgs.some((m) => m.type === 'flow_mod' && m.tableId === 253 && m.command === 'add')) {
-      throw new OpenFlowError(OFPET.BAD_ACTION, OFPBAC.BAD_EXP_TYPE, Buffer.alloc(0));
-    }
+    if (this.refusesProbe(msgs)) throw new OpenFlowError(OFPET.BAD_ACTION, OFPBAC.BAD_EXP_TYPE, Buffer.alloc(0));
     const e = this.refuse?.(msgs.filter((m) => m.type === 'flow_mod'));
     if (e) throw e;
   }
   async transact(msgs: OfpMessage[]): Promise<void> {
     if (!this.connected) throw new Error('disconnected');
-    if (!this.patched && msgs.some((m) => m.type === 'flow_mod' && m.tableId === 253 && m.command === 'add')) {
-      throw new OpenFlowError(OFPET.BAD_ACTION, OFPBAC.BAD_EXP_TYPE, Buffer.alloc(0));
-    }
+    if (this.refusesProbe(msgs)) throw new OpenFlowError(OFPET.BAD_ACTION, OFPBAC.BAD_EXP_TYPE, Buffer.alloc(0));
     const e = this.refuse?.(msgs);
     if (e) throw e;
     this.sent.push(...msgs);
@@ -123,14 +126,14 @@ export class EngineBed {
     engine.emit = (name: string | symbol, ...args: unknown[]) => { this.events.push({ name: String(name), args }); return emit(name, ...args); };
   }
 
-  static async create(o: { service?: Record<string, unknown>; opts?: Partial<EngineOptions>; patched?: boolean; flows?: FlowStats[] } = {}): Promise<EngineBed> {
+  static async create(o: { service?: Record<string, unknown>; opts?: Partial<EngineOptions>; patched?: boolean; fieldShift?: boolean; flows?: FlowStats[] } = {}): Promise<EngineBed> {
     const [service] = parseServices([{
       name: 'echo', address: S1.ip, port: S1.port, primary: 'server1', migrateTo: 'server2', verdictTimeoutMs: 60000,
       backends: [S1, S2, S3].map((n) => ({ name: n.name, address: n.ip, port: n.port, mac: n.mac, switchPort: n.ofport })),
       ...o.service,
     }]);
     const opts: EngineOptions = { maxConnections: 100, handshakeTimeoutMs: 60000, replayTimeoutMs: 40, closeGraceMs: 20, revalidateMs: 0, switchGraceMs: 60000, releaseBeforeBarrier: true, ...o.opts };
-    const sw = new ScriptedSwitch(o.patched ?? true);
+    const sw = new ScriptedSwitch(o.patched ?? true, o.fieldShift ?? true);
     const learning = new LearningSwitch({ idleTimeout: 60, hardTimeout: 0, priority: 10 }, silentLogger);
     const bed = new EngineBed(sw, new HandoffEngine([service], opts, learning, silentLogger), learning);
     bed.opts = opts;

@@ -250,7 +250,7 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     const [next] = parseServices([{ ...bed!.engine.listServices()[0], forwardVia: 'flows' }]);
     const lines = await bed!.engine.reconfigureServices([next!]);
     await tick();
-    assert.ok(lines.some((l) => /1 connection\(s\) FORWARDed in conntrack given flows/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /1 connection\(s\) kept in conntrack given flows/.test(l)), lines.join('\n'));
     const sent = bed!.sw.take();
     const adds = sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id));
     assert.deepEqual(adds.map((m) => m.priority), [PRIORITY.connection, PRIORITY.connection]);

@@ -1,7 +1,7 @@
 // The pure parts of the handoff: flow plans, TCP state tracking, option policy, service config.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { connectionFlows, needsRelay, interceptFlows, deleteConnectionFlows, deleteInterceptFlows, interceptCookie, PRIORITY, TABLE, type ConnectionFlowSpec } from '../../controller/handoff/flow-plan.ts';
+import { connectionFlows, needsRelay, interceptFlows, interceptsOver, deleteConnectionFlows, deleteInterceptFlows, interceptCookie, BYPASS_COOKIE, PRIORITY, TABLE, type ConnectionFlowSpec } from '../../controller/handoff/flow-plan.ts';
 import { initialTrack, observe, bothFinSent, type SegmentInfo } from '../../controller/handoff/tcp-state.ts';
 import { applySynPolicy, compareSynAcks, optionsToStrip, summarise } from '../../controller/handoff/option-policy.ts';
 import { replaySyn } from '../../controller/handoff/segments.ts';
@@ -11,7 +11,7 @@ const checksumsOk = (f: Buffer): boolean => { const r = verifyChecksums(f); retu
 const encodeOpts = (o: TcpOption[]): Buffer => { const r = encodeTcpOptions(o); if (!r.ok) throw new Error(r.error.message); return r.value; };
 import { parseServices } from '../../controller/handoff/service-config.ts';
 import { connIdOf, connRoleOf, CONN_ROLE, isFlagCopy } from '../../controller/cookies.ts';
-import { decodeMessage, encodeMessage, OFPFF, OFPP, type OfpMessage } from '../../controller/openflow/index.ts';
+import { decodeMessage, encodeMessage, OFPFF, OFPP, type FlowStats, type OfpMessage } from '../../controller/openflow/index.ts';
 
 const spec = (over: Partial<ConnectionFlowSpec> = {}): ConnectionFlowSpec => ({
   id: 7, idleTimeout: 30, mode: 'fastpath', ackDelta: 1000,
@@ -63,6 +63,20 @@ describe('flow plan', () => {
       assert.equal(connRoleOf(fm(f).cookie), CONN_ROLE.main);
     }
     assert.deepEqual(flows.map((f) => fm(f).flags), [OFPFF.SEND_FLOW_REM, 0]);
+  });
+
+  it('intercept flows go in over what the switch has: adds replace in place (no delete of a flow the plan keeps), then strict deletes of the rest', () => {
+    const plan = interceptFlows({ index: 0, service: { ip: '10.0.0.1', port: 5001 }, backends: [{ ip: '10.0.0.3', port: 5001 }] });
+    const asStats = (m: OfpMessage, cookie?: bigint) => { const f = fm(m); return { tableId: f.tableId, priority: f.priority, cookie: cookie ?? f.cookie, match: f.match, instructions: f.instructions, idleTimeout: 0, hardTimeout: 0, flags: 0, durationSec: 1, packetCount: 0n, byteCount: 0n } as unknown as FlowStats; };
+    // What a switch has: the same flows under another service index (renumbered), one of a removed service, a bypass flow.
+    const gone = interceptFlows({ index: 1, service: { ip: '10.0.0.9', port: 80 }, backends: [] })[0]!;
+    const bypass = { ...asStats(plan[0]!), cookie: BYPASS_COOKIE, priority: PRIORITY.bypass, match: { inPort: 3, ethType: 0x800, ipProto: 6, ipv4Src: '10.0.0.3', ipv4Dst: '10.0.0.2', tcpSrc: 5001, tcpDst: 40000 } } as FlowStats;
+    const present = [...plan.map((m) => asStats(m, interceptCookie(7))), asStats(gone), bypass];
+    const msgs = interceptsOver(plan, present).map(fm);
+    assert.deepEqual(msgs.slice(0, plan.length), plan, 'the plan first, as it is');
+    const dels = msgs.slice(plan.length);
+    assert.deepEqual(dels.map((d) => [d.command, d.cookie, d.cookieMask, d.priority]), [['delete_strict', fm(gone).cookie, 0xffffffffffffffffn, fm(gone).priority], ['delete_strict', BYPASS_COOKIE, 0xffffffffffffffffn, PRIORITY.bypass]]);
+    assert.deepEqual(interceptsOver(plan, []).map(fm), plan.map(fm), 'a bare switch: the adds only');
   });
 
   it('a service steers its traffic to the connection table, copying FIN/RST to the controller before any rewrite', () => {

@@ -51,6 +51,18 @@ const ACTIONS: Array<[Action, string]> = [
   // NXAST_OUTPUT_REG (15): ofs_nbits = ofs << 6 | (n_bits - 1), the source field's NXM header, max_len, 6 zeros.
   [{ type: 'nx_output_reg', field: 'ctLabel', ofs: 16, nBits: 16 }, 'ffff 0018 00002320 000f 040f 0001d810 0000 000000000000'],
   [{ type: 'nx_output_reg', field: 'ctMark', ofs: 0, nBits: 16, maxLen: 128 }, 'ffff 0018 00002320 000f 000f 0001d604 0080 000000000000'],
+  // The shifts with the delta from a field (ovs-patch 0008, subtypes 84-87): ofs_nbits, the source's NXM header, 8 zeros.
+  [{ type: 'nx_inc_tcp_seq_reg', field: 'ctLabel', ofs: 32, nBits: 32 }, 'ffff 0018 00002320 0054 081f 0001d810 0000000000000000'],
+  [{ type: 'nx_dec_tcp_seq_reg', field: 'ctLabel', ofs: 0, nBits: 32 }, 'ffff 0018 00002320 0055 001f 0001d810 0000000000000000'],
+  [{ type: 'nx_inc_tcp_ack_reg', field: 'ctMark', ofs: 0, nBits: 32 }, 'ffff 0018 00002320 0056 001f 0001d604 0000000000000000'],
+  [{ type: 'nx_dec_tcp_ack_reg', field: 'ctMark', ofs: 4, nBits: 8 }, 'ffff 0018 00002320 0057 0107 0001d604 0000000000000000'],
+  // NXAST_REG_MOVE (6): n_bits, src_ofs, dst_ofs, the two fields' headers (an OXM one for eth_dst).
+  [{ type: 'nx_reg_move', src: { field: 'ctLabel', ofs: 32, nBits: 48 }, dst: { field: 'ethDst', ofs: 0, nBits: 48 } }, 'ffff 0018 00002320 0006 0030 0020 0000 0001d810 80000606'],
+  // NXAST_NAT (36): pad 2, flags, range_present, the ranges present, zeros to a multiple of 8.
+  [{ type: 'nx_nat' }, 'ffff 0010 00002320 0024 0000 0000 0000'],
+  [{ type: 'nx_nat', kind: 'dst', ipMin: '10.0.0.3', portMin: 5001 }, 'ffff 0018 00002320 0024 0000 0002 0011 0a000003 1389 0000'],
+  [{ type: 'nx_nat', kind: 'src', ipMin: '10.0.0.5', ipMax: '10.0.0.9', portMin: 1000, portMax: 2000, persistent: true, random: true }, 'ffff 0020 00002320 0024 0000 0015 0033 0a000005 0a000009 03e8 07d0 00000000'],
+  [{ type: 'nx_nat', kind: 'dst', ipMin: 'fd00::3', portMin: 443 }, 'ffff 0028 00002320 0024 0000 0002 0014 fd000000000000000000000000000003 01bb 000000000000'],
 ];
 
 describe('openflow codec: actions', () => {
@@ -61,6 +73,14 @@ describe('openflow codec: actions', () => {
       assert.deepEqual(decodeActions(enc), { ok: true, value: [action] });
     });
   }
+
+  it('a move read back from OVS names eth_src/eth_dst by their NXM_0 headers: decoded to the same fields', () => {
+    const fromOvs = hex('ffff 0018 00002320 0006 0030 0050 0000 0001d810 00000406 | ffff 0018 00002320 0006 0030 0020 0000 0001d810 00000206');
+    assert.deepEqual(decodeActions(fromOvs), { ok: true, value: [
+      { type: 'nx_reg_move', src: { field: 'ctLabel', ofs: 80, nBits: 48 }, dst: { field: 'ethSrc', ofs: 0, nBits: 48 } },
+      { type: 'nx_reg_move', src: { field: 'ctLabel', ofs: 32, nBits: 48 }, dst: { field: 'ethDst', ofs: 0, nBits: 48 } },
+    ] });
+  });
 
   it('output defaults maxLen to OFPCML_NO_BUFFER', () => {
     assert.equal(encodeActions([{ type: 'output', port: 2 }]).toString('hex'), '0000001000000002ffff000000000000');
@@ -94,6 +114,12 @@ describe('openflow codec: actions', () => {
       ['NX ct with a zone from a field (not supported)', 'ffff 0018 00002320 0023 0000 0001d402 000f ff 000000 0000', 'bad_value'],
       ['NX ct with a bad nested action', 'ffff 0020 00002320 0023 0000 00000000 0009 ff 000000 0000 | 0000 0000 00000000', 'bad_length'],
       ['NX output_reg from an unknown field', 'ffff 0018 00002320 000f 000f 00ffee04 0000 000000000000', 'bad_value'],
+      ['NX shift from a field wider than 32 bits', 'ffff 0018 00002320 0054 0020 0001d810 0000000000000000', 'bad_value'],
+      ['NX shift from a field with reserved bytes set', 'ffff 0018 00002320 0054 001f 0001d810 0000000000000001', 'bad_value'],
+      ['NX shift from an unknown field', 'ffff 0018 00002320 0056 001f 00ffee04 0000000000000000', 'bad_value'],
+      ['NX move of the wrong length', 'ffff 0020 00002320 0006 0030 0020 0000 0001d810 80000606 00000000 00000000', 'bad_length'],
+      ['NX nat with both src and dst', 'ffff 0010 00002320 0024 0000 0003 0000', 'bad_value'],
+      ['NX nat whose ranges run past its length', 'ffff 0010 00002320 0024 0000 0002 0004 0000', 'truncated'],
     ];
     for (const [name, bytes, kind] of cases) {
       it(name, () => {
@@ -112,6 +138,15 @@ describe('openflow codec: actions', () => {
       assert.throws(() => encodeActions([{ type: 'nx_output_reg', field: 'nope' as 'ctMark', ofs: 0, nBits: 16 }]), /unknown field/);
       assert.throws(() => encodeActions([{ type: 'nx_ct', zone: 1, table: 255 }]), /not a table/);
       assert.throws(() => encodeActions([{ type: 'nx_ct', zone: 0x10000 }]), { name: 'OfpEncodeError' });
+    });
+    it('NX shifts from a field take at most 32 bits inside the field; move the same width both sides; nat a consistent range', () => {
+      assert.throws(() => encodeActions([{ type: 'nx_inc_tcp_seq_reg', field: 'ctLabel', ofs: 0, nBits: 33 }]), /at most 32 bits/);
+      assert.throws(() => encodeActions([{ type: 'nx_inc_tcp_seq_reg', field: 'ctMark', ofs: 8, nBits: 32 }]), /at most 32 bits/);
+      assert.throws(() => encodeActions([{ type: 'nx_reg_move', src: { field: 'ctMark', ofs: 0, nBits: 8 }, dst: { field: 'ethDst', ofs: 0, nBits: 16 } }]), /8 source bits into 16/);
+      assert.throws(() => encodeActions([{ type: 'nx_nat', ipMin: '10.0.0.1' }]), /needs kind/);
+      assert.throws(() => encodeActions([{ type: 'nx_nat', kind: 'dst', ipMin: '10.0.0.1', ipMax: 'fd00::1' }]), /different families/);
+      assert.throws(() => encodeActions([{ type: 'nx_nat', kind: 'dst', portMin: 80 }]), /needs an address/);
+      assert.throws(() => encodeActions([{ type: 'nx_nat', kind: 'dst', ipMin: '10.0.0.1', portMin: 0 }]), /not a port/);
     });
     it('NX resubmit port must fit 16 bits', () => {
       assert.throws(() => encodeActions([{ type: 'nx_resubmit', inPort: 0x10000 }]), { name: 'OfpEncodeError' });

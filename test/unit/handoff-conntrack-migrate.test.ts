@@ -1,0 +1,246 @@
+// First-segment MIGRATE verdicts kept in the switch's conntrack (migrateVia 'conntrack'): the flow
+// plan's mark, label, Packet-Out and per-service / shared flows, and the engine on a scripted switch:
+// a MIGRATE sends no Flow-Mod, only the held segment committing NAT, delta and MACs; strays go on
+// the same way; a later move is refused; a switch without the field-sourced shifts gets flows.
+import assert from 'node:assert/strict';
+import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
+import { connCookie, INTERCEPT_ROLE, interceptCookie, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
+import {
+  conntrackMigrateActions, conntrackMigratedFlows, conntrackMigratedLabel, conntrackMigratedLabelParts, conntrackMigratedMark,
+  conntrackMigratedMarkPorts, conntrackMigratePortsFit, CT_MIGRATED, deleteInterceptFlows, interceptFlows, PRIORITY, TABLE,
+} from '../../controller/handoff/flow-plan.ts';
+import { parseConfig } from '../../controller/config.ts';
+import { parseServices } from '../../controller/handoff/service-config.ts';
+import { EngineError } from '../../controller/handoff/engine-core.ts';
+import { parseFrame } from '../../controller/packet/index.ts';
+import type { Action } from '../../controller/openflow/index.ts';
+
+const ISN = 1000;
+const S1_ISN = 5000;
+const S2_ISN = 90000;
+const HELD = { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' };
+const ZONE = 77;
+const tick = () => new Promise((r) => setImmediate(r));
+const flowMods = (msgs: unknown[]) => msgs.filter((m): m is FlowMod => (m as FlowMod).type === 'flow_mod');
+const actionsOf = (f: FlowMod): Action[] => f.instructions.flatMap((i) => (i.type === 'apply_actions' ? i.actions : []));
+const ctOf = (actions: Action[]) => actions.find((a): a is Extract<Action, { type: 'nx_ct' }> => a.type === 'nx_ct');
+
+describe('MIGRATE in conntrack: flow plan', () => {
+  it('the mark holds the two ports (15 bits each) under CT_MIGRATED, the label the delta and the two MACs; both read back', () => {
+    for (const [c, b] of [[1, 2], [0x7fff, 1], [300, 0x7fff]] as const) {
+      const mark = conntrackMigratedMark(c, b);
+      assert.ok(mark & CT_MIGRATED);
+      assert.deepEqual(conntrackMigratedMarkPorts(mark), { client: c, backend: b });
+    }
+    assert.equal(conntrackMigratedMarkPorts(1), undefined, 'a FORWARD mark is not a migrated one');
+    for (const [c, b] of [[0, 1], [1, 0x8000], [0xfffffffd, 1]]) assert.ok(!conntrackMigratePortsFit(c, b), `${c}, ${b}`);
+    for (const d of [0, 1, 0x7fffffff, 0xffffffff, -5]) {
+      const parts = conntrackMigratedLabelParts(conntrackMigratedLabel(d, '02:00:00:00:00:03', 'aa:bb:cc:dd:ee:ff'));
+      assert.deepEqual(parts, { ackDelta: d >>> 0, backendMac: '02:00:00:00:00:03', serviceMac: 'aa:bb:cc:dd:ee:ff' });
+    }
+    assert.equal(conntrackMigratedLabel(0xfffffffb, '02:00:00:00:00:03', '02:00:00:00:00:01'), 0x020000000001_020000000003_fffffffbn);
+  });
+
+  it('the held segment commits NAT to the target, the mark and the label, then goes to the target with its MAC and the ack shifted', () => {
+    const spec = { client: { mac: CLIENT.mac, ip: CLIENT.ip, port: CLIENT.port, ofport: CLIENT.ofport }, service: { mac: S1.mac, ip: S1.ip, port: S1.port }, backend: { mac: S2.mac, ip: S2.ip, port: 5002, ofport: S2.ofport }, ackDelta: 100 };
+    assert.deepEqual(conntrackMigrateActions(ZONE, spec), [
+      {
+        type: 'nx_ct', zone: ZONE, commit: true, actions: [
+          { type: 'nx_nat', kind: 'dst', ipMin: S2.ip, portMin: 5002 },
+          { type: 'set_field', field: { ctMark: conntrackMigratedMark(CLIENT.ofport, S2.ofport) } },
+          { type: 'set_field', field: { ctLabel: conntrackMigratedLabel(100, S2.mac, S1.mac) } },
+        ],
+      },
+      { type: 'set_field', field: { ethDst: S2.mac } },
+      { type: 'nx_inc_tcp_ack', delta: 100 },
+      { type: 'output', port: S2.ofport },
+    ]);
+    assert.ok(!conntrackMigrateActions(ZONE, { ...spec, ackDelta: 0 }).some((a) => a.type === 'nx_inc_tcp_ack'), 'no shift of 0');
+  });
+
+  it('a service migrating in conntrack: ct with nat in table 0, a reply flow per service address, no FORWARD flows unless asked', () => {
+    const base = { index: 2, service: { ip: '10.0.0.1', ip6: 'fd00::1', port: 5001 }, backends: [{ ip: '10.0.0.3', port: 5001 }] };
+    const flows = flowMods(interceptFlows({ ...base, conntrackZone: ZONE, conntrackForward: false, conntrackNat: true }));
+    for (const f of flows.filter((x) => x.tableId === TABLE.steer)) assert.deepEqual(ctOf(actionsOf(f)), { type: 'nx_ct', zone: ZONE, table: TABLE.connection, actions: [{ type: 'nx_nat' }] });
+    assert.ok(!flows.some((f) => f.priority === PRIORITY.conntrack), 'no FORWARD flows');
+    const replies = flows.filter((f) => f.priority === PRIORITY.conntrackReply);
+    assert.deepEqual(replies.map((f) => [f.match.ipv4Src ?? f.match.ipv6Src, f.match.tcpSrc, f.match.ctMark, f.cookie]), [
+      ['10.0.0.1', 5001, { value: CT_MIGRATED, mask: CT_MIGRATED }, interceptCookie(2)],
+      ['fd00::1', 5001, { value: CT_MIGRATED, mask: CT_MIGRATED }, interceptCookie(2)],
+    ]);
+    assert.deepEqual(actionsOf(replies[0]!), [
+      { type: 'nx_reg_move', src: { field: 'ctLabel', ofs: 80, nBits: 48 }, dst: { field: 'ethSrc', ofs: 0, nBits: 48 } },
+      { type: 'nx_dec_tcp_seq_reg', field: 'ctLabel', ofs: 0, nBits: 32 },
+      { type: 'nx_output_reg', field: 'ctMark', ofs: 0, nBits: 15 },
+    ]);
+    const both = flowMods(interceptFlows({ ...base, conntrackZone: ZONE, conntrackForward: true, conntrackNat: true }));
+    assert.equal(both.filter((f) => f.priority === PRIORITY.conntrack).length, 4, 'FORWARD flows too: to the service and from it, per address');
+    // Without nat the table-0 ct action has no nested actions at all (as the FORWARD-only plan always had).
+    const fwdOnly = flowMods(interceptFlows({ ...base, conntrackZone: ZONE }));
+    assert.ok(fwdOnly.filter((x) => x.tableId === TABLE.steer).every((f) => ctOf(actionsOf(f))?.actions === undefined));
+  });
+
+  it('the shared flows: one per family under a cookie of no service, which deleting a service\'s flows leaves alone', () => {
+    const shared = flowMods(conntrackMigratedFlows(ZONE));
+    assert.deepEqual(shared.map((f) => [f.tableId, f.priority, f.match.ethType, f.match.ipProto]), [[TABLE.connection, PRIORITY.conntrack, 0x800, 6], [TABLE.connection, PRIORITY.conntrack, 0x86dd, 6]]);
+    assert.ok(shared.every((f) => f.cookie === interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.ctMigrated)));
+    assert.deepEqual(actionsOf(shared[0]!), [
+      { type: 'nx_reg_move', src: { field: 'ctLabel', ofs: 32, nBits: 48 }, dst: { field: 'ethDst', ofs: 0, nBits: 48 } },
+      { type: 'nx_inc_tcp_ack_reg', field: 'ctLabel', ofs: 0, nBits: 32 },
+      { type: 'nx_output_reg', field: 'ctMark', ofs: 15, nBits: 15 },
+    ]);
+    for (const i of [0, 1, SHARED_INTERCEPT_INDEX]) assert.ok(!flowMods(deleteInterceptFlows(i)).some((d) => d.cookie === shared[0]!.cookie));
+    // The reply flows (121) sit above the shared ones (120): a reply is told by its (un-NATed) source, not by ct's reply flag.
+    assert.ok(PRIORITY.conntrackReply > PRIORITY.conntrack && PRIORITY.conntrackReply < PRIORITY.connection);
+  });
+});
+
+describe('MIGRATE in conntrack: engine (scripted switch)', () => {
+  let bed: EngineBed | undefined;
+  afterEach(() => {
+    if (bed) assert.equal(bed.engine.stats.illegalTransitions, 0, 'no illegal phase transition');
+    bed?.engine.stop();
+    bed = undefined;
+  });
+
+  /** A new bed whose one connection got a MIGRATE verdict on its held segment and server 2's SYN-ACK (what it sent before the SYN-ACK taken). */
+  async function migratedOn(service: Record<string, unknown> = {}, o: { fieldShift?: boolean } = {}): Promise<number> {
+    bed = await EngineBed.create({ service: { migrateVia: 'conntrack', midStream: true, ...service }, opts: { conntrackZone: ZONE }, fieldShift: o.fieldShift });
+    const id = bed.handshake();
+    bed.from(CLIENT, S1, HELD);
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    bed.sw.take();
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+    await migrated;
+    return id;
+  }
+
+  it('a switch that connects gets ct with nat for the service, its reply flows and the shared flows; one without field shifts gets none of them', async () => {
+    bed = await EngineBed.create({ service: { migrateVia: 'conntrack' }, opts: { conntrackZone: ZONE } });
+    let flows = flowMods(bed.initial);
+    assert.ok(flows.some((f) => f.tableId === TABLE.steer && ctOf(actionsOf(f))?.actions?.[0]?.type === 'nx_nat'));
+    assert.equal(flows.filter((f) => f.priority === PRIORITY.conntrackReply).length, 1);
+    assert.equal(flows.filter((f) => f.cookie === interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.ctMigrated)).length, 2);
+    assert.ok(!flows.some((f) => f.priority === PRIORITY.conntrack && f.cookie === interceptCookie(0)), 'no FORWARD flows (forwardVia is flows)');
+    bed.engine.stop();
+    bed = await EngineBed.create({ service: { migrateVia: 'conntrack' }, opts: { conntrackZone: ZONE }, fieldShift: false });
+    flows = flowMods(bed.initial);
+    assert.ok(!flows.some((f) => actionsOf(f).some((a) => a.type === 'nx_ct' || a.type === 'nx_dec_tcp_seq_reg')), 'plain steering, no conntrack');
+  });
+
+  it('a MIGRATE sends no Flow-Mod: the held segment commits the move and goes to server 2; server 1 is reset', async () => {
+    const id = await migratedOn();
+    const sent = bed!.sw.take();
+    assert.deepEqual(flowMods(sent), [], 'no Flow-Mod at all: no flow of its own, no delete');
+    assert.ok(!sent.some((m) => m.type === 'barrier_request'));
+    const outs = sent.filter((m): m is PacketOut => m.type === 'packet_out');
+    const commit = outs.find((p) => ctOf(p.actions));
+    assert.ok(commit, 'the held segment commits it');
+    const v = bed!.conn(id)!;
+    assert.deepEqual(commit.actions, conntrackMigrateActions(ZONE, {
+      client: { ...CLIENT }, service: { mac: S1.mac, ip: S1.ip, port: S1.port }, backend: { mac: S2.mac, ip: S2.ip, port: S2.port, ofport: S2.ofport }, ackDelta: v.ackDelta,
+    }));
+    assert.equal(v.ackDelta, (S2_ISN + 1 - (S1_ISN + 1)) >>> 0);
+    assert.equal(commit.data.subarray(-5).toString(), 'hello', 'the segment as the client sent it: the switch rewrites it');
+    const rst = outs.map((p) => ({ p, f: parseFrame(p.data) })).find(({ p, f }) => p.actions.at(-1)?.type === 'output' && f.ok && f.value.tcp?.flagSet.rst);
+    assert.ok(rst && (rst.p.actions.at(-1) as { port: number }).port === S1.ofport, 'server 1 gets its RST');
+    assert.deepEqual([v.phase, v.backend, v.conntrack, v.migrations], ['forwarded', 'server2', true, 1]);
+  });
+
+  it('strays: the client\'s commit it again; server 2\'s are rewritten by the controller and go to the client; no flows follow', async () => {
+    const id = await migratedOn();
+    bed!.sw.take();
+    for (let i = 0; i < 6; i++) {
+      bed!.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 6, ack: S1_ISN + 1 + i });
+      bed!.from(S2, CLIENT, { flags: { ack: true, psh: true }, seq: S2_ISN + 1 + i, ack: ISN + 6, payload: 'x' });
+    }
+    await tick();
+    const sent = bed!.sw.take();
+    assert.ok(sent.every((m) => m.type === 'packet_out'), `only Packet-Outs: ${sent.map((m) => m.type).join(',')}`);
+    const outs = sent as PacketOut[];
+    const toS2 = outs.filter((p) => p.inPort === CLIENT.ofport);
+    const toClient = outs.filter((p) => p.actions.at(-1)?.type === 'output' && (p.actions.at(-1) as { port: number }).port === CLIENT.ofport);
+    assert.equal(toS2.length, 6);
+    assert.ok(toS2.every((p) => ctOf(p.actions)?.commit));
+    assert.equal(toClient.length, 6);
+    for (const p of toClient) {
+      const f = parseFrame(p.data);
+      assert.ok(f.ok);
+      assert.deepEqual([f.value.ipv4?.src, f.value.tcp?.srcPort, f.value.eth.src], [S1.ip, S1.port, S1.mac], 'looks like the service');
+      assert.ok(f.value.tcp!.seq >= S1_ISN + 1 && f.value.tcp!.seq < S1_ISN + 7, 'in the client\'s view of the sequence space');
+    }
+    assert.equal(bed!.conn(id)?.phase, 'forwarded');
+  });
+
+  it('a later move is refused (API: 409 saying why; a verdict: ignored), the connection stays on server 2', async () => {
+    const id = await migratedOn();
+    await assert.rejects(bed!.engine.migrate(id, 'server1'), (e: unknown) => e instanceof EngineError && e.status === 409 && /conntrack.*NAT cannot change.*server2/.test(e.message));
+    bed!.engine.verdict(id, { verdict: 'MIGRATE', source: 'test', target: 'server3' });
+    await tick();
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.backend], ['forwarded', 'server2']);
+    assert.ok(!flowMods(bed!.sw.take()).some((f) => f.cookie === connCookie(id)));
+  });
+
+  it('closing: the FIN/RST copies close it and free it with no Flow-Mod', async () => {
+    const id = await migratedOn();
+    bed!.sw.take();
+    const closed = bed!.waitEvent('conn_closed');
+    const copy = interceptCookie(0, INTERCEPT_ROLE.flagCopy);
+    bed!.from(CLIENT, S1, { flags: { fin: true, ack: true }, seq: ISN + 6, ack: S1_ISN + 1 }, copy);
+    bed!.from(S2, CLIENT, { flags: { fin: true, ack: true }, seq: S2_ISN + 1, ack: ISN + 7 }, copy);
+    bed!.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 7, ack: S1_ISN + 2 }, copy);
+    await closed;
+    assert.deepEqual(flowMods(bed!.sw.take()), []);
+    assert.equal(bed!.conn(id), undefined);
+  });
+
+  it('a reload that takes the service off migrateVia conntrack gives the connection the flows of a migrated one', async () => {
+    const id = await migratedOn();
+    bed!.sw.take();
+    const [next] = parseServices([{ ...bed!.engine.listServices()[0], migrateVia: 'flows' }]);
+    const lines = await bed!.engine.reconfigureServices([next!]);
+    await tick();
+    assert.ok(lines.some((l) => /1 connection\(s\) kept in conntrack given flows/.test(l)), lines.join('\n'));
+    const sent = bed!.sw.take();
+    const adds = flowMods(sent).filter((m) => m.command === 'add' && m.cookie === connCookie(id));
+    assert.equal(adds.length, 2);
+    assert.ok(adds.some((f) => actionsOf(f).some((a) => a.type === 'set_field' && 'ipv4Dst' in a.field && a.field.ipv4Dst === S2.ip)), 'NAT to server 2 in its own flow now');
+    assert.ok(!flowMods(sent).some((f) => f.tableId === TABLE.steer && ctOf(actionsOf(f))), 'table 0 no longer passes ct');
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['forwarded', undefined]);
+  });
+
+  it('on a switch without the field-sourced shifts, or for a mid-stream move, a MIGRATE uses flows as ever', async () => {
+    let id = await migratedOn({}, { fieldShift: false });
+    assert.equal(flowMods(bed!.sw.take()).filter((m) => m.command === 'add' && m.cookie === connCookie(id)).length, 2);
+    bed!.engine.stop();
+    bed = await EngineBed.create({ service: { migrateVia: 'conntrack', midStream: true }, opts: { conntrackZone: ZONE } });
+    id = bed.handshake();
+    bed.from(CLIENT, S1, HELD);
+    const fwd = bed.waitEvent('forwarded');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await fwd;
+    await bed.engine.migrate(id, 'server2');
+    bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 1, payload: 'again' }, connCookie(id, 4n));
+    await tick();
+    bed.sw.take();
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 6, options: SYN_OPTIONS });
+    await migrated;
+    const sent = bed.sw.take();
+    assert.equal(flowMods(sent).filter((m) => m.command === 'add' && m.cookie === connCookie(id)).length, 2);
+    assert.ok(!sent.some((m) => m.type === 'packet_out' && ctOf(m.actions)));
+  });
+});
+
+describe('MIGRATE in conntrack: config', () => {
+  const svc = { name: 'echo', address: '10.0.0.1', port: 5001, backends: [{ name: 's1', address: '10.0.0.1', port: 5001 }, { name: 's2', address: '10.0.0.3', port: 5001 }] };
+  it('migrateVia defaults to flows, takes conntrack, refuses anything else, mirrorAll with it, and a fabric', () => {
+    assert.equal(parseConfig({ services: [svc] }).services[0]!.migrateVia, 'flows');
+    assert.equal(parseConfig({ services: [{ ...svc, migrateVia: 'conntrack' }] }).services[0]!.migrateVia, 'conntrack');
+    assert.throws(() => parseConfig({ services: [{ ...svc, migrateVia: 'nat' }] }), /services\[0\]\.migrateVia.*expected one of flows, conntrack/);
+    assert.throws(() => parseConfig({ services: [{ ...svc, migrateVia: 'conntrack', mirrorPort: 5, mirrorAll: true }] }), /services\[0\]\.migrateVia.*mirrorAll/);
+    assert.throws(() => parseConfig({ services: [{ ...svc, migrateVia: 'conntrack' }], fabric: {} }), /services\[0\]\.migrateVia.*single switch/);
+  });
+});
