@@ -176,16 +176,24 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
 
 /** `rounds`: the modes alternate, `connections / rounds` each per round (default 1). */
 export interface SetupOptions { connections: number; concurrency: number; rounds?: number }
-export interface SetupResult { options: SetupOptions; prefix: string; switchMode: string; rates: Record<string, { ratePerSec: number; ok: number; failed: number; servers: Record<string, number>; errors: string[] }>; ratios: { forwardOverPlain?: number; migrateOverPlain?: number; forwardConntrackOverPlain?: number } }
+export interface SetupResult { options: SetupOptions; prefix: string; switchMode: string; rates: Record<string, { ratePerSec: number; ok: number; failed: number; servers: Record<string, number>; errors: string[] }>; ratios: { forwardOverPlain?: number; migrateOverPlain?: number; forwardConntrackOverPlain?: number; migrateConntrackOverPlain?: number } }
 
-/** §3's mode for a service with forwardVia 'conntrack'. */
+/** §3's modes for a service with forwardVia and migrateVia 'conntrack'. */
 export const FORWARD_CT = 'FORWARD, conntrack';
+export const MIGRATE_CT = 'MIGRATE, conntrack';
 
-/** The port of §3's second service, the same echo servers with forwardVia 'conntrack'. */
+/** The port of §3's second service, the same echo servers with forwardVia and migrateVia 'conntrack'. */
 export const CONNTRACK_PORT = 5003;
 
+/** The verdict, port and first line of a §3/§6 mode. */
+export function modeTraffic(mode: string, ctPort: number): { verdict: 'plain' | 'FORWARD' | 'MIGRATE'; port: number; line: string } {
+  const verdict = mode === 'plain' ? 'plain' : mode.startsWith('MIGRATE') ? 'MIGRATE' : 'FORWARD';
+  const port = mode === 'plain' ? PLAIN_PORT : mode === FORWARD_CT || mode === MIGRATE_CT ? ctPort : SERVICE.port;
+  return { verdict, port, line: verdict === 'MIGRATE' ? 'please migrate' : 'hello' };
+}
+
 /**
- * Adds a second service to the bed, the first one on CONNTRACK_PORT with `forwardVia: "conntrack"`
+ * Adds a second service to the bed, the first one on CONNTRACK_PORT with `forwardVia` and `migrateVia: "conntrack"`
  * (a config reload, as an operator would), and server 1's echo server on that port. Once, before
  * any measurement: switching a service between flows and conntrack at every round stalled a few
  * handshakes now and then (docs/benchmarks.md, "FORWARD verdicts in conntrack").
@@ -193,13 +201,14 @@ export const CONNTRACK_PORT = 5003;
 export async function addConntrackService(bed: HandoffBed): Promise<number> {
   await addConntrackTwin(bed, CONNTRACK_PORT);
   await startPlainEcho(bed, CONNTRACK_PORT);
+  await startPlainEcho(bed, CONNTRACK_PORT, 'server2');
   return CONNTRACK_PORT;
 }
 
-/** The bed's service again on `port` (same servers), with forwardVia 'conntrack': a config reload, as an operator would. */
+/** The bed's service again on `port` (same servers), with forwardVia and migrateVia 'conntrack': a config reload, as an operator would. */
 async function addConntrackTwin(bed: HandoffBed, port: number): Promise<void> {
   const running = bed.engine.listServices()[0]!;
-  const [ct] = parseServices([{ ...running, name: `${running.name}-ct`, port, backends: running.backends.map((b) => ({ ...b, port })), forwardVia: 'conntrack' }]);
+  const [ct] = parseServices([{ ...running, name: `${running.name}-ct`, port, backends: running.backends.map((b) => ({ ...b, port })), forwardVia: 'conntrack', migrateVia: 'conntrack' }]);
   await bed.engine.reconfigureServices([running, ct!]);
 }
 
@@ -213,9 +222,9 @@ export async function benchClient(h: Host, port: number, n: number, conc: number
   try { return JSON.parse(last) as ClientSummary; } catch { throw new Error(`bench client failed (exit ${r.code}): ${r.stderr.slice(0, 400)}`); }
 }
 
-export async function startPlainEcho(bed: HandoffBed, port = PLAIN_PORT): Promise<void> {
-  const h = bed.servers.server1!;
-  h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', 'server1', '--port', String(port)]);
+export async function startPlainEcho(bed: HandoffBed, port = PLAIN_PORT, server = 'server1'): Promise<void> {
+  const h = bed.servers[server]!;
+  h.spawn(['node', join(APPS, 'echo-server.mjs'), '--name', server, '--port', String(port)]);
   await waitFor(async () => (await h.exec(['ss', '-Hltn', `sport = :${port}`])).stdout.includes(String(port)), `echo server on port ${port}`);
 }
 
@@ -235,19 +244,18 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     // Warm-up: the learning switch's flows for the plain port, ARP everywhere.
     await benchClient(bed.client, PLAIN_PORT, 20, 1, 'warm');
     // The modes alternate round by round, so that drift in the machine's load reaches all of them
-    // alike; "FORWARD, conntrack" is a second service, the same servers on another port, that keeps
-    // its FORWARD verdicts in conntrack (forwardVia).
+    // alike; "FORWARD, conntrack" and "MIGRATE, conntrack" go to a second service, the same servers
+    // on another port, that keeps its verdicts in conntrack (forwardVia, migrateVia).
     const ctPort = await addConntrackService(bed);
-    const portOf = (m: string) => (m === 'plain' ? PLAIN_PORT : m === FORWARD_CT ? ctPort : SERVICE.port);
     const rounds = Math.max(1, o.rounds ?? 1);
     const per = Math.ceil(o.connections / rounds);
     const acc: Record<string, { ok: number; failed: number; ms: number; servers: Record<string, number>; errors: string[] }> = {};
     for (let round = 1; round <= rounds; round++) {
-      for (const m of ['plain', 'FORWARD', 'MIGRATE', FORWARD_CT] as const) {
-        const verdict = m === FORWARD_CT ? 'FORWARD' : m;
-        const stop = verdict === 'plain' ? () => undefined : bed.autoVerdict(verdict);
+      for (const m of ['plain', 'FORWARD', 'MIGRATE', FORWARD_CT, MIGRATE_CT] as const) {
+        const t = modeTraffic(m, ctPort);
+        const stop = t.verdict === 'plain' ? () => undefined : bed.autoVerdict(t.verdict);
         try {
-          const s = await benchClient(bed.client, portOf(m), per, o.concurrency, m === 'MIGRATE' ? 'please migrate' : 'hello');
+          const s = await benchClient(bed.client, t.port, per, o.concurrency, t.line);
           const a = (acc[m] ??= { ok: 0, failed: 0, ms: 0, servers: {}, errors: [] });
           a.ok += s.ok; a.failed += s.failed; a.ms += s.elapsedMs; a.errors.push(...s.errors);
           for (const [k, v] of Object.entries(s.servers)) a.servers[k] = (a.servers[k] ?? 0) + v;
@@ -260,7 +268,10 @@ export async function runSetup(o: SetupOptions): Promise<SetupResult> {
     const r = (a?: number, b?: number) => (a && b ? a / b : undefined);
     return {
       options: o, prefix, switchMode: mode, rates,
-      ratios: { forwardOverPlain: r(rates.FORWARD?.ratePerSec, rates.plain?.ratePerSec), migrateOverPlain: r(rates.MIGRATE?.ratePerSec, rates.plain?.ratePerSec), forwardConntrackOverPlain: r(rates[FORWARD_CT]?.ratePerSec, rates.plain?.ratePerSec) },
+      ratios: {
+        forwardOverPlain: r(rates.FORWARD?.ratePerSec, rates.plain?.ratePerSec), migrateOverPlain: r(rates.MIGRATE?.ratePerSec, rates.plain?.ratePerSec),
+        forwardConntrackOverPlain: r(rates[FORWARD_CT]?.ratePerSec, rates.plain?.ratePerSec), migrateConntrackOverPlain: r(rates[MIGRATE_CT]?.ratePerSec, rates.plain?.ratePerSec),
+      },
     };
   } finally { await bed.destroy(); }
 }

@@ -20,7 +20,7 @@ import { waitFor } from '../lib/exec.ts';
 import type { Host } from '../lib/netns.ts';
 import { progress, nowMs, median, quantile } from './lib/util.ts';
 import { ChannelTap, coverage, cpuByThread, diff, pmdStats, upcallShow, vswitchdPid, flowCount, maxIdleConfig } from './lib/ovs-stats.ts';
-import { FORWARD_CT, addConntrackService } from './network.ts';
+import { FORWARD_CT, MIGRATE_CT, addConntrackService, modeTraffic } from './network.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
@@ -133,12 +133,13 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileResult> {
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: o.samplingUs });
     const rates: Record<string, number> = {};
-    // "FORWARD, conntrack": a second service, the same servers on another port, that keeps its
-    // FORWARD verdicts in conntrack (forwardVia): no Flow-Mod per connection. The counted runs come
+    // "FORWARD, conntrack" and "MIGRATE, conntrack": a second service, the same servers on another
+    // port, that keeps its verdicts in conntrack (forwardVia, migrateVia): no Flow-Mod per connection. The counted runs come
     // first: the profiled ones go without the channel tap.
     const ctPort = await addConntrackService(bed);
-    for (const [mode, profiled] of [['plain', false], ['FORWARD', false], ['MIGRATE', false], [FORWARD_CT, false], ['FORWARD', true], ['MIGRATE', true], [FORWARD_CT, true]] as const) {
-      const verdict = mode === FORWARD_CT ? 'FORWARD' : mode;
+    for (const [mode, profiled] of [['plain', false], ['FORWARD', false], ['MIGRATE', false], [FORWARD_CT, false], [MIGRATE_CT, false], ['FORWARD', true], ['MIGRATE', true], [FORWARD_CT, true], [MIGRATE_CT, true]] as const) {
+      const t = modeTraffic(mode, ctPort);
+      const verdict = t.verdict;
       const stop = verdict === 'plain' ? () => undefined : bed.autoVerdict(verdict);
       const ev = new Map<number, Record<string, number>>();
       const at = (name: string) => (v: { client: string }) => {
@@ -156,7 +157,7 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileResult> {
       if (profiled) { tap.remove(); await session.post('Profiler.start'); }
       let s: Summary;
       try {
-        s = await client(bed.client, verdict === 'plain' ? PLAIN_PORT : mode === FORWARD_CT ? ctPort : SERVICE.port, o.connections, o.concurrency, verdict === 'MIGRATE' ? 'please migrate' : 'hello');
+        s = await client(bed.client, t.port, o.connections, o.concurrency, t.line);
         // Teardown belongs to the setup's cost: wait until the controller has freed every connection (flows deleted).
         await waitFor(() => bed.engine.table.size === 0, 'the connection table to empty', 30000).catch(() => progress(`  (${bed.engine.table.size} connections still tracked)`));
       } finally {
@@ -166,7 +167,7 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileResult> {
       let prof: CpuProfile | undefined;
       if (profiled) {
         prof = (await session.post('Profiler.stop')).profile as unknown as CpuProfile;
-        if (process.env.TMT_CPU_PROF) writeFileSync(join(process.env.TMT_CPU_PROF, `tmt-setup-${verdict}${mode === FORWARD_CT ? '-conntrack' : ''}.cpuprofile`), JSON.stringify(prof));
+        if (process.env.TMT_CPU_PROF) writeFileSync(join(process.env.TMT_CPU_PROF, `tmt-setup-${verdict}${mode === FORWARD_CT || mode === MIGRATE_CT ? '-conntrack' : ''}.cpuprofile`), JSON.stringify(prof));
       }
       const cpu = process.cpuUsage(cpu0); const ovsCpu = diff(ovsCpu0, cpuByThread(pid)); const cov = diff(cov0, await coverage(bed.ovs)); const of = diff(of0, tap.snapshot());
       const pmd = await pmdStats(bed.ovs);

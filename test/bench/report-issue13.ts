@@ -67,7 +67,8 @@ export function renderScale(all: AllResults, L: string[]): void {
   L.push('');
   if (e.error) { L.push(`Failed: ${e.error}`); L.push(''); return; }
   const s = e.result!;
-  L.push(`When: ${when(e.meta)}. OVS: ${s.prefix}. Command: \`npm run bench -- --only scale${e.meta.quick ? ' --quick' : ''}\`.`);
+  const via = s.options.migrateVia ?? 'flows';
+  L.push(`When: ${when(e.meta)}. OVS: ${s.prefix}. Command: \`npm run bench -- --only scale${e.meta.quick ? ' --quick' : ''}${via !== 'flows' ? ` --scale-via ${via}` : ''}\`. The service's MIGRATE verdicts: ${via === 'conntrack' ? 'in the switch\'s conntrack (\`migrateVia: "conntrack"\`: no flow per connection)' : 'in flows (two per connection)'}.`);
   L.push('');
   L.push(`What: test/bench/scale.ts on the test bed (controller in the bench process, real OVS, echo servers) plus ${s.clients} client namespaces (10.0.0.100+), each running test/bench/apps/hold-client.mjs with its fd limit raised as far as allowed (\`ulimit -n\`; the echo servers' with prlimit, see the notes for what this container permits). The levels are reached one after the other: each new connection sends "please migrate …", gets a MIGRATE verdict from the bench at once, is moved to server 2 and stays open (${s.options.concurrency} setups in flight over all clients). At each level every open connection is probed (one request line, the reply must come from server 2; 100 outstanding per client); then 300 short connections to a port the controller does not intercept give the baseline setup rate through the same switch with that many live connections; then memory (controller: this process after full GCs, minus the same before any connection) and flows. Service idle timeout 300 s.`);
   L.push('');

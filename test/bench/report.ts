@@ -56,6 +56,7 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
   }
   if (su) L.push(`| setup rate FORWARD / MIGRATE ÷ not intercepted | ${f(su.ratios.forwardOverPlain)} / ${f(su.ratios.migrateOverPlain)} | 0.5 / 0.4 | ${status(su.ratios.forwardOverPlain !== undefined && su.ratios.migrateOverPlain !== undefined ? su.ratios.forwardOverPlain >= 0.5 && su.ratios.migrateOverPlain >= 0.4 : undefined)} |`);
   if (su?.ratios.forwardConntrackOverPlain !== undefined) L.push(`| setup rate FORWARD with forwardVia conntrack ÷ not intercepted | ${f(su.ratios.forwardConntrackOverPlain)} | 0.5 | ${status(su.ratios.forwardConntrackOverPlain >= 0.5)} |`);
+  if (su?.ratios.migrateConntrackOverPlain !== undefined) L.push(`| setup rate MIGRATE with migrateVia conntrack ÷ not intercepted | ${f(su.ratios.migrateConntrackOverPlain)} | 0.4 | ${status(su.ratios.migrateConntrackOverPlain >= 0.4)} |`);
   for (const p of mem?.points ?? []) L.push(`| controller heap per tracked connection at ${k(p.connections)} | ${k(p.heapPerConnBytes)} B | reported | |`);
   L.push(...summaryRows(all));
   if (ofr?.ratio) {
@@ -143,7 +144,7 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
   if (su && all.setup) {
     L.push(`When: ${when(all.setup.meta)}. OVS: ${su.prefix} (switch mode ${su.switchMode}).`);
     L.push('');
-    L.push(`Through the real switch: ${su.options.connections} connections per mode${(su.options.rounds ?? 1) > 1 ? ` in ${su.options.rounds} rounds, the modes alternating round by round (the rate: all connections over all their rounds' time)` : ''}, ${su.options.concurrency} at a time (test/bench/apps/bench-client.mjs: connect, one request line, reply, close). Verdicts come from the bench at once (no analyzer), so this measures the interception path itself: SYN, SYN-ACK and ACK through the controller, the first segment held, the connection's flows installed (MIGRATE: plus the handshake replayed to server 2 and server 1's half reset; "FORWARD, conntrack": a second service, the same servers on port 5003, with \`forwardVia: "conntrack"\`, so the verdict is committed to the switch's conntrack by the released segment and no flow is installed). Baseline: the same echo server on a port the controller does not intercept (learning-switch flows, datapath only).`);
+    L.push(`Through the real switch: ${su.options.connections} connections per mode${(su.options.rounds ?? 1) > 1 ? ` in ${su.options.rounds} rounds, the modes alternating round by round (the rate: all connections over all their rounds' time)` : ''}, ${su.options.concurrency} at a time (test/bench/apps/bench-client.mjs: connect, one request line, reply, close). Verdicts come from the bench at once (no analyzer), so this measures the interception path itself: SYN, SYN-ACK and ACK through the controller, the first segment held, the connection's flows installed (MIGRATE: plus the handshake replayed to server 2 and server 1's half reset; "FORWARD, conntrack" and "MIGRATE, conntrack": a second service, the same servers on port 5003, with \`forwardVia\` and \`migrateVia: "conntrack"\`, so the verdict (a MIGRATE's NAT, ack delta and MACs included) is committed to the switch's conntrack by the released segment and no flow is installed). Baseline: the same echo server on a port the controller does not intercept (learning-switch flows, datapath only).`);
     L.push('');
     L.push('| mode | connections/s | ÷ not intercepted | ok / failed | served by |');
     L.push('| --- | ---: | ---: | ---: | --- |');
@@ -273,7 +274,7 @@ function panels(all: AllResults): Panel[] {
   }
   const su = all.setup?.result;
   if (su) {
-    const colors: Record<string, string> = { plain: '#7f8c8d', FORWARD: '#2e86de', MIGRATE: '#8e44ad' };
+    const colors: Record<string, string> = { plain: '#7f8c8d', FORWARD: '#2e86de', MIGRATE: '#8e44ad', 'FORWARD, conntrack': '#27ae60', 'MIGRATE, conntrack': '#16a085' };
     out.push({ title: '3. Connection setup rate through the switch', unit: 'conn/s', bars: Object.entries(su.rates).map(([m, r]) => ({ label: m === 'plain' ? 'not intercepted' : m, value: r.ratePerSec, text: `${Math.round(r.ratePerSec)}/s`, color: colors[m] ?? '#555' })) });
   }
   const ofr = all.ofrate?.result;

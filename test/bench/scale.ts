@@ -32,7 +32,11 @@ const BENCH_CLIENT = join(HERE, 'apps', 'bench-client.mjs');
 const PLAIN_PORT = 5002;
 const NOFILE = 1_048_576;
 
-export interface ScaleOptions { levels: number[]; perClient: number; concurrency: number; teardownWaitS: number }
+export interface ScaleOptions {
+  levels: number[]; perClient: number; concurrency: number; teardownWaitS: number;
+  /** The service's migrateVia: 'conntrack' keeps every MIGRATE in the switch's conntrack (no flow per connection). */
+  migrateVia?: 'flows' | 'conntrack';
+}
 export interface HotFn { symbol: string; pct: number }
 export interface ScaleMem { heapMB: number; rssMB: number; ovsRssMB: number; flows: number; connFlows: number; dpFlows: number; dpFlowLimit: number; dumpMs: number }
 export interface ScaleLevel extends ScaleMem {
@@ -143,10 +147,10 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   const max = Math.max(...o.levels);
   const nClients = Math.max(1, Math.ceil(max / o.perClient));
   const gc = gcFn();
-  progress(`scale: levels ${o.levels.join(' / ')} live migrated connections, ${nClients} client namespaces (≤ ${o.perClient} each), ${o.concurrency} setups at a time; OVS ${prefix}; GC ${gc ? 'available' : 'not available'}`);
+  progress(`scale: levels ${o.levels.join(' / ')} live migrated connections (migrateVia ${o.migrateVia ?? 'flows'}), ${nClients} client namespaces (≤ ${o.perClient} each), ${o.concurrency} setups at a time; OVS ${prefix}; GC ${gc ? 'available' : 'not available'}`);
   const res: ScaleResult = { options: o, prefix, clients: nClients, baseline: undefined as unknown as ScaleResult['baseline'], levels: [], notes: [] };
   // idleTimeout 300 s (the service default; the test beds use 60): a level's probe round reaches every connection well within it.
-  const bed = await HandoffBed.create({ prefix, services: { idleTimeout: 300, verdictTimeoutMs: 5000 }, ovsOtherConfig: maxIdleConfig() });
+  const bed = await HandoffBed.create({ prefix, services: { idleTimeout: 300, verdictTimeoutMs: 5000, ...(o.migrateVia && { migrateVia: o.migrateVia }) }, ovsOtherConfig: maxIdleConfig() });
   const holders: Holder[] = [];
   const failures: Record<string, number> = {};
   const onFailed = (_v: unknown, info: { why: string }) => { const k = info.why.replace(/\d+/g, 'N').slice(0, 100); failures[k] = (failures[k] ?? 0) + 1; };
