@@ -13,6 +13,15 @@ import {
 import { isIdentity } from './relay.ts';
 
 export class ConntrackForwarding {
+  /**
+   * Connections kept in conntrack for good (a MIGRATE, or a FORWARD with conntrackFlowsAfterMs 0):
+   * when the controller forgets them, having seen nothing of them for their service's idle timeout.
+   * One sweep for all, in place of a timer each, which would cost a migrated connection about half
+   * of its memory again (docs/benchmarks.md §7).
+   */
+  private readonly forgetAt = new Map<Connection, number>();
+  private sweeper?: NodeJS.Timeout;
+
   constructor(private readonly core: EngineCore) {}
 
   get zone(): number { return this.core.opts.conntrackZone ?? DEFAULT_CONNTRACK_ZONE; }
@@ -80,14 +89,36 @@ export class ConntrackForwarding {
    * forwarding it, only its listing and a later move are lost.
    */
   armTimer(c: Connection): void {
-    const core = this.core;
     if (this.flowsAfterMs > 0) {
-      core.setTimer(c, 'idle', this.flowsAfterMs, () => { if (c.phase === 'forwarded') this.giveFlows(c); });
+      this.core.setTimer(c, 'idle', this.flowsAfterMs, () => { if (c.phase === 'forwarded') this.giveFlows(c); });
       return;
     }
-    core.setTimer(c, 'idle', c.service.idleTimeout * 1000, () => {
-      if (c.phase === 'forwarded' && c.conntrack === 'forwards') core.parts.teardown.finish(c, 'nothing seen of it for the idle timeout (FORWARDed in conntrack)', false);
-    });
+    this.watch(c);
+  }
+
+  /** From now, `c` is forgotten after its service's idle timeout unless seen again (seen()). */
+  private watch(c: Connection): void {
+    this.forgetAt.delete(c);
+    this.forgetAt.set(c, Date.now() + c.service.idleTimeout * 1000);
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => this.sweep(), 250);
+    this.sweeper.unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [c, at] of this.forgetAt) {
+      const kept = c.phase === 'forwarded' && (c.conntrack === 'migrated' || (c.conntrack === 'forwards' && this.flowsAfterMs === 0));
+      if (kept && at > now) continue;
+      this.forgetAt.delete(c);
+      if (kept) this.core.parts.teardown.finish(c, `nothing seen of it for the idle timeout (${c.conntrack === 'migrated' ? 'migrated' : 'FORWARDed'} in conntrack)`, false);
+    }
+    if (this.forgetAt.size === 0) this.stop();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 
   /**
@@ -96,17 +127,12 @@ export class ConntrackForwarding {
    * it for the service's idle timeout, as a FORWARD with conntrackFlowsAfterMs 0.
    */
   armMovedTimer(c: Connection): void {
-    const core = this.core;
-    core.setTimer(c, 'idle', c.service.idleTimeout * 1000, () => {
-      if (c.phase === 'forwarded' && c.conntrack === 'migrated') core.parts.teardown.finish(c, 'nothing seen of it for the idle timeout (migrated in conntrack)', false);
-    });
+    this.watch(c);
   }
 
   /** A segment of a connection kept in conntrack reached the controller: it is alive (without flows to come, its idle time starts over). */
   seen(c: Connection): void {
-    if (c.phase !== 'forwarded') return;
-    if (c.conntrack === 'migrated') this.armMovedTimer(c);
-    else if (this.flowsAfterMs === 0) this.armTimer(c);
+    if (c.phase === 'forwarded' && (c.conntrack === 'migrated' || this.flowsAfterMs === 0)) this.watch(c);
   }
 
   /**

@@ -73,6 +73,7 @@ export class HandoffEngine extends EventEmitter implements App {
   stop(): void {
     this.core.parts.interception.stop();
     this.core.parts.adoption.stop();
+    this.core.parts.conntrack.stop();
     if (this.onPathsChanged) { this.core.learning.off('link_down', this.onPathsChanged); this.core.learning.off('link_up', this.onPathsChanged); }
   }
   modeOf(dpid: string): SwitchMode | undefined { return this.core.modes.get(dpid); }

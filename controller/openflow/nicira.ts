@@ -83,18 +83,18 @@ function portFrom16(port: number): number {
   return port >= 0xff00 ? port + 0xffff0000 : port;
 }
 
-const SEQ_TYPES: Record<number, NxSeqActionType> = {
-  [NXAST.INC_TCP_SEQ]: 'nx_inc_tcp_seq',
-  [NXAST.DEC_TCP_SEQ]: 'nx_dec_tcp_seq',
-  [NXAST.INC_TCP_ACK]: 'nx_inc_tcp_ack',
-  [NXAST.DEC_TCP_ACK]: 'nx_dec_tcp_ack',
-};
+/** subtype → action type, from a table of action type → subtype. */
+function bySubtype<T extends string>(subtypes: Record<T, number>): Record<number, T> {
+  return Object.fromEntries(Object.entries(subtypes).map(([t, n]) => [n, t])) as Record<number, T>;
+}
+
 const SEQ_SUBTYPES: Record<NxSeqActionType, number> = {
   nx_inc_tcp_seq: NXAST.INC_TCP_SEQ,
   nx_dec_tcp_seq: NXAST.DEC_TCP_SEQ,
   nx_inc_tcp_ack: NXAST.INC_TCP_ACK,
   nx_dec_tcp_ack: NXAST.DEC_TCP_ACK,
 };
+const SEQ_TYPES = bySubtype(SEQ_SUBTYPES);
 
 const seqCodec: NxCodec = {
   subtypes: [NXAST.INC_TCP_SEQ, NXAST.DEC_TCP_SEQ, NXAST.INC_TCP_ACK, NXAST.DEC_TCP_ACK],
@@ -226,18 +226,13 @@ function fieldByHeader(r: Reader, what: string, header: number): MatchField {
   return def!.key;
 }
 
-const SEQ_REG_TYPES: Record<number, NxSeqRegActionType> = {
-  [NXAST.INC_TCP_SEQ_REG]: 'nx_inc_tcp_seq_reg',
-  [NXAST.DEC_TCP_SEQ_REG]: 'nx_dec_tcp_seq_reg',
-  [NXAST.INC_TCP_ACK_REG]: 'nx_inc_tcp_ack_reg',
-  [NXAST.DEC_TCP_ACK_REG]: 'nx_dec_tcp_ack_reg',
-};
 const SEQ_REG_SUBTYPES: Record<NxSeqRegActionType, number> = {
   nx_inc_tcp_seq_reg: NXAST.INC_TCP_SEQ_REG,
   nx_dec_tcp_seq_reg: NXAST.DEC_TCP_SEQ_REG,
   nx_inc_tcp_ack_reg: NXAST.INC_TCP_ACK_REG,
   nx_dec_tcp_ack_reg: NXAST.DEC_TCP_ACK_REG,
 };
+const SEQ_REG_TYPES = bySubtype(SEQ_REG_SUBTYPES);
 
 // ofs_nbits (ofs << 6 | nBits - 1), the source's NXM header, 8 zero bytes: laid out like NXAST_OUTPUT_REG.
 const seqRegCodec: NxCodec = {

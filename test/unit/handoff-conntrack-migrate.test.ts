@@ -196,6 +196,21 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
     assert.equal(bed!.conn(id), undefined);
   });
 
+  it('unseen for the service\'s idle timeout, it is forgotten (the switch keeps carrying it): no RST, no Flow-Mod; a stray seen meanwhile puts it off', async () => {
+    const id = await migratedOn({ idleTimeout: 1 });
+    bed!.sw.take();
+    const closed = bed!.waitEvent('conn_closed', 4000) as Promise<[{ id: number }, string]>;
+    const t0 = Date.now();
+    // Half-way, a segment of it reaches the controller: its idle time starts over.
+    await new Promise((r) => setTimeout(r, 500));
+    bed!.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 6, ack: S1_ISN + 1 });
+    const [view, why] = await closed;
+    assert.ok(Date.now() - t0 >= 1400, `forgotten ${Date.now() - t0} ms after the MIGRATE, 1 s after the stray at the earliest`);
+    assert.deepEqual([view.id, /idle timeout \(migrated in conntrack\)/.test(why)], [id, true], why);
+    assert.ok(!bed!.sw.take().some((m) => m.type === 'flow_mod' || (m.type === 'packet_out' && m.inPort !== CLIENT.ofport)), 'nothing but the stray\'s own Packet-Out');
+    assert.equal(bed!.engine.table.size, 0);
+  });
+
   it('a reload that takes the service off migrateVia conntrack gives the connection the flows of a migrated one', async () => {
     const id = await migratedOn();
     bed!.sw.take();
