@@ -286,28 +286,28 @@ export class Mover {
     const move = c.move;
     const sw = c.sw;
     const ct = core.parts.conntrack;
-    try {
-      if (ct.takesMove(c)) {
-        // No Flow-Mod: the held segment commits the move (NAT, delta, MACs) to the switch's conntrack.
-        ct.enterMoved(c);
-        core.release(c, 'forwarded');
-        if (c.phase === 'forwarded') ct.armMovedTimer(c);
-      } else {
+    if (ct.takesMove(c)) {
+      // No Flow-Mod: the held segment commits the move (NAT, delta, MACs) to the switch's conntrack.
+      ct.enterMoved(c);
+      core.release(c, 'forwarded');
+      if (c.phase === 'forwarded') ct.armMovedTimer(c);
+    } else {
+      try {
         await core.installAndRelease(c, 'forwarded');
+      } catch (e) {
+        // The switch refusing the flows is a failed move (the caller's failMove), as before.
+        if (sw.connected || e instanceof OpenFlowError) throw e;
+        // The channel dropped before the switch confirmed the flows. The move is not undone: the held
+        // segment may already have reached the target, and the switch's return reconciles the
+        // connection to what memory now says (the target: its flows kept, or reinstalled). So the old
+        // backend is reset all the same, its RST going out through the switch's new channel (the
+        // repeats wait for it); without it, that backend would keep an ESTABLISHED socket for ever.
+        this.resetOldBackend(c, old.backend, held.seq);
+        if (c.move === move) c.move = undefined;
+        if (c.replay === r) c.replay = undefined;
+        core.log.warn('switch gone before it confirmed a move\'s flows; the connection stays on its new backend, the old one is reset once the switch is back', { conn: c.id, from: old.name, to: c.backendName, error: (e as Error).message });
+        return;
       }
-    } catch (e) {
-      // The switch refusing the flows is a failed move (the caller's failMove), as before.
-      if (sw.connected || e instanceof OpenFlowError) throw e;
-      // The channel dropped before the switch confirmed the flows. The move is not undone: the held
-      // segment may already have reached the target, and the switch's return reconciles the
-      // connection to what memory now says (the target: its flows kept, or reinstalled). So the old
-      // backend is reset all the same, its RST going out through the switch's new channel (the
-      // repeats wait for it); without it, that backend would keep an ESTABLISHED socket for ever.
-      this.resetOldBackend(c, old.backend, held.seq);
-      if (c.move === move) c.move = undefined;
-      if (c.replay === r) c.replay = undefined;
-      core.log.warn('switch gone before it confirmed a move\'s flows; the connection stays on its new backend, the old one is reset once the switch is back', { conn: c.id, from: old.name, to: c.backendName, error: (e as Error).message });
-      return;
     }
     // The held segment went out before the flows were confirmed, so the connection may already be
     // on its next move (a client that answers fast, an API call): that move's state is its own.

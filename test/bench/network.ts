@@ -16,7 +16,7 @@ import { PATCHED_PREFIX, STOCK_PREFIX, supportsSeqActions } from '../lib/ovs.ts'
 import { waitFor, run } from '../lib/exec.ts';
 import type { Host } from '../lib/netns.ts';
 import { progress, sleep, nowMs, median, quantile, mean } from './lib/util.ts';
-import { parseServices } from '../../controller/handoff/service-config.ts';
+import { parseServices, type ServiceConfig } from '../../controller/handoff/service-config.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
@@ -32,12 +32,12 @@ export async function patchedAvailable(): Promise<boolean> { return supportsSeqA
 // ------------------------------------------------------------------ datapath throughput
 
 export interface DatapathOptions { seconds: number; rounds: number; directions: Array<'download' | 'upload'>; relay: boolean }
-export type DpMode = 'forward' | 'forwardct' | 'fastpath' | 'slowpath' | 'relay';
+export type DpMode = 'forward' | 'forwardct' | 'fastpath' | 'migratect' | 'slowpath' | 'relay';
 export interface DpRun { mode: DpMode; direction: string; round: number; gbps: number; retransmits: number; check: string }
 export interface DatapathResult {
   options: DatapathOptions; patched: boolean; runs: DpRun[]; notes: string[];
   mean: Partial<Record<DpMode, Record<string, number>>>;
-  ratios: { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number; conntrackOverForward?: number; perDirection: Record<string, { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number; conntrackOverForward?: number }> };
+  ratios: { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number; conntrackOverForward?: number; migrateConntrackOverFast?: number; perDirection: Record<string, { fastOverForward?: number; fastOverSlow?: number; fastOverRelay?: number; conntrackOverForward?: number; migrateConntrackOverFast?: number }> };
 }
 
 function iperfBackends(): Record<string, unknown> {
@@ -51,7 +51,7 @@ function iperfBackends(): Record<string, unknown> {
   };
 }
 
-/** (e)'s service: server 1's iperf3 on another port, FORWARD verdicts kept in conntrack (forwardVia). */
+/** (e)'s and (f)'s service: the iperf3 servers on another port, verdicts kept in conntrack (forwardVia, migrateVia). */
 const IPERF_CT_PORT = 5202;
 
 async function startIperfServers(bed: HandoffBed, port = IPERF_PORT, names: readonly string[] = ['server1', 'server2']): Promise<void> {
@@ -94,7 +94,7 @@ async function dpRun(bed: HandoffBed, mode: DpMode, seconds: number, direction: 
   bed.engine.on('migrated', onM);
   bed.engine.on('forwarded', onF);
   try {
-    const p = iperf(bed.client, seconds, direction === 'download', mode === 'forwardct' ? IPERF_CT_PORT : IPERF_PORT);
+    const p = iperf(bed.client, seconds, direction === 'download', mode === 'forwardct' || mode === 'migratect' ? IPERF_CT_PORT : IPERF_PORT);
     p.catch(() => undefined); // awaited below; keeps a failure during the sleep from being unhandled
     // Look at the datapath halfway through: which actions do the megaflows carry?
     await sleep(Math.min(seconds * 500, 4000));
@@ -103,9 +103,9 @@ async function dpRun(bed: HandoffBed, mode: DpMode, seconds: number, direction: 
     const slow = /slow_path\(action\)/.test(dump);
     const shifted = /(inc|dec)_tcp_(seq|ack)\(/.test(dump);
     const tracked = /\bct\(.*zone=/.test(dump);
-    const check = `${verdict} → ${migrated} migrated, ${forwarded} forwarded; datapath: ${mode === 'relay' ? `${bed.engine.stats.relayed} packets relayed so far` : slow ? 'slow_path(action) megaflows' : shifted ? 'inc/dec_tcp_* in megaflows' : mode === 'forwardct' ? (tracked ? 'ct(zone) and recirculation in megaflows' : 'no ct in megaflows') : 'plain output megaflows'}`;
+    const check = `${verdict} → ${migrated} migrated, ${forwarded} forwarded; datapath: ${mode === 'relay' ? `${bed.engine.stats.relayed} packets relayed so far` : slow ? 'slow_path(action) megaflows' : mode === 'migratect' ? (shifted && tracked ? 'ct(zone, nat), recirculation and inc/dec_tcp_* in megaflows' : 'no ct or shift in megaflows') : shifted ? 'inc/dec_tcp_* in megaflows' : mode === 'forwardct' ? (tracked ? 'ct(zone) and recirculation in megaflows' : 'no ct in megaflows') : 'plain output megaflows'}`;
     // (e)'s connections outlive conntrackFlowsAfterMs and get their flows after all; ct stays on their path (table 0).
-    const expectOk = mode === 'forward' ? forwarded >= 2 && !shifted : mode === 'forwardct' ? forwarded >= 2 && tracked && !shifted : mode === 'fastpath' ? migrated >= 2 && shifted && !slow : mode === 'slowpath' ? migrated >= 2 && slow : migrated >= 2;
+    const expectOk = mode === 'forward' ? forwarded >= 2 && !shifted : mode === 'forwardct' ? forwarded >= 2 && tracked && !shifted : mode === 'fastpath' ? migrated >= 2 && shifted && !slow : mode === 'migratect' ? migrated >= 2 && shifted && tracked && !slow : mode === 'slowpath' ? migrated >= 2 && slow : migrated >= 2;
     if (!expectOk) throw new Error(`${mode} run did not look like ${mode}: ${check}`);
     progress(`  datapath ${mode.padEnd(8)} ${direction.padEnd(8)} round ${round}: ${r.gbps.toFixed(3)} Gbit/s, ${r.retransmits} retransmits (${check})`);
     return { mode, direction, round, ...r, check };
@@ -127,7 +127,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     bed = await HandoffBed.create({ prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, services: iperfBackends() });
     await startIperfServers(bed);
     await addConntrackTwin(bed, IPERF_CT_PORT);
-    await startIperfServers(bed, IPERF_CT_PORT, ['server1']);
+    await startIperfServers(bed, IPERF_CT_PORT);
     const dpid = bed.controller.switches[0]!.describe();
     progress(`  bed up (${bed.ovs.prefix}), switch mode ${bed.engine.modeOf(dpid)}`);
     for (let round = 1; round <= o.rounds; round++) {
@@ -136,6 +136,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
         await dpTry(bed, res, 'forwardct', o.seconds, dir, round);
         if (!patched) continue;
         await dpTry(bed, res, 'fastpath', o.seconds, dir, round);
+        await dpTry(bed, res, 'migratect', o.seconds, dir, round);
         await bed.ovs.appctl('dpif/set-dp-features', bed.bridge, 'tcp_seq_ack_action', 'false');
         try { await dpTry(bed, res, 'slowpath', o.seconds, dir, round); } finally {
           await bed.ovs.appctl('dpif/set-dp-features', bed.bridge, 'tcp_seq_ack_action', 'true');
@@ -163,9 +164,10 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
   // Ratios over the directions measured for both modes (relay runs once per direction).
   for (const dir of o.directions) {
     const g = (m: DpMode) => res.mean[m]?.[dir];
-    res.ratios.perDirection[dir] = { fastOverForward: ratio(g('fastpath'), g('forward')), fastOverSlow: ratio(g('fastpath'), g('slowpath')), fastOverRelay: ratio(g('fastpath'), g('relay')), conntrackOverForward: ratio(g('forwardct'), g('forward')) };
+    res.ratios.perDirection[dir] = { fastOverForward: ratio(g('fastpath'), g('forward')), fastOverSlow: ratio(g('fastpath'), g('slowpath')), fastOverRelay: ratio(g('fastpath'), g('relay')), conntrackOverForward: ratio(g('forwardct'), g('forward')), migrateConntrackOverFast: ratio(g('migratect'), g('fastpath')) };
   }
   res.ratios.conntrackOverForward = ratio(overall('forwardct'), overall('forward'));
+  res.ratios.migrateConntrackOverFast = ratio(overall('migratect'), overall('fastpath'));
   res.ratios.fastOverForward = ratio(overall('fastpath'), overall('forward'));
   res.ratios.fastOverSlow = ratio(overall('fastpath'), overall('slowpath'));
   res.ratios.fastOverRelay = ratio(overall('fastpath'), overall('relay'));
@@ -293,7 +295,7 @@ function dist(xs: number[]): Dist {
 interface LatencySamples { n: number; migrated: number; errors: string[]; v2fb: number[]; h2r: number[]; h2v: number[]; rtt: number[] }
 
 /** n sequential "please migrate" connections: per migrated connection, the stage times. */
-async function latencySamples(bed: HandoffBed, n: number): Promise<LatencySamples> {
+async function latencySamples(bed: HandoffBed, n: number, port = SERVICE.port): Promise<LatencySamples> {
   const ev = new Map<string, { held?: number; verdict?: number; released?: number; verdictKind?: string }>();
   const get = (k: string) => { let e = ev.get(k); if (!e) ev.set(k, (e = {})); return e; };
   const onHeld = (v: { client: string }) => { get(v.client).held = nowMs(); };
@@ -305,7 +307,7 @@ async function latencySamples(bed: HandoffBed, n: number): Promise<LatencySample
   bed.engine.on('forwarded', onReleased);
   let s: ClientSummary;
   try {
-    s = await benchClient(bed.client, SERVICE.port, n, 1, 'please migrate', true, 8000);
+    s = await benchClient(bed.client, port, n, 1, 'please migrate', true, 8000);
   } finally {
     bed.engine.off('held', onHeld); bed.engine.off('verdict', onVerdict); bed.engine.off('migrated', onReleased); bed.engine.off('forwarded', onReleased);
   }
@@ -343,24 +345,29 @@ function latencyCaseOf(analyzer: string, parts: LatencySamples[]): LatencyCase {
  * service's speculativeReplay (the handshake to server 2 opened from server 1's SYN-ACK on).
  */
 async function latencyCases(bed: HandoffBed, analyzer: string, n: number, rounds = 4): Promise<LatencyCase[]> {
-  const service = bed.engine.listServices()[0]!;
+  // The MIGRATE-in-conntrack variants go to the twin service (CONNTRACK_PORT, migrateVia conntrack), added once.
+  const ctPort = await addConntrackService(bed);
+  const [service, twin] = bed.engine.listServices() as [ServiceConfig, ServiceConfig];
   const variants = [
-    { label: `${analyzer}, release after the barrier`, speculative: false, releaseBeforeBarrier: false },
-    { label: analyzer, speculative: false, releaseBeforeBarrier: true },
-    { label: `${analyzer}, speculativeReplay`, speculative: true, releaseBeforeBarrier: true },
+    { label: `${analyzer}, release after the barrier`, speculative: false, releaseBeforeBarrier: false, port: SERVICE.port },
+    { label: analyzer, speculative: false, releaseBeforeBarrier: true, port: SERVICE.port },
+    { label: `${analyzer}, speculativeReplay`, speculative: true, releaseBeforeBarrier: true, port: SERVICE.port },
+    { label: `${analyzer}, migrateVia conntrack`, speculative: false, releaseBeforeBarrier: true, port: ctPort },
+    { label: `${analyzer}, migrateVia conntrack, speculativeReplay`, speculative: true, releaseBeforeBarrier: true, port: ctPort },
   ];
   const parts = variants.map((): LatencySamples[] => []);
   try {
     for (let r = 0; r < rounds; r++) {
       for (const [i, v] of variants.entries()) {
         // The running service object is what connections read (a reload updates it in place too).
-        service.speculativeReplay = v.speculative;
+        (v.port === ctPort ? twin : service).speculativeReplay = v.speculative;
         bed.engine.setHandoffTimeouts({ releaseBeforeBarrier: v.releaseBeforeBarrier });
-        parts[i]!.push(await latencySamples(bed, Math.ceil(n / rounds)));
+        parts[i]!.push(await latencySamples(bed, Math.ceil(n / rounds), v.port));
       }
     }
   } finally {
     service.speculativeReplay = false;
+    twin.speculativeReplay = false;
     bed.engine.setHandoffTimeouts({ releaseBeforeBarrier: bed.controller.config.handoff.releaseBeforeBarrier });
   }
   return variants.map((v, i) => latencyCaseOf(v.label, parts[i]!));

@@ -50,6 +50,7 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
   L.push(`| fast path ÷ slow path (feature off), (b)/(c) | ${f(dp?.ratios.fastOverSlow)} | contrast | |`);
   L.push(`| fast path ÷ relay through the controller, (b)/(d) | ${f(dp?.ratios.fastOverRelay)} | contrast | |`);
   if (dp?.ratios.conntrackOverForward !== undefined) L.push(`| FORWARD in conntrack ÷ FORWARD with flows, throughput, (e)/(a) | ${f(dp.ratios.conntrackOverForward)} | reported | |`);
+  if (dp?.ratios.migrateConntrackOverFast !== undefined) L.push(`| MIGRATE in conntrack ÷ MIGRATE with flows, throughput, (f)/(b) | ${f(dp.ratios.migrateConntrackOverFast)} | reported | |`);
   for (const c of lat?.cases ?? []) {
     L.push(`| verdict → first byte of server 2's reply, ${c.analyzer} (median / p99) | ${f(c.verdictToFirstByteMs.median)} / ${f(c.verdictToFirstByteMs.p99)} ms | median ≤ 0.8 ms | ${status(c.verdictToFirstByteMs.median <= 0.8)} |`);
     L.push(`| held → released, ${c.analyzer} (median / p99) | ${f(c.heldToReleasedMs.median)} / ${f(c.heldToReleasedMs.p99)} ms | reported | |`);
@@ -80,12 +81,13 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
     L.push('- (c) **same flows, slow path**: before the run `ovs-appctl dpif/set-dp-features <br> tcp_seq_ack_action false` (the fallback documented in ovs-patch/README.md), so every datapath flow of the connection is `userspace(...slow_path(action))` and ovs-vswitchd executes the actions per packet, as the earlier prototype ran (checked in `dpctl/dump-flows` during each run); switched back on afterwards.');
     L.push('- (d) **relay**: Debian\'s stock OVS (/usr), which lacks the actions, so the controller relays and rewrites every packet of the migrated connection (PACKET_IN → PACKET_OUT).');
     L.push('- (e) **FORWARD in conntrack**: a second service, server 1\'s iperf3 on port 5202, with `forwardVia: "conntrack"`: no flow per connection at first (the iperf3 connections outlive \`handoff.conntrackFlowsAfterMs\`, 2 s, and then get their two flows); every segment goes through \`ct(zone)\` and a recirculation in table 0 either way (megaflows checked halfway through: they carry \`ct(...zone=...)\`). Run right after (a) in every round.');
+    L.push('- (f) **MIGRATE in conntrack**: the same second service, its MIGRATE verdicts kept in conntrack (\`migrateVia: "conntrack"\`): no flow per connection; every segment passes \`ct(zone, nat)\` and a recirculation, and the shift reads its delta from the entry\'s label (megaflows checked halfway through: they carry \`ct(...nat...)\` and \`inc_tcp_ack\`/\`dec_tcp_seq\` with the value). Run right after (b) in every round.');
     L.push('');
     const dirs = dp.options.directions;
     L.push(`| mode | ${dirs.map((d) => `${d} (Gbit/s, per round)`).join(' | ')} | mean |`);
     L.push(`| --- | ${dirs.map(() => '---:').join(' | ')} | ---: |`);
-    const names: Record<string, string> = { forward: '(a) FORWARD, plain output', fastpath: '(b) MIGRATE, fast path', slowpath: '(c) MIGRATE, slow path forced', relay: '(d) MIGRATE, relay (stock OVS)', forwardct: '(e) FORWARD in conntrack' };
-    for (const mode of ['forward', 'fastpath', 'slowpath', 'relay', 'forwardct'] as const) {
+    const names: Record<string, string> = { forward: '(a) FORWARD, plain output', fastpath: '(b) MIGRATE, fast path', slowpath: '(c) MIGRATE, slow path forced', relay: '(d) MIGRATE, relay (stock OVS)', forwardct: '(e) FORWARD in conntrack', migratect: '(f) MIGRATE in conntrack' };
+    for (const mode of ['forward', 'fastpath', 'slowpath', 'relay', 'forwardct', 'migratect'] as const) {
       const runs = dp.runs.filter((r) => r.mode === mode);
       if (!runs.length) { L.push(`| ${names[mode]} | ${dirs.map(() => 'not measured').join(' | ')} | |`); continue; }
       const cells = dirs.map((d) => runs.filter((r) => r.direction === d).map((r) => f(r.gbps, 3)).join(', ') || 'n/a');
@@ -94,7 +96,7 @@ export function renderMarkdown(all: AllResults, cmd: string): string {
     L.push('');
     L.push('| ratio | overall | ' + dirs.join(' | ') + ' |');
     L.push('| --- | ---: | ' + dirs.map(() => '---:').join(' | ') + ' |');
-    for (const [key, label] of [['fastOverForward', '(b)/(a)'], ['fastOverSlow', '(b)/(c)'], ['fastOverRelay', '(b)/(d)'], ['conntrackOverForward', '(e)/(a)']] as const) {
+    for (const [key, label] of [['fastOverForward', '(b)/(a)'], ['fastOverSlow', '(b)/(c)'], ['fastOverRelay', '(b)/(d)'], ['conntrackOverForward', '(e)/(a)'], ['migrateConntrackOverFast', '(f)/(b)']] as const) {
       L.push(`| ${label} | ${f(dp.ratios[key])} | ${dirs.map((d) => f(dp.ratios.perDirection[d]?.[key])).join(' | ')} |`);
     }
     L.push('');
@@ -252,9 +254,9 @@ function panels(all: AllResults): Panel[] {
   const dp = all.datapath?.result;
   if (dp) {
     const bars: Bar[] = [];
-    const colors: Record<string, string> = { forward: '#7f8c8d', fastpath: '#2e86de', slowpath: '#e67e22', relay: '#c0392b', forwardct: '#27ae60' };
-    const names: Record<string, string> = { forward: '(a) FORWARD', fastpath: '(b) MIGRATE fast path', slowpath: '(c) MIGRATE slow path', relay: '(d) MIGRATE relay', forwardct: '(e) FORWARD conntrack' };
-    for (const dir of dp.options.directions) for (const m of ['forward', 'forwardct', 'fastpath', 'slowpath', 'relay'] as const) {
+    const colors: Record<string, string> = { forward: '#7f8c8d', fastpath: '#2e86de', slowpath: '#e67e22', relay: '#c0392b', forwardct: '#27ae60', migratect: '#16a085' };
+    const names: Record<string, string> = { forward: '(a) FORWARD', fastpath: '(b) MIGRATE fast path', slowpath: '(c) MIGRATE slow path', relay: '(d) MIGRATE relay', forwardct: '(e) FORWARD conntrack', migratect: '(f) MIGRATE conntrack' };
+    for (const dir of dp.options.directions) for (const m of ['forward', 'forwardct', 'fastpath', 'migratect', 'slowpath', 'relay'] as const) {
       const v = dp.mean[m]?.[dir];
       if (v !== undefined) bars.push({ label: `${names[m]}, ${dir}`, value: v, text: `${v.toFixed(3)} Gbit/s`, color: colors[m]! });
     }
