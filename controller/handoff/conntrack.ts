@@ -2,7 +2,7 @@
 // first-segment MIGRATE (migrateVia 'conntrack'). Which connections qualify, the Packet-Outs that
 // commit them (and take a FORWARD's mark away before a move), and when such a connection gets
 // flows of its own after all. The per-service flows are in flow-plan.ts (interceptFlows,
-// conntrackMigratedFlows); docs/migration.md, "Verdicts in conntrack".
+// conntrackMigratedFlows); docs/migration.md, "FORWARD in conntrack" and "MIGRATE in conntrack".
 import { OFP_NO_BUFFER, type OfpMessage } from '../openflow/index.ts';
 import type { Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
@@ -126,7 +126,7 @@ export class ConntrackForwarding {
    * (its traffic passes ct with NAT in table 0): the controller forgets it once it has seen nothing of
    * it for the service's idle timeout, as a FORWARD with conntrackFlowsAfterMs 0.
    */
-  armMovedTimer(c: Connection): void {
+  watchMoved(c: Connection): void {
     this.watch(c);
   }
 
