@@ -20,6 +20,13 @@ export class ConntrackForwarding {
    * of its memory again (docs/benchmarks.md §7).
    */
   private readonly forgetAt = new Map<Connection, number>();
+  /**
+   * Deadlines are whole seconds since this engine started, rounded up (a connection is forgotten
+   * between its idle timeout and a second later): small integers, which V8 keeps in the map itself
+   * (a millisecond timestamp would be a heap number each).
+   */
+  private readonly epoch = Date.now();
+  private seconds(round: (x: number) => number): number { return round((Date.now() - this.epoch) / 1000); }
   private sweeper?: NodeJS.Timeout;
 
   constructor(private readonly core: EngineCore) {}
@@ -99,17 +106,17 @@ export class ConntrackForwarding {
   /** From now, `c` is forgotten after its service's idle timeout unless seen again (seen()). */
   private watch(c: Connection): void {
     this.forgetAt.delete(c);
-    this.forgetAt.set(c, Date.now() + c.service.idleTimeout * 1000);
+    this.forgetAt.set(c, this.seconds(Math.ceil) + c.service.idleTimeout);
     if (this.sweeper) return;
     this.sweeper = setInterval(() => this.sweep(), 250);
     this.sweeper.unref();
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = this.seconds(Math.floor);
     for (const [c, at] of this.forgetAt) {
       const kept = c.phase === 'forwarded' && (c.conntrack === 'migrated' || (c.conntrack === 'forwards' && this.flowsAfterMs === 0));
-      if (kept && at > now) continue;
+      if (kept && now < at) continue;
       this.forgetAt.delete(c);
       if (kept) this.core.parts.teardown.finish(c, `nothing seen of it for the idle timeout (${c.conntrack === 'migrated' ? 'migrated' : 'FORWARDed'} in conntrack)`, false);
     }
