@@ -190,6 +190,9 @@ export class Controller extends EventEmitter {
 
   private async prepare(sw: SwitchConnection, st: { mode: string; early: OfpMessage[] }): Promise<void> {
     const flows = await sw.flowStats();
+    const unreadable = flows.filter((f) => f.undecodable !== undefined);
+    // Such a flow is kept (without instructions): its owner reinstalls or deletes it like any flow that differs from its plan.
+    if (unreadable.length) this.log.warn('flows whose actions this controller cannot decode', { dpid: sw.describe(), flows: unreadable.length, first: { cookie: '0x' + unreadable[0]!.cookie.toString(16), table: unreadable[0]!.tableId, priority: unreadable[0]!.priority, error: unreadable[0]!.undecodable } });
     const owned = new Map<bigint, App>();
     for (const app of this.apps) for (const a of app.cookieApps ?? []) owned.set(a, app);
     const byApp = new Map<App, FlowStats[]>();

@@ -286,7 +286,7 @@ export function flowView(f: FlowStats, clientIp?: string): FlowView {
     durationSec: f.durationSec,
     // Counts beyond 2^53 are not reachable by any test bed; Number keeps the JSON plain.
     packets: Number(f.packetCount), bytes: Number(f.byteCount),
-    match: formatMatch(f.match), ...actionsAndState(f.instructions),
+    match: formatMatch(f.match), ...(f.undecodable !== undefined ? { actions: `(not decoded: ${f.undecodable})` } : actionsAndState(f.instructions)),
   };
 }
 

@@ -4,7 +4,7 @@ import { readInstructions, writeInstructions, type Instruction } from './instruc
 import { readMatch, writeMatch, type Match } from './match.ts';
 import { readPort, writePort, OFP_PORT_LEN, type PortDesc } from './port.ts';
 import type { Reader } from './reader.ts';
-import { OfpEncodeError } from './result.ts';
+import { DecodeFailure, OfpEncodeError } from './result.ts';
 import type { Writer } from './writer.ts';
 
 export interface FlowStatsRequest {
@@ -29,6 +29,8 @@ export interface FlowStats {
   byteCount: bigint;
   match: Match;
   instructions: Instruction[];
+  /** Why its instructions could not be decoded (they are left empty then): the rest of the reply stands. */
+  undecodable?: string;
 }
 
 export interface TableStats {
@@ -143,8 +145,15 @@ function readFlowStats(r: Reader): FlowStats {
   const packetCount = e.u64('packet_count');
   const byteCount = e.u64('byte_count');
   const match = readMatch(e);
-  const instructions = readInstructions(e);
-  return { tableId, durationSec, durationNsec, priority, idleTimeout, hardTimeout, flags, cookie, packetCount, byteCount, match, instructions };
+  // One flow whose actions this codec cannot read must not cost the whole reply (a switch's setup
+  // reads all its flows): it is kept, with no instructions and the reason.
+  let instructions: Instruction[] = [];
+  let undecodable: string | undefined;
+  try { instructions = readInstructions(e); } catch (x) {
+    if (!(x instanceof DecodeFailure)) throw x;
+    undecodable = x.message;
+  }
+  return { tableId, durationSec, durationNsec, priority, idleTimeout, hardTimeout, flags, cookie, packetCount, byteCount, match, instructions, ...(undecodable !== undefined && { undecodable }) };
 }
 
 const PORT_STATS_COUNTERS = [

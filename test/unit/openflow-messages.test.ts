@@ -229,6 +229,22 @@ describe('openflow codec: messages', () => {
     });
   });
 
+  it('a flow whose actions cannot be decoded costs only that flow: kept without instructions, with the reason; the rest of the reply stands', () => {
+    const base = { tableId: 1, durationSec: 1, durationNsec: 2, priority: 10, idleTimeout: 0, hardTimeout: 0, flags: 0, packetCount: 3n, byteCount: 4n, match: {} };
+    const bad = { ...base, cookie: 1n, instructions: [{ type: 'apply_actions' as const, actions: [{ type: 'nx_reg_move' as const, src: { field: 'ctLabel' as const, ofs: 32, nBits: 48 }, dst: { field: 'ethDst' as const, ofs: 0, nBits: 48 } }] }] };
+    const good = { ...base, cookie: 2n, instructions: [{ type: 'clear_actions' as const }] };
+    const wire = encodeMessage({ type: 'multipart_reply', xid: 9, flags: 0, body: { kind: 'flow', flows: [bad, good] } }).toString('hex');
+    // The move's destination becomes a field header no one knows.
+    assert.equal(wire.split('80000606').length, 2);
+    const r = decodeMessage(Buffer.from(wire.replace('80000606', '00ffee06'), 'hex'));
+    assert.ok(r.ok, !r.ok ? r.error.message : '');
+    const flows = r.ok && r.value.type === 'multipart_reply' && r.value.body.kind === 'flow' ? r.value.body.flows : [];
+    assert.equal(flows.length, 2);
+    assert.deepEqual([flows[0]!.cookie, flows[0]!.instructions], [1n, []]);
+    assert.match(flows[0]!.undecodable ?? '', /unknown field 0xffee06/);
+    assert.deepEqual(flows[1], good);
+  });
+
   it('multipart of an unmodelled type passes through as unknown', () => {
     roundTrip(
       { type: 'multipart_reply', xid: 1, flags: 0, body: { kind: 'unknown', mpType: OFPMP.TABLE_FEATURES, data: hex('0102030405060708') } },
