@@ -6,7 +6,7 @@
 import { OFPET, type FlowStats, type OfpMessage } from '../openflow/index.ts';
 import { ipOf, type ParsedFrame } from '../packet/index.ts';
 import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/switch-connection.ts';
-import { makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
+import { inConntrackOnly, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
   conntrackMigratedFlows, DEFAULT_CONNTRACK_ZONE, deleteConnectionFlows, deleteTransitFlows, flowsByConnection, interceptFlows, interceptsOver, probeFlows,
@@ -59,7 +59,7 @@ export class SwitchAdoption {
       c.mode = mode;
       // One FORWARDed in conntrack has no flows: the switch's conntrack carries it (still there after a
       // channel reset; after a switch restart its packets come as strays, which commit it again).
-      known.set(c.id, hasFlows(c.phase) && c.conntrack !== 'forwards' && c.conntrack !== 'migrated' ? core.flowSpec(c) : undefined);
+      known.set(c.id, hasFlows(c.phase) && !inConntrackOnly(c) ? core.flowSpec(c) : undefined);
     }
     const ended = this.endedAway.get(dpid) ?? new Set<number>();
     this.endedAway.delete(dpid);

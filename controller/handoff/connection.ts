@@ -139,6 +139,11 @@ export type ConnectionInit = Pick<Connection, 'id' | 'service' | 'sw' | 'dpid' |
  * with the fields inside the object. Fields added later would go to a separate, over-allocated
  * property store: about 200 bytes more per connection.
  */
+/** Carried by its conntrack entry alone, with no flows of its own (FORWARDed or migrated in conntrack). */
+export function inConntrackOnly(c: Pick<Connection, 'conntrack'>): boolean {
+  return c.conntrack === 'forwards' || c.conntrack === 'migrated';
+}
+
 export function makeConnection(i: ConnectionInit): Connection {
   return {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,

@@ -4,7 +4,7 @@
 // flows of its own after all. The per-service flows are in flow-plan.ts (interceptFlows,
 // conntrackMigratedFlows); docs/migration.md, "FORWARD in conntrack" and "MIGRATE in conntrack".
 import { OFP_NO_BUFFER, type OfpMessage } from '../openflow/index.ts';
-import type { Connection } from './connection.ts';
+import { inConntrackOnly, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
   conntrackForwardActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratePortsFit, conntrackPortsFit,
@@ -149,7 +149,7 @@ export class ConntrackForwarding {
    */
   giveFlows(c: Connection): void {
     const core = this.core;
-    if ((c.conntrack !== 'forwards' && c.conntrack !== 'migrated') || c.phase === 'closed') return;
+    if (!inConntrackOnly(c) || c.phase === 'closed') return;
     // Its entry keeps the mark: the flows' state note says so, for whoever moves it later.
     c.conntrack = 'marked';
     c.flowsInstalled = false;

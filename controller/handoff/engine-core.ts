@@ -8,7 +8,7 @@ import { parseFrame, type ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { HostDirectory } from '../fabric/host-directory.ts';
 import type { Logger } from '../log.ts';
-import { ConnectionTable, endpointKey, leftOf, NONE, type Connection, type Phase } from './connection.ts';
+import { ConnectionTable, endpointKey, inConntrackOnly, leftOf, NONE, type Connection, type Phase } from './connection.ts';
 import {
   closingIdleTimeout, connectionFlows, deleteConnectionFlows, flowsMatchPlan, needsRelay, TABLE, type Attached, type ConnectionFlowSpec, type SwitchMode,
 } from './flow-plan.ts';
@@ -405,7 +405,7 @@ export class EngineCore {
       backend: c.backendName, backendAddress: endpointKey(c.backend.ip, c.backend.port),
       ackDelta: c.ackDelta >>> 0, migrations: c.migrations, tcp: { client: c.track.client, server: c.track.server },
       createdAt: c.createdAt, lastVerdict: c.lastVerdict && { ...c.lastVerdict, at: c.verdictAt ?? 0 }, ...(c.adopted ? { adopted: true } : {}),
-      ...(c.conntrack === 'forwards' || c.conntrack === 'migrated' ? { conntrack: true } : {}),
+      ...(inConntrackOnly(c) ? { conntrack: true } : {}),
     };
   }
 }

@@ -405,7 +405,9 @@ export function conntrackMigrateActions(zone: number, s: Pick<ConnectionFlowSpec
 
 const label = (ofs: number, nBits: number) => ({ field: 'ctLabel' as const, ofs, nBits });
 const markBits = (ofs: number) => ({ field: 'ctMark' as const, ofs, nBits: 15 });
-const migratedMatch = (zone: number): Match => ({ ctState: { value: CS_TRACKED, mask: CS_TRACKED }, ctZone: zone, ctMark: { value: CT_MIGRATED, mask: CT_MIGRATED } });
+/** What passed ct in the zone with this mark (the per-service and shared conntrack flows). */
+const trackedMatch = (zone: number, ctMark: Match['ctMark']): Match => ({ ctState: { value: CS_TRACKED, mask: CS_TRACKED }, ctZone: zone, ctMark });
+const migratedMatch = (zone: number): Match => trackedMatch(zone, { value: CT_MIGRATED, mask: CT_MIGRATED });
 
 /**
  * In table 1, a service's half of the migrated-in-conntrack forwarding: what comes from its address
@@ -443,7 +445,7 @@ export function conntrackMigratedFlows(zone: number): OfpMessage[] {
 
 /** In table 1, the forwarding of a service's conntrack-FORWARDed connections: to the service by the backend's port, from it by the client's. */
 function conntrackForwardFlows(cookie: bigint, zone: number, toService: Match[], fromPrimary: Match[]): OfpMessage[] {
-  const tracked = { ctState: { value: CS_TRACKED, mask: CS_TRACKED }, ctZone: zone, ctMark: CT_FORWARDED };
+  const tracked = trackedMatch(zone, CT_FORWARDED);
   const flow = (match: Match, ofs: number): OfpMessage => flowMod({
     command: 'add', tableId: TABLE.connection, priority: PRIORITY.conntrack, cookie, match: { ...tracked, ...match },
     instructions: [{ type: 'apply_actions', actions: [{ type: 'nx_output_reg', field: 'ctLabel', ofs, nBits: 16 }] }],
@@ -550,11 +552,6 @@ export function bypassFlow(b: BypassSpec, outPort: number): OfpMessage {
 /** A replay to a backend must reach the controller: any bypass flow for the same addresses goes first. */
 export function deleteBypassFlow(b: BypassSpec): OfpMessage {
   return flowMod({ command: 'delete_strict', tableId: TABLE.connection, priority: PRIORITY.bypass, cookie: BYPASS_COOKIE, cookieMask: ALL_ONES, match: bypassMatch(b) });
-}
-
-export function deleteInterceptFlows(index: number): OfpMessage[] {
-  // (The shared flows of ctMigrated belong to no one service: allIntercepts replaces them.)
-  return [INTERCEPT_ROLE.intercept, INTERCEPT_ROLE.flagCopy].map((role) => flowMod({ command: 'delete', tableId: OFPTT.ALL, cookie: interceptCookie(index, role), cookieMask: ALL_ONES, match: {} }));
 }
 
 /**

@@ -311,10 +311,8 @@ function natBody(n: NxNat): { flags: number; present: number; body: Buffer[] } {
 
 const natCodec: NxCodec = {
   subtypes: [NXAST.NAT],
-  len: (a) => {
-    const size = natBody(a as NxNat).body.reduce((n, b) => n + b.length, 0);
-    return Math.ceil((NAT_FIXED + size) / 8) * 8;
-  },
+  // Sized by what it encodes (the ranges present, padded to 8), not by encoding it twice.
+  len: 'encoded',
   variable: true,
   subtype: () => NXAST.NAT,
   encode: (w, a) => {

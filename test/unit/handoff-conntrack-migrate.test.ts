@@ -7,13 +7,13 @@ import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, type FlowMod, type PacketOut } 
 import { connCookie, INTERCEPT_ROLE, interceptCookie, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
 import {
   conntrackMigrateActions, conntrackMigratedFlows, conntrackMigratedLabel, conntrackMigratedLabelParts, conntrackMigratedMark,
-  conntrackMigratedMarkPorts, conntrackMigratePortsFit, CT_MIGRATED, deleteInterceptFlows, interceptFlows, PRIORITY, TABLE,
+  conntrackMigratedMarkPorts, conntrackMigratePortsFit, CT_MIGRATED, interceptFlows, interceptsOver, PRIORITY, TABLE,
 } from '../../controller/handoff/flow-plan.ts';
 import { parseConfig } from '../../controller/config.ts';
 import { parseServices } from '../../controller/handoff/service-config.ts';
 import { EngineError } from '../../controller/handoff/engine-core.ts';
 import { parseFrame } from '../../controller/packet/index.ts';
-import type { Action } from '../../controller/openflow/index.ts';
+import type { Action, FlowStats } from '../../controller/openflow/index.ts';
 
 const ISN = 1000;
 const S1_ISN = 5000;
@@ -89,7 +89,12 @@ describe('MIGRATE in conntrack: flow plan', () => {
       { type: 'nx_inc_tcp_ack_reg', field: 'ctLabel', ofs: 0, nBits: 32 },
       { type: 'nx_output_reg', field: 'ctMark', ofs: 15, nBits: 15 },
     ]);
-    for (const i of [0, 1, SHARED_INTERCEPT_INDEX]) assert.ok(!flowMods(deleteInterceptFlows(i)).some((d) => d.cookie === shared[0]!.cookie));
+    // A service's flows going (another still migrating in conntrack) leave the shared ones on the switch.
+    const asStats = (f: FlowMod) => ({ tableId: f.tableId, priority: f.priority, cookie: f.cookie, match: f.match, instructions: f.instructions, idleTimeout: 0, hardTimeout: 0, flags: 0, durationSec: 1, durationNsec: 0, packetCount: 0n, byteCount: 0n }) as FlowStats;
+    const service0 = flowMods(interceptFlows({ index: 0, service: { ip: '10.0.0.1', port: 5001 }, backends: [], conntrackZone: ZONE, conntrackNat: true }));
+    const dels = flowMods(interceptsOver(conntrackMigratedFlows(ZONE), [...shared, ...service0].map(asStats)).slice(shared.length));
+    assert.deepEqual(dels.map((d) => d.cookie).sort(), service0.map((f) => f.cookie).sort());
+    assert.ok(!dels.some((d) => d.cookie === shared[0]!.cookie));
     // The reply flows (121) sit above the shared ones (120): a reply is told by its (un-NATed) source, not by ct's reply flag.
     assert.ok(PRIORITY.conntrackReply > PRIORITY.conntrack && PRIORITY.conntrackReply < PRIORITY.connection);
   });

@@ -1,7 +1,7 @@
 // The pure parts of the handoff: flow plans, TCP state tracking, option policy, service config.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { connectionFlows, needsRelay, interceptFlows, interceptsOver, deleteConnectionFlows, deleteInterceptFlows, interceptCookie, BYPASS_COOKIE, PRIORITY, TABLE, type ConnectionFlowSpec } from '../../controller/handoff/flow-plan.ts';
+import { connectionFlows, needsRelay, interceptFlows, interceptsOver, deleteConnectionFlows, interceptCookie, BYPASS_COOKIE, PRIORITY, TABLE, type ConnectionFlowSpec } from '../../controller/handoff/flow-plan.ts';
 import { initialTrack, observe, bothFinSent, type SegmentInfo } from '../../controller/handoff/tcp-state.ts';
 import { applySynPolicy, compareSynAcks, optionsToStrip, summarise } from '../../controller/handoff/option-policy.ts';
 import { replaySyn } from '../../controller/handoff/segments.ts';
@@ -110,10 +110,12 @@ describe('flow plan', () => {
       assert.ok(intercept[0].priority < PRIORITY.connection && intercept[0].priority < PRIORITY.bypass);
       assert.equal(isFlagCopy(intercept[0].cookie), false);
     }
-    // Deleting a service's flows: one exact-cookie delete per role, which covers every flow above.
-    const dels = deleteInterceptFlows(2).map(fm);
+    // The service removed: every flow above goes, each by a strict delete under its own exact cookie.
+    const present = flows.map((f) => ({ tableId: f.tableId, priority: f.priority, cookie: f.cookie, match: f.match, instructions: f.instructions, idleTimeout: 0, hardTimeout: 0, flags: 0, durationSec: 1, durationNsec: 0, packetCount: 0n, byteCount: 0n }) as FlowStats);
+    const dels = interceptsOver([], present).map(fm);
+    assert.equal(dels.length, flows.length);
     assert.deepEqual(new Set(dels.map((d) => d.cookie)), new Set(flows.map((f) => f.cookie)));
-    for (const d of dels) assert.equal(d.cookieMask, 0xffffffffffffffffn);
+    for (const d of dels) assert.deepEqual([d.command, d.cookieMask], ['delete_strict', 0xffffffffffffffffn]);
   });
 
   it('relay only on a stock switch with a shifted sequence space', () => {
