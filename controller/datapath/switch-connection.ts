@@ -23,8 +23,9 @@ export interface SwitchFeatures { datapathId: bigint; nBuffers: number; nTables:
 
 /** An OFPT_ERROR the switch sent in response to one of our messages. */
 export class OpenFlowError extends Error {
-  constructor(readonly errType: number, readonly code: number, readonly data: Buffer, readonly request?: OfpMessage) {
-    super(`switch rejected ${request?.type ?? 'a message'}: ${errorTypeName(errType)}/${errorCodeName(errType, code)}`);
+  /** requestType: the type of the message it answers, when known (only the type is kept of what was sent). */
+  constructor(readonly errType: number, readonly code: number, readonly data: Buffer, readonly requestType?: OfpMessage['type']) {
+    super(`switch rejected ${requestType ?? 'a message'}: ${errorTypeName(errType)}/${errorCodeName(errType, code)}`);
   }
 }
 
@@ -52,7 +53,12 @@ export class SwitchConnection extends EventEmitter {
   private nextXid = 1;
   private readonly pending = new Map<number, Pending>();
   /** xids of fire-and-forget messages sent since the last barrier, so a later error can name its request. */
-  private readonly unconfirmed = new Map<number, OfpMessage>();
+  /**
+   * xid → type of each message sent since the last barrier, to name it in an error. Only the type:
+   * a switch that is never sent a barrier (Packet-Outs alone) keeps up to the bound's worth of
+   * these, and whole messages (their frames, actions) were kilobytes per connection at scale.
+   */
+  private readonly unconfirmed = new Map<number, OfpMessage['type']>();
   private readonly errorsSinceBarrier = new Map<number, OpenFlowError>();
   private lastRx = Date.now();
   private corked = false;
@@ -123,7 +129,7 @@ export class SwitchConnection extends EventEmitter {
     if (this.closed) throw new Error(`switch ${this.describe()} is disconnected`);
     if (msg.xid === 0) msg = { ...msg, xid: this.allocXid() };
     if (!REPLY_TYPES[msg.type] && msg.type !== 'hello' && msg.type !== 'echo_reply' && msg.type !== 'error') {
-      this.unconfirmed.set(msg.xid, msg);
+      this.unconfirmed.set(msg.xid, msg.type);
       // Bounded: callers that never barrier (plain packet-outs) must not grow this map forever.
       if (this.unconfirmed.size > 4096) this.unconfirmed.delete(this.unconfirmed.keys().next().value!);
     }
@@ -324,7 +330,7 @@ export class SwitchConnection extends EventEmitter {
 
   private onError(msg: Extract<OfpMessage, { type: 'error' }>): void {
     const p = this.pending.get(msg.xid);
-    const err = new OpenFlowError(msg.errType, msg.code, msg.data, p?.request ?? this.unconfirmed.get(msg.xid));
+    const err = new OpenFlowError(msg.errType, msg.code, msg.data, p?.request.type ?? this.unconfirmed.get(msg.xid));
     if (p) {
       clearTimeout(p.timer);
       this.pending.delete(msg.xid);

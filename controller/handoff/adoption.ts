@@ -113,7 +113,7 @@ export class SwitchAdoption {
       id: spec.id, service: core.service(spec.meta.serviceName)!, sw, dpid, mode: spec.mode,
       client: spec.client, serviceL2: spec.service, backend: spec.backend, backendName: spec.meta.backendName,
       phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
-      syn: spec.meta.syn, isnClient: spec.meta.syn?.isn ?? -1, acceptedSynAck: spec.meta.synAck,
+      syn: spec.meta.syn, acceptedSynAck: spec.meta.synAck,
       ackDelta: spec.ackDelta, createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, adopted: true, flowsInstalled: true,
       ...(spec.meta.conntrackMarked && { conntrack: 'marked' as const }),
       ...(spec.meta.left ? { leftBackend: core.shared.attached.get({ mac: spec.meta.left.mac, ip: spec.meta.left.ip, port: spec.meta.left.port, ofport: spec.meta.left.ofport }), leftSeq: spec.meta.left.seq } : {}),
@@ -153,7 +153,7 @@ export class SwitchAdoption {
       serviceL2: { mac: serverMac, ip: serviceIp, port: service.port },
       backend: { mac: serverMac, ip: serviceIp, port: primary.port, ofport: serverPort },
       backendName: primary.name, phase: 'forwarded', track: { client: 'ESTABLISHED', server: 'ESTABLISHED' },
-      isnClient: -1, ackDelta: 0, createdAt: Date.now(), migrations: 0, adopted: true,
+      ackDelta: 0, createdAt: Date.now(), migrations: 0, adopted: true,
     });
     core.table.add(c);
     core.stats.degraded++;

@@ -6,6 +6,7 @@ import type { SynAckSummary } from './option-policy.ts';
 
 /** The client's SYN as it went to the first backend (after the option policy): enough to replay it. */
 export interface SynRecord {
+  /** The client's ISN as a signed 32-bit integer (`| 0`: a small integer to V8, not a boxed double); `>>> 0` reads it. */
   isn: number; window: number;
   /** The option bytes, hex (a string is a fraction of a Buffer's size: half-open entries hold one each). */
   options: string;
@@ -91,7 +92,7 @@ export function decodeRecord(note: Buffer): ConnectionRecord {
   if (o.syn !== undefined) {
     const s = o.syn;
     if (typeof s !== 'object' || s === null || typeof s.o !== 'string' || !/^([0-9a-f]{2}){0,40}$/.test(s.o)) throw new RecordError('note field syn: bad value');
-    r.syn = { isn: num(s.isn, 'syn.isn'), window: num(s.w, 'syn.w', 0xffff), options: s.o, tos: num(s.tos, 'syn.tos', 0xff), ttl: num(s.ttl, 'syn.ttl', 0xff), ...(s.e === true ? { ecn: true } : {}) };
+    r.syn = { isn: num(s.isn, 'syn.isn') | 0, window: num(s.w, 'syn.w', 0xffff), options: s.o, tos: num(s.tos, 'syn.tos', 0xff), ttl: num(s.ttl, 'syn.ttl', 0xff), ...(s.e === true ? { ecn: true } : {}) };
   }
   if (o.sa !== undefined) {
     const a = o.sa;

@@ -10,7 +10,7 @@ import type { LeftBackend, SynRecord } from './connection-record.ts';
 /** The backend a connection's last move left, as its state note records it. */
 export function leftOf(c: Pick<Connection, 'leftBackend' | 'leftSeq'>): LeftBackend | undefined {
   const b = c.leftBackend;
-  return b && c.leftSeq !== undefined ? { mac: b.mac, ip: b.ip, port: b.port, ofport: b.ofport, seq: c.leftSeq } : undefined;
+  return b && c.leftSeq !== undefined ? { mac: b.mac, ip: b.ip, port: b.port, ofport: b.ofport, seq: c.leftSeq >>> 0 } : undefined;
 }
 import type { TcpTrack } from './tcp-state.ts';
 
@@ -66,10 +66,13 @@ export interface Connection {
    * frame (a half-open entry must stay small); absent for a connection adopted without its handshake.
    */
   syn?: SynRecord;
-  isnClient: number;
   /** Options of the SYN-ACK the client accepted; every later target must be compatible. */
   acceptedSynAck?: SynAckSummary;
-  /** Added to the client's ack to get the current backend's sequence space. */
+  /**
+   * Added to the client's ack to get the current backend's sequence space, mod 2^32. Kept as a
+   * signed 32-bit integer (`| 0`): V8 keeps that in the object, where a value ≥ 2^31 would make the
+   * field a boxed double in every connection. Read it with `>>> 0` where the unsigned value shows.
+   */
   ackDelta: number;
   held?: HeldSegment;
   /** Client segments that arrived behind the held one, released after it, in order (never pushed to: replaced). */
@@ -84,9 +87,13 @@ export interface Connection {
   prepared?: Replay;
   /** The backend the last move left (shared) and its RST's sequence number (in the state note: see ConnectionRecord.left). */
   leftBackend?: Attached;
+  /** Signed 32-bit (`| 0`, as ackDelta); leftOf() gives it unsigned. */
   leftSeq?: number;
-  /** Backend → client keys of backends the connection left (never pushed to: replaced). */
-  retired: readonly string[];
+  /**
+   * Backends the connection left, whose stray packets are dropped (their backend → client keys stay
+   * in the table). A shared, frozen list (EngineCore.retire): most connections leave the same one.
+   */
+  retired: readonly Attached[];
   /** Fabric: the other switches holding transit flows of the connection (transit.ts). */
   transit: readonly string[];
   /**
@@ -131,7 +138,7 @@ export interface Connection {
 }
 
 /** What a new connection is given; every other field starts empty. */
-export type ConnectionInit = Pick<Connection, 'id' | 'service' | 'sw' | 'dpid' | 'mode' | 'client' | 'serviceL2' | 'backend' | 'backendName' | 'phase' | 'track' | 'isnClient' | 'ackDelta' | 'createdAt' | 'migrations'>
+export type ConnectionInit = Pick<Connection, 'id' | 'service' | 'sw' | 'dpid' | 'mode' | 'client' | 'serviceL2' | 'backend' | 'backendName' | 'phase' | 'track' | 'ackDelta' | 'createdAt' | 'migrations'>
   & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled' | 'leftBackend' | 'leftSeq' | 'conntrack'>>;
 
 /**
@@ -139,6 +146,11 @@ export type ConnectionInit = Pick<Connection, 'id' | 'service' | 'sw' | 'dpid' |
  * with the fields inside the object. Fields added later would go to a separate, over-allocated
  * property store: about 200 bytes more per connection.
  */
+/** The client's ISN (from its SYN record; none for a connection adopted without its handshake). */
+export function clientIsn(c: Pick<Connection, 'syn'>): number | undefined {
+  return c.syn === undefined ? undefined : c.syn.isn >>> 0;
+}
+
 /** Carried by its conntrack entry alone, with no flows of its own (FORWARDed or migrated in conntrack). */
 export function inConntrackOnly(c: Pick<Connection, 'conntrack'>): boolean {
   return c.conntrack === 'forwards' || c.conntrack === 'migrated';
@@ -147,8 +159,8 @@ export function inConntrackOnly(c: Pick<Connection, 'conntrack'>): boolean {
 export function makeConnection(i: ConnectionInit): Connection {
   return {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,
-    backendName: i.backendName, phase: i.phase, track: i.track, syn: i.syn, isnClient: i.isnClient, acceptedSynAck: i.acceptedSynAck,
-    ackDelta: i.ackDelta, held: undefined, queue: NONE, move: undefined, replay: undefined, prepared: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq, retired: NONE, transit: NONE, freeze: undefined,
+    backendName: i.backendName, phase: i.phase, track: i.track, syn: i.syn, acceptedSynAck: i.acceptedSynAck,
+    ackDelta: i.ackDelta | 0, held: undefined, queue: NONE, move: undefined, replay: undefined, prepared: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq === undefined ? undefined : i.leftSeq | 0, retired: NONE, transit: NONE, freeze: undefined,
     fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, conntrack: i.conntrack, checkingFlows: undefined,
     strays: undefined, createdAt: i.createdAt, migrations: i.migrations, lastVerdict: undefined, verdictAt: undefined, adopted: i.adopted, resetRepeats: undefined,
     timers: undefined,
@@ -222,7 +234,18 @@ export class ConnectionTable {
   all(): IterableIterator<Connection> { return this.byId.values(); }
   get(id: number): Connection | undefined { return this.byId.get(id); }
   byClientTuple(key: string): Connection | undefined { return this.byClient.get(key); }
-  byBackendTuple(key: string): Connection | undefined { return this.byBackend.get(key); }
+  /**
+   * The connection a packet from a backend (src) to a client (dst) belongs to. A backend at the
+   * service's own address and port (server 1 whose connection was FORWARDed, or that a MIGRATE left)
+   * has no key of its own: its backend → client key is the client's key reversed, so that finds it
+   * (one string and one map entry less per connection).
+   */
+  fromBackend(srcIp: string, srcPort: number, dstIp: string, dstPort: number): Connection | undefined {
+    const c = this.byBackend.get(tupleKey(srcIp, srcPort, dstIp, dstPort));
+    if (c) return c;
+    const r = this.byClient.get(tupleKey(dstIp, dstPort, srcIp, srcPort));
+    return r && hadBackendAt(r, srcIp, srcPort) ? r : undefined;
+  }
   /** Index sizes, for leak checks. */
   sizes(): { connections: number; clientKeys: number; backendKeys: number; halfOpen: number; halfOpenSources: number } {
     return { connections: this.byId.size, clientKeys: this.byClient.size, backendKeys: this.byBackend.size, halfOpen: this.halfOpen.size, halfOpenSources: this.halfOpenBySource.size };
@@ -248,17 +271,35 @@ export class ConnectionTable {
     this.indexBackend(c, c.backend);
   }
 
-  indexBackend(c: Connection, b: L2L4): void { this.byBackend.set(tupleKey(b.ip, b.port, c.client.ip, c.client.port), c); }
+  indexBackend(c: Connection, b: L2L4): void {
+    if (atService(c, b)) return; // found through the client's key (fromBackend)
+    this.byBackend.set(tupleKey(b.ip, b.port, c.client.ip, c.client.port), c);
+  }
 
   /** Removes a connection and every key pointing at it. */
   remove(c: Connection): void {
     this.byId.delete(c.id);
     this.settle(c);
     if (this.byClient.get(clientKey(c)) === c) this.byClient.delete(clientKey(c));
-    for (const k of [tupleKey(c.backend.ip, c.backend.port, c.client.ip, c.client.port), ...c.retired, ...[c.replay, c.prepared].flatMap((r) => r ? [tupleKey(r.target.ip, r.target.port, c.client.ip, c.client.port)] : [])]) {
+    for (const b of backendsOf(c)) {
+      const k = tupleKey(b.ip, b.port, c.client.ip, c.client.port);
       if (this.byBackend.get(k) === c) this.byBackend.delete(k);
     }
   }
+}
+
+/** Every backend the connection has a leg to or left: its current one, those it left, a replay's or prepared leg's target. */
+function backendsOf(c: Connection): L2L4[] {
+  return [c.backend, ...c.retired, ...[c.replay, c.prepared].flatMap((r) => r ? [r.target] : [])];
+}
+
+function atService(c: Pick<Connection, 'serviceL2'>, b: { ip: string; port: number }): boolean {
+  return b.ip === c.serviceL2.ip && b.port === c.serviceL2.port;
+}
+
+/** Whether one of the connection's backends (backendsOf) is at ip:port. */
+function hadBackendAt(c: Connection, ip: string, port: number): boolean {
+  return backendsOf(c).some((b) => b.ip === ip && b.port === port);
 }
 
 export function clientKey(c: Pick<Connection, 'client' | 'serviceL2'>): string {

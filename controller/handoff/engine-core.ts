@@ -16,7 +16,7 @@ import type { SynRecord } from './connection-record.ts';
 import { allowed, hasFlows } from './phases.ts';
 import { connCookie, CONN_COOKIE_MASK, CONN_ROLE } from '../cookies.ts';
 import { rewriteToBackend, rewriteToClient } from './relay.ts';
-import { stringInterner, valueInterner } from './intern.ts';
+import { Interner, stringInterner, valueInterner } from './intern.ts';
 import type { TcpTrack } from './tcp-state.ts';
 import type { SynAckSummary } from './option-policy.ts';
 import { addressesOf, type ServiceConfig, type Verdict } from './service-config.ts';
@@ -74,6 +74,8 @@ const TIMER_NAMES: readonly TimerName[] = ['verdict', 'idle', 'close', 'freeze']
 export const STRAYS_BEFORE_REINSTALL = 16;
 
 
+const attachedKey = (b: Attached): string => [b.mac, b.ip, b.port, b.ofport].join('|');
+
 export interface EngineParts { interception: Interception; move: Mover; teardown: Teardown; adoption: SwitchAdoption; transit: Transit; conntrack: ConntrackForwarding }
 
 export class EngineCore {
@@ -103,7 +105,14 @@ export class EngineCore {
   readonly shared = {
     attached: valueInterner<Attached>(), track: valueInterner<TcpTrack>(), synAck: valueInterner<SynAckSummary>(), strings: stringInterner(),
     verdicts: valueInterner<NonNullable<Connection['lastVerdict']>>(),
+    retired: new Interner<Connection['retired']>((l) => l.map(attachedKey).join(',')),
   };
+
+  /** Adds a backend to those the connection left (shared lists: most connections leave the same one). */
+  retire(c: Connection, b: Attached): void {
+    const one = this.shared.attached.get({ mac: b.mac, ip: b.ip, port: b.port, ofport: b.ofport });
+    if (!c.retired.includes(one)) c.retired = this.shared.retired.get([...c.retired, one]);
+  }
 
   constructor(private readonly events: EventEmitter, services: ServiceConfig[], readonly opts: EngineOptions, readonly learning: HostDirectory, readonly log: Logger) {
     this.services = services.map((s) => structuredClone(s));
@@ -424,7 +433,7 @@ export function synRecordOfFrame(f: ParsedFrame): SynRecord | undefined {
   // An IPv6 SYN's traffic class and hop limit are kept where an IPv4 one's TOS and TTL are.
   const tos = f.ipv4 ? f.ipv4.tos : f.ipv6!.trafficClass;
   const ttl = f.ipv4 ? f.ipv4.ttl : f.ipv6!.hopLimit;
-  return { isn: f.tcp.seq >>> 0, window: f.tcp.window, options: f.tcp.optionsRaw.toString('hex'), tos, ttl, ...(ecn ? { ecn: true } : {}) };
+  return { isn: f.tcp.seq | 0, window: f.tcp.window, options: f.tcp.optionsRaw.toString('hex'), tos, ttl, ...(ecn ? { ecn: true } : {}) };
 }
 
 export function reparse(buf: Buffer): ParsedFrame | undefined {

@@ -7,7 +7,7 @@ import { canonicalIpv6, ipOf, isIpv6Address, seqAdd, type ParsedFrame } from '..
 import { dpidString, type SwitchConnection } from '../datapath/switch-connection.ts';
 import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE, isFlagCopy } from '../cookies.ts';
 import type { PacketIn } from '../apps/app.ts';
-import { clientKey, endpointKey, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
+import { clientIsn, clientKey, endpointKey, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import { EngineError, ownCopy, reparse, synRecordOfFrame, type EngineCore, type VerdictRequest } from './engine-core.ts';
 import { bypassFlow, fullFreezeFlow, type BypassSpec } from './flow-plan.ts';
 import { LogThrottle } from '../log-throttle.ts';
@@ -63,7 +63,7 @@ export class Interception {
 
     const c2s = table.byClientTuple(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort));
     if (c2s && c2s.sw === sw) { this.fromClient(c2s, pi, frame, inPort); return true; }
-    const s2c = table.byBackendTuple(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort));
+    const s2c = table.fromBackend(ip.src, tcp.srcPort, ip.dst, tcp.dstPort);
     if (s2c && s2c.sw === sw) { this.fromBackend(s2c, pi, frame, inPort); return true; }
     // A fabric switch on the connection's path that is not its client's: it only carries the packet.
     const passing = this.core.opts.fabric ? c2s ?? s2c : undefined;
@@ -159,7 +159,7 @@ export class Interception {
       backend: ends.backend,
       backendName: primary.name,
       phase: 'handshake', track: tcp.flagSet.rst ? observe(initialTrack(), 'c2s', segmentInfo(frame)) : SYN_SENT,
-      syn: this.core.shareOptions(synRecordOfFrame(sent)), isnClient: tcp.seq, ackDelta: 0, createdAt: Date.now(), migrations: 0,
+      syn: this.core.shareOptions(synRecordOfFrame(sent)), ackDelta: 0, createdAt: Date.now(), migrations: 0,
     });
     table.add(c);
     stats.intercepted++;
@@ -197,7 +197,7 @@ export class Interception {
     const core = this.core;
     core.stats.halfOpenEvicted++;
     this.loadLog.warn('half_open_evicted', '*', 'half-open budget reached; the oldest handshakes in progress are dropped for new ones', { halfOpenMax: core.table.limits.halfOpenMax });
-    core.packetOut(c, resetFor(c.client, c.backend, seqAdd(c.isnClient, 1)), c.backend.ofport, c.client.ofport);
+    core.packetOut(c, resetFor(c.client, c.backend, seqAdd(clientIsn(c) ?? 0, 1)), c.backend.ofport, c.client.ofport);
     this.refuse(clientKey(c));
     core.parts.teardown.finish(c, 'evicted: half-open budget reached', false);
   }
@@ -224,7 +224,7 @@ export class Interception {
       if (c2s.sw === sw && inPort === c2s.client.ofport && !this.core.relayed(c2s)) this.core.parts.teardown.trackSegment(c2s, 'c2s', frame);
       return;
     }
-    const s2c = table.byBackendTuple(key);
+    const s2c = table.fromBackend(ip.src, tcp.srcPort, ip.dst, tcp.dstPort);
     if (s2c && s2c.sw === sw && inPort === s2c.backend.ofport && ip.src === s2c.backend.ip && tcp.srcPort === s2c.backend.port && !this.core.relayed(s2c)) {
       this.core.parts.teardown.trackSegment(s2c, 's2c', frame);
     }
@@ -259,13 +259,13 @@ export class Interception {
       return;
     }
     if (tcp.flagSet.syn && !tcp.flagSet.ack) {
-      if (tcp.seq === c.isnClient && c.phase === 'handshake') {
+      if (tcp.seq === clientIsn(c) && c.phase === 'handshake') {
         // A retransmitted SYN goes through the same policy (options, and any data, removed).
         const again = applySynPolicy(frame.raw, c.service.options);
         if (again.ok) core.passOn(c, again.value, c.backend.ofport, inPort);
         return;
       }
-      if (c.phase === 'closing' || c.phase === 'closed' || tcp.seq !== c.isnClient) {
+      if (c.phase === 'closing' || c.phase === 'closed' || tcp.seq !== clientIsn(c)) {
         // A new connection reusing the 4-tuple: forget the old one.
         core.parts.teardown.finish(c, 'replaced by a new SYN on the same address/port pair', true);
         this.packetIn(c.sw, pi, frame);
@@ -477,7 +477,7 @@ export class Interception {
       for (const c of core.table.halfOpenOldestFirst()) {
         if (c.createdAt > deadline) break;
         // Server 1 may hold a half-open socket for it (a spoofed SYN's): free it, as on eviction.
-        core.packetOut(c, resetFor(c.client, c.backend, seqAdd(c.isnClient, 1)), c.backend.ofport, c.client.ofport);
+        core.packetOut(c, resetFor(c.client, c.backend, seqAdd(clientIsn(c) ?? 0, 1)), c.backend.ofport, c.client.ofport);
         core.parts.teardown.finish(c, 'handshake did not complete', true);
       }
       if (core.table.halfOpenCount === 0) this.stop();

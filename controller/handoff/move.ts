@@ -6,7 +6,7 @@
 import { OFPP } from '../openflow/index.ts';
 import { OpenFlowError } from '../datapath/switch-connection.ts';
 import { buildArpFrame, buildNeighborSolicitation, isIpv6Address, seqAdd, seqSub, type ParsedFrame } from '../packet/index.ts';
-import { tupleKey, type Connection } from './connection.ts';
+import { clientIsn, type Connection } from './connection.ts';
 import { EngineError, type ConnectionView, type EngineCore } from './engine-core.ts';
 import { deleteBypassFlow, deleteFreezeFlows, freezeFlows, legFlow, type Attached } from './flow-plan.ts';
 import { compareSynAcks, summarise, type SynAckSummary } from './option-policy.ts';
@@ -72,7 +72,7 @@ export class Mover {
       // Back to a backend it left: a datapath flow from that earlier leg may still be cached for
       // the target's SYN-ACKs (legFlow); the leg's own flow goes in with the freeze and shares its wait.
       const address = addressFor(target, isIpv6Address(c.client.ip));
-      const back = address !== undefined && c.retired.includes(tupleKey(address, target.port, c.client.ip, c.client.port));
+      const back = address !== undefined && c.retired.some((b) => b.ip === address && b.port === target.port);
       await c.sw.transact([...freezeFlows(core.flowSpec(c)), ...(back ? [legFlow({ id: c.id, client: c.client, target: { ip: address, port: target.port } }, this.legSeconds())] : [])]);
       // OVS answers the barrier once its flow table changed, but revalidates the datapath's cached
       // megaflows asynchronously: for a moment the client's packets can still take the old path.
@@ -153,7 +153,7 @@ export class Mover {
     if (!target) { core.log.debug('no speculative replay: the target is not located yet', { conn: c.id, to: t.name }); return; }
     try { this.checkVlan(c, t, address); } catch { return; }
     this.openLeg(c, target);
-    const isn = c.isnClient;
+    const isn = clientIsn(c)!;
     c.prepared = { target, targetName: t.name, isn, syn: replaySyn(c.syn, c.acceptedSynAck, c.client, target, isn), tries: 1 };
     core.table.indexBackend(c, target);
     core.stats.speculativeOpened++;
@@ -178,7 +178,7 @@ export class Mover {
     c.prepared = undefined;
     // seq = ISN + 1, the target's RCV.NXT whether or not its SYN-ACK reached us: nothing else was sent to it.
     if (reset) this.core.packetOut(c, resetFor(c.client, p.target, seqAdd(p.isn, 1)), p.target.ofport, c.client.ofport);
-    c.retired = c.retired.concat(tupleKey(p.target.ip, p.target.port, c.client.ip, c.client.port));
+    this.core.retire(c, p.target);
     this.core.stats.speculativeAbandoned++;
     this.core.log.debug('speculative replay reset', { conn: c.id, to: p.targetName, why });
   }
@@ -275,11 +275,11 @@ export class Mover {
     const ackDelta = seqSub(seqAdd(r.targetIsn!, 1), held.ack);
     c.backend = r.target;
     c.backendName = r.targetName;
-    c.ackDelta = ackDelta;
-    c.retired = c.retired.concat(tupleKey(old.backend.ip, old.backend.port, c.client.ip, c.client.port));
+    c.ackDelta = ackDelta | 0;
+    core.retire(c, old.backend);
     // In the flows' state note until the next move: whoever adopts the connection resets it again.
     c.leftBackend = core.shared.attached.get(old.backend);
-    c.leftSeq = held.seq >>> 0;
+    c.leftSeq = held.seq | 0;
     if (c.freeze === 'now') c.freeze = 'past';
     // Counted before the install: the flows' state note records it.
     c.migrations++;
@@ -333,9 +333,9 @@ export class Mover {
   resetLeft(c: Connection): void {
     const old = c.leftBackend;
     if (!old || c.leftSeq === undefined) return;
-    c.retired = c.retired.concat(tupleKey(old.ip, old.port, c.client.ip, c.client.port));
+    this.core.retire(c, old);
     this.core.table.indexBackend(c, old);
-    this.resetOldBackend(c, old, c.leftSeq);
+    this.resetOldBackend(c, old, c.leftSeq >>> 0);
   }
 
   private resetOldBackend(c: Connection, old: Attached, rcvNxt: number): void {
@@ -369,7 +369,7 @@ export class Mover {
     const r = c.replay;
     if (r?.timer) clearTimeout(r.timer);
     // The target may still retransmit its SYN-ACK: keep dropping its packets (and free the key with the connection).
-    if (r) c.retired = c.retired.concat(tupleKey(r.target.ip, r.target.port, c.client.ip, c.client.port));
+    if (r) core.retire(c, r.target);
     c.move = undefined;
     c.replay = undefined;
     if (o.cancelled) {

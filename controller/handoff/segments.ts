@@ -36,7 +36,7 @@ export function replaySyn(syn: SynRecord, accepted: SynAckSummary | undefined, c
 export function synFrameOf(r: SynRecord, client: Endpoint, service: Endpoint): Buffer {
   return buildTcpFrameAny({
     ethSrc: client.mac, ethDst: service.mac, ipSrc: client.ip, ipDst: service.ip, srcPort: client.port, dstPort: service.port,
-    seq: r.isn, ack: 0, flags: { syn: true, ...(r.ecn ? { ece: true, cwr: true } : {}) }, window: r.window, optionsRaw: Buffer.from(r.options, 'hex'), tos: r.tos, ttl: r.ttl,
+    seq: r.isn >>> 0, ack: 0, flags: { syn: true, ...(r.ecn ? { ece: true, cwr: true } : {}) }, window: r.window, optionsRaw: Buffer.from(r.options, 'hex'), tos: r.tos, ttl: r.ttl,
   });
 }
 

@@ -16,7 +16,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { HandoffBed, SERVICE } from '../lib/handoff-net.ts';
 import { PATCHED_PREFIX, STOCK_PREFIX, supportsSeqActions } from '../lib/ovs.ts';
@@ -191,6 +191,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     };
     await plainRate(bed, 50); // warm-up: learning-switch flows, ARP
     res.baseline = { ...(await snap()), plainRatePerSec: await plainRate(bed, 300) };
+    if (process.env.TM_BENCH_HEAPSNAPSHOT) progress(`  heap snapshot: ${writeHeapSnapshot(join(process.env.TM_BENCH_HEAPSNAPSHOT, `scale-${o.migrateVia ?? 'flows'}-0.heapsnapshot`))}`);
     const loss0 = await lossView(bed);
     const b = res.baseline;
     progress(`  baseline: heap ${b.heapMB.toFixed(1)} MB, rss ${b.rssMB.toFixed(0)} MB, ovs-vswitchd rss ${b.ovsRssMB.toFixed(0)} MB, ${b.flows} flows, not intercepted ${b.plainRatePerSec?.toFixed(0)} setups/s`);
@@ -232,6 +233,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       progress(`    probe: ${probe.answered}/${probe.total} answered in ${probe.seconds.toFixed(1)} s (slowest ${probe.maxMs.toFixed(0)} ms; ${JSON.stringify(probe.servers)})${lost ? `; lost while held: ${lost} ${JSON.stringify(lostReasons)}` : ''}`);
       const plain = await plainRate(bed, 300);
       const m = await snap();
+      // A heap snapshot of this process at each level, for finding what a connection costs (Chrome DevTools or any .heapsnapshot reader).
+      if (process.env.TM_BENCH_HEAPSNAPSHOT) progress(`    heap snapshot: ${writeHeapSnapshot(join(process.env.TM_BENCH_HEAPSNAPSHOT, `scale-${o.migrateVia ?? 'flows'}-${target}.heapsnapshot`))}`);
       const st1 = bed.engine.stats as unknown as Record<string, number>;
       const engine: Record<string, number> = Object.fromEntries(Object.entries(st1).map(([k, v]) => [k, v - (st0[k] ?? 0)] as [string, number]).filter(([, v]) => v !== 0));
       const ovsCpuS: Record<string, number> = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, v - (cpu0[k] ?? 0)] as [string, number]).filter(([, v]) => v > 0));

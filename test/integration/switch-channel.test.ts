@@ -82,7 +82,7 @@ describe('switch channel', function () {
     sw.send({ type: 'error', xid: fm.xid, errType: OFPET.BAD_ACTION, code: OFPBAC.BAD_EXP_TYPE, data: Buffer.alloc(0) });
     const br = await sw.next('barrier_request');
     sw.send({ type: 'barrier_reply', xid: br.xid });
-    await assert.rejects(barrier, (e: unknown) => e instanceof OpenFlowError && e.errType === OFPET.BAD_ACTION && e.request?.type === 'flow_mod');
+    await assert.rejects(barrier, (e: unknown) => e instanceof OpenFlowError && e.errType === OFPET.BAD_ACTION && e.requestType === 'flow_mod');
     // The next barrier is clean.
     const next = conn.barrier();
     const br2 = await sw.next('barrier_request');

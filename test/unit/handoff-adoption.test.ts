@@ -17,7 +17,7 @@ type Spec = ConnectionFlowSpec & { meta: ConnectionMeta };
 
 const META: ConnectionMeta = {
   serviceName: 'echo', backendName: 'server2', migrations: 1, createdAt: 1_790_000_000_123,
-  syn: { isn: 0xfedcba98, window: 64240, options: '020405b40402080a', tos: 0, ttl: 64 },
+  syn: { isn: 0xfedcba98 | 0 /* SynRecord.isn is kept signed */, window: 64240, options: '020405b40402080a', tos: 0, ttl: 64 },
   synAck: { mss: 1460, wscale: 7, sackPermitted: true, timestamps: false, ecn: false },
 };
 
@@ -76,7 +76,7 @@ describe('adoption: the inverse of the flow plan', () => {
       mirrorPort: fc.option(ofport, { nil: undefined }), inspect: fc.boolean(),
       meta: fc.record({
         serviceName: fc.constant('echo'), backendName: fc.stringMatching(/^[A-Za-z0-9_.-]{1,64}$/), migrations: fc.nat(1000), createdAt: fc.nat(2 ** 42),
-        syn: fc.option(fc.record({ isn: fc.nat(0xffffffff), window: fc.nat(0xffff), options: fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u).toString('hex')), tos: fc.nat(255), ttl: fc.nat(255) }), { nil: undefined }),
+        syn: fc.option(fc.record({ isn: fc.nat(0xffffffff).map((n) => n | 0), window: fc.nat(0xffff), options: fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u).toString('hex')), tos: fc.nat(255), ttl: fc.nat(255) }), { nil: undefined }),
         synAck: fc.option(fc.record({ mss: fc.option(fc.nat(0xffff), { nil: undefined }), wscale: fc.option(fc.nat(14), { nil: undefined }), sackPermitted: fc.boolean(), timestamps: fc.boolean(), ecn: fc.boolean() }), { nil: undefined }),
       }, { noNullPrototype: true }),
     }, { noNullPrototype: true });

@@ -247,6 +247,28 @@ describe('handoff engine (scripted switch)', () => {
     await closeAndCheckGone(bed, id);
   });
 
+  it('table keys: server 1 at the service address has no backend key (the client key reversed finds it); a migrated connection keeps server 2\'s only, and server 1\'s late segments still never reach the client', async () => {
+    bed = await EngineBed.create();
+    const fwd = await held(bed);
+    const forwarded = bed.waitEvent('forwarded');
+    bed.engine.verdict(fwd, { verdict: 'FORWARD', source: 'test' });
+    await forwarded;
+    assert.deepEqual(bed.engine.table.sizes(), { connections: 1, clientKeys: 1, backendKeys: 0, halfOpen: 0, halfOpenSources: 0 });
+    bed.sw.take();
+    // Server 1's segment (before its flows took over, say) is still the connection's: passed on through them.
+    bed.from(S1, CLIENT, { flags: { ack: true, psh: true }, seq: S1_ISN + 1, ack: ISN + 6, payload: 'hi' });
+    assert.deepEqual(outputs(bed.sw.take()).map((o) => [o.ports, o.tcp?.payload]), [[[CONN_TABLE], 'hi']]);
+    await closeAndCheckGone(bed, fwd);
+
+    const id = await migratedToS2(bed);
+    assert.deepEqual(bed.engine.table.sizes(), { connections: 1, clientKeys: 1, backendKeys: 1, halfOpen: 0, halfOpenSources: 0 });
+    bed.sw.take();
+    bed.from(S1, CLIENT, { flags: { ack: true, psh: true }, seq: S1_ISN + 1, ack: ISN + 6, payload: 'late' });
+    assert.ok(!outputs(bed.sw.take()).some((o) => o.tcp?.payload === 'late'), 'server 1, retired, never reaches the client');
+    assert.equal(bed.conn(id)?.backend, 'server2');
+    await closeAndCheckGone(bed, id);
+  });
+
   it(`target silent: ${REPLAY_TRIES} replayed SYNs, then migration_failed and the connection stays on server 1`, async () => {
     bed = await EngineBed.create();
     const id = await held(bed);

@@ -26,7 +26,7 @@ function checksumsGood(b: Buffer): void {
   assert.ok(v.ok && v.value.ip && v.value.l4 && v.value.l4Checked, JSON.stringify(v));
 }
 
-const SYN: SynRecord = { isn: 0xfedcba98, window: 64800, options: '020405a00402080a0000000100000000', tos: 0x28, ttl: 57, ecn: true };
+const SYN: SynRecord = { isn: 0xfedcba98 | 0 /* SynRecord.isn is kept signed */, window: 64800, options: '020405a00402080a0000000100000000', tos: 0x28, ttl: 57, ecn: true };
 const client6: Endpoint = { mac: '02:00:00:00:00:02', ip: '2001:db8::2', port: 40000 };
 const service6: Endpoint = { mac: '02:00:00:00:00:01', ip: '2001:db8::1', port: 5001 };
 const target6: Endpoint = { mac: '02:00:00:00:00:03', ip: '2001:db8::3', port: 6000 };
@@ -50,7 +50,7 @@ describe('handoff segments, IPv6', () => {
     const syn = synFrameOf(SYN, client6, service6);
     checksumsGood(syn);
     const s = parseFrame(syn);
-    assert.ok(s.ok && s.value.ipv6!.dst === service6.ip && s.value.tcp!.seq === SYN.isn);
+    assert.ok(s.ok && s.value.ipv6!.dst === service6.ip && s.value.tcp!.seq === SYN.isn >>> 0);
     const l4 = s.value.l4Offset!;
     assert.equal(syn.subarray(l4 + 20, l4 + s.value.tcp!.headerLength).toString('hex'), SYN.options);
     assert.equal(s.value.ipv6!.hopLimit, 57);
@@ -109,7 +109,7 @@ describe('handoff segments, IPv6', () => {
 
 const META: ConnectionMeta = {
   serviceName: 'echo', backendName: 'server2', migrations: 1, createdAt: 1_790_000_000_123,
-  syn: { isn: 0xfedcba98, window: 64240, options: '020405a00402080a', tos: 0, ttl: 64 },
+  syn: { isn: 0xfedcba98 | 0 /* SynRecord.isn is kept signed */, window: 64240, options: '020405a00402080a', tos: 0, ttl: 64 },
   synAck: { mss: 1440, wscale: 7, sackPermitted: true, timestamps: false, ecn: false },
 };
 
