@@ -166,6 +166,7 @@ export class Interception {
     this.sweepHandshakes();
     this.core.emit('conn_opened', this.core.describe(c));
     this.core.passOn(c, syn, c.backend.ofport, inPort);
+    this.core.parts.move.prepare(c);
     return true;
   }
 
@@ -336,7 +337,7 @@ export class Interception {
       c.backend = core.shared.attached.get({ ...c.backend, mac: core.shared.strings.get(frame.eth.src), ofport: inPort });
       if (!c.acceptedSynAck) {
         c.acceptedSynAck = core.shared.synAck.get(summarise(tcp.options, tcp.flagSet));
-        core.parts.move.prepare(c);
+        core.parts.move.serverAccepted(c);
       }
       core.learning.learnHost(ip.src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
     }

@@ -9,7 +9,7 @@ import { buildArpFrame, buildNeighborSolicitation, isIpv6Address, seqAdd, seqSub
 import { clientIsn, type Connection } from './connection.ts';
 import { EngineError, type ConnectionView, type EngineCore } from './engine-core.ts';
 import { deleteBypassFlow, deleteFreezeFlows, freezeFlows, legFlow, type Attached } from './flow-plan.ts';
-import { compareSynAcks, summarise, type SynAckSummary } from './option-policy.ts';
+import { compareSynAcks, replayedSynOffer, summarise, type SynAckSummary } from './option-policy.ts';
 import { replayAck, replaySyn, resetFor } from './segments.ts';
 import { addressFor, type BackendConfig } from './service-config.ts';
 
@@ -136,9 +136,12 @@ export class Mover {
   }
 
   /**
-   * speculativeReplay: once server 1 has answered the client's SYN (its options are known), the
-   * same SYN goes to migrateTo, so a MIGRATE verdict finds that leg half-open. The first data
-   * segment starts right after the client's ISN, so the replay's ISN is the client's own.
+   * speculativeReplay: the client's SYN, as server 1 gets it, goes to migrateTo too, from the start,
+   * so a MIGRATE verdict on the first data segment finds that leg's SYN-ACK in (its round trip
+   * overlaps server 1's and the client's; opened at server 1's SYN-ACK, a verdict given at once, as
+   * the built-in matcher's is, often waited for it). The first data segment starts right after the
+   * client's ISN, so the replay's ISN is the client's own. Called again at server 1's SYN-ACK
+   * (serverAccepted) for a connection whose target was not located at its SYN.
    */
   prepare(c: Connection): void {
     const core = this.core;
@@ -158,6 +161,19 @@ export class Mover {
     core.table.indexBackend(c, target);
     core.stats.speculativeOpened++;
     core.packetOut(c, c.prepared.syn, target.ofport, c.client.ofport);
+  }
+
+  /**
+   * Server 1's SYN-ACK is in (c.acceptedSynAck). A leg that offered more than server 1 accepted (a
+   * SYN-cookie SYN-ACK without window scaling, say) is reset: the target could agree to what the
+   * client never got; a verdict's replay then offers only what server 1 accepted. No leg yet: one
+   * is opened now, offering just that.
+   */
+  serverAccepted(c: Connection): void {
+    if (!c.prepared) { this.prepare(c); return; }
+    const full = replayedSynOffer(c.syn!, undefined);
+    const accepted = replayedSynOffer(c.syn!, c.acceptedSynAck);
+    if (!full.options.equals(accepted.options) || full.ecn !== accepted.ecn) this.abandon(c, 'server 1 accepted less than the SYN offered');
   }
 
   /** A segment from the prepared leg's target: its SYN-ACK is kept for the verdict; a RST ends the leg. */

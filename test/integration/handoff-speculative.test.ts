@@ -17,7 +17,7 @@ function defineSuite(label: string, prefix: string, patched: boolean): void {
     before(async function () {
       if (patched) await requirePatchedOvs(this);
       bed = await HandoffBed.create({ prefix, services: { speculativeReplay: true } });
-      // Server 2 located once (an ARP probe the first time): from then on every SYN-ACK of server 1 opens its leg at once.
+      // Server 2 located once (an ARP probe the first time): from then on every client's SYN opens its leg at once.
       const stop = bed.autoVerdict('MIGRATE');
       try { assert.equal((await bed.many(1, 10000)).ok, 1); } finally { stop(); }
     });

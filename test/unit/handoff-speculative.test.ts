@@ -1,11 +1,12 @@
-// speculativeReplay on a scripted switch: the handshake to migrateTo opened from server 1's SYN-ACK
-// on, used by a MIGRATE verdict to that backend, reset by anything else, and never a second path
+// speculativeReplay on a scripted switch: the handshake to migrateTo opened with the client's SYN
+// (reset if server 1 accepts less than it offered), used by a MIGRATE verdict to that backend, reset by anything else, and never a second path
 // for data (the prepared leg carries nothing but its SYN until a verdict takes it).
 import assert from 'node:assert/strict';
 import { EngineBed, CLIENT, S1, S2, S3, SYN_OPTIONS, outputs, CONN_TABLE } from '../lib/scripted-switch.ts';
 import { INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
 import { parseServices } from '../../controller/handoff/service-config.ts';
 import { REPLAY_TRIES } from '../../controller/handoff/move.ts';
+import { parseFrame } from '../../controller/packet/index.ts';
 
 const ISN = 1000;
 const S1_ISN = 5000;
@@ -14,16 +15,24 @@ const HELD = { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, p
 const tick = () => new Promise((r) => setImmediate(r));
 const to = (n: { ip: string; port: number }) => `${n.ip}:${n.port}`;
 
-/** SYN and server 1's SYN-ACK: the prepared SYN to server 2 goes out (after the locate's promise). */
-async function prepared(bed: EngineBed): Promise<number> {
+/** The client's SYN: it goes to server 1 and, prepared, to server 2 at once; then server 1's SYN-ACK (`s1Options`). */
+async function prepared(bed: EngineBed, s1Options = SYN_OPTIONS): Promise<number> {
   bed.from(CLIENT, S1, { flags: { syn: true }, seq: ISN, options: SYN_OPTIONS });
-  bed.from(S1, CLIENT, { flags: { syn: true, ack: true }, seq: S1_ISN, ack: ISN + 1, options: SYN_OPTIONS });
-  await tick();
   const outs = outputs(bed.sw.take());
-  const syn = outs.find((o) => o.tcp?.dst === to(S2));
-  assert.deepEqual(syn, { ports: [S2.ofport], inPort: CLIENT.ofport, tcp: { src: to(CLIENT), dst: to(S2), seq: ISN, ack: 0, flags: 'syn', payload: '' } }, 'the client\'s SYN, with its own ISN, to server 2');
+  assert.deepEqual(outs.map((o) => o.tcp?.dst), [to(S1), to(S2)], 'server 2\'s leg opens with the SYN, not after server 1\'s SYN-ACK');
+  assert.deepEqual(outs[1], { ports: [S2.ofport], inPort: CLIENT.ofport, tcp: { src: to(CLIENT), dst: to(S2), seq: ISN, ack: 0, flags: 'syn', payload: '' } }, 'the client\'s SYN, with its own ISN, to server 2');
   assert.equal(bed.engine.stats.speculativeOpened, 1);
+  bed.from(S1, CLIENT, { flags: { syn: true, ack: true }, seq: S1_ISN, ack: ISN + 1, options: s1Options });
+  await tick();
   return bed.engine.connections()[0].id;
+}
+
+/** What went out since, less server 1's SYN-ACK passed on to the client. */
+function sentBesidesSynAck(bed: EngineBed) {
+  const outs = outputs(bed.sw.take());
+  const synAck = outs.filter((o) => o.tcp?.src === to(S1) && o.tcp.flags === 'ack,syn');
+  assert.equal(synAck.length, 1, 'server 1\'s SYN-ACK on to the client');
+  return outs.filter((o) => !synAck.includes(o));
 }
 
 function holdFirstSegment(bed: EngineBed, id: number, segment = HELD): void {
@@ -53,6 +62,7 @@ describe('speculative replay (scripted switch)', () => {
   it('MIGRATE after server 2 answered: no second SYN; the ACK, the flows and the held segment go out at once', async () => {
     bed = await EngineBed.create({ service: { speculativeReplay: true } });
     const id = await prepared(bed);
+    sentBesidesSynAck(bed);
     bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
     assert.deepEqual(outputs(bed.sw.take()), [], 'server 2\'s SYN-ACK is kept, not answered (its socket stays out of accept())');
     holdFirstSegment(bed, id);
@@ -170,6 +180,7 @@ describe('speculative replay (scripted switch)', () => {
   it('server 2 refusing the prepared SYN (RST) ends the leg quietly; a MIGRATE then replays afresh', async () => {
     bed = await EngineBed.create({ service: { speculativeReplay: true } });
     const id = await prepared(bed);
+    sentBesidesSynAck(bed);
     bed.from(S2, CLIENT, { flags: { rst: true, ack: true }, seq: 0, ack: ISN + 1 });
     assert.deepEqual(outputs(bed.sw.take()), []);
     holdFirstSegment(bed, id);
@@ -178,6 +189,29 @@ describe('speculative replay (scripted switch)', () => {
     await tick();
     assert.deepEqual(outputs(bed.sw.take()).map((o) => [o.tcp?.dst, o.tcp?.flags]), [[to(S2), 'syn']]);
     assert.deepEqual([bed.engine.stats.speculativeUsed, bed.engine.stats.speculativeAbandoned], [0, 1]);
+  });
+
+  it('server 1 accepting less than the SYN offered (no window scaling: a SYN cookie, say) resets the leg; a MIGRATE replays offering only what server 1 accepted', async () => {
+    bed = await EngineBed.create({ service: { speculativeReplay: true } });
+    const id = await prepared(bed, SYN_OPTIONS.filter((o) => o.kind !== 'wscale'));
+    const reset = sentBesidesSynAck(bed);
+    assert.deepEqual(reset.map((o) => [o.tcp?.flags, o.tcp?.seq]), [['rst', ISN + 1]], 'server 2\'s half-open leg reset at its RCV.NXT');
+    assert.equal(bed.engine.stats.speculativeAbandoned, 1);
+    holdFirstSegment(bed, id);
+    bed.sw.take();
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    const syn = bed.sw.packetOuts().map((p) => parseFrame(p.data)).find((f) => f.ok && f.value.tcp?.flagSet.syn);
+    assert.ok(syn?.ok, 'a fresh replay SYN');
+    assert.deepEqual(syn.value.tcp!.options.map((o) => o.kind).filter((k) => k !== 'nop' && k !== 'eol'), ['mss', 'sack_permitted'], 'no window scaling offered');
+    assert.equal(bed.engine.stats.speculativeUsed, 0);
+  });
+
+  it('server 1 accepting all the SYN offered keeps the leg (nothing more goes to server 2)', async () => {
+    bed = await EngineBed.create({ service: { speculativeReplay: true } });
+    await prepared(bed);
+    assert.deepEqual(sentBesidesSynAck(bed), []);
+    assert.equal(bed.engine.stats.speculativeAbandoned, 0);
   });
 
   it('a target not located yet gets no speculative SYN and no probe (a target that is down must not cost a broadcast per connection)', async () => {
