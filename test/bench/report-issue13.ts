@@ -1,6 +1,7 @@
 // Rendering of the issue-13 cases (profile: where a setup spends its time; scale: many live
 // migrated connections) into the generated part of docs/benchmarks.md; called by report.ts.
-import type { AllResults, Meta } from './report.ts';
+import type { AllResults, Entry, Meta } from './report.ts';
+import type { ScaleResult } from './scale.ts';
 
 const f = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(d));
 const k = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : Math.round(x).toLocaleString('en'));
@@ -60,10 +61,9 @@ export function renderProfile(all: AllResults, L: string[]): void {
   }
 }
 
-export function renderScale(all: AllResults, L: string[]): void {
-  const e = all.scale;
+export function renderScale(e: Entry<ScaleResult> | undefined, L: string[], title: string): void {
   if (!e) return;
-  L.push('### 7. Many live migrated connections (scale)');
+  L.push(title);
   L.push('');
   if (e.error) { L.push(`Failed: ${e.error}`); L.push(''); return; }
   const s = e.result!;
@@ -106,13 +106,15 @@ export function renderScale(all: AllResults, L: string[]): void {
 
 /** Rows for the summary table: the issue-13 yardsticks as measured by the scale case. */
 export function summaryRows(all: AllResults): string[] {
-  const s = all.scale?.result;
-  if (!s) return [];
-  const last = s.levels.at(-1);
-  if (!last) return [];
-  return [
-    `| live migrated connections held, every one answering a probe | ${k(last.probe.answered)} of ${k(last.open)} | 10,000 | ${last.probe.answered >= 10000 ? 'met' : '**missed**'}${s.broke ? ' (teardown: see §7)' : ''} |`,
-    `| MIGRATE setups/s ÷ not intercepted, at ${s.levels.map((x) => k(x.open)).join(' / ')} live | ${s.levels.map((x) => f(x.plainRatePerSec ? x.ratePerSec / x.plainRatePerSec : undefined)).join(' / ')} | ≥ 0.4 | ${s.levels.every((x) => x.plainRatePerSec && x.ratePerSec / x.plainRatePerSec >= 0.4) ? 'met' : '**missed**'} |`,
-    `| controller heap per migrated connection at ${k(last.open)} live | ${k(last.heapPerConnB)} B | ≤ 1 KiB | ${last.heapPerConnB <= 1024 ? 'met' : '**missed**'} |`,
-  ];
+  return [[all.scale, '§7'] as const, [all.scaleConntrack, '§7b'] as const].flatMap(([e, sec]) => {
+    const s = e?.result;
+    const last = s?.levels.at(-1);
+    if (!s || !last) return [];
+    const mode = (s.options.migrateVia ?? 'flows') === 'conntrack' ? 'in conntrack' : 'with flows';
+    return [
+      `| live migrated connections held (${mode}, ${sec}), every one answering a probe | ${k(last.probe.answered)} of ${k(last.open)} | 10,000 | ${last.probe.answered >= 10000 ? 'met' : '**missed**'}${s.broke ? ` (teardown: see ${sec})` : ''} |`,
+      `| MIGRATE setups/s (${mode}) ÷ not intercepted, at ${s.levels.map((x) => k(x.open)).join(' / ')} live | ${s.levels.map((x) => f(x.plainRatePerSec ? x.ratePerSec / x.plainRatePerSec : undefined)).join(' / ')} | ≥ 0.4 | ${s.levels.every((x) => x.plainRatePerSec && x.ratePerSec / x.plainRatePerSec >= 0.4) ? 'met' : '**missed**'} |`,
+      `| controller heap per migrated connection (${mode}) at ${k(last.open)} live | ${k(last.heapPerConnB)} B | ≤ 1 KiB | ${last.heapPerConnB <= 1024 ? 'met' : '**missed**'} |`,
+    ];
+  });
 }

@@ -1,6 +1,6 @@
 // `npm run bench`: runs the side-by-side benchmarks and writes their results into
 // docs/benchmarks.md (generated region only) and docs/img/benchmarks.png.
-//   tsx test/bench/run-all.ts [--quick] [--only datapath,latency,setup,memory,ofrate,flood,profile,scale] [--scale-via flows|conntrack] [--scale-levels N,N] [--no-write] [--render]
+//   tsx test/bench/run-all.ts [--quick] [--only datapath,latency,setup,memory,ofrate,flood,profile,scale] [--scale-via flows|conntrack|flows,conntrack] [--scale-levels N,N] [--no-write] [--render]
 // Needs root. Runs itself in a network namespace of its own (see inOwnNetns below).
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -30,15 +30,16 @@ const quick = argv.includes('--quick');
 const write = !argv.includes('--no-write');
 const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] ?? '' : DEFAULT_ORDER;
 const only = onlyArg.split(',').map((s) => s.trim()).filter(Boolean) as Name[];
-// §7's service: its MIGRATE verdicts in flows (default) or in the switch's conntrack (migrateVia).
-const scaleVia = (argv.includes('--scale-via') ? argv[argv.indexOf('--scale-via') + 1] : 'flows') as 'flows' | 'conntrack';
-if (scaleVia !== 'flows' && scaleVia !== 'conntrack') { console.error(`--scale-via: '${scaleVia}' is not flows or conntrack`); process.exit(2); }
+// §7's service: its MIGRATE verdicts in flows (default; stored as §7) and/or in the switch's conntrack (migrateVia; §7b).
+const scaleViaArg = argv.includes('--scale-via') ? argv[argv.indexOf('--scale-via') + 1] ?? '' : 'flows';
+const scaleVias = [...new Set(scaleViaArg.split(',').map((s) => s.trim()))] as Array<'flows' | 'conntrack'>;
+if (!scaleVias.length || scaleVias.some((v) => v !== 'flows' && v !== 'conntrack')) { console.error(`--scale-via: '${scaleViaArg}' is not flows, conntrack or flows,conntrack`); process.exit(2); }
 // §7's levels, for a quick look at one size (e.g. `--scale-levels 2000` with TM_BENCH_HEAPSNAPSHOT=<dir>).
 const scaleLevelsArg = argv.includes('--scale-levels') ? argv[argv.indexOf('--scale-levels') + 1] ?? '' : undefined;
 const scaleLevels = scaleLevelsArg?.split(',').map(Number);
 if (scaleLevels && (!scaleLevels.length || scaleLevels.some((n) => !Number.isInteger(n) || n < 1))) { console.error(`--scale-levels: '${scaleLevelsArg}' is not a comma-separated list of positive integers`); process.exit(2); }
 for (const n of only) if (!ALL.includes(n)) { console.error(`unknown benchmark '${n}'; choose from ${ALL.join(', ')}`); process.exit(2); }
-if (argv.includes('--help')) { console.log('usage: run-all.ts [--quick] [--only datapath,latency,setup,memory,ofrate,flood,profile,scale] [--scale-via flows|conntrack] [--scale-levels N,N] [--no-write] [--render]'); process.exit(0); }
+if (argv.includes('--help')) { console.log('usage: run-all.ts [--quick] [--only datapath,latency,setup,memory,ofrate,flood,profile,scale] [--scale-via flows|conntrack|flows,conntrack] [--scale-levels N,N] [--no-write] [--render]'); process.exit(0); }
 
 function machine(): string {
   return `Debian 12, ${cpus().length} cores (${cpus()[0]?.model?.trim() ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB, OVS 3.1 netdev datapath, Node ${process.versions.node}`;
@@ -66,7 +67,7 @@ function publish(previous: AllResults, fresh: AllResults): void {
   progress(`wrote ${DOC}${note ? ` (chart: ${note})` : ` and ${PNG}`}`);
 }
 
-async function step<T>(name: Name, fn: () => Promise<T>, all: AllResults): Promise<void> {
+async function step<T>(name: keyof AllResults, fn: () => Promise<T>, all: AllResults): Promise<void> {
   const loadBefore = loadavg();
   const t0 = Date.now();
   const mk = (): Meta => ({ date: new Date().toISOString().slice(0, 10), quick, machine: machine(), loadBefore, loadAfter: loadavg(), busy: busyNote(), durationS: Math.round((Date.now() - t0) / 1000) });
@@ -106,7 +107,12 @@ async function main(): Promise<void> {
       case 'memory': await step(name, () => runMemory({ points: quick ? [10000] : [10000, 100000], window: 256 }), fresh); break;
       case 'flood': await step(name, () => runFlood(quick ? { syns: 10000, rate: 2500, legitimate: 20, workers: 4 } : { syns: 50000, rate: 2500, legitimate: 40, workers: 4 }), fresh); break;
       case 'profile': await step(name, () => runProfile(quick ? { connections: 300, concurrency: 8, samplingUs: 200 } : { connections: 2000, concurrency: 8, samplingUs: 200 }), fresh); break;
-      case 'scale': await step(name, () => runScale({ ...(quick ? { levels: [200, 500], perClient: 250, concurrency: 16, teardownWaitS: 120 } : { levels: [1000, 5000, 10000], perClient: 2500, concurrency: 16, teardownWaitS: 900 }), ...(scaleLevels ? { levels: scaleLevels } : {}), migrateVia: scaleVia }), fresh); break;
+      case 'scale':
+        for (const via of scaleVias) {
+          const o = { ...(quick ? { levels: [200, 500], perClient: 250, concurrency: 16, teardownWaitS: 120 } : { levels: [1000, 5000, 10000], perClient: 2500, concurrency: 16, teardownWaitS: 900 }), ...(scaleLevels ? { levels: scaleLevels } : {}), migrateVia: via };
+          await step(via === 'conntrack' ? 'scaleConntrack' : 'scale', () => runScale(o), fresh);
+        }
+        break;
       case 'ofrate':
         if (!existsSync(OSKEN_MANAGER)) progress('note: python3-os-ken is not installed; only tcp-migrate will be measured (apt-get install python3-os-ken)');
         await step(name, () => runOfRate(quick ? { switches: 8, hosts: 200, seconds: 2, rounds: 1, window: 64 } : { switches: 16, hosts: 1000, seconds: 5, rounds: 3, window: 64 }), fresh);
