@@ -26,6 +26,13 @@ async function held(bed: EngineBed): Promise<number> {
   return id;
 }
 
+/** A FORWARD verdict for connection `id`, awaited until it is forwarded. */
+async function forwardOn(bed: EngineBed, id: number): Promise<void> {
+  const fwd = bed.waitEvent('forwarded');
+  bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+  await fwd;
+}
+
 /** A held connection moved to server 2 on the first segment (MIGRATE, server 2's SYN-ACK); returns its id. */
 async function migratedToS2(bed: EngineBed): Promise<number> {
   const id = await held(bed);
@@ -132,9 +139,7 @@ describe('handoff engine (scripted switch)', () => {
   it('releaseBeforeBarrier: the held segment follows the Flow-Mods on the channel, before the barrier', async () => {
     bed = await EngineBed.create();
     const id = await held(bed);
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
+    await forwardOn(bed, id);
     const kinds = bed.sw.take().map((m) => (m.type === 'flow_mod' ? m.command : m.type === 'packet_out' ? 'packet_out' : m.type));
     assert.deepEqual(kinds, ['add', 'add', 'packet_out']);
   });
@@ -238,9 +243,7 @@ describe('handoff engine (scripted switch)', () => {
   it('FORWARD: flows to server 1 and the held segment released through them', async () => {
     bed = await EngineBed.create();
     const id = await held(bed);
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
+    await forwardOn(bed, id);
     const sent = bed.sw.take();
     assert.equal(sent.filter((m) => m.type === 'flow_mod' && m.command === 'add' && m.priority === PRIORITY.connection).length, 2);
     assert.deepEqual(outputs(sent).map((o) => [o.ports, o.tcp?.payload]), [[[CONN_TABLE], 'hello']]);
@@ -250,9 +253,7 @@ describe('handoff engine (scripted switch)', () => {
   it('table keys: server 1 at the service address has no backend key (the client key reversed finds it); a migrated connection keeps server 2\'s only, and server 1\'s late segments still never reach the client', async () => {
     bed = await EngineBed.create();
     const fwd = await held(bed);
-    const forwarded = bed.waitEvent('forwarded');
-    bed.engine.verdict(fwd, { verdict: 'FORWARD', source: 'test' });
-    await forwarded;
+    await forwardOn(bed, fwd);
     assert.deepEqual(bed.engine.table.sizes(), { connections: 1, clientKeys: 1, backendKeys: 0, halfOpen: 0, halfOpenSources: 0 });
     bed.sw.take();
     // Server 1's segment (before its flows took over, say) is still the connection's: passed on through them.
@@ -389,9 +390,7 @@ describe('handoff engine (scripted switch)', () => {
     for (let i = 0; i < MAX_QUEUE + 8; i++) bed.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6 + i, ack: S1_ISN + 1, payload: String.fromCharCode(65 + (i % 26)) });
     bed.from(CLIENT, S1, { ...HELD, payload: 'hello, longer' }); // a retransmission of the held one, longer: kept instead
     assert.deepEqual(bed.sw.take(), []);
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
+    await forwardOn(bed, id);
     const outs = outputs(bed.sw.take());
     assert.equal(outs.length, 1 + MAX_QUEUE);
     assert.equal(outs[0].tcp?.payload, 'hello, longer');
@@ -427,9 +426,7 @@ describe('handoff engine (scripted switch)', () => {
   it('an idle FLOW_REMOVED frees a forwarded connection', async () => {
     bed = await EngineBed.create();
     const id = await held(bed);
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
+    await forwardOn(bed, id);
     bed.engine.flowRemoved(bed.sw.asChannel(), { type: 'flow_removed', xid: 0, cookie: connCookie(id), priority: PRIORITY.connection, reason: 0, tableId: 0, durationSec: 1, durationNsec: 0, idleTimeout: 60, hardTimeout: 0, packetCount: 0n, byteCount: 0n, match: {} });
     assert.equal(bed.engine.table.size, 0);
   });
@@ -486,9 +483,7 @@ describe('handoff engine (scripted switch)', () => {
   it('midStream false: a forwarded connection cannot be moved (409)', async () => {
     bed = await EngineBed.create({ service: { midStream: false } });
     const id = await held(bed);
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
+    await forwardOn(bed, id);
     await assert.rejects(bed.engine.migrate(id, 'server2'), (e: Error & { status?: number }) => e.status === 409 && /does not allow mid-stream/.test(e.message));
     await closeAndCheckGone(bed, id);
   });
@@ -496,9 +491,7 @@ describe('handoff engine (scripted switch)', () => {
   it('mid-stream: freeze flow, the next data segment is the boundary, the move composes with the current delta', async () => {
     bed = await EngineBed.create();
     const id = await held(bed);
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
+    await forwardOn(bed, id);
     bed.sw.take();
     await bed.engine.migrate(id, 'server2');
     assert.equal(bed.conn(id)?.phase, 'freezing');
@@ -535,9 +528,7 @@ describe('handoff engine (scripted switch)', () => {
   it('a switch that disconnects: held segments are given up (the client retransmits), flows reinstalled when it returns empty', async () => {
     bed = await EngineBed.create();
     const fwdId = await held(bed);
-    const fwd = bed.waitEvent('forwarded');
-    bed.engine.verdict(fwdId, { verdict: 'FORWARD', source: 'test' });
-    await fwd;
+    await forwardOn(bed, fwdId);
     const heldId = bed.handshake({ ...CLIENT, port: 40010 });
     bed.from({ ...CLIENT, port: 40010 }, S1, HELD);
     assert.equal(bed.conn(heldId)?.phase, 'held');
