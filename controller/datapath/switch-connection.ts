@@ -52,7 +52,6 @@ export class SwitchConnection extends EventEmitter {
   private rx: Buffer = Buffer.alloc(0);
   private nextXid = 1;
   private readonly pending = new Map<number, Pending>();
-  /** xids of fire-and-forget messages sent since the last barrier, so a later error can name its request. */
   /**
    * xid → type of each message sent since the last barrier, to name it in an error. Only the type:
    * a switch that is never sent a barrier (Packet-Outs alone) keeps up to the bound's worth of

@@ -141,11 +141,6 @@ export interface Connection {
 export type ConnectionInit = Pick<Connection, 'id' | 'service' | 'sw' | 'dpid' | 'mode' | 'client' | 'serviceL2' | 'backend' | 'backendName' | 'phase' | 'track' | 'ackDelta' | 'createdAt' | 'migrations'>
   & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled' | 'leftBackend' | 'leftSeq' | 'conntrack'>>;
 
-/**
- * Every connection gets every field at creation, in one order: one hidden class for all of them,
- * with the fields inside the object. Fields added later would go to a separate, over-allocated
- * property store: about 200 bytes more per connection.
- */
 /** The client's ISN (from its SYN record; none for a connection adopted without its handshake). */
 export function clientIsn(c: Pick<Connection, 'syn'>): number | undefined {
   return c.syn === undefined ? undefined : c.syn.isn >>> 0;
@@ -156,6 +151,11 @@ export function inConntrackOnly(c: Pick<Connection, 'conntrack'>): boolean {
   return c.conntrack === 'forwards' || c.conntrack === 'migrated';
 }
 
+/**
+ * Every connection gets every field at creation, in one order: one hidden class for all of them,
+ * with the fields inside the object. Fields added later would go to a separate, over-allocated
+ * property store: about 200 bytes more per connection.
+ */
 export function makeConnection(i: ConnectionInit): Connection {
   return {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,

@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { EngineBed, S1 } from '../lib/scripted-switch.ts';
+import { CLIENT, EngineBed, S1, S2, SYN_OPTIONS } from '../lib/scripted-switch.ts';
 import { SwitchConnection } from '../../controller/datapath/switch-connection.ts';
 import { encodeMessage, OFP_NO_BUFFER, OFP_VERSION, type OfpMessage } from '../../controller/openflow/index.ts';
 import { buildTcpFrame, parseFrame } from '../../controller/packet/index.ts';
@@ -159,4 +159,64 @@ describe('handoff engine: memory per half-open connection (SYN flood)', function
     assert.ok(mean(leftPerEntry) <= LEFT_PER_ENTRY_MAX, `memory left once the entries are gone: ${mean(leftPerEntry).toFixed(0)} B per entry fed (rounds: ${leftPerEntry.map((x) => x.toFixed(0)).join(', ')}), at most ${LEFT_PER_ENTRY_MAX} B; `
       + `still known then: ${bed.learning.hosts.size} host addresses in the learning switch (the flood's spoofed sources among them), table ${JSON.stringify(engine.table.sizes())}`);
   });
+});
+
+/** Migrated connections per round, from a few client addresses (as clients behind a few hosts are). */
+const MIGRATED = 3000;
+const WARM = 600;
+
+describe('handoff engine: memory per live migrated connection', function () {
+  this.timeout(120000);
+  let bed: EngineBed | undefined;
+  before(function () {
+    if (!gc) throw new Error('global.gc is not exposed: run through test/run.mjs (it gives mocha --expose-gc)');
+  });
+  afterEach(() => { bed?.engine.stop(); bed = undefined; });
+
+  /** Opens and migrates connections [from, to) on the first segment; each stays open on server 2. */
+  async function migrate(b: EngineBed, from: number, to: number): Promise<void> {
+    for (let i = from; i < to; i++) {
+      const client = { ...CLIENT, ip: `10.1.0.${i % 4}`, port: 1024 + Math.floor(i / 4) };
+      const id = b.handshake(client, 1000 + i, 5000);
+      b.from(client, S1, { flags: { ack: true, psh: true }, seq: 1001 + i, ack: 5001, payload: 'hello' });
+      const migrated = b.waitEvent('migrated');
+      b.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+      await new Promise((r) => setImmediate(r));
+      // Server 2's SYN-ACK for the replay: a sequence space past 2^31 half the time (a delta ≥ 2^31 must not cost more).
+      b.from(S2, client, { flags: { syn: true, ack: true }, seq: Math.imul(i + 1, 2654435761) >>> 0, ack: 1001 + i, options: SYN_OPTIONS });
+      await migrated;
+      // What the engine sent is the switch's, not the controller's memory; the bed's event log is the test's.
+      b.sw.take();
+      b.events.length = 0;
+    }
+    await b.sw.barrier();
+    // Server 1's RST is repeated for a while after each move (a timer and a frame each): measured
+    // once every repeat is done, what stays is the connection itself.
+    const t0 = Date.now();
+    while ([...b.engine.table.all()].some((c) => c.resetRepeats)) {
+      assert.ok(Date.now() - t0 < 10_000, 'the RST repeats to server 1 end');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  for (const migrateVia of ['flows', 'conntrack'] as const) {
+    it(`${MIGRATED.toLocaleString('en')} connections migrated (${migrateVia}) cost ≤ ${PER_ENTRY_MAX} B of heap each`, async () => {
+      bed = await EngineBed.create({
+        service: { migrateVia, idleTimeout: 3600 },
+        opts: { maxConnections: 4 * MIGRATED, handshakeTimeoutMs: 3_600_000, conntrackZone: 77 } as Partial<EngineOptions>,
+      });
+      // Warm-up: code compiled, the tables past their first growth steps.
+      await migrate(bed, 0, WARM);
+      const before = used();
+      await migrate(bed, WARM, WARM + MIGRATED);
+      const after = used();
+      const views = bed.engine.connections();
+      assert.equal(views.length, WARM + MIGRATED);
+      assert.ok(views.every((v) => v.phase === 'forwarded' && v.backend === 'server2'), 'every one migrated and open');
+      assert.equal(views.filter((v) => v.conntrack).length, migrateVia === 'conntrack' ? views.length : 0);
+      const per = (after.heap - before.heap) / MIGRATED;
+      console.log(`      ${MIGRATED} migrated connections (${migrateVia}): +${per.toFixed(0)} B heap each; table ${JSON.stringify(bed.engine.table.sizes())}`);
+      assert.ok(per <= PER_ENTRY_MAX, `heap per migrated connection: ${per.toFixed(0)} B, budget ${PER_ENTRY_MAX} B`);
+    });
+  }
 });
