@@ -200,6 +200,9 @@ export class SwitchAdoption {
     const core = this.core;
     core.clearTimer(c, 'verdict');
     core.clearTimer(c, 'freeze');
+    // A move being spliced (the target answered, the connection is on it in memory, its flows await
+    // the switch's confirmation) stands: the splice settles it (move.ts) when that confirmation fails.
+    if (c.replay?.targetIsn !== undefined && c.backend === c.replay.target) return;
     if (c.replay?.timer) clearTimeout(c.replay.timer);
     const wasMoving = !!c.move;
     c.move = undefined;

@@ -6,7 +6,7 @@
 import { OFPP } from '../openflow/index.ts';
 import { OpenFlowError } from '../datapath/switch-connection.ts';
 import { buildArpFrame, buildNeighborSolicitation, isIpv6Address, seqAdd, seqSub, type ParsedFrame } from '../packet/index.ts';
-import { clientIsn, type Connection } from './connection.ts';
+import { clientIsn, NONE, type Connection, type MoveRequest, type Replay } from './connection.ts';
 import { EngineError, type ConnectionView, type EngineCore } from './engine-core.ts';
 import { deleteBypassFlow, deleteFreezeFlows, freezeFlows, legFlow, type Attached } from './flow-plan.ts';
 import { compareSynAcks, replayedSynOffer, summarise, type SynAckSummary } from './option-policy.ts';
@@ -319,9 +319,11 @@ export class Mover {
         // backend is reset all the same, its RST going out through the switch's new channel (the
         // repeats wait for it); without it, that backend would keep an ESTABLISHED socket for ever.
         this.resetOldBackend(c, old.backend, held.seq);
-        if (c.move === move) c.move = undefined;
-        if (c.replay === r) c.replay = undefined;
+        // Released only after the confirmation (releaseBeforeBarrier false): the held segment is given
+        // up, the client sends it again, and the reconciled flows carry it to the target.
+        if (c.phase === 'replaying') { c.held = undefined; c.queue = NONE; core.setPhase(c, 'forwarded'); }
         core.log.warn('switch gone before it confirmed a move\'s flows; the connection stays on its new backend, the old one is reset once the switch is back', { conn: c.id, from: old.name, to: c.backendName, error: (e as Error).message });
+        this.moved(c, move, r, old.name, ackDelta);
         return;
       }
     }
@@ -331,12 +333,18 @@ export class Mover {
     // seq == the old backend's RCV.NXT exactly: the held segment never reached it. Not while the
     // next move opens a leg to that very backend (its repeats are cancelled by then too).
     if (!(next && next.target.ip === old.backend.ip && next.target.port === old.backend.port)) this.resetOldBackend(c, old.backend, held.seq);
+    this.moved(c, move, r, old.name, ackDelta);
+  }
+
+  /** The move is done (its flows confirmed, or standing with the switch away): counted, its state cleared, reported. */
+  private moved(c: Connection, move: MoveRequest | undefined, r: Replay, from: string, ackDelta: number): void {
+    const core = this.core;
     const latencyMs = Date.now() - (move?.requestedAt ?? Date.now());
     core.stats.migrated++;
     if (c.move === move) c.move = undefined;
     if (c.replay === r) c.replay = undefined;
-    core.log.info('connection migrated', { conn: c.id, from: old.name, to: c.backendName, ackDelta, latencyMs, midStream: !!move?.midStream });
-    core.emit('migrated', core.describe(c), { from: old.name, to: c.backendName, latencyMs, midStream: !!move?.midStream, sid: move?.sid });
+    core.log.info('connection migrated', { conn: c.id, from, to: c.backendName, ackDelta, latencyMs, midStream: !!move?.midStream });
+    core.emit('migrated', core.describe(c), { from, to: c.backendName, latencyMs, midStream: !!move?.midStream, sid: move?.sid });
   }
 
   /**

@@ -587,7 +587,8 @@ describe('handoff engine (scripted switch)', () => {
       b.sw.barrierGate = undefined;
       b.sw.refuse = undefined;
       assert.equal(b.engine.stats.migrationFailures, 0, 'not taken for a failed move: the connection is on server 2 in memory');
-      assert.equal(b.conn(id)?.backend, 'server2');
+      assert.deepEqual([b.count('migration_failed'), b.count('migrated')], [0, 1], 'reported as the move it is, not as a failed one');
+      assert.deepEqual([b.conn(id)?.backend, b.conn(id)?.phase], ['server2', 'forwarded']);
       // Every repeat falls due while the switch is away; none may be given up.
       await new Promise((r) => setTimeout(r, RESET_REPEAT_MS[RESET_REPEAT_MS.length - 1] + 300));
       b.sw.connected = true;
