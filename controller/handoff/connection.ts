@@ -297,9 +297,10 @@ function atService(c: Pick<Connection, 'serviceL2'>, b: { ip: string; port: numb
   return b.ip === c.serviceL2.ip && b.port === c.serviceL2.port;
 }
 
-/** Whether one of the connection's backends (backendsOf) is at ip:port. */
+/** Whether one of the connection's backends (backendsOf) is at ip:port; on the Packet-In path, so without building the list. */
 function hadBackendAt(c: Connection, ip: string, port: number): boolean {
-  return backendsOf(c).some((b) => b.ip === ip && b.port === port);
+  const at = (b: L2L4 | undefined) => b !== undefined && b.ip === ip && b.port === port;
+  return at(c.backend) || c.retired.some(at) || at(c.replay?.target) || at(c.prepared?.target);
 }
 
 export function clientKey(c: Pick<Connection, 'client' | 'serviceL2'>): string {
