@@ -214,6 +214,10 @@ export class Interception {
    * Teardown learns of FIN/RST from these copies: only for the connection's current ends (a retired
    * backend's RST must not close it) and not for relayed connections, whose every packet arrives in
    * full. A segment that reaches the controller in full as well is tracked twice; tracking is idempotent.
+   * Nor from server 1 while a first-segment move replays away from it: its segments then never reach
+   * the client (fromBackend drops them), so its FIN or RST ends nothing; the move goes on and server 1
+   * gets its RST as usual. (A server whose application closes its listener when the move resets an
+   * earlier connection, as iperf3's does, resets the connections still in its accept queue.)
    */
   private flagCopy(sw: SwitchConnection, frame: ParsedFrame, inPort: number): void {
     const { table } = this.core;
@@ -227,6 +231,7 @@ export class Interception {
     }
     const s2c = table.fromBackend(ip.src, tcp.srcPort, ip.dst, tcp.dstPort);
     if (s2c && s2c.sw === sw && inPort === s2c.backend.ofport && ip.src === s2c.backend.ip && tcp.srcPort === s2c.backend.port && !this.core.relayed(s2c)) {
+      if (s2c.phase === 'replaying' && s2c.flowsInstalled === undefined) return;
       this.core.parts.teardown.trackSegment(s2c, 's2c', frame);
     }
   }

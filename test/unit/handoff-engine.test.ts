@@ -384,6 +384,26 @@ describe('handoff engine (scripted switch)', () => {
     assert.equal(bed.engine.table.size, 0);
   });
 
+  it('server 1 resetting the connection during a first-segment replay (its copy and the segment itself): the move goes on to server 2, the client never sees the RST', async () => {
+    bed = await EngineBed.create();
+    const id = await held(bed);
+    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    bed.sw.take();
+    // Server 1's application closed its listener, say, and its kernel resets what was in the accept queue.
+    const rst = { flags: { rst: true, ack: true }, seq: S1_ISN + 1, ack: ISN + 1 };
+    bed.from(S1, CLIENT, rst, interceptCookie(0, INTERCEPT_ROLE.flagCopy));
+    bed.from(S1, CLIENT, rst);
+    assert.equal(bed.conn(id)?.phase, 'replaying', 'the move goes on');
+    assert.ok(!outputs(bed.sw.take()).some((o) => o.ports.includes(CLIENT.ofport)), 'nothing of server 1 reaches the client');
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+    await migrated;
+    assert.deepEqual(outputs(bed.sw.take()).filter((o) => o.tcp?.payload === 'hello').map((o) => o.ports), [[CONN_TABLE]], 'the held segment goes on, to server 2');
+    assert.deepEqual([bed.conn(id)?.phase, bed.conn(id)?.backend, bed.engine.stats.migrationFailures], ['forwarded', 'server2', 0]);
+    await closeAndCheckGone(bed, id);
+  });
+
   it(`segments behind the held one queue (at most ${MAX_QUEUE}) and follow it in order`, async () => {
     bed = await EngineBed.create();
     const id = await held(bed);
