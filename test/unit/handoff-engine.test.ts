@@ -26,6 +26,14 @@ async function held(bed: EngineBed): Promise<number> {
   return id;
 }
 
+/** A held connection given a MIGRATE verdict: its SYN is replayed to server 2 (what was sent is left to the caller). Returns its id. */
+async function replaying(bed: EngineBed): Promise<number> {
+  const id = await held(bed);
+  bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+  await tick();
+  return id;
+}
+
 /** A FORWARD verdict for connection `id`, awaited until it is forwarded. */
 async function forwardOn(bed: EngineBed, id: number): Promise<void> {
   const fwd = bed.waitEvent('forwarded');
@@ -35,9 +43,7 @@ async function forwardOn(bed: EngineBed, id: number): Promise<void> {
 
 /** A held connection moved to server 2 on the first segment (MIGRATE, server 2's SYN-ACK); returns its id. */
 async function migratedToS2(bed: EngineBed): Promise<number> {
-  const id = await held(bed);
-  bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-  await tick();
+  const id = await replaying(bed);
   const migrated = bed.waitEvent('migrated');
   bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
   await migrated;
@@ -95,9 +101,7 @@ describe('handoff engine (scripted switch)', () => {
   for (const releaseBeforeBarrier of [true, false]) {
     it(`server 2 sending before the barrier reply is back (a server that speaks first, or closes at once): its segment takes the new flows (releaseBeforeBarrier ${releaseBeforeBarrier})`, async () => {
       bed = await EngineBed.create({ opts: { releaseBeforeBarrier } });
-      const id = await held(bed);
-      bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-      await tick();
+      const id = await replaying(bed);
       bed.sw.take();
       const migrated = bed.waitEvent('migrated');
       bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
@@ -215,9 +219,7 @@ describe('handoff engine (scripted switch)', () => {
 
   it('MIGRATE: replays the SYN to server 2, answers its SYN-ACK, installs shifted flows, releases the segment, resets server 1', async () => {
     bed = await EngineBed.create();
-    const id = await held(bed);
-    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-    await tick();
+    const id = await replaying(bed);
     const [replay] = outputs(bed.sw.take());
     assert.deepEqual(replay, { ports: [S2.ofport], inPort: CLIENT.ofport, tcp: { src: `${CLIENT.ip}:${CLIENT.port}`, dst: `${S2.ip}:${S2.port}`, seq: ISN, ack: 0, flags: 'syn', payload: '' } });
     assert.equal(bed.conn(id)?.phase, 'replaying');
@@ -301,9 +303,7 @@ describe('handoff engine (scripted switch)', () => {
 
   it('target refuses (RST): migration_failed, the segment goes to server 1', async () => {
     bed = await EngineBed.create();
-    const id = await held(bed);
-    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-    await tick();
+    const id = await replaying(bed);
     const failed = bed.waitEvent('migration_failed');
     bed.from(S2, CLIENT, { flags: { rst: true, ack: true }, seq: 0, ack: ISN + 1 });
     const [, info] = await failed as [unknown, { why: string }];
@@ -370,9 +370,7 @@ describe('handoff engine (scripted switch)', () => {
 
   it('a client RST during the replay: the move fails, the connection closes, the held segment is not released', async () => {
     bed = await EngineBed.create();
-    const id = await held(bed);
-    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-    await tick();
+    const id = await replaying(bed);
     bed.sw.take();
     const closed = bed.waitEvent('conn_closed');
     bed.from(CLIENT, S1, { flags: { rst: true }, seq: ISN + 6 });
@@ -386,9 +384,7 @@ describe('handoff engine (scripted switch)', () => {
 
   it('server 1 resetting the connection during a first-segment replay (its copy and the segment itself): the move goes on to server 2, the client never sees the RST', async () => {
     bed = await EngineBed.create();
-    const id = await held(bed);
-    bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-    await tick();
+    const id = await replaying(bed);
     bed.sw.take();
     // Server 1's application closed its listener, say, and its kernel resets what was in the accept queue.
     const rst = { flags: { rst: true, ack: true }, seq: S1_ISN + 1, ack: ISN + 1 };
@@ -483,9 +479,7 @@ describe('handoff engine (scripted switch)', () => {
   for (const policy of ['refuse', 'warn'] as const) {
     it(`a target with another window scale: ${policy === 'refuse' ? 'refused (RST to the target), stays on server 1' : 'migrates anyway (policy warn)'}`, async () => {
       bed = await EngineBed.create({ service: { options: { mismatch: policy } } });
-      const id = await held(bed);
-      bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
-      await tick();
+      const id = await replaying(bed);
       bed.sw.take();
       const done = bed.waitEvent(policy === 'refuse' ? 'migration_failed' : 'migrated');
       bed.from(S2, CLIENT, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: [{ kind: 'mss', value: 1460 }, { kind: 'wscale', shift: 9 }] });
