@@ -9,11 +9,12 @@ import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/sw
 import { inConntrackOnly, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
-  conntrackMigratedFlows, DEFAULT_CONNTRACK_ZONE, deleteConnectionFlows, deleteTransitFlows, flowsByConnection, interceptFlows, interceptsOver, probeFlows,
+  conntrackFinCopyFlows, conntrackMigratedFlows, DEFAULT_CONNTRACK_ZONE, deleteConnectionFlows, deleteTransitFlows, flowsByConnection, interceptFlows, interceptsOver, probeFlows,
   type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta, type SwitchMode,
 } from './flow-plan.ts';
 import { hasFlows } from './phases.ts';
 import { appCookie, APP_ID, cookieApp, connRoleOf, CONN_ROLE, COOKIE_APP_MASK } from '../cookies.ts';
+import { passesConntrack } from './conntrack.ts';
 import { planReconciliation } from './reconcile.ts';
 import { addressesOf, type ServiceConfig } from './service-config.ts';
 import type { Direction } from './tcp-state.ts';
@@ -250,6 +251,8 @@ export class SwitchAdoption {
     const fieldShift = core.fieldShifts.has(dpid);
     const zone = core.parts.conntrack.zone;
     return interceptsOver([
+      // Table 2 before the table-0 flows that send to it (a table miss there drops).
+      ...(core.services.some((s) => passesConntrack(s, fieldShift)) ? conntrackFinCopyFlows(zone) : []),
       ...core.services.flatMap((s, i) => interceptFor(s, i, zone, fieldShift)),
       ...(fieldShift && core.services.some((s) => s.migrateVia === 'conntrack') ? conntrackMigratedFlows(zone) : []),
     ], present);
@@ -269,7 +272,7 @@ export function interceptFor(s: ServiceConfig, index: number, conntrackZone = DE
   return interceptFlows({
     index, service: { ip: s.address, ...(s.address6 !== undefined && { ip6: s.address6 }), port: s.port },
     backends: s.backends.flatMap((b) => addressesOf(b).map((ip) => ({ ip, port: b.port }))),
-    ...((forward || nat) && { conntrackZone, conntrackForward: forward, conntrackNat: nat }),
+    ...(passesConntrack(s, fieldShift) && { conntrackZone, conntrackForward: forward, conntrackNat: nat }),
   });
 }
 

@@ -11,6 +11,16 @@ import {
   DEFAULT_CONNTRACK_FLOWS_AFTER_MS, DEFAULT_CONNTRACK_ZONE,
 } from './flow-plan.ts';
 import { isIdentity } from './relay.ts';
+import type { ServiceConfig } from './service-config.ts';
+
+/**
+ * Whether a service's traffic passes ct in table 0 on a switch whose shift actions can
+ * (`fieldShift`) or cannot take their delta from a field: it keeps FORWARD verdicts in conntrack, or
+ * MIGRATE verdicts where the switch can.
+ */
+export function passesConntrack(s: ServiceConfig, fieldShift: boolean): boolean {
+  return s.forwardVia === 'conntrack' || (s.migrateVia === 'conntrack' && fieldShift);
+}
 
 export class ConntrackForwarding {
   /**
@@ -70,6 +80,15 @@ export class ConntrackForwarding {
     this.core.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort: c.client.ofport, actions: conntrackMigrateActions(this.zone, this.core.flowSpec(c)), data: frame }]);
   }
 
+  /**
+   * Whether the switch keeps this connection's server FIN from the controller (conntrackFinCopyFlows):
+   * its conntrack entry carries a verdict and its service's traffic passes ct. Teardown then ends it
+   * at its client's FIN.
+   */
+  serverFinUncopied(c: Connection): boolean {
+    return c.conntrack !== undefined && passesConntrack(c.service, this.core.fieldShifts.has(c.dpid));
+  }
+
   /** Why a connection cannot move now, or undefined: one migrated in conntrack stays where it went (its entry's NAT cannot change). */
   refusesMove(c: Connection): string | undefined {
     if (c.conntrack !== 'migrated') return undefined;
@@ -96,11 +115,9 @@ export class ConntrackForwarding {
    * forwarding it, only its listing and a later move are lost.
    */
   armTimer(c: Connection): void {
-    if (this.flowsAfterMs > 0) {
-      this.core.setTimer(c, 'idle', this.flowsAfterMs, () => { if (c.phase === 'forwarded') this.giveFlows(c); });
-      return;
-    }
-    this.watch(c);
+    if (this.flowsAfterMs > 0) this.core.setTimer(c, 'idle', this.flowsAfterMs, () => { if (c.phase === 'forwarded') this.giveFlows(c); });
+    else this.watch(c);
+    this.core.parts.teardown.endIfClientClosed(c);
   }
 
   /** From now, `c` is forgotten after its service's idle timeout unless seen again (seen()). */

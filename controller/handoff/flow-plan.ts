@@ -16,10 +16,12 @@ import { isIpv6Address } from '../packet/addr.ts';
  * set of copy flows per service instead of four per connection. Table 1 holds each connection's
  * two flows (and a mid-stream move's freeze flows) above the intercept flows that send everything
  * else of a service to the controller. Other traffic (the learning switch) stays in table 0.
+ * Table 2 (services that pass conntrack only): a backend's FIN, after ct, is copied to the
+ * controller unless its connection is kept in conntrack (conntrackFinCopyFlows).
  */
-export const TABLE = { steer: 0, connection: 1 } as const;
+export const TABLE = { steer: 0, connection: 1, finCopy: 2 } as const;
 /** `transit` (table 0) is above the service's steer and FIN/RST-copy flows: a transit switch neither intercepts nor copies. */
-export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, conntrack: 120, conntrackReply: 121, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302 } as const;
+export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, conntrack: 120, conntrackReply: 121, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302, finCopy: 100, finCopySkip: 120 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
@@ -454,9 +456,33 @@ function conntrackForwardFlows(cookie: bigint, zone: number, toService: Match[],
 }
 
 /**
+ * Table 2, shared by every service that passes conntrack: a backend's FIN arrives here after ct (a
+ * migrated-in-conntrack connection's un-NATed) and goes on to table 1, copied to the controller
+ * first unless its conntrack entry carries a verdict (FORWARD or MIGRATE in conntrack). The
+ * controller ends such a connection at its client's FIN instead (Teardown): one Packet-In fewer per
+ * connection. The copy is taken after ct, but of a connection with no NAT in its entry, so it still
+ * carries the addresses the connection is known by. Its cookie is a FIN/RST copy's.
+ */
+export function conntrackFinCopyFlows(zone: number): OfpMessage[] {
+  const cookie = interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy);
+  const on: Action = { type: 'nx_resubmit', inPort: OFPP.IN_PORT, tableId: TABLE.connection };
+  const flow = (priority: number, match: Match, actions: Action[]): OfpMessage =>
+    flowMod({ command: 'add', tableId: TABLE.finCopy, priority, cookie, match, instructions: [{ type: 'apply_actions', actions }] });
+  return [
+    flow(PRIORITY.finCopy, {}, [toController(FLAG_COPY_LEN), on]),
+    flow(PRIORITY.finCopySkip, trackedMatch(zone, CT_FORWARDED), [on]),
+    flow(PRIORITY.finCopySkip, migratedMatch(zone), [on]),
+  ];
+}
+
+/** tcp_flags=+fin-rst: a segment with both is the RST copy flow's, which copies it always. */
+const FIN_NOT_RST = { value: TCP_FIN, mask: TCP_FIN | TCP_RST };
+
+/**
  * A service's flows: in table 0, its traffic (client → service, and anything from a backend's
  * service port) steered to table 1, FIN/RST segments copied to the controller first (truncated:
- * only the headers matter); in table 1, below the connections' flows, the rest to the controller.
+ * only the headers matter; a service that passes conntrack: a backend's FIN through table 2,
+ * conntrackFinCopyFlows); in table 1, below the connections' flows, the rest to the controller.
  */
 export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   const cookie = interceptCookie(s.index);
@@ -475,9 +501,10 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   matches.push(...fromBackends);
   const zone = s.conntrackZone;
   // Through conntrack on the way to table 1 (applying a migrated connection's NAT), or straight there.
+  const ct = (table: number): Action => ({ type: 'nx_ct', zone: zone!, table, ...(s.conntrackNat && { actions: [{ type: 'nx_nat' }] }) });
   const toConnTable: Instruction = zone === undefined
     ? { type: 'goto_table', tableId: TABLE.connection }
-    : { type: 'apply_actions', actions: [{ type: 'nx_ct', zone, table: TABLE.connection, ...(s.conntrackNat && { actions: [{ type: 'nx_nat' }] }) }] };
+    : { type: 'apply_actions', actions: [ct(TABLE.connection)] };
   const flows: OfpMessage[] = [];
   // A backend's SYN-ACK goes up through a flow of its own. Same action, but the datapath flow it
   // leaves behind then matches SYN segments only: the backend's first data segment after the
@@ -489,6 +516,14 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   for (const match of matches) {
     flows.push(flowMod({ command: 'add', tableId: TABLE.steer, priority: PRIORITY.steer, cookie, match, instructions: [toConnTable] }));
     for (const flag of [TCP_FIN, TCP_RST]) {
+      if (zone !== undefined && flag === TCP_FIN && fromBackends.includes(match)) {
+        // Through ct to table 2, which copies it unless its connection is kept in conntrack.
+        flows.push(flowMod({
+          command: 'add', tableId: TABLE.steer, priority: PRIORITY.flagCopy, cookie: copyCookie, match: { ...match, tcpFlags: FIN_NOT_RST },
+          instructions: [{ type: 'apply_actions', actions: [ct(TABLE.finCopy)] }],
+        }));
+        continue;
+      }
       flows.push(flowMod({
         command: 'add', tableId: TABLE.steer, priority: PRIORITY.flagCopy, cookie: copyCookie, match: { ...match, tcpFlags: { value: flag, mask: flag } },
         instructions: toConnTable.type === 'goto_table'

@@ -345,6 +345,8 @@ export class Mover {
     if (c.replay === r) c.replay = undefined;
     core.log.info('connection migrated', { conn: c.id, from, to: c.backendName, ackDelta, latencyMs, midStream: !!move?.midStream });
     core.emit('migrated', core.describe(c), { from, to: c.backendName, latencyMs, midStream: !!move?.midStream, sid: move?.sid });
+    // Migrated in conntrack, its client's FIN already seen (with the held data): it ends now.
+    core.parts.teardown.endIfClientClosed(c);
   }
 
   /**
@@ -416,6 +418,8 @@ export class Mover {
     else {
       if (frozen) core.send(c, deleteFreezeFlows(core.flowIdentity(c)));
       if (c.phase !== 'closing') core.setPhase(c, 'forwarded');
+      // Still kept in conntrack: a client FIN seen during the move ends it now.
+      core.parts.teardown.endIfClientClosed(c);
     }
   }
 

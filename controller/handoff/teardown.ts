@@ -14,6 +14,7 @@ import { bothFinSent, observe, segmentInfo, type Direction } from './tcp-state.t
 const RECENTLY_CLOSED_MS = 60000;
 const RECENTLY_CLOSED_MAX = 65536;
 const OFPRR_IDLE_TIMEOUT = 0;
+const CLIENT_CLOSED_IN_CONNTRACK = "closed by the client (kept in conntrack: the server's FIN is not copied)";
 
 export class Teardown {
   private readonly recentlyClosed = new Map<string, number>();
@@ -39,6 +40,18 @@ export class Teardown {
     }
     if (c.phase === 'closing' || c.phase === 'closed') return;
     if (frame.tcp!.flagSet.rst || bothFinSent(c.track)) this.closeSoon(c, frame.tcp!.flagSet.rst ? 'reset' : 'closed by both ends');
+    else this.endIfClientClosed(c);
+  }
+
+  /**
+   * A connection whose server FIN the switch does not copy (kept in conntrack:
+   * ConntrackForwarding.serverFinUncopied) ends at its client's FIN, seen now or before its verdict
+   * went to conntrack (with the held data). Whatever the server still sends, its conntrack entry
+   * forwards; the controller only forgets it sooner. Not during a move, which takes it out of conntrack.
+   */
+  endIfClientClosed(c: Connection): void {
+    if (c.phase !== 'forwarded' || c.track.clientFinSeq === undefined || c.move || c.replay) return;
+    if (this.core.parts.conntrack.serverFinUncopied(c)) this.closeSoon(c, CLIENT_CLOSED_IN_CONNTRACK);
   }
 
   private closeSoon(c: Connection, why: string): void {

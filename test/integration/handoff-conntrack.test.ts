@@ -51,8 +51,14 @@ for (const [label, prefix] of [['patched OVS', PATCHED_PREFIX], ['stock OVS', ST
       // 3 rounds x 12 connections x 3 lines, each a request and a reply, plus their ACKs.
       const extra = (await bed.packetIns()) - before;
       assert.ok(extra <= 2, `the connections' segments stay in the switch: ${extra} Packet-Ins`);
+      const beforeClose = await bed.packetIns();
       assert.equal((await forwarded.cmd({ op: 'closeMany' })).ok, true);
       await bed.assertAllGone();
+      // The client's FIN copy ends each one; server 1's FIN passes ct and table 2 uncopied, and reaches
+      // the client: server 1 is left with no socket closing (LAST-ACK would mean its FIN went unanswered).
+      const closing = await bed.packetIns() - beforeClose;
+      assert.ok(closing >= N && closing <= N + 2, `one FIN copy per connection, the client's: ${closing} Packet-Ins for ${N} connections`);
+      await waitFor(async () => (await bed.servers.server1!.exec(['ss', '-Htn', 'state', 'last-ack', `sport = :${SERVICE.port}`])).stdout.trim() === '', 'server 1 to close every socket');
     });
 
     it('a move takes such a connection out of conntrack: the target serves it, and nothing of server 1 reaches its client by conntrack again', async () => {

@@ -7,14 +7,17 @@ import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, type FlowMod, type
 import { decodeRecord, encodeRecord, RecordError } from '../../controller/handoff/connection-record.ts';
 import type { EngineOptions } from '../../controller/handoff/engine-core.ts';
 import type { FlowStats } from '../../controller/openflow/index.ts';
-import { CONN_ROLE, connCookie, INTERCEPT_ROLE, interceptCookie } from '../../controller/cookies.ts';
+import { CONN_ROLE, connCookie, INTERCEPT_ROLE, interceptCookie, isFlagCopy, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
 import {
-  conntrackForwardActions, conntrackLabel, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, DEFAULT_CONNTRACK_ZONE, interceptFlows, PRIORITY, TABLE,
+  conntrackFinCopyFlows, conntrackForwardActions, conntrackLabel, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, CT_MIGRATED, DEFAULT_CONNTRACK_ZONE, interceptFlows, PRIORITY, TABLE,
 } from '../../controller/handoff/flow-plan.ts';
 import { STRAYS_BEFORE_REINSTALL } from '../../controller/handoff/engine-core.ts';
 import { parseConfig } from '../../controller/config.ts';
 import { parseServices } from '../../controller/handoff/service-config.ts';
-import type { Action } from '../../controller/openflow/index.ts';
+import { OFPP, type Action } from '../../controller/openflow/index.ts';
+
+const TCP_FIN = 0x01;
+const TCP_RST = 0x04;
 
 const ISN = 1000;
 const S1_ISN = 5000;
@@ -64,16 +67,37 @@ describe('FORWARD in conntrack: flow plan', () => {
     assert.ok(!flows.some((f) => f.priority === PRIORITY.conntrack || JSON.stringify(f, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).includes('nx_ct')));
   });
 
-  it('with a zone, table 0 sends every steered segment through ct(zone) on to table 1, FIN/RST copies to the controller first', () => {
+  it('with a zone, table 0 sends every steered segment through ct(zone) on to table 1, FIN/RST copies to the controller first; a backend\'s FIN through ct to table 2', () => {
     const flows = interceptFlows({ ...spec, conntrackZone: ZONE }).filter((m): m is FlowMod => m.type === 'flow_mod');
     const steer = flows.filter((f) => f.tableId === TABLE.steer);
     assert.equal(steer.length, 4 * 3, 'steer + FIN + RST copy for two service addresses and two backends');
+    let backendFins = 0;
     for (const f of steer) {
       assert.deepEqual(f.instructions.map((i) => i.type), ['apply_actions'], 'no goto_table: ct recirculates to table 1 itself');
       const actions = f.instructions[0]!.type === 'apply_actions' ? f.instructions[0]!.actions : [];
+      const fromBackend = f.match.tcpSrc !== undefined;
+      if (f.priority === PRIORITY.flagCopy && fromBackend && typeof f.match.tcpFlags === 'object' && f.match.tcpFlags.value === TCP_FIN) {
+        backendFins++;
+        assert.deepEqual(f.match.tcpFlags, { value: TCP_FIN, mask: TCP_FIN | TCP_RST }, 'FIN without RST: a RST is always copied');
+        assert.deepEqual(actions, [{ type: 'nx_ct', zone: ZONE, table: TABLE.finCopy }], 'no copy here: table 2 decides after ct');
+        continue;
+      }
       assert.deepEqual(actions.at(-1), { type: 'nx_ct', zone: ZONE, table: TABLE.connection });
       if (f.priority === PRIORITY.flagCopy) assert.deepEqual(actions[0], { type: 'output', port: 0xfffffffd, maxLen: 128 }, 'the copy leaves before ct');
     }
+    assert.equal(backendFins, 2);
+  });
+
+  it('table 2 copies a backend\'s FIN to the controller and sends it on to table 1, except one whose connection conntrack carries (FORWARD or migrated mark)', () => {
+    const flows = conntrackFinCopyFlows(ZONE).filter((m): m is FlowMod => m.type === 'flow_mod');
+    const on = { type: 'nx_resubmit', inPort: OFPP.IN_PORT, tableId: TABLE.connection };
+    const tracked = { value: 0x20, mask: 0x20 };
+    assert.deepEqual(flows.map((f) => [f.tableId, f.priority, f.cookie, f.match, f.instructions[0]!.type === 'apply_actions' ? f.instructions[0]!.actions : []]), [
+      [TABLE.finCopy, PRIORITY.finCopy, interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy), {}, [{ type: 'output', port: OFPP.CONTROLLER, maxLen: 128 }, on]],
+      [TABLE.finCopy, PRIORITY.finCopySkip, interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy), { ctState: tracked, ctZone: ZONE, ctMark: CT_FORWARDED }, [on]],
+      [TABLE.finCopy, PRIORITY.finCopySkip, interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy), { ctState: tracked, ctZone: ZONE, ctMark: { value: CT_MIGRATED, mask: CT_MIGRATED } }, [on]],
+    ]);
+    assert.ok(flows.every((f) => isFlagCopy(f.cookie)), 'its Packet-Ins are copies');
   });
 
   it('with a zone, table 1 forwards marked connections by their label: to the service by the backend\'s port, from the primary by the client\'s', () => {
@@ -163,6 +187,53 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     assert.equal(bed!.engine.table.size, 0);
     assert.deepEqual(bed!.sw.take(), [], 'no closing flows, no delete');
     assert.equal(bed!.conn(id), undefined);
+  });
+
+  it('its client\'s FIN copy alone closes it (the switch does not copy its server\'s FIN), after the grace, with no Flow-Mod', async () => {
+    const id = await forwarded({}, { closeGraceMs: 20 });
+    bed!.sw.take();
+    const closed = bed!.waitEvent('conn_closed');
+    bed!.from(CLIENT, S1, { flags: { fin: true, ack: true }, seq: ISN + 6, ack: S1_ISN + 1 }, interceptCookie(0, INTERCEPT_ROLE.flagCopy));
+    assert.equal(bed!.conn(id)?.phase, 'closing');
+    const [, why] = await closed as [unknown, string];
+    assert.match(why, /closed by the client/);
+    assert.deepEqual(bed!.sw.take(), [], 'no closing flows, no delete');
+    assert.equal(bed!.engine.table.size, 0);
+  });
+
+  it('a client FIN that came with the held data closes it as soon as its FORWARD is committed', async () => {
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE, closeGraceMs: 20 } });
+    const id = bed.handshake();
+    bed.from(CLIENT, S1, { ...HELD, flags: { ack: true, psh: true, fin: true } });
+    const closing = bed.waitEvent('conn_closed');
+    bed.engine.verdict(id, { verdict: 'FORWARD', source: 'test' });
+    await tick();
+    assert.equal(bed.conn(id)?.phase, 'closing', 'the commit went out, and the connection closes');
+    assert.ok(bed.sw.take().some((m) => m.type === 'packet_out' && ctOf(m.actions)?.commit && m.data.subarray(-5).toString() === 'hello'), 'the held segment went on, committing it');
+    await closing;
+  });
+
+  it('a connection with flows of its own (FORWARD on a flows service) still waits for both FINs', async () => {
+    const id = await forwardedOn({}, { closeGraceMs: 20 });
+    bed!.sw.take();
+    const copy = interceptCookie(0, INTERCEPT_ROLE.flagCopy);
+    bed!.from(CLIENT, S1, { flags: { fin: true, ack: true }, seq: ISN + 6, ack: S1_ISN + 1 }, copy);
+    await tick();
+    assert.equal(bed!.conn(id)?.phase, 'forwarded', 'the client\'s FIN alone closes nothing');
+    bed!.from(S1, CLIENT, { flags: { fin: true, ack: true }, seq: S1_ISN + 1, ack: ISN + 7 }, copy);
+    assert.equal(bed!.conn(id)?.phase, 'closing');
+  });
+
+  it('a client FIN during a move of one kept in conntrack ends nothing: the move completes, and then both FINs close it', async () => {
+    const id = await forwarded({}, { conntrackFlowsAfterMs: 0, closeGraceMs: 20 });
+    bed!.sw.take();
+    await moveToServer2(bed!, id);
+    const copy = interceptCookie(0, INTERCEPT_ROLE.flagCopy);
+    bed!.from(CLIENT, S1, { flags: { fin: true, ack: true }, seq: ISN + 6, ack: S1_ISN + 1 }, copy);
+    assert.notEqual(bed!.conn(id)?.phase, 'closing');
+    await server2Answers(bed!);
+    await tick();
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.backend, bed!.conn(id)?.conntrack], ['forwarded', 'server2', undefined], 'moved, out of conntrack, not closing');
   });
 
   it('with conntrackFlowsAfterMs 0, unseen for the service\'s idle timeout, it is forgotten (the switch keeps forwarding it): no RST, no Flow-Mod', async () => {
