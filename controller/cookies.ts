@@ -27,7 +27,11 @@ export function cookieApp(cookie: bigint): bigint { return cookie >> COOKIE_APP_
  * controller through a flow of the connection's own (handoff/move.ts: a stale cached path must not
  * swallow them); gone by a hard timeout.
  */
-export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n, transit: 4n, closing: 5n, leg: 6n } as const;
+/**
+ * `ctExit`: a connection migrated in conntrack that moves again: two flows in table 0 that keep its
+ * packets (the entry's two directions) out of ct, whose NAT cannot change (handoff/conntrack.ts).
+ */
+export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n, transit: 4n, closing: 5n, leg: 6n, ctExit: 7n } as const;
 const ROLE_SHIFT = 48n;
 const ID_MASK = (1n << ROLE_SHIFT) - 1n;
 export function connCookie(id: number, role: bigint = CONN_ROLE.main): bigint { return appCookie(APP_ID.connection, (role << ROLE_SHIFT) | (BigInt(id) & ID_MASK)); }

@@ -246,7 +246,7 @@ export function formatInstructions(ins: Instruction[]): string {
   }).join(',');
 }
 
-export type FlowRole = 'main' | 'flags' | 'freeze' | 'freeze-copy' | 'transit' | 'closing' | 'leg' | 'other';
+export type FlowRole = 'main' | 'flags' | 'freeze' | 'freeze-copy' | 'transit' | 'closing' | 'leg' | 'ct-exit' | 'other';
 
 export interface FlowView {
   cookie: string;
@@ -271,7 +271,7 @@ export interface FlowView {
 
 function roleOf(cookie: bigint): FlowRole {
   const r = connRoleOf(cookie);
-  return r === CONN_ROLE.main ? 'main' : r === CONN_ROLE.flags ? 'flags' : r === CONN_ROLE.freeze ? 'freeze' : r === CONN_ROLE.freezeCopy ? 'freeze-copy' : r === CONN_ROLE.transit ? 'transit' : r === CONN_ROLE.closing ? 'closing' : r === CONN_ROLE.leg ? 'leg' : 'other';
+  return r === CONN_ROLE.main ? 'main' : r === CONN_ROLE.flags ? 'flags' : r === CONN_ROLE.freeze ? 'freeze' : r === CONN_ROLE.freezeCopy ? 'freeze-copy' : r === CONN_ROLE.transit ? 'transit' : r === CONN_ROLE.closing ? 'closing' : r === CONN_ROLE.leg ? 'leg' : r === CONN_ROLE.ctExit ? 'ct-exit' : 'other';
 }
 
 /** A flow-stats entry in readable form; `clientIp` tells the two directions apart. */

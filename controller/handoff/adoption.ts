@@ -9,7 +9,7 @@ import { dpidString, OpenFlowError, type SwitchConnection } from '../datapath/sw
 import { inConntrackOnly, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
-  conntrackFinCopyFlows, conntrackMigratedFlows, DEFAULT_CONNTRACK_ZONE, deleteConnectionFlows, deleteTransitFlows, flowsByConnection, interceptFlows, interceptsOver, probeFlows,
+  conntrackMigratedFlows, DEFAULT_CONNTRACK_ZONE, deleteConnectionFlows, deleteTransitFlows, flagCopyFlows, flowsByConnection, interceptFlows, interceptsOver, probeFlows,
   type AdoptionContext, type ConnectionFlowSpec, type ConnectionMeta, type SwitchMode,
 } from './flow-plan.ts';
 import { hasFlows } from './phases.ts';
@@ -117,6 +117,7 @@ export class SwitchAdoption {
       syn: spec.meta.syn, acceptedSynAck: spec.meta.synAck,
       ackDelta: spec.ackDelta, createdAt: spec.meta.createdAt, migrations: spec.meta.migrations, adopted: true, flowsInstalled: true,
       ...(spec.meta.conntrackMarked && { conntrack: 'marked' as const }),
+      ...(spec.ctExit && { ctExit: spec.ctExit }),
       ...(spec.meta.left ? { leftBackend: core.shared.attached.get({ mac: spec.meta.left.mac, ip: spec.meta.left.ip, port: spec.meta.left.port, ofport: spec.meta.left.ofport }), leftSeq: spec.meta.left.seq } : {}),
     });
     core.table.add(c);
@@ -251,8 +252,9 @@ export class SwitchAdoption {
     const fieldShift = core.fieldShifts.has(dpid);
     const zone = core.parts.conntrack.zone;
     return interceptsOver([
-      // Table 2 before the table-0 flows that send to it (a table miss there drops).
-      ...(core.services.some((s) => passesConntrack(s, fieldShift)) ? conntrackFinCopyFlows(zone) : []),
+      // Table 2 before the table-0 flows that send to it (a table miss there drops); always, since
+      // a connection kept out of ct (ctExit) needs it whatever the services say now.
+      ...flagCopyFlows(zone),
       ...core.services.flatMap((s, i) => interceptFor(s, i, zone, fieldShift)),
       ...(fieldShift && core.services.some((s) => s.migrateVia === 'conntrack') ? conntrackMigratedFlows(zone) : []),
     ], present);

@@ -120,6 +120,11 @@ export interface Connection {
    * CT_MIGRATED) is what carries it, with no flows of its own (`marked` once given flows).
    */
   conntrack?: 'forwards' | 'marked' | 'migrated';
+  /**
+   * Migrated in conntrack and moved again since: where its conntrack entry NATs it (the backend it
+   * migrated to), whose two directions its ct-exit flows keep out of ct (flow-plan.ts ctExitFlows).
+   */
+  ctExit?: { ip: string; port: number };
   /** A flow-stats request is checking whether its flows are really missing (see EngineCore.stray). */
   checkingFlows?: boolean;
   /** Intercepted packets since the last flow install (see HandoffEngine.stray). */
@@ -139,7 +144,7 @@ export interface Connection {
 
 /** What a new connection is given; every other field starts empty. */
 export type ConnectionInit = Pick<Connection, 'id' | 'service' | 'sw' | 'dpid' | 'mode' | 'client' | 'serviceL2' | 'backend' | 'backendName' | 'phase' | 'track' | 'ackDelta' | 'createdAt' | 'migrations'>
-  & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled' | 'leftBackend' | 'leftSeq' | 'conntrack'>>;
+  & Partial<Pick<Connection, 'syn' | 'acceptedSynAck' | 'adopted' | 'flowsInstalled' | 'leftBackend' | 'leftSeq' | 'conntrack' | 'ctExit'>>;
 
 /** The client's ISN (from its SYN record; none for a connection adopted without its handshake). */
 export function clientIsn(c: Pick<Connection, 'syn'>): number | undefined {
@@ -161,7 +166,7 @@ export function makeConnection(i: ConnectionInit): Connection {
     id: i.id, service: i.service, sw: i.sw, dpid: i.dpid, mode: i.mode, client: i.client, serviceL2: i.serviceL2, backend: i.backend,
     backendName: i.backendName, phase: i.phase, track: i.track, syn: i.syn, acceptedSynAck: i.acceptedSynAck,
     ackDelta: i.ackDelta | 0, held: undefined, queue: NONE, move: undefined, replay: undefined, prepared: undefined, leftBackend: i.leftBackend, leftSeq: i.leftSeq === undefined ? undefined : i.leftSeq | 0, retired: NONE, transit: NONE, freeze: undefined,
-    fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, conntrack: i.conntrack, checkingFlows: undefined,
+    fullFreezeAt: undefined, frozenFrom: undefined, flowsInstalled: i.flowsInstalled, conntrack: i.conntrack, ctExit: i.ctExit, checkingFlows: undefined,
     strays: undefined, createdAt: i.createdAt, migrations: i.migrations, lastVerdict: undefined, verdictAt: undefined, adopted: i.adopted, resetRepeats: undefined,
     timers: undefined,
   };

@@ -7,7 +7,7 @@ import { OFP_NO_BUFFER, type OfpMessage } from '../openflow/index.ts';
 import { inConntrackOnly, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
-  conntrackForwardActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratePortsFit, conntrackPortsFit,
+  connectionFlows, conntrackForwardActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratePortsFit, conntrackPortsFit,
   DEFAULT_CONNTRACK_FLOWS_AFTER_MS, DEFAULT_CONNTRACK_ZONE,
 } from './flow-plan.ts';
 import { isIdentity } from './relay.ts';
@@ -81,7 +81,7 @@ export class ConntrackForwarding {
   }
 
   /**
-   * Whether the switch keeps this connection's server FIN from the controller (conntrackFinCopyFlows):
+   * Whether the switch keeps this connection's server FIN from the controller (flagCopyFlows):
    * its conntrack entry carries a verdict and its service's traffic passes ct. Teardown then ends it
    * at its client's FIN.
    */
@@ -89,10 +89,20 @@ export class ConntrackForwarding {
     return c.conntrack !== undefined && passesConntrack(c.service, this.core.fieldShifts.has(c.dpid));
   }
 
-  /** Why a connection cannot move now, or undefined: one migrated in conntrack stays where it went (its entry's NAT cannot change). */
-  refusesMove(c: Connection): string | undefined {
-    if (c.conntrack !== 'migrated') return undefined;
-    return `connection ${c.id} was migrated in the switch's conntrack (service '${c.service.name}' has migrateVia 'conntrack'), whose NAT cannot change: it stays on '${c.backendName}' until it ends`;
+  /**
+   * A connection migrated in conntrack is to move again. Its entry's NAT cannot change, so its two
+   * directions leave ct for good (its ct-exit flows in table 0) and it gets the two flows of a
+   * connection migrated to that backend; from there the move goes on as for any other. The
+   * messages, to go in before the move's freeze flows; none for any other connection.
+   */
+  exit(c: Connection): OfpMessage[] {
+    if (c.conntrack !== 'migrated') return [];
+    c.conntrack = undefined;
+    c.ctExit = { ip: c.backend.ip, port: c.backend.port };
+    // Sent, not yet confirmed; from now its flows' idle timeout ends it, not the sweep.
+    c.flowsInstalled = false;
+    this.forgetAt.delete(c);
+    return connectionFlows(this.core.flowSpec(c));
   }
 
   /** From now on conntrack forwards it: what was held leaves committing it (EngineCore.release). */

@@ -265,7 +265,7 @@ export class EngineCore {
       id: c.id, idleTimeout: closing ? closingIdleTimeout(this.opts.closeGraceMs) : c.service.idleTimeout, ...(closing && { closing }),
       client: c.client, service: c.serviceL2, backend: c.backend,
       // mirrorAll copies come from the connection's own flows: only to an IDS port on its switch.
-      ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? this.localMirror(c) : undefined,
+      ackDelta: c.ackDelta, mode: c.mode, mirrorPort: c.service.mirrorAll ? this.localMirror(c) : undefined, ...(c.ctExit && { ctExit: c.ctExit }),
       inspect: c.service.mirrorAll && (!!this.opts.inspectInController || this.remoteMirror(c)),
       meta: {
         serviceName: c.service.name, backendName: c.backendName, migrations: c.migrations, createdAt: c.createdAt, syn: c.syn, synAck: c.acceptedSynAck,
@@ -278,16 +278,19 @@ export class EngineCore {
   reinstallMessages(c: Connection): OfpMessage[] {
     // (A conntrack-FORWARDed connection being moved has only its freeze flows: they go.)
     const fresh = !c.flowsInstalled && !c.freeze && !c.adopted;
-    return [...(fresh ? [] : this.deleteFlowsOf(c)), ...connectionFlows(this.flowSpec(c))];
+    // Its ct-exit flows are replaced in place by the adds: deleted first, they would leave its
+    // segments to ct's NAT for a moment.
+    return [...(fresh ? [] : this.deleteFlowsOf(c, false)), ...connectionFlows(this.flowSpec(c))];
   }
 
   /**
-   * Deletes of the flow roles this connection can have on the switch: its two flows; freeze flows
-   * if a mid-stream move installed some; anything for an adopted one (an older layout, a left-over freeze).
+   * Deletes of the flow roles this connection can have on the switch: its two flows (and its
+   * ct-exit flows, unless `exit` is false); freeze flows if a mid-stream move installed some;
+   * anything for an adopted one (an older layout, a left-over freeze).
    */
-  deleteFlowsOf(c: Connection): OfpMessage[] {
-    if (c.adopted) return deleteConnectionFlows(c.id);
-    return deleteConnectionFlows(c.id, c.freeze ? [CONN_ROLE.main, CONN_ROLE.freeze, CONN_ROLE.freezeCopy] : [CONN_ROLE.main]);
+  deleteFlowsOf(c: Connection, exit = true): OfpMessage[] {
+    const roles = c.adopted ? Object.values(CONN_ROLE) : [CONN_ROLE.main, ...(c.ctExit ? [CONN_ROLE.ctExit] : []), ...(c.freeze ? [CONN_ROLE.freeze, CONN_ROLE.freezeCopy] : [])];
+    return deleteConnectionFlows(c.id, exit ? roles : roles.filter((r) => r !== CONN_ROLE.ctExit));
   }
 
   /**

@@ -16,12 +16,12 @@ import { isIpv6Address } from '../packet/addr.ts';
  * set of copy flows per service instead of four per connection. Table 1 holds each connection's
  * two flows (and a mid-stream move's freeze flows) above the intercept flows that send everything
  * else of a service to the controller. Other traffic (the learning switch) stays in table 0.
- * Table 2 (services that pass conntrack only): a backend's FIN, after ct, is copied to the
- * controller unless its connection is kept in conntrack (conntrackFinCopyFlows).
+ * Table 2: FIN/RST copies of what passed ct on the way (a backend's FIN, copied unless its
+ * connection is kept in conntrack) or kept out of it (flagCopyFlows).
  */
-export const TABLE = { steer: 0, connection: 1, finCopy: 2 } as const;
+export const TABLE = { steer: 0, connection: 1, copy: 2 } as const;
 /** `transit` (table 0) is above the service's steer and FIN/RST-copy flows: a transit switch neither intercepts nor copies. */
-export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, conntrack: 120, conntrackReply: 121, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302, finCopy: 100, finCopySkip: 120 } as const;
+export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, conntrack: 120, conntrackReply: 121, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302, copyOnward: 0, copyFlag: 110, copySkip: 120, ctExit: 215 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
@@ -64,6 +64,13 @@ export interface ConnectionFlowSpec {
    * later controller does not adopt them (role `closing`).
    */
   closing?: boolean;
+  /**
+   * Migrated in conntrack, then moved again: its conntrack entry NATs the client's segments to this
+   * backend (the entry's target), and cannot change. Two flows in table 0 keep the entry's two
+   * directions (client → service, this backend → client) out of ct, so that the connection's own
+   * flows see its segments as they are on the wire, as for any other connection (ctExitFlows).
+   */
+  ctExit?: { ip: string; port: number };
 }
 
 /** Seconds of quiet after which a closing connection's flows go: the grace, in OpenFlow's whole seconds. */
@@ -171,12 +178,30 @@ export function backendToClientActions(s: ConnectionFlowSpec): Action[] {
  * FLOW_REMOVED per teardown instead of six spares the channel.
  */
 function add(spec: ConnectionFlowSpec, priority: number, match: Match, actions: Action[], role: bigint = CONN_ROLE.main, notify = false): OfpMessage {
+  return addIn(TABLE.connection, spec, priority, match, [{ type: 'apply_actions', actions }], role, notify);
+}
+
+function addIn(tableId: number, spec: ConnectionFlowSpec, priority: number, match: Match, instructions: Instruction[], role: bigint, notify = false): OfpMessage {
   const closing = !!spec.closing;
   return flowMod({
-    command: 'add', tableId: TABLE.connection, priority, cookie: connCookie(spec.id, closing ? CONN_ROLE.closing : role), idleTimeout: spec.idleTimeout,
+    command: 'add', tableId, priority, cookie: connCookie(spec.id, closing ? CONN_ROLE.closing : role), idleTimeout: spec.idleTimeout,
     flags: notify && !closing ? OFPFF.SEND_FLOW_REM : 0,
-    match, instructions: [{ type: 'apply_actions', actions }],
+    match, instructions,
   });
+}
+
+/**
+ * A connection migrated in conntrack that moves again (spec.ctExit): in table 0, above the
+ * service's FIN/RST copies, its client's segments and those of the entry's target go to table 2
+ * without passing ct (which would NAT them to that target for ever), and from there, their FIN/RST
+ * copied, to table 1. The connection's idle timeout, and closing like its other flows.
+ */
+function ctExitFlows(s: ConnectionFlowSpec & { ctExit: { ip: string; port: number } }): OfpMessage[] {
+  const on: Instruction[] = [{ type: 'goto_table', tableId: TABLE.copy }];
+  return [
+    addIn(TABLE.steer, s, PRIORITY.ctExit, clientToServiceMatch(s), on, CONN_ROLE.ctExit),
+    addIn(TABLE.steer, s, PRIORITY.ctExit, tcpMatch(undefined, s.ctExit.ip, s.client.ip, s.ctExit.port, s.client.port), on, CONN_ROLE.ctExit),
+  ];
 }
 
 /** A stock switch can do the NAT part itself; only a sequence shift needs the controller. */
@@ -194,8 +219,10 @@ export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
   const s2c = backendToClientMatch(s);
   // The state note rides on the client → backend flow only; it is a no-op in the datapath.
   const note = noteFor(s);
-  if (needsRelay(s)) return [add(s, PRIORITY.connection, c2s, [...note, toController()], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, [toController()])];
-  return [add(s, PRIORITY.connection, c2s, [...note, ...clientToBackendActions(s)], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, backendToClientActions(s))];
+  // Out of ct after the flows that then take its segments, never before.
+  const exit = s.ctExit ? ctExitFlows({ ...s, ctExit: s.ctExit }) : [];
+  if (needsRelay(s)) return [add(s, PRIORITY.connection, c2s, [...note, toController()], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, [toController()]), ...exit];
+  return [add(s, PRIORITY.connection, c2s, [...note, ...clientToBackendActions(s)], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, backendToClientActions(s)), ...exit];
 }
 
 /**
@@ -456,22 +483,26 @@ function conntrackForwardFlows(cookie: bigint, zone: number, toService: Match[],
 }
 
 /**
- * Table 2, shared by every service that passes conntrack: a backend's FIN arrives here after ct (a
- * migrated-in-conntrack connection's un-NATed) and goes on to table 1, copied to the controller
- * first unless its conntrack entry carries a verdict (FORWARD or MIGRATE in conntrack). The
- * controller ends such a connection at its client's FIN instead (Teardown): one Packet-In fewer per
- * connection. The copy is taken after ct, but of a connection with no NAT in its entry, so it still
- * carries the addresses the connection is known by. Its cookie is a FIN/RST copy's.
+ * Table 2, on every switch: FIN/RST copies taken after ct, or without it. What arrives here: a
+ * backend's FIN of a service that passes ct (after ct; a migrated-in-conntrack connection's
+ * un-NATed), and every segment of a connection kept out of ct (ctExitFlows). Each goes on to table 1,
+ * a FIN or RST copied to the controller first, except a FIN whose conntrack entry carries a verdict
+ * (FORWARD or MIGRATE in conntrack): the controller ends such a connection at its client's FIN
+ * instead (Teardown), one Packet-In fewer per connection. A FIN copied after ct is one of a
+ * connection with no NAT in its entry, so it carries the addresses the connection is known by.
+ * The copies' cookie is a service FIN/RST copy's (of no one service).
  */
-export function conntrackFinCopyFlows(zone: number): OfpMessage[] {
+export function flagCopyFlows(zone: number): OfpMessage[] {
   const cookie = interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy);
   const on: Action = { type: 'nx_resubmit', inPort: OFPP.IN_PORT, tableId: TABLE.connection };
   const flow = (priority: number, match: Match, actions: Action[]): OfpMessage =>
-    flowMod({ command: 'add', tableId: TABLE.finCopy, priority, cookie, match, instructions: [{ type: 'apply_actions', actions }] });
+    flowMod({ command: 'add', tableId: TABLE.copy, priority, cookie, match, instructions: [{ type: 'apply_actions', actions }] });
   return [
-    flow(PRIORITY.finCopy, {}, [toController(FLAG_COPY_LEN), on]),
-    flow(PRIORITY.finCopySkip, trackedMatch(zone, CT_FORWARDED), [on]),
-    flow(PRIORITY.finCopySkip, migratedMatch(zone), [on]),
+    flow(PRIORITY.copyOnward, {}, [on]),
+    ...[ETH_IPV4, ETH_IPV6].flatMap((ethType) => [TCP_FIN, TCP_RST].map((flag) =>
+      flow(PRIORITY.copyFlag, { ethType, ipProto: IPPROTO_TCP, tcpFlags: { value: flag, mask: flag } }, [toController(FLAG_COPY_LEN), on]))),
+    flow(PRIORITY.copySkip, trackedMatch(zone, CT_FORWARDED), [on]),
+    flow(PRIORITY.copySkip, migratedMatch(zone), [on]),
   ];
 }
 
@@ -481,8 +512,8 @@ const FIN_NOT_RST = { value: TCP_FIN, mask: TCP_FIN | TCP_RST };
 /**
  * A service's flows: in table 0, its traffic (client → service, and anything from a backend's
  * service port) steered to table 1, FIN/RST segments copied to the controller first (truncated:
- * only the headers matter; a service that passes conntrack: a backend's FIN through table 2,
- * conntrackFinCopyFlows); in table 1, below the connections' flows, the rest to the controller.
+ * only the headers matter; a service that passes conntrack: a backend's FIN through ct to table 2,
+ * flagCopyFlows); in table 1, below the connections' flows, the rest to the controller.
  */
 export function interceptFlows(s: InterceptSpec): OfpMessage[] {
   const cookie = interceptCookie(s.index);
@@ -520,7 +551,7 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
         // Through ct to table 2, which copies it unless its connection is kept in conntrack.
         flows.push(flowMod({
           command: 'add', tableId: TABLE.steer, priority: PRIORITY.flagCopy, cookie: copyCookie, match: { ...match, tcpFlags: FIN_NOT_RST },
-          instructions: [{ type: 'apply_actions', actions: [ct(TABLE.finCopy)] }],
+          instructions: [{ type: 'apply_actions', actions: [ct(TABLE.copy)] }],
         }));
         continue;
       }
@@ -678,11 +709,15 @@ export function adoptConnection(flows: FlowStats[], ctx: AdoptionContext): Adopt
   if (!b || b.inPort === undefined || !backendIp || b.tcpSrc === undefined) return { ok: false, id, why: 'no backend → client flow' };
   const service = ctx.service(rec.serviceName);
   if (!service) return { ok: false, id, why: `service '${rec.serviceName}' is not configured` };
+  // Kept out of ct: the exit flow of the entry's target names it (the plan check below wants both).
+  const exit = flows.find((f) => connRoleOf(f.cookie) === CONN_ROLE.ctExit && matchDst(f.match) === client.ip && f.match.tcpDst === client.port);
+  const exitIp = exit && matchSrc(exit.match);
+  const ctExit = exitIp && exit.match.tcpSrc !== undefined ? { ip: exitIp, port: exit.match.tcpSrc } : undefined;
   const spec: ConnectionFlowSpec & { meta: ConnectionMeta } = {
     id, idleTimeout: c2s.idleTimeout, mode: ctx.mode, ackDelta: rec.ackDelta,
     client, service: { mac: rec.serviceMac, ip: serviceIp, port: m.tcpDst },
     backend: { mac: rec.backendMac, ip: backendIp, port: b.tcpSrc, ofport: b.inPort },
-    mirrorPort: service.mirrorPort, inspect: service.inspect,
+    mirrorPort: service.mirrorPort, inspect: service.inspect, ...(ctExit && { ctExit }),
     meta: { serviceName: rec.serviceName, backendName: rec.backendName, migrations: rec.migrations, createdAt: rec.createdAt, syn: rec.syn, synAck: rec.synAck, ...(rec.left ? { left: rec.left } : {}), ...(rec.conntrackMarked && { conntrackMarked: true }) },
   };
   return { ok: true, id, spec, exact: flowsMatchPlan(spec, flows) };

@@ -461,8 +461,6 @@ export class Interception {
     if (req.verdict === 'MIGRATE' && c.phase === 'forwarded' && c.service.midStream) {
       const target = targetFor(c, req);
       if (target && target.name !== c.backendName) {
-        const refused = core.parts.conntrack.refusesMove(c);
-        if (refused) { core.log.info('MIGRATE verdict ignored', { conn: c.id, why: refused }); return; }
         core.parts.move.requestMove(c, target, `${req.source} verdict`, req.sid).catch((e) => core.parts.move.failMove(c, `freezing the connection failed: ${(e as Error).message}`));
       }
       return;

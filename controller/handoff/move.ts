@@ -45,8 +45,6 @@ export class Mover {
     if (c.phase === 'held' && !c.move) { core.parts.interception.applyVerdict(c, { verdict: 'MIGRATE', source: 'api', target: targetName }); return core.describe(c); }
     if (c.phase !== 'forwarded') throw new EngineError(409, `connection ${connId} is ${c.phase}; it can move once forwarded`);
     if (!c.service.midStream) throw new EngineError(409, `service '${c.service.name}' does not allow mid-stream migration`);
-    const refused = core.parts.conntrack.refusesMove(c);
-    if (refused) throw new EngineError(409, refused);
     await this.requestMove(c, target, 'api');
     return core.describe(c);
   }
@@ -69,11 +67,14 @@ export class Mover {
     // Barrier: once it returns, the client's next segment cannot slip past to the old backend.
     if (!core.relayed(c)) {
       c.freeze = 'now';
+      // Migrated in conntrack: out of ct first, with flows of its own (ConntrackForwarding.exit).
+      const exit = core.parts.conntrack.exit(c);
       // Back to a backend it left: a datapath flow from that earlier leg may still be cached for
       // the target's SYN-ACKs (legFlow); the leg's own flow goes in with the freeze and shares its wait.
       const address = addressFor(target, isIpv6Address(c.client.ip));
       const back = address !== undefined && c.retired.some((b) => b.ip === address && b.port === target.port);
-      await c.sw.transact([...freezeFlows(core.flowSpec(c)), ...(back ? [legFlow({ id: c.id, client: c.client, target: { ip: address, port: target.port } }, this.legSeconds())] : [])]);
+      await c.sw.transact([...exit, ...freezeFlows(core.flowSpec(c)), ...(back ? [legFlow({ id: c.id, client: c.client, target: { ip: address, port: target.port } }, this.legSeconds())] : [])]);
+      if (exit.length) c.flowsInstalled = true;
       // OVS answers the barrier once its flow table changed, but revalidates the datapath's cached
       // megaflows asynchronously: for a moment the client's packets can still take the old path.
       await new Promise((r) => setTimeout(r, core.opts.revalidateMs));

@@ -81,9 +81,9 @@ export interface ServiceConfig {
    * Where a first-segment MIGRATE verdict is kept: `flows` (the default) or `conntrack` (NAT, ack
    * delta and MACs in the switch's connection tracker: no Flow-Mod per connection; needs a switch
    * whose shift actions take their delta from a field, ovs-patch 0008, else flows are used). Such a
-   * connection stays on its target until it ends (a later move is refused), is not adopted after a
-   * controller restart (it keeps flowing) and is forgotten `idleTimeout` after the last segment the
-   * controller saw of it.
+   * connection is not adopted after a controller restart (it keeps flowing) and is forgotten
+   * `idleTimeout` after the last segment the controller saw of it; a later move first takes it out
+   * of conntrack (ConntrackForwarding.exit).
    */
   migrateVia: 'flows' | 'conntrack';
 }

@@ -7,7 +7,7 @@ import { run } from '../lib/exec.ts';
 import {
   encodeMessage, flowMod, packetOut, seqShiftAction, OFPBAC, OFPET, OFPFF, OFPP, type Action, type OfpMessage,
 } from '../../controller/openflow/index.ts';
-import { conntrackFinCopyFlows, conntrackForwardActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratedFlows, interceptFlows, PRIORITY } from '../../controller/handoff/flow-plan.ts';
+import { conntrackForwardActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratedFlows, flagCopyFlows, interceptFlows, PRIORITY } from '../../controller/handoff/flow-plan.ts';
 import { formatAction, formatInstructions, formatMatch } from '../../controller/api/flow-format.ts';
 
 const STOCK_OFCTL = '/usr/bin/ovs-ofctl';
@@ -190,10 +190,14 @@ describe('ofp cross-check: our encoder vs ovs-ofctl ofp-print', function () {
       ['steer through ct', flows.find((f) => f.tableId === 0 && f.priority === PRIORITY.steer)!, 'priority=100,tcp,nw_dst=10.0.0.1,tp_dst=5001 cookie:0x300000000000000 actions=ct(table=1,zone=77)'],
       ['FIN copy, then ct', flows.find((f) => f.tableId === 0 && f.priority === PRIORITY.flagCopy)!, 'priority=210,tcp,nw_dst=10.0.0.1,tp_dst=5001,tcp_flags=+fin cookie:0x301000000000000 actions=CONTROLLER:128,ct(table=1,zone=77)'],
       ['a backend\'s FIN through ct to table 2', flows.find((f) => f.tableId === 0 && f.priority === PRIORITY.flagCopy && f.match.tcpSrc !== undefined)!, 'priority=210,tcp,nw_src=10.0.0.1,tp_src=5001,tcp_flags=+fin-rst cookie:0x301000000000000 actions=ct(table=2,zone=77)'],
-      ...conntrackFinCopyFlows(77).map((f, i): [string, Extract<OfpMessage, { type: 'flow_mod' }>, string] => [
-        `table 2, ${['the copy', 'no copy: FORWARDed in conntrack', 'no copy: migrated in conntrack'][i]}`, f as Extract<OfpMessage, { type: 'flow_mod' }>,
+      ...flagCopyFlows(77).map((f, i): [string, Extract<OfpMessage, { type: 'flow_mod' }>, string] => [
+        `table 2, ${['onward', 'FIN copy', 'RST copy', 'FIN copy (IPv6)', 'RST copy (IPv6)', 'no copy: FORWARDed in conntrack', 'no copy: migrated in conntrack'][i]}`, f as Extract<OfpMessage, { type: 'flow_mod' }>,
         [
-          'table:2 priority=100 cookie:0x30100000000ffff actions=CONTROLLER:128,resubmit(,1)',
+          'table:2 priority=0 cookie:0x30100000000ffff actions=resubmit(,1)',
+          'table:2 priority=110,tcp,tcp_flags=+fin cookie:0x30100000000ffff actions=CONTROLLER:128,resubmit(,1)',
+          'table:2 priority=110,tcp,tcp_flags=+rst cookie:0x30100000000ffff actions=CONTROLLER:128,resubmit(,1)',
+          'table:2 priority=110,tcp6,tcp_flags=+fin cookie:0x30100000000ffff actions=CONTROLLER:128,resubmit(,1)',
+          'table:2 priority=110,tcp6,tcp_flags=+rst cookie:0x30100000000ffff actions=CONTROLLER:128,resubmit(,1)',
           'table:2 priority=120,ct_state=+trk,ct_zone=77,ct_mark=0x1 cookie:0x30100000000ffff actions=resubmit(,1)',
           'table:2 priority=120,ct_state=+trk,ct_zone=77,ct_mark=0x80000000/0x80000000 cookie:0x30100000000ffff actions=resubmit(,1)',
         ][i]!,

@@ -54,6 +54,8 @@ describe('adoption: the inverse of the flow plan', () => {
     ['an ECN connection', spec({ meta: { ...META, syn: { ...META.syn!, ecn: true }, synAck: { ...META.synAck!, ecn: true } } })],
     ['adopted earlier without its handshake (no SYN record)', spec({ meta: { ...META, syn: undefined, synAck: undefined } })],
     ['with the backend its last move left (reset again by an adopter)', spec({ meta: { ...META, left: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 5001, ofport: 1, seq: 0xfffffff0 } } })],
+    ['migrated in conntrack, moving again: kept out of ct (its ct-exit flows in table 0)', spec({ ctExit: { ip: '10.0.0.3', port: 5001 } })],
+    ['migrated in conntrack to server 2, then back to server 1, kept out of ct', spec({ backend: { mac: '02:00:00:00:00:01', ip: '10.0.0.1', port: 5001, ofport: 1 }, ackDelta: 77, ctExit: { ip: '10.0.0.3', port: 5001 } })],
   ];
   for (const [name, s] of kinds) {
     it(`${name}: flows parse back into the same connection`, () => {
@@ -73,7 +75,7 @@ describe('adoption: the inverse of the flow plan', () => {
       id: fc.integer({ min: 1, max: 0xffffffffffff }), idleTimeout: fc.integer({ min: 1, max: 65535 }),
       mode: fc.constantFrom('fastpath' as const, 'relay' as const), ackDelta: fc.nat(0xffffffff),
       client: fc.record({ mac, ip, port, ofport }), service: fc.record({ mac, ip, port }), backend: fc.record({ mac, ip, port, ofport }),
-      mirrorPort: fc.option(ofport, { nil: undefined }), inspect: fc.boolean(),
+      mirrorPort: fc.option(ofport, { nil: undefined }), inspect: fc.boolean(), ctExit: fc.option(fc.record({ ip, port }), { nil: undefined }),
       meta: fc.record({
         serviceName: fc.constant('echo'), backendName: fc.stringMatching(/^[A-Za-z0-9_.-]{1,64}$/), migrations: fc.nat(1000), createdAt: fc.nat(2 ** 42),
         syn: fc.option(fc.record({ isn: fc.nat(0xffffffff).map((n) => n | 0), window: fc.nat(0xffff), options: fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u).toString('hex')), tos: fc.nat(255), ttl: fc.nat(255) }), { nil: undefined }),
@@ -83,12 +85,31 @@ describe('adoption: the inverse of the flow plan', () => {
     fc.assert(fc.property(arb, (s) => {
       // The client and the backend must differ, as on a real switch (else the two main flows collide).
       fc.pre(s.client.ip !== s.backend.ip || s.client.port !== s.backend.port);
+      // Likewise its two ct-exit flows (client → service, the entry's target → client).
+      fc.pre(!s.ctExit || ((s.client.ip !== s.service.ip || s.client.port !== s.service.port) && (s.client.ip !== s.ctExit.ip || s.client.port !== s.ctExit.port)));
       const a = roundTrip(s as Spec);
       assert.ok(a.ok, a.ok ? '' : a.why);
       assert.equal(a.exact, true);
       // Options the meta leaves out stay out (undefined) after the round trip.
       assert.deepEqual(JSON.parse(JSON.stringify(a.spec)), JSON.parse(JSON.stringify(s)));
     }), { numRuns: 300 });
+  });
+
+  it('kept out of ct: the two ct-exit flows are in table 0 above the FIN/RST copies, after the table-1 flows, and one missing makes the adoption inexact', () => {
+    const s = spec({ ctExit: { ip: '10.0.0.3', port: 5001 } });
+    const flows = connectionFlows(s) as FlowMod[];
+    assert.deepEqual(flows.map((f) => [f.tableId, connRoleOf(f.cookie)]), [[1, CONN_ROLE.main], [1, CONN_ROLE.main], [0, CONN_ROLE.ctExit], [0, CONN_ROLE.ctExit]]);
+    const exits = flows.filter((f) => f.tableId === 0);
+    assert.deepEqual(exits.map((f) => [f.priority, f.idleTimeout, f.flags, f.instructions]), [0, 1].map(() => [215, 30, 0, [{ type: 'goto_table', tableId: 2 }]]));
+    assert.deepEqual([exits[0]!.match.inPort, exits[0]!.match.ipv4Src, exits[0]!.match.ipv4Dst, exits[0]!.match.tcpSrc, exits[0]!.match.tcpDst], [2, '10.0.0.2', '10.0.0.1', 40000, 5001], 'the client\'s segments, as on the wire');
+    assert.deepEqual([exits[1]!.match.ipv4Src, exits[1]!.match.ipv4Dst, exits[1]!.match.tcpSrc, exits[1]!.match.tcpDst], ['10.0.0.3', '10.0.0.2', 5001, 40000], 'the entry\'s target\'s');
+    const closing = connectionFlows({ ...s, closing: true }) as FlowMod[];
+    assert.ok(closing.every((f) => connRoleOf(f.cookie) === CONN_ROLE.closing), 'closing, they close with the rest');
+    for (const drop of [2, 3]) {
+      const a = adoptConnection(asSwitchHasThem(flows.filter((_f, i) => i !== drop)), ctx());
+      assert.ok(a.ok);
+      assert.equal(a.exact, false, `without exit flow ${drop - 2}`);
+    }
   });
 
   it('a freeze flow left by an interrupted move makes the adoption inexact (reinstall)', () => {

@@ -1,17 +1,17 @@
 // First-segment MIGRATE verdicts kept in the switch's conntrack (migrateVia 'conntrack'): the flow
 // plan's mark, label, Packet-Out and per-service / shared flows, and the engine on a scripted switch:
 // a MIGRATE sends no Flow-Mod, only the held segment committing NAT, delta and MACs; strays go on
-// the same way; a later move is refused; a switch without the field-sourced shifts gets flows.
+// the same way; a later move takes it out of conntrack first (ct-exit flows), then moves it as any
+// other; a switch without the field-sourced shifts gets flows.
 import assert from 'node:assert/strict';
-import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
-import { connCookie, INTERCEPT_ROLE, interceptCookie, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
+import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
+import { connCookie, CONN_ROLE, INTERCEPT_ROLE, interceptCookie, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
 import {
   conntrackMigrateActions, conntrackMigratedFlows, conntrackMigratedLabel, conntrackMigratedLabelParts, conntrackMigratedMark,
   conntrackMigratedMarkPorts, conntrackMigratePortsFit, CT_MIGRATED, interceptFlows, interceptsOver, PRIORITY, TABLE,
 } from '../../controller/handoff/flow-plan.ts';
 import { parseConfig } from '../../controller/config.ts';
 import { parseServices } from '../../controller/handoff/service-config.ts';
-import { EngineError } from '../../controller/handoff/engine-core.ts';
 import { parseFrame } from '../../controller/packet/index.ts';
 import type { Action, FlowStats } from '../../controller/openflow/index.ts';
 
@@ -63,7 +63,7 @@ describe('MIGRATE in conntrack: flow plan', () => {
     const flows = flowMods(interceptFlows({ ...base, conntrackZone: ZONE, conntrackForward: false, conntrackNat: true }));
     for (const f of flows.filter((x) => x.tableId === TABLE.steer)) {
       // A backend's FIN meets table 2 after ct (copied unless conntrack carries its connection).
-      const table = f.match.tcpSrc !== undefined && JSON.stringify(f.match.tcpFlags) === JSON.stringify({ value: 0x01, mask: 0x05 }) ? TABLE.finCopy : TABLE.connection;
+      const table = f.match.tcpSrc !== undefined && JSON.stringify(f.match.tcpFlags) === JSON.stringify({ value: 0x01, mask: 0x05 }) ? TABLE.copy : TABLE.connection;
       assert.deepEqual(ctOf(actionsOf(f)), { type: 'nx_ct', zone: ZONE, table, actions: [{ type: 'nx_nat' }] });
     }
     assert.ok(!flows.some((f) => f.priority === PRIORITY.conntrack), 'no FORWARD flows');
@@ -133,14 +133,14 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
     assert.equal(flows.filter((f) => f.priority === PRIORITY.conntrackReply).length, 1);
     assert.equal(flows.filter((f) => f.cookie === interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.ctMigrated)).length, 2);
     assert.ok(!flows.some((f) => f.priority === PRIORITY.conntrack && f.cookie === interceptCookie(0)), 'no FORWARD flows (forwardVia is flows)');
-    const finCopies = flows.filter((f) => f.tableId === TABLE.finCopy);
-    assert.equal(finCopies.length, 3, 'table 2: the copy and its two exceptions');
-    assert.ok(flows.indexOf(finCopies[0]!) < flows.findIndex((f) => ctOf(actionsOf(f))?.table === TABLE.finCopy), 'table 2 is there before a flow sends to it');
+    const finCopies = flows.filter((f) => f.tableId === TABLE.copy);
+    assert.equal(finCopies.length, 7, 'table 2: onward, the FIN/RST copies, and the two exceptions');
+    assert.ok(flows.indexOf(finCopies[0]!) < flows.findIndex((f) => ctOf(actionsOf(f))?.table === TABLE.copy), 'table 2 is there before a flow sends to it');
     bed.engine.stop();
     bed = await EngineBed.create({ service: { migrateVia: 'conntrack' }, opts: { conntrackZone: ZONE }, fieldShift: false });
     flows = flowMods(bed.initial);
     assert.ok(!flows.some((f) => actionsOf(f).some((a) => a.type === 'nx_ct' || a.type === 'nx_dec_tcp_seq_reg')), 'plain steering, no conntrack');
-    assert.ok(!flows.some((f) => f.tableId === TABLE.finCopy), 'and no table 2');
+    assert.equal(flows.filter((f) => f.tableId === TABLE.copy).length, 7, 'table 2 on every switch (a connection kept out of ct needs it whatever the services say)');
   });
 
   it('a MIGRATE sends no Flow-Mod: the held segment commits the move and goes to server 2; server 1 is reset', async () => {
@@ -187,13 +187,58 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
     assert.equal(bed!.conn(id)?.phase, 'forwarded');
   });
 
-  it('a later move is refused (API: 409 saying why; a verdict: ignored), the connection stays on server 2', async () => {
+  it('a later move takes it out of conntrack first (its flows to server 2 and two ct-exit flows, with the freeze), then goes on as any other: back on server 1, the exit flows replaced in place, never deleted', async () => {
     const id = await migratedOn();
-    await assert.rejects(bed!.engine.migrate(id, 'server1'), (e: unknown) => e instanceof EngineError && e.status === 409 && /conntrack.*NAT cannot change.*server2/.test(e.message));
-    bed!.engine.verdict(id, { verdict: 'MIGRATE', source: 'test', target: 'server3' });
+    bed!.sw.take();
+    const delta = bed!.conn(id)!.ackDelta;
+    await bed!.engine.migrate(id, 'server1');
+    const freeze = flowMods(bed!.sw.take());
+    assert.ok(!freeze.some((f) => f.command !== 'add'), 'nothing to delete: it had no flows');
+    const own = (fs: FlowMod[], role: bigint) => fs.filter((f) => f.cookie === connCookie(id, role));
+    const exits = own(freeze, CONN_ROLE.ctExit);
+    assert.deepEqual(exits.map((f) => [f.tableId, f.priority, f.match.ipv4Src, f.match.ipv4Dst, f.match.tcpSrc, f.match.tcpDst]), [
+      [TABLE.steer, PRIORITY.ctExit, CLIENT.ip, S1.ip, CLIENT.port, S1.port],
+      [TABLE.steer, PRIORITY.ctExit, S2.ip, CLIENT.ip, S2.port, CLIENT.port],
+    ], 'the entry\'s two directions leave ct');
+    assert.ok(exits.every((f) => JSON.stringify(f.instructions) === JSON.stringify([{ type: 'goto_table', tableId: TABLE.copy }])));
+    const main = own(freeze, CONN_ROLE.main);
+    assert.deepEqual(main.map((f) => [f.match.ipv4Src, actionsOf(f).at(-1)]), [[CLIENT.ip, { type: 'output', port: S2.ofport }], [S2.ip, { type: 'output', port: CLIENT.ofport }]], 'its flows to server 2, as migrated there');
+    assert.ok(actionsOf(main[0]!).some((a) => a.type === 'nx_inc_tcp_ack' && a.delta === delta), 'with its delta');
+    assert.ok(freeze.indexOf(main[1]!) < freeze.indexOf(exits[0]!) && freeze.indexOf(exits[1]!) < freeze.findIndex((f) => f.cookie === connCookie(id, CONN_ROLE.freeze)), 'table 1 first, then out of ct, then the freeze');
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['freezing', undefined]);
+    // The client's next request is held; server 1 takes the replay.
+    bed!.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
     await tick();
-    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.backend], ['forwarded', 'server2']);
-    assert.ok(!flowMods(bed!.sw.take()).some((f) => f.cookie === connCookie(id)));
+    const migrated = bed!.waitEvent('migrated');
+    bed!.from(S1, CLIENT, { flags: { syn: true, ack: true }, seq: 70000, ack: ISN + 6, options: SYN_OPTIONS });
+    await migrated;
+    await tick();
+    const splice = flowMods(bed!.sw.take());
+    const adds = splice.filter((f) => f.command === 'add');
+    assert.ok(!splice.some((f) => f.command !== 'add' && f.cookie === connCookie(id, CONN_ROLE.ctExit)), 'its exit flows are never deleted on the way');
+    assert.deepEqual(own(adds, CONN_ROLE.ctExit).map((f) => f.match), exits.map((f) => f.match), 'and go in again as they were');
+    assert.deepEqual(own(adds, CONN_ROLE.main).map((f) => actionsOf(f).at(-1)), [{ type: 'output', port: S1.ofport }, { type: 'output', port: CLIENT.ofport }]);
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.backend, bed!.conn(id)?.migrations], ['forwarded', 'server1', 2]);
+    // A later controller adopts it with its exit flows; its end deletes them.
+    const flows = asFlowStats([...own(adds, CONN_ROLE.main), ...own(adds, CONN_ROLE.ctExit)]);
+    bed!.engine.stop();
+    bed = await EngineBed.create({ service: { migrateVia: 'conntrack', midStream: true }, opts: { conntrackZone: ZONE }, flows });
+    assert.deepEqual([bed.conn(id)?.adopted, bed.conn(id)?.backend, bed.engine.table.get(id)?.ctExit], [true, 'server1', { ip: S2.ip, port: S2.port }]);
+    assert.ok(!flowMods(bed.initial).some((f) => f.cookie === connCookie(id, CONN_ROLE.ctExit) || f.cookie === connCookie(id)), 'adopted exactly: nothing reinstalled');
+    const closed = bed.waitEvent('conn_closed');
+    bed.from(CLIENT, S1, { flags: { rst: true }, seq: ISN + 11 }, interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy));
+    await closed;
+    assert.ok(flowMods(bed.sw.take()).some((f) => f.command === 'delete' && f.cookie === connCookie(id, CONN_ROLE.ctExit)), 'its exit flows go with it');
+  });
+
+  it('a MIGRATE verdict on it later moves it the same way', async () => {
+    const id = await migratedOn();
+    bed!.sw.take();
+    const pending = bed!.waitEvent('move_pending');
+    bed!.engine.verdict(id, { verdict: 'MIGRATE', source: 'test', target: 'server3' });
+    await pending;
+    assert.equal(flowMods(bed!.sw.take()).filter((f) => f.cookie === connCookie(id, CONN_ROLE.ctExit)).length, 2);
+    assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['freezing', undefined]);
   });
 
   it('closing: its client\'s FIN copy alone closes it (the switch does not copy server 2\'s FIN) and frees it with no Flow-Mod', async () => {

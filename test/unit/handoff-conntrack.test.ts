@@ -9,7 +9,7 @@ import type { EngineOptions } from '../../controller/handoff/engine-core.ts';
 import type { FlowStats } from '../../controller/openflow/index.ts';
 import { CONN_ROLE, connCookie, INTERCEPT_ROLE, interceptCookie, isFlagCopy, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
 import {
-  conntrackFinCopyFlows, conntrackForwardActions, conntrackLabel, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, CT_MIGRATED, DEFAULT_CONNTRACK_ZONE, interceptFlows, PRIORITY, TABLE,
+  conntrackForwardActions, conntrackLabel, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, CT_MIGRATED, DEFAULT_CONNTRACK_ZONE, flagCopyFlows, interceptFlows, PRIORITY, TABLE,
 } from '../../controller/handoff/flow-plan.ts';
 import { STRAYS_BEFORE_REINSTALL } from '../../controller/handoff/engine-core.ts';
 import { parseConfig } from '../../controller/config.ts';
@@ -79,7 +79,7 @@ describe('FORWARD in conntrack: flow plan', () => {
       if (f.priority === PRIORITY.flagCopy && fromBackend && typeof f.match.tcpFlags === 'object' && f.match.tcpFlags.value === TCP_FIN) {
         backendFins++;
         assert.deepEqual(f.match.tcpFlags, { value: TCP_FIN, mask: TCP_FIN | TCP_RST }, 'FIN without RST: a RST is always copied');
-        assert.deepEqual(actions, [{ type: 'nx_ct', zone: ZONE, table: TABLE.finCopy }], 'no copy here: table 2 decides after ct');
+        assert.deepEqual(actions, [{ type: 'nx_ct', zone: ZONE, table: TABLE.copy }], 'no copy here: table 2 decides after ct');
         continue;
       }
       assert.deepEqual(actions.at(-1), { type: 'nx_ct', zone: ZONE, table: TABLE.connection });
@@ -88,16 +88,21 @@ describe('FORWARD in conntrack: flow plan', () => {
     assert.equal(backendFins, 2);
   });
 
-  it('table 2 copies a backend\'s FIN to the controller and sends it on to table 1, except one whose connection conntrack carries (FORWARD or migrated mark)', () => {
-    const flows = conntrackFinCopyFlows(ZONE).filter((m): m is FlowMod => m.type === 'flow_mod');
+  it('table 2 copies FIN/RST to the controller and sends everything on to table 1, except a FIN whose connection conntrack carries (FORWARD or migrated mark)', () => {
+    const flows = flagCopyFlows(ZONE).filter((m): m is FlowMod => m.type === 'flow_mod');
     const on = { type: 'nx_resubmit', inPort: OFPP.IN_PORT, tableId: TABLE.connection };
+    const copy = [{ type: 'output', port: OFPP.CONTROLLER, maxLen: 128 }, on];
     const tracked = { value: 0x20, mask: 0x20 };
-    assert.deepEqual(flows.map((f) => [f.tableId, f.priority, f.cookie, f.match, f.instructions[0]!.type === 'apply_actions' ? f.instructions[0]!.actions : []]), [
-      [TABLE.finCopy, PRIORITY.finCopy, interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy), {}, [{ type: 'output', port: OFPP.CONTROLLER, maxLen: 128 }, on]],
-      [TABLE.finCopy, PRIORITY.finCopySkip, interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy), { ctState: tracked, ctZone: ZONE, ctMark: CT_FORWARDED }, [on]],
-      [TABLE.finCopy, PRIORITY.finCopySkip, interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy), { ctState: tracked, ctZone: ZONE, ctMark: { value: CT_MIGRATED, mask: CT_MIGRATED } }, [on]],
+    const flag = (ethType: number, f: number) => ({ ethType, ipProto: 6, tcpFlags: { value: f, mask: f } });
+    assert.ok(flows.every((f) => f.tableId === TABLE.copy && f.cookie === interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy) && isFlagCopy(f.cookie)), 'table 2; its Packet-Ins are copies');
+    assert.deepEqual(flows.map((f) => [f.priority, f.match, f.instructions[0]!.type === 'apply_actions' ? f.instructions[0]!.actions : []]), [
+      [PRIORITY.copyOnward, {}, [on]],
+      [PRIORITY.copyFlag, flag(0x800, TCP_FIN), copy], [PRIORITY.copyFlag, flag(0x800, TCP_RST), copy],
+      [PRIORITY.copyFlag, flag(0x86dd, TCP_FIN), copy], [PRIORITY.copyFlag, flag(0x86dd, TCP_RST), copy],
+      [PRIORITY.copySkip, { ctState: tracked, ctZone: ZONE, ctMark: CT_FORWARDED }, [on]],
+      [PRIORITY.copySkip, { ctState: tracked, ctZone: ZONE, ctMark: { value: CT_MIGRATED, mask: CT_MIGRATED } }, [on]],
     ]);
-    assert.ok(flows.every((f) => isFlagCopy(f.cookie)), 'its Packet-Ins are copies');
+    assert.ok(PRIORITY.copySkip > PRIORITY.copyFlag && PRIORITY.copyFlag > PRIORITY.copyOnward);
   });
 
   it('with a zone, table 1 forwards marked connections by their label: to the service by the backend\'s port, from the primary by the client\'s', () => {
