@@ -80,7 +80,7 @@ const SCHEMA: Schema = {
   log: { level: oneOf(LOG_LEVELS), format: oneOf(['json', 'text']) },
   switch: { echoIntervalMs: int(100, 3_600_000), deadTimeoutMs: int(200, 3_600_000), requestTimeoutMs: int(100, 3_600_000) },
   learning: { idleTimeout: int(0, 65535), hardTimeout: int(0, 65535), priority: int(1, 65535) },
-  handoff: { maxConnections: int(1, 10_000_000), halfOpenMax: int(1, 10_000_000), halfOpenPerSource: int(1, 10_000_000), whenFull: oneOf(['refuse', 'forward']), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000), releaseBeforeBarrier: bool, conntrackZone: int(1, 65535), conntrackFlowsAfterMs: int(0, 3_600_000) },
+  handoff: { maxConnections: int(1, 10_000_000), halfOpenMax: int(1, 10_000_000), halfOpenPerSource: int(1, 10_000_000), whenFull: oneOf(['refuse', 'forward']), handshakeTimeoutMs: int(100, 3_600_000), replayTimeoutMs: int(50, 60_000), closeGraceMs: int(0, 600_000), revalidateMs: int(0, 10_000), switchGraceMs: int(0, 3_600_000), releaseBeforeBarrier: bool, conntrackZone: int(1, 65534), conntrackFlowsAfterMs: int(0, 3_600_000) },
   services: (v, key) => parseServiceList(v, key),
   quicServices: (v, key) => parseQuicServices(v, key),
   analyzers: (v, key) => parseAnalyzers(v, key),

@@ -49,11 +49,15 @@ export const CONN_ROLE_MASK = COOKIE_APP_MASK | (0xffn << ROLE_SHIFT);
  * (FIN/RST copies in table 0, whose Packet-Ins are copies of packets the switch also forwarded).
  * Bypass flows use role 0 with a marker in the low bits.
  */
-export const INTERCEPT_ROLE = { intercept: 0n, flagCopy: 1n, ctMigrated: 2n } as const;
+export const INTERCEPT_ROLE = { intercept: 0n, flagCopy: 1n, ctMigrated: 2n, synAckCopy: 3n } as const;
 /** The service index of flows no one service owns (the forwarding of connections migrated in conntrack). */
 export const SHARED_INTERCEPT_INDEX = 0xffff;
 export function interceptCookie(serviceIndex: number, role: bigint = INTERCEPT_ROLE.intercept): bigint {
   return appCookie(APP_ID.intercept, (role << ROLE_SHIFT) | BigInt(serviceIndex));
+}
+/** Whether a Packet-In is a copy of server 1's SYN-ACK, which the switch sent to the client itself (a service that passes conntrack). */
+export function isSynAckCopy(cookie: bigint): boolean {
+  return cookieApp(cookie) === APP_ID.intercept && connRoleOf(cookie) === INTERCEPT_ROLE.synAckCopy;
 }
 /** Whether a Packet-In came from a service's FIN/RST copy flow. */
 export function isFlagCopy(cookie: bigint): boolean {

@@ -3,11 +3,11 @@
 // commit them (and take a FORWARD's mark away before a move), and when such a connection gets
 // flows of its own after all. The per-service flows are in flow-plan.ts (interceptFlows,
 // conntrackMigratedFlows); docs/migration.md, "FORWARD in conntrack" and "MIGRATE in conntrack".
-import { OFP_NO_BUFFER, type OfpMessage } from '../openflow/index.ts';
+import { OFP_NO_BUFFER, type Action, type OfpMessage } from '../openflow/index.ts';
 import { inConntrackOnly, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
-  connectionFlows, conntrackForwardActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratePortsFit, conntrackPortsFit,
+  connectionFlows, conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratePortsFit, conntrackPortsFit,
   DEFAULT_CONNTRACK_FLOWS_AFTER_MS, DEFAULT_CONNTRACK_ZONE,
 } from './flow-plan.ts';
 import { isIdentity } from './relay.ts';
@@ -43,6 +43,31 @@ export class ConntrackForwarding {
 
   get zone(): number { return this.core.opts.conntrackZone ?? DEFAULT_CONNTRACK_ZONE; }
   private get flowsAfterMs(): number { return this.core.opts.conntrackFlowsAfterMs ?? DEFAULT_CONNTRACK_FLOWS_AFTER_MS; }
+
+  /**
+   * Whether this connection's handshake goes through conntrack (flow-plan.ts, "handshakes in
+   * conntrack"): a service that passes ct, not on a fabric, its SYN to the service's own address,
+   * ports that fit the label.
+   */
+  takesHandshake(c: Connection): boolean {
+    return passesConntrack(c.service, this.core.fieldShifts.has(c.dpid)) && !this.core.opts.fabric && isIdentity(c) && conntrackPortsFit(c.client.ofport, c.backend.ofport);
+  }
+
+  /** What the SYN's Packet-Out does before its output: commit the handshake (server 1's SYN-ACK then goes to the client from the switch). */
+  handshakeCommit(c: Connection): Action[] {
+    return this.takesHandshake(c) ? conntrackHandshakeActions(this.zone, c.client.ofport, c.backend.ofport) : [];
+  }
+
+  /** What the client's ACK's Packet-Out does before its output: the handshake mark goes (a later SYN-ACK of server 1 is the controller's). */
+  handshakeDone(c: Connection): Action[] {
+    return this.takesHandshake(c) ? conntrackHandshakeDoneActions(this.zone) : [];
+  }
+
+  /** The client's first data segment came before any pure ACK: the mark goes by a Packet-Out of it that goes no further. */
+  handshakeDoneBy(c: Connection, frame: Buffer, inPort: number): void {
+    const actions = this.handshakeDone(c);
+    if (actions.length) this.core.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions, data: frame }]);
+  }
 
   /**
    * Whether this FORWARD verdict can be kept in the switch's conntrack: a connection of a

@@ -3,7 +3,7 @@
 // The concerns (interception, move, teardown, adoption) each hold the core and reach one another
 // through `core.parts`; the coordinator (handoff-engine.ts) wires them and is the only event source.
 import type { EventEmitter } from 'node:events';
-import { OFPP, OFP_NO_BUFFER, type OfpMessage } from '../openflow/index.ts';
+import { OFPP, OFP_NO_BUFFER, type Action, type OfpMessage } from '../openflow/index.ts';
 import { parseFrame, type ParsedFrame } from '../packet/index.ts';
 import type { SwitchConnection } from '../datapath/switch-connection.ts';
 import type { HostDirectory } from '../fabric/host-directory.ts';
@@ -230,10 +230,11 @@ export class EngineCore {
     this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'nx_resubmit', inPort: OFPP.IN_PORT, tableId: TABLE.connection }], data: frame }]);
   }
 
-  /** Forwards a handshake-phase packet, with a copy to the service's IDS port so the IDS sees the whole flow. */
-  passOn(c: Connection, frame: Buffer, port: number, inPort: number): void {
+  /** Forwards a handshake-phase packet, with a copy to the service's IDS port so the IDS sees the whole flow; `before`: actions ahead of the outputs (a conntrack commit). */
+  passOn(c: Connection, frame: Buffer, port: number, inPort: number, before: Action[] = []): void {
     const mirror = this.localMirror(c);
-    const actions = mirror !== undefined && mirror !== port ? [{ type: 'output' as const, port: mirror }, { type: 'output' as const, port }] : [{ type: 'output' as const, port }];
+    const out: Action[] = mirror !== undefined && mirror !== port ? [{ type: 'output', port: mirror }, { type: 'output', port }] : [{ type: 'output', port }];
+    const actions = before.length ? [...before, ...out] : out;
     this.send(c, [{ type: 'packet_out', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions, data: frame }]);
     if (mirror === undefined && c.service.mirrorPort !== undefined) this.mirror(c, frame);
   }

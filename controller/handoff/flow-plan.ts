@@ -21,7 +21,7 @@ import { isIpv6Address } from '../packet/addr.ts';
  */
 export const TABLE = { steer: 0, connection: 1, copy: 2 } as const;
 /** `transit` (table 0) is above the service's steer and FIN/RST-copy flows: a transit switch neither intercepts nor copies. */
-export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, conntrack: 120, conntrackReply: 121, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302, copyOnward: 0, copyFlag: 110, copySkip: 120, ctExit: 215 } as const;
+export const PRIORITY = { intercept: 100, interceptSyn: 101, leg: 102, conntrack: 120, conntrackReply: 121, steer: 100, bypass: 150, connection: 200, flagCopy: 210, transit: 220, freeze: 300, freezePush: 301, freezeAll: 302, copyOnward: 0, copyFlag: 110, copySkip: 120, ctExit: 215, synAckCt: 205, synAckCopy: 103 } as const;
 export const PROBE_TABLE = 253;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
@@ -506,6 +506,35 @@ export function flagCopyFlows(zone: number): OfpMessage[] {
   ];
 }
 
+// ------------------------------------------------------------------ handshakes in conntrack
+//
+// A service that passes ct has its SYNs leave the controller committing the connection in the
+// handshake zone (the verdict zone + 1) with mark CT_HANDSHAKE and the two ports in the label, so
+// that server 1's SYN-ACK, through ct in that zone, goes from the switch straight to the client, a
+// copy to the controller: one controller crossing fewer before the first byte. The client's ACK (or
+// its first data segment, if it comes first) takes the mark away again, so that a later SYN-ACK of
+// server 1 (a move back to it replays the same addresses) reaches the controller as ever.
+
+/** ct_mark, in the handshake zone, of a connection whose SYN went to server 1 and is not yet acknowledged. */
+export const CT_HANDSHAKE = 2;
+
+/** The handshake zone: the verdict zone's neighbour (handoff.conntrackZone + 1). */
+export function handshakeZoneOf(zone: number): number {
+  return zone + 1;
+}
+
+/** Before the SYN's output: it commits the connection in the handshake zone, marked, with its two ports. */
+export function conntrackHandshakeActions(zone: number, clientPort: number, backendPort: number): Action[] {
+  return [{ type: 'nx_ct', zone: handshakeZoneOf(zone), commit: true, actions: [
+    { type: 'set_field', field: { ctMark: CT_HANDSHAKE } }, { type: 'set_field', field: { ctLabel: conntrackLabel(clientPort, backendPort) } },
+  ] }];
+}
+
+/** Before the client's ACK's output (or alone, with its first data segment): the handshake mark goes. */
+export function conntrackHandshakeDoneActions(zone: number): Action[] {
+  return [{ type: 'nx_ct', zone: handshakeZoneOf(zone), commit: true, actions: [{ type: 'set_field', field: { ctMark: 0 } }] }];
+}
+
 /** tcp_flags=+fin-rst: a segment with both is the RST copy flow's, which copies it always. */
 const FIN_NOT_RST = { value: TCP_FIN, mask: TCP_FIN | TCP_RST };
 
@@ -563,6 +592,20 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
       }));
     }
     flows.push(flowMod({ command: 'add', tableId: TABLE.connection, priority: PRIORITY.intercept, cookie, match, instructions: [{ type: 'apply_actions', actions: [toController()] }] }));
+  }
+  if (zone !== undefined) {
+    // Server 1's SYN-ACK: through ct in the handshake zone; with the mark its SYN left, straight to
+    // the client, copied to the controller (headers and options: the copy length is enough).
+    const hz = handshakeZoneOf(zone);
+    const synAckCookie = interceptCookie(s.index, INTERCEPT_ROLE.synAckCopy);
+    for (const match of fromBackends) {
+      const syn = { ...match, tcpFlags: { value: TCP_SYN, mask: TCP_SYN } };
+      flows.push(flowMod({ command: 'add', tableId: TABLE.steer, priority: PRIORITY.synAckCt, cookie, match: syn, instructions: [{ type: 'apply_actions', actions: [{ type: 'nx_ct', zone: hz, table: TABLE.connection }] }] }));
+      flows.push(flowMod({
+        command: 'add', tableId: TABLE.connection, priority: PRIORITY.synAckCopy, cookie: synAckCookie, match: { ...trackedMatch(hz, CT_HANDSHAKE), ...syn },
+        instructions: [{ type: 'apply_actions', actions: [toController(FLAG_COPY_LEN), { type: 'nx_output_reg', field: 'ctLabel', ofs: 0, nBits: 16 }] }],
+      }));
+    }
   }
   // FORWARD goes to the primary, and a migrated connection's replies are un-NATed: from the service's addresses.
   const fromService = serviceIps.map((ip) => tcpMatch(undefined, ip, undefined, s.service.port, undefined));

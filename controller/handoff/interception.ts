@@ -5,7 +5,7 @@
 import { OFPP, OFP_NO_BUFFER } from '../openflow/index.ts';
 import { canonicalIpv6, ipOf, isIpv6Address, seqAdd, type ParsedFrame } from '../packet/index.ts';
 import { dpidString, type SwitchConnection } from '../datapath/switch-connection.ts';
-import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE, isFlagCopy } from '../cookies.ts';
+import { APP_ID, connIdOf, connRoleOf, cookieApp, CONN_ROLE, isFlagCopy, isSynAckCopy } from '../cookies.ts';
 import type { PacketIn } from '../apps/app.ts';
 import { clientIsn, clientKey, endpointKey, makeConnection, NONE, tupleKey, type Connection } from './connection.ts';
 import { EngineError, ownCopy, reparse, synRecordOfFrame, type EngineCore, type VerdictRequest } from './engine-core.ts';
@@ -60,6 +60,7 @@ export class Interception {
     // A FIN/RST copy from table 0: the switch carries the packet on (through the connection's
     // flows, or to the intercept flow, which sends it here in full), so nothing else acts on it.
     if (isFlagCopy(pi.cookie)) { this.flagCopy(sw, frame, inPort); return true; }
+    if (isSynAckCopy(pi.cookie)) { this.synAckCopy(sw, frame, inPort); return true; }
 
     const c2s = table.byClientTuple(tupleKey(ip.src, tcp.srcPort, ip.dst, tcp.dstPort));
     if (c2s && c2s.sw === sw) { this.fromClient(c2s, pi, frame, inPort); return true; }
@@ -165,7 +166,7 @@ export class Interception {
     stats.intercepted++;
     this.sweepHandshakes();
     this.core.emit('conn_opened', this.core.describe(c));
-    this.core.passOn(c, syn, c.backend.ofport, inPort);
+    this.core.passOn(c, syn, c.backend.ofport, inPort, this.core.parts.conntrack.handshakeCommit(c));
     this.core.parts.move.prepare(c);
     return true;
   }
@@ -268,7 +269,7 @@ export class Interception {
       if (tcp.seq === clientIsn(c) && c.phase === 'handshake') {
         // A retransmitted SYN goes through the same policy (options, and any data, removed).
         const again = applySynPolicy(frame.raw, c.service.options);
-        if (again.ok) core.passOn(c, again.value, c.backend.ofport, inPort);
+        if (again.ok) core.passOn(c, again.value, c.backend.ofport, inPort, core.parts.conntrack.handshakeCommit(c));
         return;
       }
       if (c.phase === 'closing' || c.phase === 'closed' || tcp.seq !== clientIsn(c)) {
@@ -287,7 +288,13 @@ export class Interception {
           // Learnt only now: a spoofed SYN must not teach the controller where an address lives.
           core.learning.learnHost(c.client.ip, { mac: c.client.mac, dpid: c.dpid, port: c.client.ofport, seen: Date.now() });
         }
-        if (seg.payloadLength === 0 || seg.rst) { core.passOn(c, frame.raw, c.backend.ofport, inPort); if (c.phase === 'handshake' && tcp.flagSet.ack) core.setPhase(c, 'established'); return; }
+        const acked = c.phase === 'handshake' && tcp.flagSet.ack && !seg.rst;
+        if (seg.payloadLength === 0 || seg.rst) {
+          core.passOn(c, frame.raw, c.backend.ofport, inPort, acked ? core.parts.conntrack.handshakeDone(c) : []);
+          if (acked) core.setPhase(c, 'established');
+          return;
+        }
+        if (acked) core.parts.conntrack.handshakeDoneBy(c, frame.raw, inPort);
         this.hold(c, frame);
         return;
       case 'held':
@@ -338,14 +345,7 @@ export class Interception {
       core.log.debug('dropped a segment from a backend the connection has left', { conn: c.id, from: `${ip.src}:${tcp.srcPort}` });
       return;
     }
-    if (c.phase === 'handshake' && tcp.flagSet.syn && tcp.flagSet.ack) {
-      c.backend = core.shared.attached.get({ ...c.backend, mac: core.shared.strings.get(frame.eth.src), ofport: inPort });
-      if (!c.acceptedSynAck) {
-        c.acceptedSynAck = core.shared.synAck.get(summarise(tcp.options, tcp.flagSet));
-        core.parts.move.serverAccepted(c);
-      }
-      core.learning.learnHost(ip.src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
-    }
+    this.serverAnswered(c, frame, inPort);
     core.parts.teardown.trackSegment(c, 's2c', frame);
     const hasFlows = c.phase === 'forwarded' || c.phase === 'closing' || c.phase === 'freezing' || !!c.move?.midStream;
     if (hasFlows && !c.flowsInstalled) { this.withoutFlows(c, role, frame.raw, 's2c', inPort); return; }
@@ -353,6 +353,34 @@ export class Interception {
     if (hasFlows && !core.relayed(c)) { core.toPipeline(c, frame.raw, inPort); return; }
     if (isIdentity(c)) { core.passOn(c, frame.raw, c.client.ofport, inPort); return; }
     core.relayToClient(c, frame.raw);
+  }
+
+  /** Server 1's SYN-ACK during the handshake: where it is, and what it accepted of the client's SYN. */
+  private serverAnswered(c: Connection, frame: ParsedFrame, inPort: number): void {
+    const core = this.core;
+    const tcp = frame.tcp!;
+    if (c.phase !== 'handshake' || !tcp.flagSet.syn || !tcp.flagSet.ack) return;
+    c.backend = core.shared.attached.get({ ...c.backend, mac: core.shared.strings.get(frame.eth.src), ofport: inPort });
+    if (!c.acceptedSynAck) {
+      c.acceptedSynAck = core.shared.synAck.get(summarise(tcp.options, tcp.flagSet));
+      core.parts.move.serverAccepted(c);
+    }
+    core.learning.learnHost(ipOf(frame).src, { mac: frame.eth.src, dpid: c.dpid, port: inPort, seen: Date.now() });
+  }
+
+  /**
+   * A copy of server 1's SYN-ACK, which the switch sent to the client itself (its SYN committed the
+   * handshake in conntrack): learnt from as the SYN-ACK itself would be, and copied to the IDS, which
+   * must see the whole handshake; nothing goes to the client from here.
+   */
+  private synAckCopy(sw: SwitchConnection, frame: ParsedFrame, inPort: number): void {
+    const ip = ipOf(frame);
+    const tcp = frame.tcp!;
+    const c = this.core.table.fromBackend(ip.src, tcp.srcPort, ip.dst, tcp.dstPort);
+    if (!c || c.sw !== sw || ip.src !== c.backend.ip || tcp.srcPort !== c.backend.port) return;
+    this.serverAnswered(c, frame, inPort);
+    this.core.parts.teardown.trackSegment(c, 's2c', frame);
+    if (c.service.mirrorPort !== undefined) this.core.mirror(c, frame.raw);
   }
 
   /**

@@ -7,7 +7,7 @@ import { run } from '../lib/exec.ts';
 import {
   encodeMessage, flowMod, packetOut, seqShiftAction, OFPBAC, OFPET, OFPFF, OFPP, type Action, type OfpMessage,
 } from '../../controller/openflow/index.ts';
-import { conntrackForwardActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratedFlows, flagCopyFlows, interceptFlows, PRIORITY } from '../../controller/handoff/flow-plan.ts';
+import { conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratedFlows, flagCopyFlows, interceptFlows, PRIORITY } from '../../controller/handoff/flow-plan.ts';
 import { formatAction, formatInstructions, formatMatch } from '../../controller/api/flow-format.ts';
 
 const STOCK_OFCTL = '/usr/bin/ovs-ofctl';
@@ -202,6 +202,8 @@ describe('ofp cross-check: our encoder vs ovs-ofctl ofp-print', function () {
           'table:2 priority=120,ct_state=+trk,ct_zone=77,ct_mark=0x80000000/0x80000000 cookie:0x30100000000ffff actions=resubmit(,1)',
         ][i]!,
       ]),
+      ['a backend\'s SYN-ACK through the handshake zone', flows.find((f) => f.priority === PRIORITY.synAckCt)!, 'priority=205,tcp,nw_src=10.0.0.1,tp_src=5001,tcp_flags=+syn cookie:0x300000000000000 actions=ct(table=1,zone=78)'],
+      ['a handshake\'s SYN-ACK: copied, and to the client by the label', flows.find((f) => f.priority === PRIORITY.synAckCopy)!, 'table:1 priority=103,ct_state=+trk,ct_zone=78,ct_mark=0x2,tcp,nw_src=10.0.0.1,tp_src=5001,tcp_flags=+syn cookie:0x303000000000000 actions=CONTROLLER:128,output:NXM_NX_CT_LABEL[0..15]'],
       ['to the backend by the label', flows.find((f) => f.priority === PRIORITY.conntrack && f.match.tcpDst)!, 'table:1 priority=120,ct_state=+trk,ct_zone=77,ct_mark=0x1,tcp,nw_dst=10.0.0.1,tp_dst=5001 cookie:0x300000000000000 actions=output:NXM_NX_CT_LABEL[16..31]'],
       ['to the client by the label', flows.find((f) => f.priority === PRIORITY.conntrack && f.match.tcpSrc)!, 'table:1 priority=120,ct_state=+trk,ct_zone=77,ct_mark=0x1,tcp,nw_src=10.0.0.1,tp_src=5001 cookie:0x300000000000000 actions=output:NXM_NX_CT_LABEL[0..15]'],
     ];
@@ -217,6 +219,8 @@ describe('ofp cross-check: our encoder vs ovs-ofctl ofp-print', function () {
     for (const [name, actions, text] of [
       ['commit the FORWARD, out to server 1', conntrackForwardActions(77, 2, 1, 1), 'ct(commit,zone=77,exec(set_field:0x1->ct_mark,set_field:0x10002->ct_label)),output:1'],
       ['leave conntrack (mark 0)', conntrackLeaveActions(77), 'ct(commit,zone=77,exec(set_field:0->ct_mark))'],
+      ['commit the handshake (the SYN)', conntrackHandshakeActions(77, 2, 1), 'ct(commit,zone=78,exec(set_field:0x2->ct_mark,set_field:0x10002->ct_label))'],
+      ['the handshake mark goes (the client\'s ACK)', conntrackHandshakeDoneActions(77), 'ct(commit,zone=78,exec(set_field:0->ct_mark))'],
     ] as const) {
       it(`packet_out: ${name}`, async () => {
         assert.equal(await ofpPrint(STOCK_OFCTL, packetOut({ xid: 0x41, inPort: 2, actions: [...actions] })), `OFPT_PACKET_OUT (OF1.3) (xid=0x41): in_port=2 actions=${text} data_len=0`);

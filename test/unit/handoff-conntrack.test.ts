@@ -7,9 +7,9 @@ import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, type FlowMod, type
 import { decodeRecord, encodeRecord, RecordError } from '../../controller/handoff/connection-record.ts';
 import type { EngineOptions } from '../../controller/handoff/engine-core.ts';
 import type { FlowStats } from '../../controller/openflow/index.ts';
-import { CONN_ROLE, connCookie, INTERCEPT_ROLE, interceptCookie, isFlagCopy, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
+import { CONN_ROLE, connCookie, INTERCEPT_ROLE, interceptCookie, isFlagCopy, isSynAckCopy, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
 import {
-  conntrackForwardActions, conntrackLabel, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, CT_MIGRATED, DEFAULT_CONNTRACK_ZONE, flagCopyFlows, interceptFlows, PRIORITY, TABLE,
+  conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLabel, CT_HANDSHAKE, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, CT_MIGRATED, DEFAULT_CONNTRACK_ZONE, flagCopyFlows, interceptFlows, PRIORITY, TABLE,
 } from '../../controller/handoff/flow-plan.ts';
 import { STRAYS_BEFORE_REINSTALL } from '../../controller/handoff/engine-core.ts';
 import { parseConfig } from '../../controller/config.ts';
@@ -69,7 +69,7 @@ describe('FORWARD in conntrack: flow plan', () => {
 
   it('with a zone, table 0 sends every steered segment through ct(zone) on to table 1, FIN/RST copies to the controller first; a backend\'s FIN through ct to table 2', () => {
     const flows = interceptFlows({ ...spec, conntrackZone: ZONE }).filter((m): m is FlowMod => m.type === 'flow_mod');
-    const steer = flows.filter((f) => f.tableId === TABLE.steer);
+    const steer = flows.filter((f) => f.tableId === TABLE.steer && f.priority !== PRIORITY.synAckCt);
     assert.equal(steer.length, 4 * 3, 'steer + FIN + RST copy for two service addresses and two backends');
     let backendFins = 0;
     for (const f of steer) {
@@ -86,6 +86,25 @@ describe('FORWARD in conntrack: flow plan', () => {
       if (f.priority === PRIORITY.flagCopy) assert.deepEqual(actions[0], { type: 'output', port: 0xfffffffd, maxLen: 128 }, 'the copy leaves before ct');
     }
     assert.equal(backendFins, 2);
+  });
+
+  it('with a zone, a backend\'s SYN-ACK passes ct in the handshake zone; marked by its SYN, it goes to the client by the label, copied to the controller', () => {
+    const flows = interceptFlows({ ...spec, conntrackZone: ZONE }).filter((m): m is FlowMod => m.type === 'flow_mod');
+    const syn = { value: 0x02, mask: 0x02 };
+    const ct = flows.filter((f) => f.priority === PRIORITY.synAckCt);
+    assert.deepEqual(ct.map((f) => [f.tableId, f.cookie, f.match.ipv4Src, f.match.tcpSrc, f.match.tcpFlags, f.instructions]), [
+      [TABLE.steer, interceptCookie(0), '10.0.0.1', 5001, syn, [{ type: 'apply_actions', actions: [{ type: 'nx_ct', zone: ZONE + 1, table: TABLE.connection }] }]],
+      [TABLE.steer, interceptCookie(0), '10.0.0.3', 5001, syn, [{ type: 'apply_actions', actions: [{ type: 'nx_ct', zone: ZONE + 1, table: TABLE.connection }] }]],
+    ]);
+    assert.ok(PRIORITY.synAckCt > PRIORITY.steer && PRIORITY.synAckCt < PRIORITY.flagCopy, 'above the steering, below the FIN/RST copies');
+    const copies = flows.filter((f) => f.priority === PRIORITY.synAckCopy);
+    assert.deepEqual(copies.map((f) => [f.tableId, f.cookie, f.match.ctState, f.match.ctZone, f.match.ctMark, f.match.ipv4Src, f.match.tcpSrc, f.match.tcpFlags]), [
+      [TABLE.connection, interceptCookie(0, INTERCEPT_ROLE.synAckCopy), { value: 0x20, mask: 0x20 }, ZONE + 1, CT_HANDSHAKE, '10.0.0.1', 5001, syn],
+      [TABLE.connection, interceptCookie(0, INTERCEPT_ROLE.synAckCopy), { value: 0x20, mask: 0x20 }, ZONE + 1, CT_HANDSHAKE, '10.0.0.3', 5001, syn],
+    ]);
+    assert.deepEqual(copies[0]!.instructions, [{ type: 'apply_actions', actions: [{ type: 'output', port: OFPP.CONTROLLER, maxLen: 128 }, { type: 'nx_output_reg', field: 'ctLabel', ofs: 0, nBits: 16 }] }]);
+    assert.ok(isSynAckCopy(copies[0]!.cookie) && !isFlagCopy(copies[0]!.cookie));
+    assert.ok(PRIORITY.synAckCopy > PRIORITY.leg && PRIORITY.synAckCopy < PRIORITY.conntrack, 'above the leg and intercept flows');
   });
 
   it('table 2 copies FIN/RST to the controller and sends everything on to table 1, except a FIN whose connection conntrack carries (FORWARD or migrated mark)', () => {
@@ -145,11 +164,11 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
   it('a switch that connects gets the service\'s flows through ct in the configured zone, or the default one', async () => {
     const zonesOf = (b: EngineBed) => new Set(b.initial.flatMap((m) => (m.type === 'flow_mod' ? m.instructions.flatMap((i) => (i.type === 'apply_actions' ? [ctOf(i.actions)?.zone] : [])) : [])).filter((z) => z !== undefined));
     bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE } });
-    assert.deepEqual([...zonesOf(bed)], [ZONE]);
+    assert.deepEqual([...zonesOf(bed)], [ZONE, ZONE + 1], 'and the handshake zone next to it');
     assert.ok(bed.initial.some((m) => m.type === 'flow_mod' && m.priority === PRIORITY.conntrack));
     bed.engine.stop();
     bed = await EngineBed.create({ service: { forwardVia: 'conntrack' } });
-    assert.deepEqual([...zonesOf(bed)], [DEFAULT_CONNTRACK_ZONE]);
+    assert.deepEqual([...zonesOf(bed)], [DEFAULT_CONNTRACK_ZONE, DEFAULT_CONNTRACK_ZONE + 1]);
   });
 
   it('a FORWARD sends no Flow-Mod and no barrier: the held segment commits the connection with its ports and goes to server 1', async () => {
@@ -343,6 +362,7 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE } });
     const id2 = bed.handshake();
     bed.from(CLIENT, S1, HELD);
+    bed.sw.take();
     const migrated = bed.waitEvent('migrated');
     bed.engine.verdict(id2, { verdict: 'MIGRATE', source: 'test' });
     await tick();
@@ -351,6 +371,56 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     const moved = bed.sw.take();
     assert.equal(moved.filter((m) => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id2)).length, 2);
     assert.ok(!moved.some((m) => m.type === 'packet_out' && ctOf(m.actions)));
+  });
+});
+
+describe('handshakes in conntrack (scripted switch)', () => {
+  let bed: EngineBed | undefined;
+  afterEach(() => {
+    if (bed) assert.equal(bed.engine.stats.illegalTransitions, 0, 'no illegal phase transition');
+    bed?.engine.stop();
+    bed = undefined;
+  });
+  const synAckCopy = interceptCookie(0, INTERCEPT_ROLE.synAckCopy);
+  const pos = (b: EngineBed) => b.sw.take().filter((m): m is PacketOut => m.type === 'packet_out');
+
+  it('the SYN commits the handshake on its way to server 1; server 1\'s SYN-ACK copy is learnt from, nothing goes to the client from here; the client\'s ACK takes the mark away', async () => {
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE } });
+    bed.sw.take();
+    bed.from(CLIENT, S1, { flags: { syn: true }, seq: ISN, options: SYN_OPTIONS });
+    const [syn] = pos(bed);
+    assert.deepEqual(syn!.actions, [...conntrackHandshakeActions(ZONE, CLIENT.ofport, S1.ofport), { type: 'output', port: S1.ofport }]);
+    assert.deepEqual(ctOf(syn!.actions), { type: 'nx_ct', zone: ZONE + 1, commit: true, actions: [{ type: 'set_field', field: { ctMark: CT_HANDSHAKE } }, { type: 'set_field', field: { ctLabel: conntrackLabel(CLIENT.ofport, S1.ofport) } }] });
+    const id = bed.engine.connections()[0]!.id;
+    bed.from(S1, CLIENT, { flags: { syn: true, ack: true }, seq: S1_ISN, ack: ISN + 1, options: SYN_OPTIONS }, synAckCopy);
+    assert.deepEqual(pos(bed), [], 'the switch sent the SYN-ACK to the client itself');
+    assert.ok(bed.engine.table.get(id)?.acceptedSynAck, 'what server 1 accepted is known');
+    assert.equal(bed.conn(id)?.phase, 'handshake');
+    bed.from(CLIENT, S1, { flags: { ack: true }, seq: ISN + 1, ack: S1_ISN + 1 });
+    const [ack] = pos(bed);
+    assert.deepEqual(ack!.actions, [...conntrackHandshakeDoneActions(ZONE), { type: 'output', port: S1.ofport }]);
+    assert.deepEqual(ctOf(ack!.actions)?.actions, [{ type: 'set_field', field: { ctMark: 0 } }]);
+    assert.equal(bed.conn(id)?.phase, 'established');
+  });
+
+  it('a first data segment before any pure ACK takes the mark away by a Packet-Out that goes no further, and is held', async () => {
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE } });
+    bed.from(CLIENT, S1, { flags: { syn: true }, seq: ISN, options: SYN_OPTIONS });
+    bed.from(S1, CLIENT, { flags: { syn: true, ack: true }, seq: S1_ISN, ack: ISN + 1, options: SYN_OPTIONS }, synAckCopy);
+    bed.sw.take();
+    bed.from(CLIENT, S1, HELD);
+    const out = pos(bed);
+    assert.deepEqual(out.map((p) => [p.actions, p.data.subarray(-5).toString()]), [[conntrackHandshakeDoneActions(ZONE), 'hello']]);
+    assert.equal(bed.engine.connections()[0]!.phase, 'held');
+  });
+
+  it('a service that does not pass conntrack commits no handshake: its SYN and ACK go out as ever', async () => {
+    bed = await EngineBed.create({ service: { forwardVia: 'flows' }, opts: { conntrackZone: ZONE } });
+    bed.sw.take();
+    bed.handshake();
+    const out = pos(bed);
+    assert.ok(out.length >= 3 && out.every((p) => !ctOf(p.actions)), 'SYN, SYN-ACK and ACK passed on without conntrack');
+    assert.ok(!bed.initial.some((m) => m.type === 'flow_mod' && (m.priority === PRIORITY.synAckCt || m.priority === PRIORITY.synAckCopy)));
   });
 });
 
