@@ -1,8 +1,9 @@
 // Verdicts kept in the switch's conntrack: FORWARD (a service with forwardVia 'conntrack') and
 // first-segment MIGRATE (migrateVia 'conntrack'). Which connections qualify, the Packet-Outs that
-// commit them (and take a FORWARD's mark away before a move), and when such a connection gets
-// flows of its own after all. The per-service flows are in flow-plan.ts (interceptFlows,
-// conntrackMigratedFlows); docs/migration.md, "FORWARD in conntrack" and "MIGRATE in conntrack".
+// commit them (their handshake too, and take a FORWARD's mark away before a move), when such a
+// connection gets flows of its own after all, and how a migrated one leaves ct to move again. The
+// per-service flows are in flow-plan.ts (interceptFlows, conntrackMigratedFlows, flagCopyFlows);
+// docs/migration.md, "FORWARD in conntrack", "Handshakes in conntrack" and "MIGRATE in conntrack".
 import { OFP_NO_BUFFER, type Action, type OfpMessage } from '../openflow/index.ts';
 import { inConntrackOnly, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
