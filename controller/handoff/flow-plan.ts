@@ -196,11 +196,11 @@ function addIn(tableId: number, spec: ConnectionFlowSpec, priority: number, matc
  * without passing ct (which would NAT them to that target for ever), and from there, their FIN/RST
  * copied, to table 1. The connection's idle timeout, and closing like its other flows.
  */
-function ctExitFlows(s: ConnectionFlowSpec & { ctExit: { ip: string; port: number } }): OfpMessage[] {
+function ctExitFlows(s: ConnectionFlowSpec, target: { ip: string; port: number }): OfpMessage[] {
   const on: Instruction[] = [{ type: 'goto_table', tableId: TABLE.copy }];
   return [
     addIn(TABLE.steer, s, PRIORITY.ctExit, clientToServiceMatch(s), on, CONN_ROLE.ctExit),
-    addIn(TABLE.steer, s, PRIORITY.ctExit, tcpMatch(undefined, s.ctExit.ip, s.client.ip, s.ctExit.port, s.client.port), on, CONN_ROLE.ctExit),
+    addIn(TABLE.steer, s, PRIORITY.ctExit, tcpMatch(undefined, target.ip, s.client.ip, target.port, s.client.port), on, CONN_ROLE.ctExit),
   ];
 }
 
@@ -219,10 +219,11 @@ export function connectionFlows(s: ConnectionFlowSpec): OfpMessage[] {
   const s2c = backendToClientMatch(s);
   // The state note rides on the client → backend flow only; it is a no-op in the datapath.
   const note = noteFor(s);
+  const flows = needsRelay(s)
+    ? [add(s, PRIORITY.connection, c2s, [...note, toController()], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, [toController()])]
+    : [add(s, PRIORITY.connection, c2s, [...note, ...clientToBackendActions(s)], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, backendToClientActions(s))];
   // Out of ct after the flows that then take its segments, never before.
-  const exit = s.ctExit ? ctExitFlows({ ...s, ctExit: s.ctExit }) : [];
-  if (needsRelay(s)) return [add(s, PRIORITY.connection, c2s, [...note, toController()], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, [toController()]), ...exit];
-  return [add(s, PRIORITY.connection, c2s, [...note, ...clientToBackendActions(s)], CONN_ROLE.main, true), add(s, PRIORITY.connection, s2c, backendToClientActions(s)), ...exit];
+  return s.ctExit ? [...flows, ...ctExitFlows(s, s.ctExit)] : flows;
 }
 
 /**
@@ -434,6 +435,8 @@ export function conntrackMigrateActions(zone: number, s: Pick<ConnectionFlowSpec
 
 const label = (ofs: number, nBits: number) => ({ field: 'ctLabel' as const, ofs, nBits });
 const markBits = (ofs: number) => ({ field: 'ctMark' as const, ofs, nBits: 15 });
+/** Out of the switch port a ct_label half names (bits ofs..ofs+15). */
+const toLabelPort = (ofs: number): Action => ({ type: 'nx_output_reg', ...label(ofs, 16) });
 /** What passed ct in the zone with this mark (the per-service and shared conntrack flows). */
 const trackedMatch = (zone: number, ctMark: Match['ctMark']): Match => ({ ctState: { value: CS_TRACKED, mask: CS_TRACKED }, ctZone: zone, ctMark });
 const migratedMatch = (zone: number): Match => trackedMatch(zone, { value: CT_MIGRATED, mask: CT_MIGRATED });
@@ -477,7 +480,7 @@ function conntrackForwardFlows(cookie: bigint, zone: number, toService: Match[],
   const tracked = trackedMatch(zone, CT_FORWARDED);
   const flow = (match: Match, ofs: number): OfpMessage => flowMod({
     command: 'add', tableId: TABLE.connection, priority: PRIORITY.conntrack, cookie, match: { ...tracked, ...match },
-    instructions: [{ type: 'apply_actions', actions: [{ type: 'nx_output_reg', field: 'ctLabel', ofs, nBits: 16 }] }],
+    instructions: [{ type: 'apply_actions', actions: [toLabelPort(ofs)] }],
   });
   return [...toService.map((m) => flow(m, 16)), ...fromPrimary.map((m) => flow(m, 0))];
 }
@@ -603,7 +606,7 @@ export function interceptFlows(s: InterceptSpec): OfpMessage[] {
       flows.push(flowMod({ command: 'add', tableId: TABLE.steer, priority: PRIORITY.synAckCt, cookie, match: syn, instructions: [{ type: 'apply_actions', actions: [{ type: 'nx_ct', zone: hz, table: TABLE.connection }] }] }));
       flows.push(flowMod({
         command: 'add', tableId: TABLE.connection, priority: PRIORITY.synAckCopy, cookie: synAckCookie, match: { ...trackedMatch(hz, CT_HANDSHAKE), ...syn },
-        instructions: [{ type: 'apply_actions', actions: [toController(FLAG_COPY_LEN), { type: 'nx_output_reg', field: 'ctLabel', ofs: 0, nBits: 16 }] }],
+        instructions: [{ type: 'apply_actions', actions: [toController(FLAG_COPY_LEN), toLabelPort(0)] }],
       }));
     }
   }
