@@ -8,7 +8,7 @@ import { OFP_NO_BUFFER, type Action, type OfpMessage } from '../openflow/index.t
 import { inConntrackOnly, type Connection } from './connection.ts';
 import type { EngineCore } from './engine-core.ts';
 import {
-  connectionFlows, conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratePortsFit, conntrackPortsFit,
+  connectionFlows, conntrackExitFlush, conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratePortsFit, conntrackPortsFit,
   DEFAULT_CONNTRACK_FLOWS_AFTER_MS, DEFAULT_CONNTRACK_ZONE,
 } from './flow-plan.ts';
 import { isIdentity } from './relay.ts';
@@ -123,12 +123,35 @@ export class ConntrackForwarding {
    */
   exit(c: Connection): OfpMessage[] {
     if (c.conntrack !== 'migrated') return [];
+    return this.outForGood(c, true);
+  }
+
+  /**
+   * `c` leaves conntrack for good: the flows of where it is now (with its ct-exit flows when its
+   * service's traffic passes ct, `exit`); once they are in, its entry goes (deleteEntries). From then
+   * on it is a connection with flows like any other: ended by their idle timeout, adopted after a restart.
+   */
+  private outForGood(c: Connection, exit: boolean): OfpMessage[] {
     c.conntrack = undefined;
-    c.ctExit = { ip: c.backend.ip, port: c.backend.port };
+    if (exit) c.ctExit = { ip: c.backend.ip, port: c.backend.port };
     // Sent, not yet confirmed; from now its flows' idle timeout ends it, not the sweep.
     c.flowsInstalled = false;
     this.forgetAt.delete(c);
+    this.core.clearTimer(c, 'idle');
     return connectionFlows(this.core.flowSpec(c));
+  }
+
+  /**
+   * The conntrack entries of connections that left ct for good (their flows confirmed): deleted
+   * (conntrackExitFlush), or a later connection from the same client port would meet one. A switch
+   * that cannot (NXT_CT_FLUSH: Open vSwitch 3.1 or later) is logged; the connections are not affected.
+   */
+  deleteEntries(sw: Connection['sw'], conns: Connection[]): void {
+    if (!conns.length) return;
+    sw.transact(conns.map((c) => conntrackExitFlush(this.zone, this.core.flowSpec(c)))).catch((e) => this.core.log.warn(
+      'the switch did not delete the conntrack entries of connections that left conntrack (NXT_CT_FLUSH needs Open vSwitch 3.1 or later): until they expire, a new connection from one of their client ports would be forwarded by them, past the controller',
+      { conns: conns.length, first: conns[0]!.id, error: (e as Error).message },
+    ));
   }
 
   /** From now on conntrack forwards it: what was held leaves committing it (EngineCore.release). */
@@ -143,17 +166,59 @@ export class ConntrackForwarding {
   }
 
   /**
-   * A conntrack-FORWARDed connection that outlives handoff.conntrackFlowsAfterMs gets its two flows:
-   * from then on the switch's idle timeout ends it and a restarted controller adopts it, and the
-   * Flow-Mods are spent only on connections that live long enough to be worth them. With 0 it never
-   * does, and since the controller sees none of its traffic (only FIN/RST copies and strays) it
-   * forgets it once it has seen nothing of it for the service's idle timeout; the switch keeps
-   * forwarding it, only its listing and a later move are lost.
+   * A connection kept in conntrack (FORWARDed, or migrated there) that outlives
+   * handoff.conntrackFlowsAfterMs leaves it for good (giveFlows): the Flow-Mods go only to connections
+   * long enough to be worth them, which from then on a restarted controller adopts, the switch's idle
+   * timeout ends, and whose segments skip ct and its recirculation. With 0 it never does, and since
+   * the controller sees none of its traffic (only FIN/RST copies and strays) it forgets it once it
+   * has seen nothing of it for the service's idle timeout; the switch keeps forwarding it, only its
+   * listing and a later move are lost.
    */
   armTimer(c: Connection): void {
-    if (this.flowsAfterMs > 0) this.core.setTimer(c, 'idle', this.flowsAfterMs, () => { if (c.phase === 'forwarded') this.giveFlows(c); });
+    if (this.flowsAfterMs > 0) this.queueForFlows(c);
     else this.watch(c);
     this.core.parts.teardown.endIfClientClosed(c);
+  }
+
+  /**
+   * Connections waiting for their flows, in the order they entered conntrack: all wait the same
+   * time, so the queue is in deadline order and one timer (set for its head) serves all of them, in
+   * place of a timer each (docs/benchmarks.md §7), and those due together share one barrier.
+   */
+  private readonly waiting: Connection[] = [];
+  private readonly waitingUntil: number[] = [];
+  private waitingHead = 0;
+  private waitTimer?: NodeJS.Timeout;
+
+  private queueForFlows(c: Connection): void {
+    this.waiting.push(c);
+    this.waitingUntil.push(Date.now() - this.epoch + this.flowsAfterMs);
+    if (!this.waitTimer) this.armWaitTimer();
+  }
+
+  private armWaitTimer(): void {
+    if (this.waitingHead >= this.waiting.length) return;
+    const delay = Math.max(0, this.waitingUntil[this.waitingHead]! - (Date.now() - this.epoch));
+    this.waitTimer = setTimeout(() => this.flowsDue(), delay);
+    this.waitTimer.unref();
+  }
+
+  private flowsDue(): void {
+    this.waitTimer = undefined;
+    const now = Date.now() - this.epoch;
+    const due: Connection[] = [];
+    while (this.waitingHead < this.waiting.length && this.waitingUntil[this.waitingHead]! <= now) {
+      due.push(this.waiting[this.waitingHead]!);
+      this.waitingHead++;
+    }
+    // Dropped from the front now and then, not at every step (an array shift is a copy).
+    if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
+      this.waiting.splice(0, this.waitingHead);
+      this.waitingUntil.splice(0, this.waitingHead);
+      this.waitingHead = 0;
+    }
+    this.giveFlows(due.filter((c) => c.phase === 'forwarded'));
+    this.armWaitTimer();
   }
 
   /** From now, `c` is forgotten after its service's idle timeout unless seen again (seen()). */
@@ -168,7 +233,7 @@ export class ConntrackForwarding {
   private sweep(): void {
     const now = this.seconds(Math.floor);
     for (const [c, at] of this.forgetAt) {
-      const kept = c.phase === 'forwarded' && (c.conntrack === 'migrated' || (c.conntrack === 'forwards' && this.flowsAfterMs === 0));
+      const kept = c.phase === 'forwarded' && inConntrackOnly(c);
       if (kept && now < at) continue;
       this.forgetAt.delete(c);
       if (kept) this.core.parts.teardown.finish(c, `nothing seen of it for the idle timeout (${c.conntrack === 'migrated' ? 'migrated' : 'FORWARDed'} in conntrack)`, false);
@@ -179,39 +244,46 @@ export class ConntrackForwarding {
   stop(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
+    if (this.waitTimer) clearTimeout(this.waitTimer);
+    this.waitTimer = undefined;
   }
 
-  /**
-   * A connection migrated in conntrack gets no flows while its service keeps migrateVia 'conntrack'
-   * (its traffic passes ct with NAT in table 0): the controller forgets it once it has seen nothing of
-   * it for the service's idle timeout, as a FORWARD with conntrackFlowsAfterMs 0.
-   */
+  /** A connection migrated in conntrack: as one FORWARDed there (armTimer). */
   watchMoved(c: Connection): void {
-    this.watch(c);
+    if (this.flowsAfterMs > 0) this.queueForFlows(c);
+    else this.watch(c);
   }
 
   /** A segment of a connection kept in conntrack reached the controller: it is alive (without flows to come, its idle time starts over). */
   seen(c: Connection): void {
-    if (c.phase === 'forwarded' && (c.conntrack === 'migrated' || this.flowsAfterMs === 0)) this.watch(c);
+    if (c.phase === 'forwarded' && inConntrackOnly(c) && this.flowsAfterMs === 0) this.watch(c);
   }
 
   /**
-   * A connection kept in conntrack gets the two flows of its verdict (a FORWARD lived long enough,
-   * or its service stopped using conntrack; a migrated one: its service left migrateVia 'conntrack',
-   * so table 0 no longer applies the entry's NAT and its flows see the addresses on the wire).
+   * Connections kept in conntrack leave it for good (outForGood): they lived long enough, or their
+   * service stopped keeping that verdict there. A migrated one gets the flows of a connection
+   * migrated to its target (they see the addresses on the wire: its ct-exit flows keep its segments
+   * from ct's NAT, or table 0 no longer applies it). One barrier per switch for all.
    */
-  giveFlows(c: Connection): void {
+  giveFlows(conns: Connection[]): void {
     const core = this.core;
-    if (!inConntrackOnly(c) || c.phase === 'closed') return;
-    // Its entry keeps the mark: the flows' state note says so, for whoever moves it later.
-    c.conntrack = 'marked';
-    c.flowsInstalled = false;
-    // From now on an idle FLOW_REMOVED ends it, not the controller's timer.
-    core.clearTimer(c, 'idle');
-    c.sw.transact(core.reinstallMessages(c)).then(
-      () => { c.flowsInstalled = true; },
-      (e) => core.log.error('installing flows for a connection leaving conntrack failed; its packets go through the controller', { conn: c.id, error: (e as Error).message }),
-    );
+    const bySwitch = new Map<Connection['sw'], { conns: Connection[]; msgs: OfpMessage[] }>();
+    for (const c of conns) {
+      if (!inConntrackOnly(c) || c.phase === 'closed') continue;
+      const batch = bySwitch.get(c.sw) ?? { conns: [], msgs: [] };
+      bySwitch.set(c.sw, batch);
+      batch.conns.push(c);
+      for (const m of this.outForGood(c, passesConntrack(c.service, core.fieldShifts.has(c.dpid)))) batch.msgs.push(m);
+    }
+    for (const [sw, batch] of bySwitch) {
+      sw.transact(batch.msgs).then(
+        () => {
+          for (const c of batch.conns) if (c.flowsInstalled === false) c.flowsInstalled = true;
+          this.deleteEntries(sw, batch.conns);
+        },
+        (e) => core.log.error('installing flows for connections leaving conntrack failed; their packets go through the controller', { conns: batch.conns.length, first: batch.conns[0]!.id, error: (e as Error).message }),
+      );
+    }
   }
 
   /**

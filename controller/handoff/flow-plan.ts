@@ -2,7 +2,7 @@
 // adoption: the connection a set of flows read back from a switch stands for. No I/O, so every
 // flow the engine installs can be checked in unit tests (and by ovs-ofctl in the cross-checks).
 import {
-  flowMod, seqShiftAction, encodeMatch, encodeInstructions, OFPP, OFPTT, OFPFF, OFPCML_NO_BUFFER,
+  ctFlushMessage, flowMod, seqShiftAction, encodeMatch, encodeInstructions, OFPP, OFPTT, OFPFF, OFPCML_NO_BUFFER,
   type Action, type FlowStats, type Instruction, type Match, type OfpMessage,
 } from '../openflow/index.ts';
 import { APP_ID, appCookie, connCookie, connIdOf, connRoleOf, CONN_ROLE, CONN_ROLE_MASK, INTERCEPT_ROLE, interceptCookie, SHARED_INTERCEPT_INDEX } from '../cookies.ts';
@@ -202,6 +202,17 @@ function ctExitFlows(s: ConnectionFlowSpec, target: { ip: string; port: number }
     addIn(TABLE.steer, s, PRIORITY.ctExit, clientToServiceMatch(s), on, CONN_ROLE.ctExit),
     addIn(TABLE.steer, s, PRIORITY.ctExit, tcpMatch(undefined, target.ip, s.client.ip, target.port, s.client.port), on, CONN_ROLE.ctExit),
   ];
+}
+
+/**
+ * The conntrack entry of a connection that leaves ct for good (its ct-exit flows), deleted: nothing
+ * of it passes ct any more, so the entry would see no FIN and stay established for conntrack's
+ * timeout (a day in the userspace datapath), and a later connection from the same client port would
+ * meet its mark (and NAT) and be forwarded by the per-service flows past the controller and the
+ * analyzer. NXT_CT_FLUSH, Open vSwitch 3.1+.
+ */
+export function conntrackExitFlush(zone: number, s: { client: { ip: string; port: number }; service: { ip: string; port: number } }): OfpMessage {
+  return ctFlushMessage({ zone, ipProto: IPPROTO_TCP, orig: { src: s.client.ip, dst: s.service.ip, srcPort: s.client.port, dstPort: s.service.port } });
 }
 
 /** A stock switch can do the NAT part itself; only a sequence shift needs the controller. */

@@ -74,6 +74,8 @@ export class HandoffEngine extends EventEmitter implements App {
     this.core.parts.interception.stop();
     this.core.parts.adoption.stop();
     this.core.parts.conntrack.stop();
+    // A stopped engine acts no more: no verdict, idle or close timer of a connection fires later.
+    for (const c of this.table.all()) this.core.clearTimers(c);
     if (this.onPathsChanged) { this.core.learning.off('link_down', this.onPathsChanged); this.core.learning.off('link_up', this.onPathsChanged); }
   }
   modeOf(dpid: string): SwitchMode | undefined { return this.core.modes.get(dpid); }
@@ -149,7 +151,7 @@ export class HandoffEngine extends EventEmitter implements App {
     // its conntrack-FORWARDed connections get flows of their own (until then, what reaches the
     // controller of them goes on from there).
     const moved = [...this.table.all()].filter((c) => (c.conntrack === 'forwards' && c.service.forwardVia !== 'conntrack') || (c.conntrack === 'migrated' && c.service.migrateVia !== 'conntrack'));
-    for (const c of moved) core.parts.conntrack.giveFlows(c);
+    core.parts.conntrack.giveFlows(moved);
     const lines = [
       ...r.added.map((s) => `services.${s.name}: added (${s.address}:${s.port})`),
       ...r.removed.map((s) => `services.${s.name}: removed`),

@@ -74,7 +74,7 @@ export class Mover {
       const address = addressFor(target, isIpv6Address(c.client.ip));
       const back = address !== undefined && c.retired.some((b) => b.ip === address && b.port === target.port);
       await c.sw.transact([...exit, ...freezeFlows(core.flowSpec(c)), ...(back ? [legFlow({ id: c.id, client: c.client, target: { ip: address, port: target.port } }, this.legSeconds())] : [])]);
-      if (exit.length) c.flowsInstalled = true;
+      if (exit.length) { c.flowsInstalled = true; core.parts.conntrack.deleteEntries(c.sw, [c]); }
       // OVS answers the barrier once its flow table changed, but revalidates the datapath's cached
       // megaflows asynchronously: for a moment the client's packets can still take the old path.
       await new Promise((r) => setTimeout(r, core.opts.revalidateMs));

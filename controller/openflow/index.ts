@@ -10,6 +10,7 @@ export { splitMessages } from './framing.ts';
 export { encodeMatch, decodeMatch, type Match, type Masked, type MatchField, type UnknownOxm } from './match.ts';
 export { OXM_FIELDS, type OxmFieldDef } from './oxm.ts';
 export { encodeActions, decodeActions, ACTION_CODECS, type Action, type StandardAction } from './actions.ts';
+export { ctFlushMessage, encodeCtFlush, decodeCtFlush, NXT_CT_FLUSH, type CtFlush, type CtTuple } from './ct-flush.ts';
 export { seqShiftAction, NXAST, type NiciraAction, type NxSeqActionType, type NxSeqRegActionType, type Subfield } from './nicira.ts';
 export { encodeInstructions, decodeInstructions, INSTRUCTION_CODECS, type Instruction } from './instructions.ts';
 export {

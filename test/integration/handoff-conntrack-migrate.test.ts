@@ -75,6 +75,7 @@ describe('MIGRATE in conntrack, real TCP (patched OVS)', function () {
     };
     await migrate('server1');
     await bed.round(pool, 'back', { server1: 2 });
+    assert.equal((await conntrackOf(bed, '10.0.0.3')).migrated, 0, 'their entries are deleted on the way out (a later connection from the same port must not meet them)');
     // (The replay's leg flows, role 6, expire by themselves.)
     const flows = (await bed.connectionFlows()).filter((f) => !/cookie=0x1006/.test(f));
     assert.equal(flows.length, 2 * 4, `two flows and two ct-exit flows each: ${flows.join('\n')}`);

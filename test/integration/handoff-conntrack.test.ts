@@ -4,7 +4,8 @@
 // have flows as ever; a move takes a conntrack-FORWARDed connection out of conntrack (server 1 can
 // no longer reach its client); a controller killed and restarted finds the conntrack ones still
 // flowing (it cannot adopt them: they are in no flow table) and adopts the migrated ones. With
-// conntrackFlowsAfterMs, the ones that live longer get flows, and a restarted controller adopts them.
+// conntrackFlowsAfterMs, the ones that live longer (FORWARDed or migrated in conntrack) leave ct for
+// good with flows of their own, and a restarted controller adopts them.
 import assert from 'node:assert/strict';
 import { DrillBed, SERVICE, TOKEN } from '../lib/drill-bed.ts';
 import { echoService, HandoffBed } from '../lib/handoff-net.ts';
@@ -138,35 +139,52 @@ describe('FORWARD in conntrack over IPv6, real TCP (patched OVS, dual-stack serv
   });
 });
 
-describe('FORWARD in conntrack, then flows for the long-lived (conntrackFlowsAfterMs), real TCP (patched OVS)', function () {
+describe('FORWARD and MIGRATE in conntrack, then out of it for the long-lived (conntrackFlowsAfterMs), real TCP (patched OVS)', function () {
   this.timeout(180000);
   let bed: DrillBed;
   before(async function () {
     await requirePatchedOvs(this);
-    bed = await DrillBed.create({ config: { handoff: { closeGraceMs: 200, switchGraceMs: 30000, conntrackZone: ZONE, conntrackFlowsAfterMs: 300 }, services: [echoService({ verdictTimeoutMs: 60000, forwardVia: 'conntrack' })] } });
+    bed = await DrillBed.create({ config: { handoff: { closeGraceMs: 200, switchGraceMs: 30000, conntrackZone: ZONE, conntrackFlowsAfterMs: 300 }, services: [echoService({ verdictTimeoutMs: 60000, midStream: true, forwardVia: 'conntrack', migrateVia: 'conntrack' })] } });
   });
   after(async () => { await bed?.destroy(); });
 
-  it('connections that outlive it get their two flows (the note says the entry keeps the mark); a restarted controller adopts them; a move takes the mark away', async () => {
-    const pool = await bed.pool(N, 'stay', 'server1');
-    await waitFor(async () => (await bed.connectionFlows()).length === 2 * N, 'two flows for each long-lived connection', 15000);
-    assert.deepEqual(await conntrackOf(bed), { forwarded: N, unmarked: 0 }, 'their entries keep the mark');
-    const conns = (await bed.api.get('/api/connections')).connections as Array<{ id: number; conntrack?: boolean }>;
-    assert.ok(conns.every((c) => !c.conntrack), 'listed as having flows');
+  /** Established entries of the service in our zone, whatever their mark. */
+  const entries = async (): Promise<number> => (await bed.ovs.appctl('dpctl/dump-conntrack', `zone=${ZONE}`)).split('\n').filter((l) => l.startsWith('tcp') && l.includes('state=ESTABLISHED')).length;
+  /** Packets the connections' ct-exit flows took past ct. */
+  const exitPackets = async (): Promise<number> => (await bed.connectionFlows()).filter((f) => /priority=215,/.test(f)).reduce((n, f) => n + Number(/n_packets=(\d+)/.exec(f)?.[1] ?? 0), 0);
+
+  it('connections that outlive it leave ct for good: their flows, two ct-exit flows each, their entries deleted; their segments skip ct; a restarted controller adopts them; they move on', async () => {
+    const stay = await bed.pool(N / 2, 'stay', 'server1');
+    const moved = await bed.pool(N / 2, 'migrate', 'server2');
+    await waitFor(async () => (await bed.connectionFlows()).length === 4 * N, 'two flows and two ct-exit flows for each long-lived connection', 15000);
+    // An entry left behind would see no FIN and stay established for a day: a later connection from
+    // the same client port would meet its mark (and NAT) and skip the controller.
+    assert.equal(await entries(), 0, 'their conntrack entries are gone');
+    const conns = (await bed.api.get('/api/connections')).connections as Array<{ id: number; conntrack?: boolean; backend: string }>;
+    assert.deepEqual([conns.length, conns.filter((c) => c.conntrack).length], [N, 0], 'listed as having flows');
+    await bed.round(stay, 'x', { server1: N / 2 }, 10);
+    await bed.round(moved, 'x', { server2: N / 2 }, 10);
+    await waitFor(async () => (await exitPackets()) >= 2 * N, 'their segments to take the exit flows past ct', 15000);
+    assert.equal(await entries(), 0, 'and they commit nothing');
     bed.controller!.signal('SIGKILL');
     await bed.controller!.stop('SIGKILL');
-    await bed.round(pool, 'dark', { server1: N });
+    await bed.round(stay, 'dark', { server1: N / 2 });
+    await bed.round(moved, 'dark', { server2: N / 2 });
     bed.controller = await bed.startController('controller-2');
     const rec = await bed.reconciled(bed.controller);
     assert.deepEqual([rec.adopted, rec.dropped, rec.reinstalled], [N, 0, 0], JSON.stringify(rec));
-    await bed.round(pool, 'after', { server1: N });
-    // The adopted connections move as any other; their conntrack entries lose the mark on the way.
-    const mig = await run(process.execPath, [CLI, 'migrate', 'echo', '--to', 'server2', '--api', `http://127.0.0.1:${bed.apiPort}`, '--token', TOKEN]);
-    assert.match(mig.stdout, /connection/);
+    await bed.round(stay, 'after', { server1: N / 2 });
+    await bed.round(moved, 'after', { server2: N / 2 });
+    // Adopted, they move as any other: the FORWARDed ones to server 2, the migrated ones back to server 1.
+    for (const c of (await bed.api.get('/api/connections')).connections as Array<{ id: number; backend: string }>) {
+      const mig = await run(process.execPath, [CLI, 'migrate', String(c.id), '--to', c.backend === 'server1' ? 'server2' : 'server1', '--api', `http://127.0.0.1:${bed.apiPort}`, '--token', TOKEN]);
+      assert.match(mig.stdout, /connection/);
+    }
     await bed.ovs.datapathCaughtUp();
-    await bed.round(pool, 'moved', { server2: N });
-    assert.deepEqual(await conntrackOf(bed), { forwarded: 0, unmarked: N });
-    assert.equal((await pool.cmd({ op: 'closeMany' })).ok, true);
+    await bed.round(stay, 'moved', { server2: N / 2 });
+    await bed.round(moved, 'moved', { server1: N / 2 });
+    assert.equal(await entries(), 0);
+    for (const c of [stay, moved]) assert.equal((await c.cmd({ op: 'closeMany' })).ok, true);
     await bed.assertAllGone();
   });
 });

@@ -7,7 +7,7 @@ import { run } from '../lib/exec.ts';
 import {
   encodeMessage, flowMod, packetOut, seqShiftAction, OFPBAC, OFPET, OFPFF, OFPP, type Action, type OfpMessage,
 } from '../../controller/openflow/index.ts';
-import { conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratedFlows, flagCopyFlows, interceptFlows, PRIORITY } from '../../controller/handoff/flow-plan.ts';
+import { conntrackExitFlush, conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLeaveActions, conntrackMigrateActions, conntrackMigratedFlows, flagCopyFlows, interceptFlows, PRIORITY } from '../../controller/handoff/flow-plan.ts';
 import { formatAction, formatInstructions, formatMatch } from '../../controller/api/flow-format.ts';
 
 const STOCK_OFCTL = '/usr/bin/ovs-ofctl';
@@ -225,6 +225,17 @@ describe('ofp cross-check: our encoder vs ovs-ofctl ofp-print', function () {
       it(`packet_out: ${name}`, async () => {
         assert.equal(await ofpPrint(STOCK_OFCTL, packetOut({ xid: 0x41, inPort: 2, actions: [...actions] })), `OFPT_PACKET_OUT (OF1.3) (xid=0x41): in_port=2 actions=${text} data_len=0`);
         assert.equal(actions.map(formatAction).join(','), text);
+      });
+    }
+
+    // A connection leaving ct for good has its entry deleted (conntrackExitFlush): what OVS reads.
+    for (const [name, client, service, printed] of [
+      ['IPv4', { ip: '10.0.0.3', port: 40000 }, { ip: '10.0.0.1', port: 5001 }, "'ct_nw_src=10.0.0.3,ct_nw_dst=10.0.0.1,ct_tp_src=40000,ct_tp_dst=5001,ct_nw_proto=6' 'ct_nw_src=::,ct_nw_dst=::,ct_tp_src=0,ct_tp_dst=0'"],
+      ['IPv6', { ip: 'fd00::3', port: 40001 }, { ip: 'fd00::1', port: 5001 }, "'ct_ipv6_src=fd00::3,ct_ipv6_dst=fd00::1,ct_tp_src=40001,ct_tp_dst=5001,ct_nw_proto=6' 'ct_ipv6_src=::,ct_ipv6_dst=::,ct_tp_src=0,ct_tp_dst=0'"],
+    ] as const) {
+      it(`NXT_CT_FLUSH of a connection's entry (${name})`, async () => {
+        const msg = { ...conntrackExitFlush(77, { client, service }), xid: 0x31 };
+        assert.equal(await ofpPrint(STOCK_OFCTL, msg), `NXT_CT_FLUSH (OF1.3) (xid=0x31): zone=77 ${printed}`);
       });
     }
   });

@@ -1,7 +1,7 @@
 // The handoff engine without a switch or root: a scripted switch connection that records what
 // the engine sends (Flow-Mods, Packet-Outs) and can refuse a batch, and hosts that speak TCP
 // segments into the engine as Packet-Ins. For unit tests of every engine path.
-import { OFPP, OFP_NO_BUFFER, OFPET, OFPBAC, decodeMessage, encodeMessage, type FlowStats, type OfpMessage } from '../../controller/openflow/index.ts';
+import { OFPP, OFP_NO_BUFFER, OFPET, OFPBAC, decodeCtFlush, decodeMessage, encodeMessage, NXT_CT_FLUSH, type CtFlush, type FlowStats, type OfpMessage } from '../../controller/openflow/index.ts';
 import { parseFrame, type TcpFlagsSpec, type TcpOption } from '../../controller/packet/index.ts';
 import { buildTcpFrameAny } from '../../controller/handoff/segments.ts';
 import { endpointKey } from '../../controller/handoff/connection.ts';
@@ -172,6 +172,16 @@ export class EngineBed {
 }
 
 /** Flow-Mods as a switch would report them in flow stats (through the codec, both ways). */
+/** The NXT_CT_FLUSH messages among `msgs`, decoded. */
+export function ctFlushes(msgs: OfpMessage[]): CtFlush[] {
+  return msgs.flatMap((m) => {
+    if (m.type !== 'experimenter' || m.expType !== NXT_CT_FLUSH) return [];
+    const f = decodeCtFlush(m.data);
+    assert.ok(f.ok, 'an NXT_CT_FLUSH the codec reads back');
+    return [f.value];
+  });
+}
+
 export function asFlowStats(msgs: OfpMessage[]): FlowStats[] {
   return msgs.map((m) => {
     const r = decodeMessage(encodeMessage({ ...m, xid: 1 }));

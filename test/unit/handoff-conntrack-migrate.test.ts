@@ -4,8 +4,8 @@
 // the same way; a later move takes it out of conntrack first (ct-exit flows), then moves it as any
 // other; a switch without the field-sourced shifts gets flows.
 import assert from 'node:assert/strict';
-import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
-import { connCookie, CONN_ROLE, INTERCEPT_ROLE, interceptCookie, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
+import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, ctFlushes, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
+import { connCookie, connIdOf, CONN_ROLE, INTERCEPT_ROLE, interceptCookie, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
 import {
   conntrackMigrateActions, conntrackMigratedFlows, conntrackMigratedLabel, conntrackMigratedLabelParts, conntrackMigratedMark,
   conntrackMigratedMarkPorts, conntrackMigratePortsFit, CT_MIGRATED, interceptFlows, interceptsOver, PRIORITY, TABLE,
@@ -13,7 +13,7 @@ import {
 import { parseConfig } from '../../controller/config.ts';
 import { parseServices } from '../../controller/handoff/service-config.ts';
 import { parseFrame } from '../../controller/packet/index.ts';
-import type { Action, FlowStats } from '../../controller/openflow/index.ts';
+import type { Action, CtFlush, FlowStats } from '../../controller/openflow/index.ts';
 
 const ISN = 1000;
 const S1_ISN = 5000;
@@ -23,6 +23,8 @@ const ZONE = 77;
 const tick = () => new Promise((r) => setImmediate(r));
 const flowMods = (msgs: unknown[]) => msgs.filter((m): m is FlowMod => (m as FlowMod).type === 'flow_mod');
 const actionsOf = (f: FlowMod): Action[] => f.instructions.flatMap((i) => (i.type === 'apply_actions' ? i.actions : []));
+/** The conntrack entry of the bed's client connection: its original direction, in the service's zone. */
+const ENTRY: CtFlush = { zone: ZONE, ipProto: 6, orig: { src: CLIENT.ip, dst: S1.ip, srcPort: CLIENT.port, dstPort: S1.port } };
 const ctOf = (actions: Action[]) => actions.find((a): a is Extract<Action, { type: 'nx_ct' }> => a.type === 'nx_ct');
 
 describe('MIGRATE in conntrack: flow plan', () => {
@@ -113,8 +115,8 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
   });
 
   /** A new bed whose one connection got a MIGRATE verdict on its held segment and server 2's SYN-ACK (what it sent before the SYN-ACK taken). */
-  async function migratedOn(service: Record<string, unknown> = {}, o: { fieldShift?: boolean } = {}): Promise<number> {
-    bed = await EngineBed.create({ service: { migrateVia: 'conntrack', midStream: true, ...service }, opts: { conntrackZone: ZONE }, fieldShift: o.fieldShift });
+  async function migratedOn(service: Record<string, unknown> = {}, o: { fieldShift?: boolean; conntrackFlowsAfterMs?: number } = {}): Promise<number> {
+    bed = await EngineBed.create({ service: { migrateVia: 'conntrack', midStream: true, ...service }, opts: { conntrackZone: ZONE, conntrackFlowsAfterMs: o.conntrackFlowsAfterMs ?? 3_600_000 }, fieldShift: o.fieldShift });
     const id = bed.handshake();
     bed.from(CLIENT, S1, HELD);
     bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
@@ -192,7 +194,8 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
     bed!.sw.take();
     const delta = bed!.conn(id)!.ackDelta;
     await bed!.engine.migrate(id, 'server1');
-    const freeze = flowMods(bed!.sw.take());
+    const moveSent = bed!.sw.take();
+    const freeze = flowMods(moveSent);
     assert.ok(!freeze.some((f) => f.command !== 'add'), 'nothing to delete: it had no flows');
     const own = (fs: FlowMod[], role: bigint) => fs.filter((f) => f.cookie === connCookie(id, role));
     const exits = own(freeze, CONN_ROLE.ctExit);
@@ -205,6 +208,7 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
     assert.deepEqual(main.map((f) => [f.match.ipv4Src, actionsOf(f).at(-1)]), [[CLIENT.ip, { type: 'output', port: S2.ofport }], [S2.ip, { type: 'output', port: CLIENT.ofport }]], 'its flows to server 2, as migrated there');
     assert.ok(actionsOf(main[0]!).some((a) => a.type === 'nx_inc_tcp_ack' && a.delta === delta), 'with its delta');
     assert.ok(freeze.indexOf(main[1]!) < freeze.indexOf(exits[0]!) && freeze.indexOf(exits[1]!) < freeze.findIndex((f) => f.cookie === connCookie(id, CONN_ROLE.freeze)), 'table 1 first, then out of ct, then the freeze');
+    assert.deepEqual(ctFlushes(moveSent), [ENTRY], 'its conntrack entry is deleted (a later connection on its ports must not meet it)');
     assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['freezing', undefined]);
     // The client's next request is held; server 1 takes the replay.
     bed!.from(CLIENT, S1, { flags: { ack: true, psh: true }, seq: ISN + 6, ack: S1_ISN + 7, payload: 'again' }, connCookie(id, CONN_ROLE.freeze));
@@ -255,7 +259,7 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
   });
 
   it('unseen for the service\'s idle timeout, it is forgotten (the switch keeps carrying it): no RST, no Flow-Mod; a stray seen meanwhile puts it off', async () => {
-    const id = await migratedOn({ idleTimeout: 1 });
+    const id = await migratedOn({ idleTimeout: 1 }, { conntrackFlowsAfterMs: 0 });
     bed!.sw.take();
     const closed = bed!.waitEvent('conn_closed', 4000) as Promise<[{ id: number }, string]>;
     const t0 = Date.now();
@@ -281,7 +285,47 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
     assert.equal(adds.length, 2);
     assert.ok(adds.some((f) => actionsOf(f).some((a) => a.type === 'set_field' && 'ipv4Dst' in a.field && a.field.ipv4Dst === S2.ip)), 'NAT to server 2 in its own flow now');
     assert.ok(!flowMods(sent).some((f) => f.tableId === TABLE.steer && ctOf(actionsOf(f))), 'table 0 no longer passes ct');
+    assert.ok(!flowMods(sent).some((f) => f.cookie === connCookie(id, CONN_ROLE.ctExit)), 'no exit flows: nothing of the service passes ct now');
+    assert.deepEqual(ctFlushes(sent), [ENTRY], 'its entry goes (the service may pass ct again later)');
     assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['forwarded', undefined]);
+  });
+
+  it('one that outlives conntrackFlowsAfterMs leaves ct for good: the flows of one migrated to server 2 and its ct-exit flows, then its entry deleted; a later controller adopts it', async () => {
+    bed = await EngineBed.create({ service: { migrateVia: 'conntrack', midStream: true }, opts: { conntrackZone: ZONE, conntrackFlowsAfterMs: 200 } });
+    const ids: number[] = [];
+    for (const port of [CLIENT.port, CLIENT.port + 1]) {
+      const client = { ...CLIENT, port };
+      const id = bed.handshake(client);
+      bed.from(client, S1, HELD);
+      bed.engine.verdict(id, { verdict: 'MIGRATE', source: 'test' });
+      await tick();
+      const migrated = bed.waitEvent('migrated');
+      bed.from(S2, client, { flags: { syn: true, ack: true }, seq: S2_ISN, ack: ISN + 1, options: SYN_OPTIONS });
+      await migrated;
+      ids.push(id);
+    }
+    assert.ok(ids.every((id) => bed!.conn(id)?.conntrack), 'in conntrack at first');
+    const t0 = Date.now();
+    while (ctFlushes(bed.sw.sent).length < 2) {
+      assert.ok(Date.now() - t0 < 5000, 'both entries deleted');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const sent = bed.sw.sent;
+    for (const [i, id] of ids.entries()) {
+      const own = flowMods(sent).filter((f) => f.command === 'add' && connIdOf(f.cookie) === id);
+      assert.deepEqual(own.map((f) => [f.tableId, f.cookie === connCookie(id, CONN_ROLE.ctExit)]), [[TABLE.connection, false], [TABLE.connection, false], [TABLE.steer, true], [TABLE.steer, true]], 'table 1 first, then out of ct');
+      assert.ok(actionsOf(own[0]!).some((a) => a.type === 'set_field' && 'ipv4Dst' in a.field && a.field.ipv4Dst === S2.ip), 'NAT to server 2 in its own flow');
+      assert.equal(bed.conn(id)?.conntrack, undefined, 'no longer listed as in conntrack');
+      const flush = sent.findIndex((m) => m.type === 'experimenter' && ctFlushes([m])[0]?.orig?.srcPort === CLIENT.port + i);
+      assert.deepEqual(ctFlushes([sent[flush]!]), [{ ...ENTRY, orig: { ...ENTRY.orig, srcPort: CLIENT.port + i } }]);
+      assert.ok(flush > sent.indexOf(own[3]!), 'its entry goes after its flows (once the switch confirmed them)');
+    }
+    // Nothing of them reaches the controller now but FIN/RST copies: a restarted one adopts both with their flows.
+    const flows = asFlowStats(flowMods(sent).filter((f) => f.command === 'add'));
+    bed.engine.stop();
+    bed = await EngineBed.create({ service: { migrateVia: 'conntrack', midStream: true }, opts: { conntrackZone: ZONE }, flows });
+    for (const id of ids) assert.deepEqual([bed.conn(id)?.adopted, bed.conn(id)?.backend, bed.engine.table.get(id)?.ctExit], [true, 'server2', { ip: S2.ip, port: S2.port }]);
+    assert.ok(!flowMods(bed.initial).some((f) => ids.some((id) => connIdOf(f.cookie) === id)), 'adopted exactly: nothing reinstalled');
   });
 
   it('on a switch without the field-sourced shifts, or for a mid-stream move, a MIGRATE uses flows as ever', async () => {

@@ -3,11 +3,11 @@
 // segment committing the connection; strays go on the same way; a move takes the connection out of
 // conntrack before its flows go in; the controller forgets what it cannot see.
 import assert from 'node:assert/strict';
-import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
+import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, ctFlushes, type FlowMod, type PacketOut } from '../lib/scripted-switch.ts';
 import { decodeRecord, encodeRecord, RecordError } from '../../controller/handoff/connection-record.ts';
 import type { EngineOptions } from '../../controller/handoff/engine-core.ts';
 import type { FlowStats } from '../../controller/openflow/index.ts';
-import { CONN_ROLE, connCookie, INTERCEPT_ROLE, interceptCookie, isFlagCopy, isSynAckCopy, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
+import { CONN_ROLE, connCookie, connIdOf, connRoleOf, INTERCEPT_ROLE, interceptCookie, isFlagCopy, isSynAckCopy, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
 import {
   conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLabel, CT_HANDSHAKE, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, CT_MIGRATED, DEFAULT_CONNTRACK_ZONE, flagCopyFlows, interceptFlows, PRIORITY, TABLE,
 } from '../../controller/handoff/flow-plan.ts';
@@ -270,19 +270,42 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     assert.equal(bed!.engine.table.size, 0);
   });
 
-  it('one that outlives conntrackFlowsAfterMs gets its two flows, their note saying its entry keeps the mark; a later controller adopts it so, and its move takes the mark away', async () => {
+  it('one that outlives conntrackFlowsAfterMs leaves ct for good: its two flows and two ct-exit flows, then its entry deleted; a later controller adopts it so, and its move has no mark to take away', async () => {
     const id = await forwarded({}, { conntrackFlowsAfterMs: 30 });
     bed!.sw.take();
     const sent = await bed!.sw.nextTransact();
-    const adds = sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id));
-    assert.deepEqual(adds.map((m) => m.priority), [PRIORITY.connection, PRIORITY.connection]);
+    const adds = sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add' && connIdOf(m.cookie) === id);
+    assert.deepEqual(adds.map((m) => [m.tableId, m.priority, connRoleOf(m.cookie)]), [
+      [TABLE.connection, PRIORITY.connection, CONN_ROLE.main], [TABLE.connection, PRIORITY.connection, CONN_ROLE.main],
+      [TABLE.steer, PRIORITY.ctExit, CONN_ROLE.ctExit], [TABLE.steer, PRIORITY.ctExit, CONN_ROLE.ctExit],
+    ], 'table 1 first, then out of ct');
     assert.ok(!sent.some((m) => m.type === 'flow_mod' && m.command !== 'add'), 'nothing to delete before its first flows');
+    assert.deepEqual(ctFlushes(sent), [], 'its entry stays while its flows go in');
+    assert.deepEqual(ctFlushes(await bed!.sw.nextTransact()), [{ zone: ZONE, ipProto: 6, orig: { src: CLIENT.ip, dst: S1.ip, srcPort: CLIENT.port, dstPort: S1.port } }], 'and goes once they are in');
     const note = adds.flatMap((m) => m.instructions.flatMap((i) => (i.type === 'apply_actions' ? i.actions : []))).find((a) => a.type === 'nx_note');
-    assert.ok(note && note.type === 'nx_note' && decodeRecord(note.data).conntrackMarked, 'the state note says the entry keeps the mark');
+    assert.ok(note && note.type === 'nx_note' && !decodeRecord(note.data).conntrackMarked, 'no mark left to note');
     assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['forwarded', undefined]);
-    // A controller restarted over those flows adopts it, and knows its entry is marked: a move takes the mark away.
+    // A controller restarted over those flows adopts it with its exit flows; a move sends no mark-removing Packet-Out.
     bed!.engine.stop();
     bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE }, flows: asFlowStats(adds) });
+    assert.deepEqual([bed.conn(id)?.adopted, bed.engine.table.get(id)?.ctExit], [true, { ip: S1.ip, port: S1.port }]);
+    await moveToServer2(bed, id);
+    await server2Answers(bed);
+    const moved = bed.sw.take();
+    assert.ok(!moved.some((m) => m.type === 'packet_out' && ctOf(m.actions)), 'no ct commit on the way: its entry is gone');
+    assert.ok(!moved.some((m) => m.type === 'flow_mod' && m.command !== 'add' && m.cookie === connCookie(id, CONN_ROLE.ctExit)), 'its exit flows stay');
+    assert.deepEqual([bed.conn(id)?.phase, bed.conn(id)?.backend], ['forwarded', 'server2']);
+  });
+
+  it('flows of an earlier version whose note says its entry keeps the mark: adopted so, and its move takes the mark away first', async () => {
+    const id = await forwarded({}, { conntrackFlowsAfterMs: 30 });
+    const sent = await bed!.sw.nextTransact();
+    // Its two flows as an earlier version wrote them: no exit flows, the note saying the entry is marked.
+    const marked = sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add' && m.cookie === connCookie(id)).map((m) => ({
+      ...m, instructions: m.instructions.map((i) => (i.type === 'apply_actions' ? { ...i, actions: i.actions.map((a) => (a.type === 'nx_note' ? { ...a, data: encodeRecord({ ...decodeRecord(a.data), conntrackMarked: true }) } : a)) } : i)),
+    }));
+    bed!.engine.stop();
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE }, flows: asFlowStats(marked) });
     assert.equal(bed.conn(id)?.adopted, true);
     await moveToServer2(bed, id);
     await server2Answers(bed);

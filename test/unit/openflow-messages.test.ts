@@ -1,6 +1,7 @@
 // Message-level codec tests: encode -> exact bytes (OF 1.3.5 spec layouts), decode back.
 import assert from 'node:assert/strict';
 import {
+  ctFlushMessage, decodeCtFlush, encodeCtFlush, NXT_CT_FLUSH, type CtFlush,
   decodeMessage, encodeMessage, errorCodeName, errorTypeName, flowMod, packetOut, splitMessages,
   OFP_NO_BUFFER, OFPBAC, OFPBRC, OFPET, OFPFF, OFPP, OFPMP, type OfpMessage,
 } from '../../controller/openflow/index.ts';
@@ -323,5 +324,43 @@ describe('openflow codec: messages', () => {
       assert.throws(() => encodeMessage({ type: 'nope', xid: 0 } as never), { name: 'OfpEncodeError' });
       assert.throws(() => encodeMessage(packetOut({ data: Buffer.alloc(70000) })), /65535/);
     });
+  });
+});
+
+describe('NXT_CT_FLUSH (ct-flush.ts)', () => {
+  const cases: Array<[string, CtFlush]> = [
+    ['a TCP connection in a zone (IPv4, mapped)', { zone: 29805, ipProto: 6, orig: { src: '10.0.0.3', dst: '10.0.0.1', srcPort: 40000, dstPort: 5001 } }],
+    ['IPv6, both tuples, partial', { ipProto: 6, orig: { src: 'fd00::3', dstPort: 80 }, reply: { dst: 'fd00::3' } }],
+    ['a whole zone', { zone: 7, ipProto: 0 }],
+  ];
+  for (const [name, f] of cases) {
+    it(`round trip through an experimenter message: ${name}`, () => {
+      const bytes = encodeMessage({ ...ctFlushMessage(f), xid: 9 });
+      const m = decodeMessage(bytes);
+      assert.ok(m.ok && m.value.type === 'experimenter');
+      assert.deepEqual([m.value.experimenter, m.value.expType], [0x2320, NXT_CT_FLUSH]);
+      assert.equal(bytes.length % 8, 0, 'properties padded to 8 bytes');
+      assert.deepEqual(decodeCtFlush(m.value.data), { ok: true, value: f });
+    });
+  }
+
+  it('bad input: a clear error, never a throw', () => {
+    const good = encodeCtFlush(cases[0]![1]);
+    const bad: Array<[string, Buffer, RegExp]> = [
+      ['truncated header', good.subarray(0, 5), /truncated|need/i],
+      ['padding not zero', Buffer.concat([Buffer.from([6, 1]), good.subarray(2)]), /padding/],
+      ['property length shorter than its header', Buffer.concat([good.subarray(0, 8), Buffer.from([0, 2, 0, 2, 0, 0, 0, 0])]), /length 2/],
+      ['a zone of 4 bytes', Buffer.concat([good.subarray(0, 8), Buffer.from([0, 2, 0, 8, 0, 0, 0, 1])]), /zone of 4 bytes/],
+      ['an unknown property', Buffer.concat([good.subarray(0, 8), Buffer.from([0, 9, 0, 4, 0, 0, 0, 0])]), /unknown ct_flush property 9/],
+      ['a property past the end', Buffer.concat([good.subarray(0, 8), Buffer.from([0, 2, 0, 40, 0, 0])]), /truncated|need/i],
+    ];
+    for (const [what, b, re] of bad) {
+      const r = decodeCtFlush(b);
+      assert.ok(!r.ok, what);
+      assert.match(r.error.message, re, what);
+    }
+    assert.throws(() => encodeCtFlush({ ipProto: 6, orig: { src: '10.0.0.300' } }), { name: 'OfpEncodeError' });
+    assert.throws(() => encodeCtFlush({ ipProto: 6, orig: { dstPort: 70000 } }), /dstPort/);
+    assert.throws(() => encodeCtFlush({ ipProto: 6, zone: -1 }), /zone/);
   });
 });
