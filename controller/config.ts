@@ -130,15 +130,30 @@ function merge(schema: Schema, defaults: Record<string, unknown>, input: unknown
   return out;
 }
 
+/** The names of the services whose raw config says forwardVia / migrateVia. */
+function explicitVia(input: unknown): { forwardVia: Set<string>; migrateVia: Set<string> } {
+  const raw = (input as { services?: unknown } | null)?.services;
+  const list = Array.isArray(raw) ? raw : [];
+  const named = (key: string) => new Set(list.flatMap((s) => (typeof s === 'object' && s !== null && key in s ? [String((s as { name?: unknown }).name)] : [])));
+  return { forwardVia: named('forwardVia'), migrateVia: named('migrateVia') };
+}
+
+/** A service whose forwardVia / migrateVia took the default (conntrack) gets flows instead. */
+function defaultVia(s: ServiceConfig, explicit: { forwardVia: Set<string>; migrateVia: Set<string> }): ServiceConfig {
+  return { ...s, forwardVia: explicit.forwardVia.has(s.name) ? s.forwardVia : 'flows', migrateVia: explicit.migrateVia.has(s.name) ? s.migrateVia : 'flows' };
+}
+
 /** Validates a parsed config object, filling in defaults. Throws ConfigError naming the bad key. */
 export function parseConfig(input: unknown): ControllerConfig {
   const cfg = merge(SCHEMA, DEFAULT_CONFIG as unknown as Record<string, unknown>, input ?? {}, '') as unknown as ControllerConfig;
   // services[] holds both protocols; the QUIC entries have a list of their own (given as such too).
   const lists = Array.isArray(cfg.services) ? { tcp: cfg.services, quic: [] } : cfg.services as unknown as ServiceLists;
   ({ tcp: cfg.services, quic: cfg.quicServices } = joinQuicServices(lists, cfg.quicServices));
+  // A verdict kept in one switch's conntrack says nothing to the other switches on the path: on a
+  // fabric, conntrack said is refused and the default is flows.
+  if (cfg.fabric) cfg.services = cfg.services.map((s) => defaultVia(s, explicitVia(input)));
   for (const via of ['forwardVia', 'migrateVia'] as const) {
     const ct = cfg.services.findIndex((s) => s[via] === 'conntrack');
-    // A verdict kept in one switch's conntrack says nothing to the other switches on the path.
     if (cfg.fabric && ct >= 0) throw new ConfigError(`services[${ct}].${via}`, "'conntrack' is for a single switch; with fabric use 'flows'");
   }
   if (cfg.switch.deadTimeoutMs <= cfg.switch.echoIntervalMs) {

@@ -14,7 +14,7 @@ import {
 } from './flow-plan.ts';
 import { hasFlows } from './phases.ts';
 import { appCookie, APP_ID, cookieApp, connRoleOf, CONN_ROLE, COOKIE_APP_MASK } from '../cookies.ts';
-import { passesConntrack } from './conntrack.ts';
+import { passesConntrack, type SwitchCaps } from './conntrack.ts';
 import { planReconciliation } from './reconcile.ts';
 import { addressesOf, type ServiceConfig } from './service-config.ts';
 import type { Direction } from './tcp-state.ts';
@@ -40,10 +40,13 @@ export class SwitchAdoption {
     core.switches.set(dpid, sw);
     const grace = this.graceTimers.get(dpid);
     if (grace) { clearTimeout(grace); this.graceTimers.delete(dpid); }
-    const { mode, fieldShift } = await probe(sw);
+    const { mode, fieldShift, ct } = await probe(sw);
     core.modes.set(dpid, mode);
     if (fieldShift) core.fieldShifts.add(dpid); else core.fieldShifts.delete(dpid);
-    if (mode === 'fastpath' && !fieldShift && core.services.some((s) => s.migrateVia === 'conntrack')) {
+    if (ct) core.noConntrack.delete(dpid); else core.noConntrack.add(dpid);
+    if (!ct && core.services.some((s) => s.forwardVia === 'conntrack' || s.migrateVia === 'conntrack')) {
+      core.log.warn('switch has no connection tracker (the ct action is refused): FORWARD and MIGRATE verdicts use flows there', { dpid });
+    } else if (mode === 'fastpath' && !fieldShift && core.services.some((s) => s.migrateVia === 'conntrack')) {
       core.log.warn('switch cannot take a shift\'s delta from a field (ovs-patch 0008 missing): MIGRATE verdicts of migrateVia conntrack services use flows there', { dpid });
     }
     core.log.info(mode === 'fastpath' ? 'switch has inc/dec_tcp_seq/ack: migrated connections stay in the datapath' : 'switch lacks inc/dec_tcp_seq/ack: migrated connections are relayed through the controller (slow)', { dpid, mode });
@@ -249,14 +252,14 @@ export class SwitchAdoption {
   /** Every service's intercept flows on switch `dpid`, over the intercept flows it has (`present`: interceptsOver). */
   allIntercepts(dpid: string, present: FlowStats[]): OfpMessage[] {
     const core = this.core;
-    const fieldShift = core.fieldShifts.has(dpid);
+    const caps = core.capsOf(dpid);
     const zone = core.parts.conntrack.zone;
     return interceptsOver([
       // Table 2 before the table-0 flows that send to it (a table miss there drops); always, since
       // a connection kept out of ct (ctExit) needs it whatever the services say now.
-      ...flagCopyFlows(zone),
-      ...core.services.flatMap((s, i) => interceptFor(s, i, zone, fieldShift)),
-      ...(fieldShift && core.services.some((s) => s.migrateVia === 'conntrack') ? conntrackMigratedFlows(zone) : []),
+      ...flagCopyFlows(zone, caps.ct),
+      ...core.services.flatMap((s, i) => interceptFor(s, i, zone, caps)),
+      ...(caps.ct && caps.fieldShift && core.services.some((s) => s.migrateVia === 'conntrack') ? conntrackMigratedFlows(zone) : []),
     ], present);
   }
 
@@ -267,29 +270,38 @@ export class SwitchAdoption {
   }
 }
 
-/** A service's intercept flows, on a switch whose shift actions can (`fieldShift`) or cannot take their delta from a field. */
-export function interceptFor(s: ServiceConfig, index: number, conntrackZone = DEFAULT_CONNTRACK_ZONE, fieldShift = false): OfpMessage[] {
+/** A service's intercept flows, on a switch with `caps` (a connection tracker; shift actions that take their delta from a field). */
+export function interceptFor(s: ServiceConfig, index: number, conntrackZone = DEFAULT_CONNTRACK_ZONE, caps: SwitchCaps = { ct: true, fieldShift: false }): OfpMessage[] {
   const forward = s.forwardVia === 'conntrack';
-  const nat = s.migrateVia === 'conntrack' && fieldShift;
+  const nat = s.migrateVia === 'conntrack' && caps.fieldShift;
   return interceptFlows({
     index, service: { ip: s.address, ...(s.address6 !== undefined && { ip6: s.address6 }), port: s.port },
     backends: s.backends.flatMap((b) => addressesOf(b).map((ip) => ({ ip, port: b.port }))),
-    ...(passesConntrack(s, fieldShift) && { conntrackZone, conntrackForward: forward, conntrackNat: nat }),
+    ...(passesConntrack(s, caps) && { conntrackZone, conntrackForward: forward, conntrackNat: nat }),
   });
 }
 
 /**
- * Flow-Mods with inc_tcp_seq in a scratch table, each confirmed by a Barrier: an error for the first
- * means an unpatched switch, for the second (the delta from a field) one without ovs-patch 0008.
+ * Flow-Mods in a scratch table, each confirmed by a Barrier: an error for the one with ct means a
+ * switch without a connection tracker; for the one with inc_tcp_seq an unpatched switch, for the
+ * third (the delta from a field) one without ovs-patch 0008.
  */
-async function probe(sw: SwitchConnection): Promise<{ mode: SwitchMode; fieldShift: boolean }> {
+async function probe(sw: SwitchConnection): Promise<{ mode: SwitchMode; fieldShift: boolean; ct: boolean }> {
   const refused = (e: unknown): boolean => e instanceof OpenFlowError && e.errType === OFPET.BAD_ACTION;
   const p = probeFlows();
+  let ct = true;
+  try {
+    await sw.transact([p.addCt]);
+  } catch (e) {
+    if (!refused(e)) throw e;
+    ct = false;
+  }
   try {
     await sw.transact([p.add]);
   } catch (e) {
-    if (refused(e)) return { mode: 'relay', fieldShift: false };
-    throw e;
+    if (!refused(e)) throw e;
+    await sw.transact([p.remove]);
+    return { mode: 'relay', fieldShift: false, ct };
   }
   let fieldShift = true;
   try {
@@ -299,6 +311,6 @@ async function probe(sw: SwitchConnection): Promise<{ mode: SwitchMode; fieldShi
     fieldShift = false;
   }
   await sw.transact([p.remove]);
-  return { mode: 'fastpath', fieldShift };
+  return { mode: 'fastpath', fieldShift, ct };
 }
 

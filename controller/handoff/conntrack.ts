@@ -14,13 +14,20 @@ import {
 import { isIdentity } from './relay.ts';
 import type { ServiceConfig } from './service-config.ts';
 
+/** What a switch can do for verdicts kept in conntrack (probed at connect, SwitchAdoption.switchReady). */
+export interface SwitchCaps {
+  /** It has a connection tracker (the ct action); without one every verdict uses flows. */
+  ct: boolean;
+  /** Its shift actions can take their delta from a field (ovs-patch 0008): MIGRATE in conntrack. */
+  fieldShift: boolean;
+}
+
 /**
- * Whether a service's traffic passes ct in table 0 on a switch whose shift actions can
- * (`fieldShift`) or cannot take their delta from a field: it keeps FORWARD verdicts in conntrack, or
- * MIGRATE verdicts where the switch can.
+ * Whether a service's traffic passes ct in table 0 on a switch with `caps`: it keeps FORWARD
+ * verdicts in conntrack, or MIGRATE verdicts where the switch can.
  */
-export function passesConntrack(s: ServiceConfig, fieldShift: boolean): boolean {
-  return s.forwardVia === 'conntrack' || (s.migrateVia === 'conntrack' && fieldShift);
+export function passesConntrack(s: ServiceConfig, caps: SwitchCaps): boolean {
+  return caps.ct && (s.forwardVia === 'conntrack' || (s.migrateVia === 'conntrack' && caps.fieldShift));
 }
 
 export class ConntrackForwarding {
@@ -51,7 +58,7 @@ export class ConntrackForwarding {
    * ports that fit the label.
    */
   takesHandshake(c: Connection): boolean {
-    return passesConntrack(c.service, this.core.fieldShifts.has(c.dpid)) && !this.core.opts.fabric && isIdentity(c) && conntrackPortsFit(c.client.ofport, c.backend.ofport);
+    return passesConntrack(c.service, this.core.capsOf(c.dpid)) && !this.core.opts.fabric && isIdentity(c) && conntrackPortsFit(c.client.ofport, c.backend.ofport);
   }
 
   /** What the SYN's Packet-Out does before its output: commit the handshake (server 1's SYN-ACK then goes to the client from the switch). */
@@ -76,7 +83,7 @@ export class ConntrackForwarding {
    * a switch that is not one of a fabric, whose ports fit the label.
    */
   takes(c: Connection): boolean {
-    return c.service.forwardVia === 'conntrack' && !this.core.opts.fabric && c.flowsInstalled === undefined && !c.adopted && !c.freeze
+    return c.service.forwardVia === 'conntrack' && this.core.capsOf(c.dpid).ct && !this.core.opts.fabric && c.flowsInstalled === undefined && !c.adopted && !c.freeze
       && c.backendName === c.service.primary && isIdentity(c) && conntrackPortsFit(c.client.ofport, c.backend.ofport);
   }
 
@@ -87,7 +94,8 @@ export class ConntrackForwarding {
    */
   takesMove(c: Connection): boolean {
     const core = this.core;
-    return c.service.migrateVia === 'conntrack' && !core.opts.fabric && c.mode === 'fastpath' && core.fieldShifts.has(c.dpid)
+    const caps = core.capsOf(c.dpid);
+    return c.service.migrateVia === 'conntrack' && !core.opts.fabric && c.mode === 'fastpath' && caps.ct && caps.fieldShift
       && c.flowsInstalled === undefined && !c.adopted && !c.freeze && c.conntrack === undefined
       && conntrackMigratePortsFit(c.client.ofport, c.backend.ofport);
   }
@@ -112,7 +120,7 @@ export class ConntrackForwarding {
    * at its client's FIN.
    */
   serverFinUncopied(c: Connection): boolean {
-    return c.conntrack !== undefined && passesConntrack(c.service, this.core.fieldShifts.has(c.dpid));
+    return c.conntrack !== undefined && passesConntrack(c.service, this.core.capsOf(c.dpid));
   }
 
   /**
@@ -273,7 +281,7 @@ export class ConntrackForwarding {
       const batch = bySwitch.get(c.sw) ?? { conns: [], msgs: [] };
       bySwitch.set(c.sw, batch);
       batch.conns.push(c);
-      for (const m of this.outForGood(c, passesConntrack(c.service, core.fieldShifts.has(c.dpid)))) batch.msgs.push(m);
+      for (const m of this.outForGood(c, passesConntrack(c.service, core.capsOf(c.dpid)))) batch.msgs.push(m);
     }
     for (const [sw, batch] of bySwitch) {
       sw.transact(batch.msgs).then(

@@ -24,7 +24,7 @@ import type { Interception } from './interception.ts';
 import type { Mover } from './move.ts';
 import type { Teardown } from './teardown.ts';
 import type { SwitchAdoption } from './adoption.ts';
-import type { ConntrackForwarding } from './conntrack.ts';
+import type { ConntrackForwarding, SwitchCaps } from './conntrack.ts';
 import type { Transit } from './transit.ts';
 
 export interface EngineOptions {
@@ -87,6 +87,13 @@ export class EngineCore {
   readonly modes = new Map<string, SwitchMode>();
   /** Switches whose shift actions take their delta from a field (ovs-patch 0008): MIGRATE verdicts can be kept in their conntrack. */
   readonly fieldShifts = new Set<string>();
+  /** Switches without a connection tracker (the ct action refused at connect): every verdict uses flows there. */
+  readonly noConntrack = new Set<string>();
+
+  /** What switch `dpid` can do for verdicts kept in conntrack. */
+  capsOf(dpid: string): SwitchCaps {
+    return { ct: !this.noConntrack.has(dpid), fieldShift: this.fieldShifts.has(dpid) };
+  }
   /** Switches this engine has prepared (dpid → channel); a switch away for its grace period is not here. */
   readonly switches = new Map<string, SwitchConnection>();
   readonly stats = {

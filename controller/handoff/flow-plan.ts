@@ -506,7 +506,7 @@ function conntrackForwardFlows(cookie: bigint, zone: number, toService: Match[],
  * connection with no NAT in its entry, so it carries the addresses the connection is known by.
  * The copies' cookie is a service FIN/RST copy's (of no one service).
  */
-export function flagCopyFlows(zone: number): OfpMessage[] {
+export function flagCopyFlows(zone: number, ct = true): OfpMessage[] {
   const cookie = interceptCookie(SHARED_INTERCEPT_INDEX, INTERCEPT_ROLE.flagCopy);
   const on: Action = { type: 'nx_resubmit', inPort: OFPP.IN_PORT, tableId: TABLE.connection };
   const flow = (priority: number, match: Match, actions: Action[]): OfpMessage =>
@@ -515,8 +515,8 @@ export function flagCopyFlows(zone: number): OfpMessage[] {
     flow(PRIORITY.copyOnward, {}, [on]),
     ...[ETH_IPV4, ETH_IPV6].flatMap((ethType) => [TCP_FIN, TCP_RST].map((flag) =>
       flow(PRIORITY.copyFlag, { ethType, ipProto: IPPROTO_TCP, tcpFlags: { value: flag, mask: flag } }, [toController(FLAG_COPY_LEN), on]))),
-    flow(PRIORITY.copySkip, trackedMatch(zone, CT_FORWARDED), [on]),
-    flow(PRIORITY.copySkip, migratedMatch(zone), [on]),
+    // (A switch without a connection tracker refuses ct matches, and has no entries to skip for.)
+    ...(ct ? [flow(PRIORITY.copySkip, trackedMatch(zone, CT_FORWARDED), [on]), flow(PRIORITY.copySkip, migratedMatch(zone), [on])] : []),
   ];
 }
 
@@ -695,10 +695,11 @@ export function interceptsOver(plan: OfpMessage[], present: FlowStats[]): OfpMes
  * A flow using inc_tcp_seq in a scratch table: the switch rejects it unless it has the patch; and one
  * taking the delta from a field, which it rejects unless it has ovs-patch 0008.
  */
-export function probeFlows(): { add: OfpMessage; addFromField: OfpMessage; remove: OfpMessage } {
+export function probeFlows(): { addCt: OfpMessage; add: OfpMessage; addFromField: OfpMessage; remove: OfpMessage } {
   const cookie = appCookie(APP_ID.core, 0xbeefn);
   const match: Match = { ethType: ETH_IPV4, ipProto: IPPROTO_TCP };
   return {
+    addCt: flowMod({ command: 'add', tableId: PROBE_TABLE, priority: 3, cookie, match, instructions: [{ type: 'apply_actions', actions: [{ type: 'nx_ct', zone: DEFAULT_CONNTRACK_ZONE }] }] }),
     add: flowMod({ command: 'add', tableId: PROBE_TABLE, priority: 1, cookie, match, instructions: [{ type: 'apply_actions', actions: [seqShiftAction('seq', 1)] }] }),
     addFromField: flowMod({ command: 'add', tableId: PROBE_TABLE, priority: 2, cookie, match, instructions: [{ type: 'apply_actions', actions: [{ type: 'nx_inc_tcp_seq_reg', field: 'ctLabel', ofs: 32, nBits: 32 }] }] }),
     remove: flowMod({ command: 'delete', tableId: PROBE_TABLE, cookie, cookieMask: ALL_ONES, match: {} }),

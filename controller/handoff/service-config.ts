@@ -71,19 +71,19 @@ export interface ServiceConfig {
   /** Fabric VLANs: allow a move to a backend in another VLAN than the primary's (refused by default). */
   crossVlan: boolean;
   /**
-   * Where a FORWARD verdict is kept: `flows` (two flows per connection, the default) or `conntrack`
-   * (the switch's connection tracker, in `handoff.conntrackZone`: no Flow-Mod per connection, about
-   * twice the setup rate; such a connection is not adopted after a controller restart, though it keeps
-   * flowing, and the controller forgets it `idleTimeout` after the last segment it saw of it).
+   * Where a FORWARD verdict is kept: `conntrack` (the default, unless mirrorAll or a fabric: the
+   * switch's connection tracker, in `handoff.conntrackZone`; no Flow-Mod per connection, about twice
+   * the setup rate; one that outlives handoff.conntrackFlowsAfterMs leaves ct for good with flows of
+   * its own) or `flows` (two flows per connection from the start). On a switch without conntrack,
+   * flows.
    */
   forwardVia: 'flows' | 'conntrack';
   /**
-   * Where a first-segment MIGRATE verdict is kept: `flows` (the default) or `conntrack` (NAT, ack
-   * delta and MACs in the switch's connection tracker: no Flow-Mod per connection; needs a switch
-   * whose shift actions take their delta from a field, ovs-patch 0008, else flows are used). Such a
-   * connection is not adopted after a controller restart (it keeps flowing) and is forgotten
-   * `idleTimeout` after the last segment the controller saw of it; a later move first takes it out
-   * of conntrack (ConntrackForwarding.exit).
+   * Where a first-segment MIGRATE verdict is kept: `conntrack` (the default, as forwardVia: NAT, ack
+   * delta and MACs in the switch's connection tracker; needs a switch whose shift actions take their
+   * delta from a field, ovs-patch 0008, else flows are used) or `flows`. A connection migrated in
+   * conntrack leaves it for good when it outlives handoff.conntrackFlowsAfterMs or moves again
+   * (ConntrackForwarding.exit).
    */
   migrateVia: 'flows' | 'conntrack';
 }
@@ -218,8 +218,12 @@ export function parseService(v: unknown, key: string): ServiceConfig {
   };
 }
 
+/**
+ * A service's forwardVia / migrateVia. Unsaid: conntrack, unless the service has mirrorAll (parseConfig
+ * also makes it flows on a fabric, defaultVia).
+ */
 function viaOf(o: Record<string, unknown>, key: string, name: 'forwardVia' | 'migrateVia'): 'flows' | 'conntrack' {
-  const v = o[name] === undefined ? 'flows' : oneOf(o[name], `${key}.${name}`, ['flows', 'conntrack'] as const);
+  const v = o[name] === undefined ? (o.mirrorAll === true ? 'flows' : 'conntrack') : oneOf(o[name], `${key}.${name}`, ['flows', 'conntrack'] as const);
   // The conntrack path forwards by per-service flows: they carry no per-connection IDS copies.
   if (v === 'conntrack' && o.mirrorAll === true) throw new ConfigError(`${key}.${name}`, "'conntrack' cannot carry mirrorAll's copies of every segment: use 'flows' with mirrorAll");
   return v;

@@ -31,7 +31,9 @@ describe('MIGRATE in conntrack, real TCP (patched OVS)', function () {
   let bed: DrillBed;
   before(async function () {
     await requirePatchedOvs(this);
-    bed = await DrillBed.create({ config: { handoff: { closeGraceMs: 200, switchGraceMs: 30000, conntrackZone: ZONE, conntrackFlowsAfterMs: 0 }, services: [echoService({ verdictTimeoutMs: 60000, midStream: true, migrateVia: 'conntrack', forwardVia: 'conntrack' })] } });
+    // forwardVia and migrateVia unsaid: conntrack is the default for both.
+    const { forwardVia: _f, migrateVia: _m, ...service } = echoService({ verdictTimeoutMs: 60000, midStream: true });
+    bed = await DrillBed.create({ config: { handoff: { closeGraceMs: 200, switchGraceMs: 30000, conntrackZone: ZONE, conntrackFlowsAfterMs: 0 }, services: [service] } });
   });
   after(async () => { await bed?.destroy(); });
 

@@ -8,7 +8,7 @@ import { EngineBed, CLIENT, S1, S2, SYN_OPTIONS, asFlowStats, ctFlushes, type Fl
 import { connCookie, connIdOf, CONN_ROLE, INTERCEPT_ROLE, interceptCookie, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
 import {
   conntrackMigrateActions, conntrackMigratedFlows, conntrackMigratedLabel, conntrackMigratedLabelParts, conntrackMigratedMark,
-  conntrackMigratedMarkPorts, conntrackMigratePortsFit, CT_MIGRATED, interceptFlows, interceptsOver, PRIORITY, TABLE,
+  conntrackMigratedMarkPorts, conntrackMigratePortsFit, CT_MIGRATED, interceptFlows, interceptsOver, PRIORITY, PROBE_TABLE, TABLE,
 } from '../../controller/handoff/flow-plan.ts';
 import { parseConfig } from '../../controller/config.ts';
 import { parseServices } from '../../controller/handoff/service-config.ts';
@@ -140,7 +140,7 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
     assert.ok(flows.indexOf(finCopies[0]!) < flows.findIndex((f) => ctOf(actionsOf(f))?.table === TABLE.copy), 'table 2 is there before a flow sends to it');
     bed.engine.stop();
     bed = await EngineBed.create({ service: { migrateVia: 'conntrack' }, opts: { conntrackZone: ZONE }, fieldShift: false });
-    flows = flowMods(bed.initial);
+    flows = flowMods(bed.initial).filter((f) => f.tableId !== PROBE_TABLE);
     assert.ok(!flows.some((f) => actionsOf(f).some((a) => a.type === 'nx_ct' || a.type === 'nx_dec_tcp_seq_reg')), 'plain steering, no conntrack');
     assert.equal(flows.filter((f) => f.tableId === TABLE.copy).length, 7, 'table 2 on every switch (a connection kept out of ct needs it whatever the services say)');
   });
@@ -353,9 +353,11 @@ describe('MIGRATE in conntrack: engine (scripted switch)', () => {
 
 describe('MIGRATE in conntrack: config', () => {
   const svc = { name: 'echo', address: '10.0.0.1', port: 5001, backends: [{ name: 's1', address: '10.0.0.1', port: 5001 }, { name: 's2', address: '10.0.0.3', port: 5001 }] };
-  it('migrateVia defaults to flows, takes conntrack, refuses anything else, mirrorAll with it, and a fabric', () => {
-    assert.equal(parseConfig({ services: [svc] }).services[0]!.migrateVia, 'flows');
-    assert.equal(parseConfig({ services: [{ ...svc, migrateVia: 'conntrack' }] }).services[0]!.migrateVia, 'conntrack');
+  it('migrateVia defaults to conntrack (flows with mirrorAll, or on a fabric), takes flows or conntrack, refuses anything else, conntrack with mirrorAll, and with a fabric', () => {
+    assert.equal(parseConfig({ services: [svc] }).services[0]!.migrateVia, 'conntrack');
+    assert.equal(parseConfig({ services: [{ ...svc, migrateVia: 'flows' }] }).services[0]!.migrateVia, 'flows');
+    assert.equal(parseConfig({ services: [{ ...svc, mirrorPort: 5, mirrorAll: true }] }).services[0]!.migrateVia, 'flows');
+    assert.equal(parseConfig({ services: [{ ...svc, forwardVia: 'flows' }], fabric: {} }).services[0]!.migrateVia, 'flows', 'on a fabric, whatever else is said');
     assert.throws(() => parseConfig({ services: [{ ...svc, migrateVia: 'nat' }] }), /services\[0\]\.migrateVia.*expected one of flows, conntrack/);
     assert.throws(() => parseConfig({ services: [{ ...svc, migrateVia: 'conntrack', mirrorPort: 5, mirrorAll: true }] }), /services\[0\]\.migrateVia.*mirrorAll/);
     assert.throws(() => parseConfig({ services: [{ ...svc, migrateVia: 'conntrack' }], fabric: {} }), /services\[0\]\.migrateVia.*single switch/);

@@ -9,7 +9,7 @@ import type { EngineOptions } from '../../controller/handoff/engine-core.ts';
 import type { FlowStats } from '../../controller/openflow/index.ts';
 import { CONN_ROLE, connCookie, connIdOf, connRoleOf, INTERCEPT_ROLE, interceptCookie, isFlagCopy, isSynAckCopy, SHARED_INTERCEPT_INDEX } from '../../controller/cookies.ts';
 import {
-  conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLabel, CT_HANDSHAKE, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, CT_MIGRATED, DEFAULT_CONNTRACK_ZONE, flagCopyFlows, interceptFlows, PRIORITY, TABLE,
+  conntrackForwardActions, conntrackHandshakeActions, conntrackHandshakeDoneActions, conntrackLabel, CT_HANDSHAKE, conntrackLabelPorts, conntrackPortsFit, CT_FORWARDED, CT_MIGRATED, DEFAULT_CONNTRACK_ZONE, flagCopyFlows, interceptFlows, PRIORITY, PROBE_TABLE, TABLE,
 } from '../../controller/handoff/flow-plan.ts';
 import { STRAYS_BEFORE_REINSTALL } from '../../controller/handoff/engine-core.ts';
 import { parseConfig } from '../../controller/config.ts';
@@ -24,6 +24,9 @@ const S1_ISN = 5000;
 const HELD = { flags: { ack: true, psh: true }, seq: ISN + 1, ack: S1_ISN + 1, payload: 'hello' };
 const tick = () => new Promise((r) => setImmediate(r));
 const ZONE = 77;
+
+const flowMods = (msgs: unknown[]) => msgs.filter((m): m is FlowMod => (m as FlowMod).type === 'flow_mod');
+const actionsOf = (f: FlowMod): Action[] => f.instructions.flatMap((i) => (i.type === 'apply_actions' ? i.actions : []));
 
 function ctOf(actions: Action[]): Extract<Action, { type: 'nx_ct' }> | undefined {
   return actions.find((a): a is Extract<Action, { type: 'nx_ct' }> => a.type === 'nx_ct');
@@ -161,8 +164,30 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
   }
   const forwarded = (service: Record<string, unknown> = {}, opts: Partial<EngineOptions> = {}) => forwardedOn({ forwardVia: 'conntrack', ...service }, opts);
 
+  it('a switch without a connection tracker (it refuses the ct probe): no ct action or match anywhere, and both verdicts use flows', async () => {
+    bed = await EngineBed.create({ service: { forwardVia: 'conntrack', migrateVia: 'conntrack' }, opts: { conntrackZone: ZONE }, conntrack: false });
+    const flows = flowMods(bed.initial).filter((f) => f.tableId !== PROBE_TABLE && f.command === 'add');
+    assert.ok(flows.length > 0);
+    assert.ok(!flows.some((f) => ctOf(actionsOf(f)) || f.match.ctState || f.match.ctMark !== undefined), 'nothing the switch would refuse');
+    const fwd = bed.handshake();
+    bed.from(CLIENT, S1, HELD);
+    bed.engine.verdict(fwd, { verdict: 'FORWARD', source: 'test' });
+    await tick();
+    assert.equal(flowMods(bed.sw.take()).filter((m) => m.command === 'add' && m.cookie === connCookie(fwd)).length, 2, 'FORWARD: its two flows');
+    const port = CLIENT.port + 1;
+    const mig = bed.handshake({ ...CLIENT, port });
+    bed.from({ ...CLIENT, port }, S1, HELD);
+    bed.engine.verdict(mig, { verdict: 'MIGRATE', source: 'test' });
+    await tick();
+    const migrated = bed.waitEvent('migrated');
+    bed.from(S2, { ...CLIENT, port }, { flags: { syn: true, ack: true }, seq: 90000, ack: ISN + 1, options: SYN_OPTIONS });
+    await migrated;
+    assert.equal(flowMods(bed.sw.take()).filter((m) => m.command === 'add' && m.cookie === connCookie(mig)).length, 2, 'MIGRATE: its two flows');
+    assert.ok([fwd, mig].every((id) => !bed!.conn(id)?.conntrack));
+  });
+
   it('a switch that connects gets the service\'s flows through ct in the configured zone, or the default one', async () => {
-    const zonesOf = (b: EngineBed) => new Set(b.initial.flatMap((m) => (m.type === 'flow_mod' ? m.instructions.flatMap((i) => (i.type === 'apply_actions' ? [ctOf(i.actions)?.zone] : [])) : [])).filter((z) => z !== undefined));
+    const zonesOf = (b: EngineBed) => new Set(b.initial.flatMap((m) => (m.type === 'flow_mod' && m.tableId !== PROBE_TABLE ? m.instructions.flatMap((i) => (i.type === 'apply_actions' ? [ctOf(i.actions)?.zone] : [])) : [])).filter((z) => z !== undefined));
     bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE } });
     assert.deepEqual([...zonesOf(bed)], [ZONE, ZONE + 1], 'and the handshake zone next to it');
     assert.ok(bed.initial.some((m) => m.type === 'flow_mod' && m.priority === PRIORITY.conntrack));
@@ -442,8 +467,11 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
 
 describe('FORWARD in conntrack: config', () => {
   const svc = { name: 'echo', address: '10.0.0.1', port: 5001, backends: [{ name: 's1', address: '10.0.0.1', port: 5001 }, { name: 's2', address: '10.0.0.3', port: 5001 }] };
-  it('forwardVia defaults to flows, takes conntrack, refuses anything else, mirrorAll with it, and a fabric', () => {
-    assert.equal(parseConfig({ services: [svc] }).services[0]!.forwardVia, 'flows');
+  it('forwardVia defaults to conntrack (flows with mirrorAll, or on a fabric), takes flows or conntrack, refuses anything else, conntrack with mirrorAll, and with a fabric', () => {
+    assert.equal(parseConfig({ services: [svc] }).services[0]!.forwardVia, 'conntrack');
+    assert.equal(parseConfig({ services: [{ ...svc, forwardVia: 'flows' }] }).services[0]!.forwardVia, 'flows');
+    assert.equal(parseConfig({ services: [{ ...svc, mirrorPort: 5, mirrorAll: true }] }).services[0]!.forwardVia, 'flows');
+    assert.deepEqual(parseConfig({ services: [svc], fabric: {} }).services.map((s) => [s.forwardVia, s.migrateVia]), [['flows', 'flows']]);
     const cfg = parseConfig({ services: [{ ...svc, forwardVia: 'conntrack' }], handoff: { conntrackZone: 9 } });
     assert.deepEqual([cfg.services[0]!.forwardVia, cfg.handoff.conntrackZone], ['conntrack', 9]);
     assert.equal(parseConfig({}).handoff.conntrackZone, DEFAULT_CONNTRACK_ZONE);

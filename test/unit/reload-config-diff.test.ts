@@ -68,7 +68,8 @@ describe('reload: config diff', () => {
     ['idleTimeout', (s) => { s.idleTimeout = 60; }, ['services.echo.idleTimeout: 300 -> 60']],
     ['midStream', (s) => { s.midStream = false; }, ['services.echo.midStream: true -> false']],
     ['mirrorPort', (s) => { s.mirrorPort = 4; }, ['services.echo.mirrorPort: none -> 4']],
-    ['mirrorAll', (s) => { s.mirrorAll = true; }, ['services.echo.mirrorAll: false -> true']],
+    // Unsaid, forwardVia and migrateVia follow it (conntrack cannot carry its copies).
+    ['mirrorAll', (s) => { s.mirrorAll = true; }, ['services.echo.mirrorAll: false -> true', 'services.echo.forwardVia: conntrack -> flows', 'services.echo.migrateVia: conntrack -> flows']],
   ];
   for (const [key, edit, lines] of serviceKeys) {
     it(`services[].${key} is reloadable`, () => {
