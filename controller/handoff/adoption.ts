@@ -287,30 +287,16 @@ export function interceptFor(s: ServiceConfig, index: number, conntrackZone = DE
  * third (the delta from a field) one without ovs-patch 0008.
  */
 async function probe(sw: SwitchConnection): Promise<{ mode: SwitchMode; fieldShift: boolean; ct: boolean }> {
-  const refused = (e: unknown): boolean => e instanceof OpenFlowError && e.errType === OFPET.BAD_ACTION;
   const p = probeFlows();
-  let ct = true;
-  try {
-    await sw.transact([p.addCt]);
-  } catch (e) {
-    if (!refused(e)) throw e;
-    ct = false;
-  }
-  try {
-    await sw.transact([p.add]);
-  } catch (e) {
-    if (!refused(e)) throw e;
-    await sw.transact([p.remove]);
-    return { mode: 'relay', fieldShift: false, ct };
-  }
-  let fieldShift = true;
-  try {
-    await sw.transact([p.addFromField]);
-  } catch (e) {
-    if (!refused(e)) throw e;
-    fieldShift = false;
-  }
+  // Whether the switch takes this flow (a refused action: false; any other error is no answer).
+  const takes = (flow: OfpMessage): Promise<boolean> => sw.transact([flow]).then(() => true, (e) => {
+    if (e instanceof OpenFlowError && e.errType === OFPET.BAD_ACTION) return false;
+    throw e;
+  });
+  const ct = await takes(p.addCt);
+  const patched = await takes(p.add);
+  const fieldShift = patched && await takes(p.addFromField);
   await sw.transact([p.remove]);
-  return { mode: 'fastpath', fieldShift, ct };
+  return { mode: patched ? 'fastpath' : 'relay', fieldShift, ct };
 }
 

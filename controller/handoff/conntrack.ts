@@ -135,9 +135,9 @@ export class ConntrackForwarding {
   }
 
   /**
-   * `c` leaves conntrack for good: the flows of where it is now (with its ct-exit flows when its
-   * service's traffic passes ct, `exit`); once they are in, its entry goes (deleteEntries). From then
-   * on it is a connection with flows like any other: ended by their idle timeout, adopted after a restart.
+   * `c` leaves conntrack for good: the flows of where it is now (with its ct-exit flows, `exit`, that
+   * keep its segments from ct); once they are in, its entry goes (deleteEntries). From then on it is
+   * a connection with flows like any other: ended by their idle timeout, adopted after a restart.
    */
   private outForGood(c: Connection, exit: boolean): OfpMessage[] {
     c.conntrack = undefined;
@@ -151,15 +151,25 @@ export class ConntrackForwarding {
 
   /**
    * The conntrack entries of connections that left ct for good (their flows confirmed): deleted
-   * (conntrackExitFlush), or a later connection from the same client port would meet one. A switch
-   * that cannot (NXT_CT_FLUSH: Open vSwitch 3.1 or later) is logged; the connections are not affected.
+   * (conntrackExitFlush). Their segments may still pass ct (table 0), which, the entry gone, neither
+   * NATs nor marks them: their own flows take them. And a later connection from the same client port
+   * cannot meet the entry's mark and NAT. A switch that cannot (NXT_CT_FLUSH: Open vSwitch 3.1 or
+   * later) is logged, and those connections get ct-exit flows instead, which keep their segments from
+   * the entry (it then expires by conntrack's timeouts: until then a new connection from one of those
+   * ports would meet it).
    */
   deleteEntries(sw: Connection['sw'], conns: Connection[]): void {
     if (!conns.length) return;
-    sw.transact(conns.map((c) => conntrackExitFlush(this.zone, this.core.flowSpec(c)))).catch((e) => this.core.log.warn(
-      'the switch did not delete the conntrack entries of connections that left conntrack (NXT_CT_FLUSH needs Open vSwitch 3.1 or later): until they expire, a new connection from one of their client ports would be forwarded by them, past the controller',
-      { conns: conns.length, first: conns[0]!.id, error: (e as Error).message },
-    ));
+    const core = this.core;
+    sw.transact(conns.map((c) => conntrackExitFlush(this.zone, core.flowSpec(c)))).catch((e) => {
+      const exits = conns.filter((c) => !c.ctExit && c.flowsInstalled && c.phase !== 'closing' && c.phase !== 'closed');
+      core.log.warn('the switch did not delete the conntrack entries of connections that left conntrack (NXT_CT_FLUSH needs Open vSwitch 3.1 or later): they get ct-exit flows instead; until the entries expire, a new connection from one of their client ports would be forwarded by them, past the controller',
+        { conns: conns.length, first: conns[0]!.id, exits: exits.length, error: (e as Error).message });
+      for (const c of exits) {
+        c.ctExit = { ip: c.backend.ip, port: c.backend.port };
+        core.send(c, core.reinstallMessages(c));
+      }
+    });
   }
 
   /** From now on conntrack forwards it: what was held leaves committing it (EngineCore.release). */
@@ -176,8 +186,8 @@ export class ConntrackForwarding {
   /**
    * A connection kept in conntrack (FORWARDed, or migrated there) that outlives
    * handoff.conntrackFlowsAfterMs leaves it for good (giveFlows): the Flow-Mods go only to connections
-   * long enough to be worth them, which from then on a restarted controller adopts, the switch's idle
-   * timeout ends, and whose segments skip ct and its recirculation. With 0 it never does, and since
+   * long enough to be worth them, which from then on a restarted controller adopts and the switch's
+   * idle timeout ends. With 0 it never does, and since
    * the controller sees none of its traffic (only FIN/RST copies and strays) it forgets it once it
    * has seen nothing of it for the service's idle timeout; the switch keeps forwarding it, only its
    * listing and a later move are lost.
@@ -269,9 +279,10 @@ export class ConntrackForwarding {
 
   /**
    * Connections kept in conntrack leave it for good (outForGood): they lived long enough, or their
-   * service stopped keeping that verdict there. A migrated one gets the flows of a connection
-   * migrated to its target (they see the addresses on the wire: its ct-exit flows keep its segments
-   * from ct's NAT, or table 0 no longer applies it). One barrier per switch for all.
+   * service stopped keeping that verdict there. Each gets the two flows of where it is (a migrated
+   * one: of a connection migrated to its target, seeing the addresses on the wire, since its entry is
+   * then deleted and ct no longer NATs it), one barrier per switch for all; no ct-exit flows (half
+   * the Flow-Mods: its segments go on passing ct, at 0.9–1.0 of the throughput, docs/benchmarks.md §1 (e)).
    */
   giveFlows(conns: Connection[]): void {
     const core = this.core;
@@ -281,7 +292,7 @@ export class ConntrackForwarding {
       const batch = bySwitch.get(c.sw) ?? { conns: [], msgs: [] };
       bySwitch.set(c.sw, batch);
       batch.conns.push(c);
-      for (const m of this.outForGood(c, passesConntrack(c.service, core.capsOf(c.dpid)))) batch.msgs.push(m);
+      for (const m of this.outForGood(c, false)) batch.msgs.push(m);
     }
     for (const [sw, batch] of bySwitch) {
       sw.transact(batch.msgs).then(

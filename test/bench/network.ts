@@ -104,7 +104,6 @@ async function dpRun(bed: HandoffBed, mode: DpMode, seconds: number, direction: 
     const shifted = /(inc|dec)_tcp_(seq|ack)\(/.test(dump);
     const tracked = /\bct\(.*zone=/.test(dump);
     const check = `${verdict} → ${migrated} migrated, ${forwarded} forwarded; datapath: ${mode === 'relay' ? `${bed.engine.stats.relayed} packets relayed so far` : slow ? 'slow_path(action) megaflows' : mode === 'migratect' ? (shifted && tracked ? 'ct(zone, nat), recirculation and inc/dec_tcp_* in megaflows' : 'no ct or shift in megaflows') : shifted ? 'inc/dec_tcp_* in megaflows' : mode === 'forwardct' ? (tracked ? 'ct(zone) and recirculation in megaflows' : 'no ct in megaflows') : 'plain output megaflows'}`;
-    // (e)'s connections outlive conntrackFlowsAfterMs and get their flows after all; ct stays on their path (table 0).
     const expectOk = mode === 'forward' ? forwarded >= 2 && !shifted : mode === 'forwardct' ? forwarded >= 2 && tracked && !shifted : mode === 'fastpath' ? migrated >= 2 && shifted && !slow : mode === 'migratect' ? migrated >= 2 && shifted && tracked && !slow : mode === 'slowpath' ? migrated >= 2 && slow : migrated >= 2;
     if (!expectOk) throw new Error(`${mode} run did not look like ${mode}: ${check}`);
     progress(`  datapath ${mode.padEnd(8)} ${direction.padEnd(8)} round ${round}: ${r.gbps.toFixed(3)} Gbit/s, ${r.retransmits} retransmits (${check})`);
@@ -124,7 +123,10 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
   if (!patched) res.notes.push(`The patched OVS (inc/dec_tcp_seq/ack) was not installed under ${PATCHED_PREFIX} when this ran: (a) was measured on stock OVS, (b) and (c) were not measured. Run ovs-patch/build.sh and rerun \`npm run bench -- --only datapath\`.`);
   let bed: HandoffBed | undefined;
   try {
-    bed = await HandoffBed.create({ prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, services: iperfBackends() });
+    // (e) and (f): connections kept in conntrack for the whole run, so that the megaflows checked
+    // halfway show ct's actions (by default one gets its flows after handoff.conntrackFlowsAfterMs,
+    // its segments still passing ct).
+    bed = await HandoffBed.create({ prefix: patched ? PATCHED_PREFIX : STOCK_PREFIX, services: iperfBackends(), handoff: { conntrackFlowsAfterMs: 0 } });
     await startIperfServers(bed);
     await addConntrackTwin(bed, IPERF_CT_PORT);
     await startIperfServers(bed, IPERF_CT_PORT);

@@ -14,7 +14,8 @@ import {
 import { STRAYS_BEFORE_REINSTALL } from '../../controller/handoff/engine-core.ts';
 import { parseConfig } from '../../controller/config.ts';
 import { parseServices } from '../../controller/handoff/service-config.ts';
-import { OFPP, type Action } from '../../controller/openflow/index.ts';
+import { OFPBRC, OFPET, OFPP, type Action } from '../../controller/openflow/index.ts';
+import { OpenFlowError } from '../../controller/datapath/switch-connection.ts';
 
 const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
@@ -295,31 +296,46 @@ describe('FORWARD in conntrack: engine (scripted switch)', () => {
     assert.equal(bed!.engine.table.size, 0);
   });
 
-  it('one that outlives conntrackFlowsAfterMs leaves ct for good: its two flows and two ct-exit flows, then its entry deleted; a later controller adopts it so, and its move has no mark to take away', async () => {
+  it('one that outlives conntrackFlowsAfterMs leaves ct for good: its two flows, then its entry deleted; a later controller adopts it, and its move has no mark to take away', async () => {
     const id = await forwarded({}, { conntrackFlowsAfterMs: 30 });
     bed!.sw.take();
     const sent = await bed!.sw.nextTransact();
     const adds = sent.filter((m): m is FlowMod => m.type === 'flow_mod' && m.command === 'add' && connIdOf(m.cookie) === id);
     assert.deepEqual(adds.map((m) => [m.tableId, m.priority, connRoleOf(m.cookie)]), [
       [TABLE.connection, PRIORITY.connection, CONN_ROLE.main], [TABLE.connection, PRIORITY.connection, CONN_ROLE.main],
-      [TABLE.steer, PRIORITY.ctExit, CONN_ROLE.ctExit], [TABLE.steer, PRIORITY.ctExit, CONN_ROLE.ctExit],
-    ], 'table 1 first, then out of ct');
+    ], 'its two flows, no ct-exit flows (its segments go on passing ct, which no longer marks them)');
     assert.ok(!sent.some((m) => m.type === 'flow_mod' && m.command !== 'add'), 'nothing to delete before its first flows');
     assert.deepEqual(ctFlushes(sent), [], 'its entry stays while its flows go in');
     assert.deepEqual(ctFlushes(await bed!.sw.nextTransact()), [{ zone: ZONE, ipProto: 6, orig: { src: CLIENT.ip, dst: S1.ip, srcPort: CLIENT.port, dstPort: S1.port } }], 'and goes once they are in');
     const note = adds.flatMap((m) => m.instructions.flatMap((i) => (i.type === 'apply_actions' ? i.actions : []))).find((a) => a.type === 'nx_note');
     assert.ok(note && note.type === 'nx_note' && !decodeRecord(note.data).conntrackMarked, 'no mark left to note');
     assert.deepEqual([bed!.conn(id)?.phase, bed!.conn(id)?.conntrack], ['forwarded', undefined]);
-    // A controller restarted over those flows adopts it with its exit flows; a move sends no mark-removing Packet-Out.
+    // A controller restarted over those flows adopts it; a move sends no mark-removing Packet-Out.
     bed!.engine.stop();
     bed = await EngineBed.create({ service: { forwardVia: 'conntrack' }, opts: { conntrackZone: ZONE }, flows: asFlowStats(adds) });
-    assert.deepEqual([bed.conn(id)?.adopted, bed.engine.table.get(id)?.ctExit], [true, { ip: S1.ip, port: S1.port }]);
+    assert.deepEqual([bed.conn(id)?.adopted, bed.engine.table.get(id)?.ctExit], [true, undefined]);
+    assert.ok(!flowMods(bed.initial).some((f) => connIdOf(f.cookie) === id), 'adopted exactly');
     await moveToServer2(bed, id);
     await server2Answers(bed);
     const moved = bed.sw.take();
     assert.ok(!moved.some((m) => m.type === 'packet_out' && ctOf(m.actions)), 'no ct commit on the way: its entry is gone');
-    assert.ok(!moved.some((m) => m.type === 'flow_mod' && m.command !== 'add' && m.cookie === connCookie(id, CONN_ROLE.ctExit)), 'its exit flows stay');
     assert.deepEqual([bed.conn(id)?.phase, bed.conn(id)?.backend], ['forwarded', 'server2']);
+  });
+
+  it('a switch that does not delete the entry (NXT_CT_FLUSH refused): the connection gets ct-exit flows instead, which keep its segments from the entry', async () => {
+    const id = await forwarded({}, { conntrackFlowsAfterMs: 30 });
+    bed!.sw.refuse = (msgs) => (msgs.some((m) => m.type === 'experimenter') ? new OpenFlowError(OFPET.BAD_REQUEST, OFPBRC.BAD_EXP_TYPE, Buffer.alloc(0)) : undefined);
+    bed!.sw.take();
+    await bed!.sw.nextTransact();
+    const t0 = Date.now();
+    while (!flowMods(bed!.sw.sent).some((f) => f.command === 'add' && f.cookie === connCookie(id, CONN_ROLE.ctExit))) {
+      assert.ok(Date.now() - t0 < 3000, 'ct-exit flows after the refusal');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const exits = flowMods(bed!.sw.sent).filter((f) => f.command === 'add' && f.cookie === connCookie(id, CONN_ROLE.ctExit));
+    assert.deepEqual(exits.map((f) => [f.tableId, f.match.ipv4Src, f.match.ipv4Dst]), [[TABLE.steer, CLIENT.ip, S1.ip], [TABLE.steer, S1.ip, CLIENT.ip]]);
+    assert.ok(!flowMods(bed!.sw.sent).some((f) => f.command !== 'add' && f.cookie === connCookie(id, CONN_ROLE.ctExit)), 'nothing of it deleted that would let its segments meet the entry');
+    assert.deepEqual(bed!.engine.table.get(id)?.ctExit, { ip: S1.ip, port: S1.port });
   });
 
   it('flows of an earlier version whose note says its entry keeps the mark: adopted so, and its move takes the mark away first', async () => {
