@@ -68,7 +68,7 @@ export function renderScale(e: Entry<ScaleResult> | undefined, L: string[], titl
   if (e.error) { L.push(`Failed: ${e.error}`); L.push(''); return; }
   const s = e.result!;
   const via = s.options.migrateVia ?? 'flows';
-  L.push(`When: ${when(e.meta)}. OVS: ${s.prefix}. Command: \`npm run bench -- --only scale${e.meta.quick ? ' --quick' : ''}${via !== 'flows' ? ` --scale-via ${via}` : ''}\`. The service's MIGRATE verdicts: ${via === 'conntrack' ? 'in the switch\'s conntrack (\`migrateVia: "conntrack"\`: no flow per connection)' : 'in flows (two per connection)'}.`);
+  L.push(`When: ${when(e.meta)}. OVS: ${s.prefix}. Command: \`npm run bench -- --only scale${e.meta.quick ? ' --quick' : ''}${via !== 'flows' ? ` --scale-via ${via}` : ''}\`. The service's MIGRATE verdicts: ${via === 'conntrack' ? 'in the switch\'s conntrack (\`migrateVia: "conntrack"\`, the default: no flow per connection at first; one that has lived \`handoff.conntrackFlowsAfterMs\`, 2 s, gets its two flows and its entry is deleted, so the levels after the first show them)' : 'in flows (\`migrateVia: "flows"\`: two per connection)'}.`);
   L.push('');
   L.push(`What: test/bench/scale.ts on the test bed (controller in the bench process, real OVS, echo servers) plus ${s.clients} client namespaces (10.0.0.100+), each running test/bench/apps/hold-client.mjs with its fd limit raised as far as allowed (\`ulimit -n\`; the echo servers' with prlimit, see the notes for what this container permits). The levels are reached one after the other: each new connection sends "please migrate …", gets a MIGRATE verdict from the bench at once, is moved to server 2 and stays open (${s.options.concurrency} setups in flight over all clients). At each level every open connection is probed (one request line, the reply must come from server 2; 100 outstanding per client); then 300 short connections to a port the controller does not intercept give the baseline setup rate through the same switch with that many live connections; then memory (controller: this process after full GCs, minus the same before any connection) and flows. Service idle timeout 300 s.`);
   L.push('');
@@ -110,10 +110,13 @@ export function summaryRows(all: AllResults): string[] {
     const s = e?.result;
     const last = s?.levels.at(-1);
     if (!s || !last) return [];
-    const mode = (s.options.migrateVia ?? 'flows') === 'conntrack' ? 'in conntrack' : 'with flows';
+    // The rate goal applies to the default (MIGRATE verdicts in conntrack); flows are the contrast.
+    const ct = (s.options.migrateVia ?? 'flows') === 'conntrack';
+    const mode = ct ? 'in conntrack, the default' : 'with `"flows"`';
+    const rateOk = s.levels.every((x) => x.plainRatePerSec && x.ratePerSec / x.plainRatePerSec >= 0.4);
     return [
       `| live migrated connections held (${mode}, ${sec}), every one answering a probe | ${k(last.probe.answered)} of ${k(last.open)} | 10,000 | ${last.probe.answered >= 10000 ? 'met' : '**missed**'}${s.broke ? ` (teardown: see ${sec})` : ''} |`,
-      `| MIGRATE setups/s (${mode}) ÷ not intercepted, at ${s.levels.map((x) => k(x.open)).join(' / ')} live | ${s.levels.map((x) => f(x.plainRatePerSec ? x.ratePerSec / x.plainRatePerSec : undefined)).join(' / ')} | ≥ 0.4 | ${s.levels.every((x) => x.plainRatePerSec && x.ratePerSec / x.plainRatePerSec >= 0.4) ? 'met' : '**missed**'} |`,
+      `| MIGRATE setups/s (${mode}) ÷ not intercepted, at ${s.levels.map((x) => k(x.open)).join(' / ')} live | ${s.levels.map((x) => f(x.plainRatePerSec ? x.ratePerSec / x.plainRatePerSec : undefined)).join(' / ')} | ${ct ? `≥ 0.4 | ${rateOk ? 'met' : '**missed**'}` : 'contrast | '} |`,
       `| controller heap per migrated connection (${mode}) at ${k(last.open)} live | ${k(last.heapPerConnB)} B | ≤ 1 KiB | ${last.heapPerConnB <= 1024 ? 'met' : '**missed**'} |`,
     ];
   });
