@@ -183,6 +183,15 @@ async function main(): Promise<void> {
     story(`client → "please migrate this connection"   ← ${(await expectOk(c2, { op: 'send', line: 'please migrate this connection' })).reply}`);
     const [view, info] = await migrated;
     story(`client → "are you still there?"   ← ${(await expectOk(c2, { op: 'send', line: 'are you still there?' })).reply}`);
+    if (view.conntrack) {
+      // Kept in the switch's conntrack (the default): no flows of its own until it has lived
+      // handoff.conntrackFlowsAfterMs; its entry holds the NAT, the ack delta and the MACs.
+      const clientPort = conn.local.split(':').at(-1);
+      say(`\n  connection ${view.id} is kept in the switch's conntrack (flows of its own after ${config.handoff.conntrackFlowsAfterMs} ms), as ovs-appctl shows it:`);
+      const entries = (await ovs.appctl('dpctl/dump-conntrack', `zone=${config.handoff.conntrackZone}`)).split('\n').filter((l) => l.includes(`sport=${clientPort},`));
+      for (const e of entries) say(`    ${e.trim()}`);
+      await new Promise((r) => setTimeout(r, config.handoff.conntrackFlowsAfterMs + 500));
+    }
     say(`\n  flows for connection ${view.id}, as ovs-ofctl shows them:`);
     const flows = (await ovs.ofctl('-O', 'OpenFlow13', '--no-stats', 'dump-flows', bridge)).split('\n')
       .filter((l) => new RegExp(`cookie=0x10[0-9a-f]{2}0*${view.id.toString(16)},`).test(l));
