@@ -151,7 +151,10 @@ export function parseConfig(input: unknown): ControllerConfig {
   ({ tcp: cfg.services, quic: cfg.quicServices } = joinQuicServices(lists, cfg.quicServices));
   // A verdict kept in one switch's conntrack says nothing to the other switches on the path: on a
   // fabric, conntrack said is refused and the default is flows.
-  if (cfg.fabric) cfg.services = cfg.services.map((s) => defaultVia(s, explicitVia(input)));
+  if (cfg.fabric) {
+    const explicit = explicitVia(input);
+    cfg.services = cfg.services.map((s) => defaultVia(s, explicit));
+  }
   for (const via of ['forwardVia', 'migrateVia'] as const) {
     const ct = cfg.services.findIndex((s) => s[via] === 'conntrack');
     if (cfg.fabric && ct >= 0) throw new ConfigError(`services[${ct}].${via}`, "'conntrack' is for a single switch; with fabric use 'flows'");

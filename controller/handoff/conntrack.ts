@@ -187,10 +187,9 @@ export class ConntrackForwarding {
    * A connection kept in conntrack (FORWARDed, or migrated there) that outlives
    * handoff.conntrackFlowsAfterMs leaves it for good (giveFlows): the Flow-Mods go only to connections
    * long enough to be worth them, which from then on a restarted controller adopts and the switch's
-   * idle timeout ends. With 0 it never does, and since
-   * the controller sees none of its traffic (only FIN/RST copies and strays) it forgets it once it
-   * has seen nothing of it for the service's idle timeout; the switch keeps forwarding it, only its
-   * listing and a later move are lost.
+   * idle timeout ends. With 0 it never does, and since the controller sees none of its traffic (only
+   * FIN/RST copies and strays) it forgets it once it has seen nothing of it for the service's idle
+   * timeout; the switch keeps forwarding it, only its listing and a later move are lost.
    */
   armTimer(c: Connection): void {
     if (this.flowsAfterMs > 0) this.queueForFlows(c);
@@ -229,8 +228,9 @@ export class ConntrackForwarding {
       due.push(this.waiting[this.waitingHead]!);
       this.waitingHead++;
     }
-    // Dropped from the front now and then, not at every step (an array shift is a copy).
-    if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
+    // Dropped from the front now and then, not at every step (an array shift is a copy), and at
+    // once when none are left (the queue would hold ended connections until the next ones came).
+    if (this.waitingHead === this.waiting.length || (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length)) {
       this.waiting.splice(0, this.waitingHead);
       this.waitingUntil.splice(0, this.waitingHead);
       this.waitingHead = 0;

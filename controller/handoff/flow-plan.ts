@@ -205,11 +205,12 @@ function ctExitFlows(s: ConnectionFlowSpec, target: { ip: string; port: number }
 }
 
 /**
- * The conntrack entry of a connection that leaves ct for good (its ct-exit flows), deleted: nothing
- * of it passes ct any more, so the entry would see no FIN and stay established for conntrack's
- * timeout (a day in the userspace datapath), and a later connection from the same client port would
- * meet its mark (and NAT) and be forwarded by the per-service flows past the controller and the
- * analyzer. NXT_CT_FLUSH, Open vSwitch 3.1+.
+ * The conntrack entry of a connection that leaves ct for good, deleted (NXT_CT_FLUSH, Open vSwitch
+ * 3.1+). Its segments may still pass ct, which without the entry neither marks nor NATs them, so its
+ * own flows take them. Left in place, the entry (with ct-exit flows keeping the segments from it, it
+ * would see no FIN and stay established for conntrack's timeout, a day in the userspace datapath)
+ * would hand a later connection from the same client port its mark and NAT, past the controller and
+ * the analyzer.
  */
 export function conntrackExitFlush(zone: number, s: { client: { ip: string; port: number }; service: { ip: string; port: number } }): OfpMessage {
   return ctFlushMessage({ zone, ipProto: IPPROTO_TCP, orig: { src: s.client.ip, dst: s.service.ip, srcPort: s.client.port, dstPort: s.service.port } });
