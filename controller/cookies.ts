@@ -13,23 +13,21 @@ export function cookieApp(cookie: bigint): bigint { return cookie >> COOKIE_APP_
 
 /** Per-connection cookies: app byte, a role byte (which of the connection's flows), a 48-bit id. */
 /**
- * freeze: a mid-stream move's data segments to the controller; freezeCopy: the rest forwarded with a
- * copy. flags: per-connection FIN/RST copies of the one-table layout (replaced by per-service copies;
- * still recognised, and deleted, in flows adopted from a switch set up by an older controller).
- */
-/** `transit`: on a fabric switch other than the connection's own, the flows that only carry its packets (handoff/transit.ts). */
-/**
- * `closing`: a closing connection's two flows, replaced with a short idle timeout so that the
- * switch itself removes them once the connection has gone quiet (handoff/teardown.ts).
- */
-/**
- * `leg`: while a replay's target has not answered, its SYN-ACKs for the client's port go to the
- * controller through a flow of the connection's own (handoff/move.ts: a stale cached path must not
- * swallow them); gone by a hard timeout.
- */
-/**
- * `ctExit`: a connection migrated in conntrack that moves again: two flows in table 0 that keep its
- * packets (the entry's two directions) out of ct, whose NAT cannot change (handoff/conntrack.ts).
+ * The roles of a connection's flows (in its cookie, above the id).
+ * - `freeze`: a mid-stream move's data segments to the controller; `freezeCopy`: the rest forwarded
+ *   with a copy.
+ * - `flags`: per-connection FIN/RST copies of the one-table layout (replaced by per-service copies;
+ *   still recognised, and deleted, in flows adopted from a switch set up by an older controller).
+ * - `transit`: on a fabric switch other than the connection's own, the flows that only carry its
+ *   packets (handoff/transit.ts).
+ * - `closing`: a closing connection's two flows, replaced with a short idle timeout so that the
+ *   switch itself removes them once the connection has gone quiet (handoff/teardown.ts).
+ * - `leg`: while a replay's target has not answered, its SYN-ACKs for the client's port go to the
+ *   controller through a flow of the connection's own (handoff/move.ts: a stale cached path must
+ *   not swallow them); gone by a hard timeout.
+ * - `ctExit`: a connection migrated in conntrack that moves again (or that left conntrack on a switch
+ *   that cannot delete its entry): two flows in table 0 that keep its packets (the entry's two
+ *   directions) out of ct, whose NAT cannot change (handoff/conntrack.ts).
  */
 export const CONN_ROLE = { main: 0n, flags: 1n, freeze: 2n, freezeCopy: 3n, transit: 4n, closing: 5n, leg: 6n, ctExit: 7n } as const;
 const ROLE_SHIFT = 48n;

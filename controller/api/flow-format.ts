@@ -269,9 +269,13 @@ export interface FlowView {
   dpid?: string;
 }
 
+const ROLE_NAMES = new Map<bigint, FlowRole>([
+  [CONN_ROLE.main, 'main'], [CONN_ROLE.flags, 'flags'], [CONN_ROLE.freeze, 'freeze'], [CONN_ROLE.freezeCopy, 'freeze-copy'],
+  [CONN_ROLE.transit, 'transit'], [CONN_ROLE.closing, 'closing'], [CONN_ROLE.leg, 'leg'], [CONN_ROLE.ctExit, 'ct-exit'],
+]);
+
 function roleOf(cookie: bigint): FlowRole {
-  const r = connRoleOf(cookie);
-  return r === CONN_ROLE.main ? 'main' : r === CONN_ROLE.flags ? 'flags' : r === CONN_ROLE.freeze ? 'freeze' : r === CONN_ROLE.freezeCopy ? 'freeze-copy' : r === CONN_ROLE.transit ? 'transit' : r === CONN_ROLE.closing ? 'closing' : r === CONN_ROLE.leg ? 'leg' : r === CONN_ROLE.ctExit ? 'ct-exit' : 'other';
+  return ROLE_NAMES.get(connRoleOf(cookie)) ?? 'other';
 }
 
 /** A flow-stats entry in readable form; `clientIp` tells the two directions apart. */

@@ -32,10 +32,10 @@ export function passesConntrack(s: ServiceConfig, caps: SwitchCaps): boolean {
 
 export class ConntrackForwarding {
   /**
-   * Connections kept in conntrack for good (a MIGRATE, or a FORWARD with conntrackFlowsAfterMs 0):
-   * when the controller forgets them, having seen nothing of them for their service's idle timeout.
-   * One sweep for all, in place of a timer each, which would cost a migrated connection about half
-   * of its memory again (docs/benchmarks.md §7).
+   * Connections kept in conntrack for good (conntrackFlowsAfterMs 0): when the controller forgets
+   * them, having seen nothing of them for their service's idle timeout. One sweep for all, in place
+   * of a timer each, which would cost a migrated connection about half of its memory again
+   * (docs/benchmarks.md §7).
    */
   private readonly forgetAt = new Map<Connection, number>();
   /**
@@ -192,9 +192,14 @@ export class ConntrackForwarding {
    * timeout; the switch keeps forwarding it, only its listing and a later move are lost.
    */
   armTimer(c: Connection): void {
+    this.keep(c);
+    this.core.parts.teardown.endIfClientClosed(c);
+  }
+
+  /** From now on conntrack carries `c` (FORWARDed or migrated there): flows after conntrackFlowsAfterMs, or (0) forgotten when unseen. */
+  keep(c: Connection): void {
     if (this.flowsAfterMs > 0) this.queueForFlows(c);
     else this.watch(c);
-    this.core.parts.teardown.endIfClientClosed(c);
   }
 
   /**
@@ -264,12 +269,6 @@ export class ConntrackForwarding {
     this.sweeper = undefined;
     if (this.waitTimer) clearTimeout(this.waitTimer);
     this.waitTimer = undefined;
-  }
-
-  /** A connection migrated in conntrack: as one FORWARDed there (armTimer). */
-  watchMoved(c: Connection): void {
-    if (this.flowsAfterMs > 0) this.queueForFlows(c);
-    else this.watch(c);
   }
 
   /** A segment of a connection kept in conntrack reached the controller: it is alive (without flows to come, its idle time starts over). */

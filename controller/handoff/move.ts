@@ -307,7 +307,7 @@ export class Mover {
       // No Flow-Mod: the held segment commits the move (NAT, delta, MACs) to the switch's conntrack.
       ct.enterMoved(c);
       core.release(c, 'forwarded');
-      if (c.phase === 'forwarded') ct.watchMoved(c);
+      if (c.phase === 'forwarded') ct.keep(c);
     } else {
       try {
         await core.installAndRelease(c, 'forwarded');
